@@ -1,0 +1,111 @@
+//! The plugin's commands. They see storage only through the `Storage` trait.
+
+mod hooks;
+mod manage;
+mod transfer;
+
+use std::time::Instant;
+
+use crate::cli::Command;
+use crate::config::PluginConfig;
+use crate::error::Result;
+use crate::logging;
+use crate::storage::{self, Storage};
+
+/// What every storage command starts with: the config and the storage it names.
+pub struct Context {
+    pub config: PluginConfig,
+    pub command: &'static str,
+}
+
+impl Context {
+    /// Loads the config and applies its log settings.
+    pub fn load(command: &'static str, path: &std::path::Path) -> Result<Context> {
+        let config = PluginConfig::load(path)?;
+        logging::set_verbosity(config.verbosity);
+        for w in &config.warnings {
+            log::warn!("plugin config {}: {w}", config.path.display());
+        }
+        log::trace!(
+            "plugin config {}: {:?}",
+            config.path.display(),
+            config.redacted_options
+        );
+        Ok(Context { config, command })
+    }
+
+    pub fn storage(&self) -> Result<Box<dyn Storage>> {
+        storage::open(&self.config)
+    }
+}
+
+/// Runs one command (the version answers are handled by the caller).
+pub fn execute(cmd: Command) -> Result<()> {
+    let name = cmd.name();
+    let started = Instant::now();
+    log::debug!("{name}: starting: {cmd:?}");
+    let result = match cmd {
+        Command::ApiVersion | Command::Version | Command::Help => Ok(()),
+        Command::Hook {
+            hook,
+            config,
+            local_dir,
+            scope,
+            content,
+        } => hooks::run(
+            &Context::load(name, &config)?,
+            hook,
+            &local_dir,
+            scope,
+            content,
+        ),
+        Command::BackupFile { config, file } => {
+            transfer::backup_file(&Context::load(name, &config)?, &file)
+        }
+        Command::RestoreFile { config, file } => {
+            transfer::restore_file(&Context::load(name, &config)?, &file)
+        }
+        Command::BackupData { config, key } => {
+            transfer::backup_data(&Context::load(name, &config)?, &key)
+        }
+        Command::RestoreData { config, key } => {
+            transfer::restore_data(&Context::load(name, &config)?, &key)
+        }
+        Command::RestoreDataSubset {
+            config,
+            key,
+            offsets,
+        } => transfer::restore_data_subset(&Context::load(name, &config)?, &key, &offsets),
+        Command::DeleteBackup { config, timestamp } => {
+            manage::delete_backup(&Context::load(name, &config)?, &timestamp)
+        }
+        Command::ListDirectory { config, path } => {
+            manage::list_directory(&Context::load(name, &config)?, path.as_deref())
+        }
+        Command::DeleteDirectory { config, path } => {
+            manage::delete_directory(&Context::load(name, &config)?, &path)
+        }
+        Command::ReplicateBackup { config, timestamp } => {
+            manage::replicate_backup(&Context::load(name, &config)?, &timestamp)
+        }
+        Command::DeleteReplica { config, timestamp } => {
+            manage::delete_replica(&Context::load(name, &config)?, &timestamp)
+        }
+    };
+    log::debug!(
+        "{name}: finished in {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
+    result
+}
+
+/// The per-object summary line.
+pub fn log_summary(command: &str, object: &str, bytes: u64, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    let mbps = if secs > 0.0 {
+        bytes as f64 / secs / 1e6
+    } else {
+        0.0
+    };
+    log::info!("{command} {object}: {bytes} bytes in {secs:.3} s ({mbps:.1} MB/s)");
+}

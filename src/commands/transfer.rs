@@ -1,0 +1,242 @@
+//! backup_file, restore_file, backup_data, restore_data, restore_data_subset.
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::integrity;
+use crate::keys::ObjectKey;
+use crate::offsets;
+use crate::signals::CleanupGuard;
+use crate::storage::{temp_name, ObjectReader, Storage};
+use crate::stream::{self, Verify};
+
+use super::{log_summary, Context};
+
+/// Stores `input` as the object for `key_path`: data, then its checksum
+/// record, then the data is committed under its name.
+fn store(ctx: &Context, key_path: &str, input: Box<dyn Read + Send>, source: &str) -> Result<()> {
+    let key = ObjectKey::from_path(key_path)?;
+    let storage = ctx.storage()?;
+    let path = key.relative();
+    let started = Instant::now();
+    let fail = |e: Error| {
+        e.context(format!(
+            "{} of {path} to {} failed",
+            ctx.command,
+            storage.describe()
+        ))
+    };
+    let mut writer = storage.create(&path).map_err(fail)?;
+    let sum = stream::upload(input, writer.as_mut(), source).map_err(fail)?;
+    integrity::store(storage.as_ref(), &path, &sum).map_err(fail)?;
+    writer.commit().map_err(fail)?;
+    log_summary(ctx.command, &path, sum.size, started);
+    Ok(())
+}
+
+pub fn backup_file(ctx: &Context, file: &str) -> Result<()> {
+    // Check the key first: a bad path must not touch storage.
+    ObjectKey::from_path(file)?;
+    let f = File::open(file)
+        .map_err(|e| Error::io(format!("backup_file: cannot read local file {file}: {e}")))?;
+    store(ctx, file, Box::new(f), file)
+}
+
+pub fn backup_data(ctx: &Context, key: &str) -> Result<()> {
+    ObjectKey::from_path(key)?;
+    let stdin = std::io::stdin();
+    stream::enlarge_pipe(stdin.as_fd());
+    let fd = stdin
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| Error::io(format!("cannot use standard input: {e}")))?;
+    store(ctx, key, Box::new(File::from(fd)), "standard input")
+}
+
+/// An object opened for a restore, with what to verify.
+struct Source {
+    storage: Box<dyn Storage>,
+    reader: Box<dyn ObjectReader>,
+    path: String,
+}
+
+fn open_source(ctx: &Context, key_path: &str) -> Result<Source> {
+    let key = ObjectKey::from_path(key_path)?;
+    let storage = ctx.storage()?;
+    let path = key.relative();
+    let reader = storage.open(&path).map_err(|e| {
+        if e.kind() == ErrorKind::NotFound {
+            Error::not_found(format!(
+                "backup object {path} not found in {}; check the backup timestamp and that the plugin config points at the storage the backup was written to",
+                storage.describe()
+            ))
+        } else {
+            e.context(format!("cannot open {path}"))
+        }
+    })?;
+    Ok(Source {
+        storage,
+        reader,
+        path,
+    })
+}
+
+/// The checksum to verify a full restore against.
+fn expected(src: &Source) -> Result<Verify> {
+    match integrity::load(src.storage.as_ref(), &src.path)? {
+        Some(sum) => {
+            if sum.size != src.reader.size() {
+                return Err(Error::integrity(format!(
+                    "{} is {} bytes but {} were recorded at backup time; the stored copy is damaged or incomplete",
+                    src.path,
+                    src.reader.size(),
+                    sum.size
+                )));
+            }
+            Ok(Verify::Whole(sum))
+        }
+        None => {
+            log::warn!(
+                "{} has no checksum record (not written by this plugin?); restoring it unverified",
+                src.path
+            );
+            Ok(Verify::Nothing)
+        }
+    }
+}
+
+fn stdout_file() -> Result<File> {
+    let stdout = std::io::stdout();
+    stream::enlarge_pipe(stdout.as_fd());
+    let fd = stdout
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| Error::io(format!("cannot use standard output: {e}")))?;
+    Ok(File::from(fd))
+}
+
+pub fn restore_data(ctx: &Context, key: &str) -> Result<()> {
+    let mut src = open_source(ctx, key)?;
+    let verify = expected(&src)?;
+    let started = Instant::now();
+    let size = src.reader.size();
+    let n = stream::download(
+        src.reader.as_mut(),
+        &[0..size],
+        Box::new(stdout_file()?),
+        verify,
+        &src.path,
+    )
+    .map_err(|e| restore_error(ctx, &src, e))?;
+    log_summary(ctx.command, &src.path, n, started);
+    Ok(())
+}
+
+fn restore_error(ctx: &Context, src: &Source, e: Error) -> Error {
+    match e.kind() {
+        ErrorKind::BrokenPipe | ErrorKind::Integrity => e,
+        _ => e.context(format!(
+            "{} of {} from {} failed",
+            ctx.command,
+            src.path,
+            src.storage.describe()
+        )),
+    }
+}
+
+/// The most offsets text read, far more than any segment's table count needs.
+const MAX_OFFSETS_BYTES: u64 = 256 << 20;
+
+pub fn restore_data_subset(ctx: &Context, key: &str, offsets_file: &Path) -> Result<()> {
+    ObjectKey::from_path(key)?;
+    let mut text = String::new();
+    File::open(offsets_file)
+        .and_then(|f| f.take(MAX_OFFSETS_BYTES).read_to_string(&mut text))
+        .map_err(|e| {
+            Error::invalid(format!(
+                "cannot read offsets file {}: {e}",
+                offsets_file.display()
+            ))
+        })?;
+    let ranges = offsets::parse(&text)
+        .map_err(|e| e.context(format!("offsets file {}", offsets_file.display())))?;
+    let mut src = open_source(ctx, key)?;
+    offsets::check_within(&ranges, src.reader.size(), &src.path)
+        .map_err(|e| e.context(format!("offsets file {}", offsets_file.display())))?;
+    let merged = offsets::merge(&ranges);
+    log::debug!(
+        "{}: {} ranges ({} reads) from {}",
+        ctx.command,
+        ranges.len(),
+        merged.len(),
+        src.path
+    );
+    let started = Instant::now();
+    let n = stream::download(
+        src.reader.as_mut(),
+        &merged,
+        Box::new(stdout_file()?),
+        Verify::Nothing,
+        &src.path,
+    )
+    .map_err(|e| restore_error(ctx, &src, e))?;
+    log_summary(ctx.command, &src.path, n, started);
+    Ok(())
+}
+
+pub fn restore_file(ctx: &Context, file: &str) -> Result<()> {
+    let mut src = open_source(ctx, file)?;
+    let verify = expected(&src)?;
+    let target = PathBuf::from(file);
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    std::fs::create_dir_all(&parent).map_err(|e| {
+        Error::io(format!(
+            "restore_file: cannot create folder {}: {e}",
+            parent.display()
+        ))
+    })?;
+    let temp = parent.join(temp_name(&name));
+    let out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .map_err(|e| {
+            Error::io(format!(
+                "restore_file: cannot create {}: {e}",
+                temp.display()
+            ))
+        })?;
+    let guard = CleanupGuard::remove_file(temp.clone());
+    let started = Instant::now();
+    let size = src.reader.size();
+    let n = stream::download(
+        src.reader.as_mut(),
+        &[0..size],
+        Box::new(out),
+        verify,
+        &src.path,
+    )
+    .map_err(|e| restore_error(ctx, &src, e))?;
+    guard.disarm_with(|| {
+        std::fs::rename(&temp, &target).map_err(|e| {
+            Error::io(format!(
+                "restore_file: cannot rename into {}: {e}",
+                target.display()
+            ))
+        })
+    })?;
+    log_summary(ctx.command, &src.path, n, started);
+    Ok(())
+}

@@ -1,0 +1,630 @@
+//! The plugin config file: `executablepath` plus a flat `options` map.
+//!
+//! gpbackup hands the plugin a re-marshalled copy of the user's file with
+//! injected keys (`pgport`, `backup_plugin_version`, and the encryption key
+//! under the plugin's own name), while gpbackup_manager, gpbackman and the
+//! plugin test bench pass hand-written files. Parsing is therefore lenient:
+//! any scalar is taken as its raw text (`on`, `"on"`, `10` and `"10"` all
+//! work), unknown keys are warnings, and every problem is reported at once,
+//! each naming its key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::error::{Error, Result};
+use crate::PLUGIN_NAME;
+
+/// A value that must never be printed: Debug and Display show `***`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Log verbosity, option `logger_verbosity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Error,
+    Info,
+    Verbose,
+    Debug,
+}
+
+/// Where objects are stored.
+#[derive(Debug, Clone)]
+pub enum BackendConfig {
+    Local(LocalConfig),
+    DdBoost(DdBoostConfig),
+}
+
+/// `backend: local`: a mounted filesystem.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// Absolute base directory; backups go under `<directory>/backups/`.
+    pub directory: PathBuf,
+    /// fsync every object and its directory before reporting success.
+    pub fsync: bool,
+}
+
+/// One Data Domain system and a place on it.
+#[derive(Debug, Clone)]
+pub struct DdTarget {
+    pub hostname: String,
+    pub username: String,
+    pub password: Secret,
+    pub storage_unit: String,
+    pub directory: String,
+}
+
+/// `backend: ddboost`.
+#[derive(Debug, Clone)]
+pub struct DdBoostConfig {
+    pub target: DdTarget,
+    /// Explicit path of libDDBoost.so (option `ddboost_library`).
+    pub library: Option<PathBuf>,
+    /// `replication: on`: the remote system, else None.
+    pub replica: Option<DdTarget>,
+    /// The `remote_*` options when given, whatever `replication` says: used by
+    /// `replicate_backup` and `delete_replica`.
+    pub remote: Option<DdTarget>,
+    /// Problems with the `remote_*` options, reported when a command needs them.
+    pub remote_problems: Vec<String>,
+    pub replication_streams: usize,
+}
+
+/// The parsed plugin config.
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    pub path: PathBuf,
+    pub executable_path: Option<String>,
+    pub backend: BackendConfig,
+    pub verbosity: Verbosity,
+    pub restore_subset: bool,
+    /// Injected by gprestore: the plugin version that made the backup ("" if unknown).
+    pub backup_plugin_version: String,
+    /// Non-fatal findings (unknown keys, ignored options) for the log.
+    pub warnings: Vec<String>,
+    /// Every option as given, secrets redacted, for the debug log.
+    pub redacted_options: Vec<(String, String)>,
+}
+
+/// Every option the plugin knows, with whether it is a secret.
+pub const KNOWN_OPTIONS: &[&str] = &[
+    "backend",
+    "directory",
+    "logger_verbosity",
+    "restore_subset",
+    "fsync",
+    "hostname",
+    "username",
+    "password",
+    "password_encryption",
+    "storage_unit",
+    "ddboost_library",
+    "replication",
+    "replication_streams",
+    "remote_hostname",
+    "remote_username",
+    "remote_password",
+    "remote_password_encryption",
+    "remote_storage_unit",
+    "remote_directory",
+    // Injected by gpbackup/gprestore.
+    "pgport",
+    "backup_plugin_version",
+    PLUGIN_NAME,
+];
+
+/// Options whose values must never be logged or shown.
+pub fn is_secret_option(key: &str) -> bool {
+    key.contains("password") || key.contains("secret") || key == PLUGIN_NAME
+}
+
+const DD_ONLY_OPTIONS: &[&str] = &[
+    "hostname",
+    "username",
+    "password",
+    "password_encryption",
+    "storage_unit",
+    "ddboost_library",
+    "replication",
+    "replication_streams",
+    "remote_hostname",
+    "remote_username",
+    "remote_password",
+    "remote_password_encryption",
+    "remote_storage_unit",
+    "remote_directory",
+];
+
+/// A scalar's raw text: `010` stays `010`, `on` stays `on`, null is "".
+struct RawScalar(String);
+
+impl<'de> Deserialize<'de> for RawScalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawScalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a scalar")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<RawScalar, E> {
+                Ok(RawScalar(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> std::result::Result<RawScalar, E> {
+                Ok(RawScalar(String::new()))
+            }
+            fn visit_none<E: de::Error>(self) -> std::result::Result<RawScalar, E> {
+                Ok(RawScalar(String::new()))
+            }
+        }
+        // deserialize_str hands over a plain scalar's text as written.
+        d.deserialize_str(V)
+    }
+}
+
+/// The text of a scalar `Value` (used only when raw text is unavailable).
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => Some(String::new()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        Value::Tagged(t) => scalar_text(&t.value),
+        Value::Sequence(_) | Value::Mapping(_) => None,
+    }
+}
+
+fn shape(v: &Value) -> &'static str {
+    match v {
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a map",
+        _ => "a value",
+    }
+}
+
+impl PluginConfig {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<PluginConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(format!(
+                "cannot read plugin config {}: {e}; check the path passed to the plugin",
+                path.display()
+            ))
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<PluginConfig> {
+        let bad_yaml = |e: serde_yaml_ng::Error| {
+            Error::config(format!(
+                "plugin config {} is not valid YAML: {e}",
+                path.display()
+            ))
+        };
+        let top: Value = serde_yaml_ng::from_str(text).map_err(bad_yaml)?;
+        let top = match top {
+            Value::Mapping(m) => m,
+            Value::Null => Mapping::new(),
+            other => {
+                return Err(Error::config(format!(
+                    "plugin config {} must be a map with keys executablepath and options, not {}",
+                    path.display(),
+                    shape(&other)
+                )))
+            }
+        };
+        let mut problems = Vec::new();
+        let mut warnings = Vec::new();
+        let mut executable_path = None;
+        let mut options_value = None;
+        for (key, value) in &top {
+            let key = scalar_text(key).unwrap_or_default();
+            match key.as_str() {
+                "executablepath" => match scalar_text(value) {
+                    Some(s) => executable_path = Some(s),
+                    None => problems.push(format!(
+                        "\"executablepath\" must be a path, not {}",
+                        shape(value)
+                    )),
+                },
+                "options" => options_value = Some(value.clone()),
+                other => warnings.push(format!("unknown top-level key \"{other}\" ignored")),
+            }
+        }
+        let mut map: BTreeMap<String, String> = BTreeMap::new();
+        match options_value {
+            None => problems.push("key \"options\" is missing".to_string()),
+            Some(Value::Null) => {}
+            Some(Value::Mapping(m)) => {
+                let mut all_scalars = true;
+                for (k, v) in &m {
+                    let k = scalar_text(k).unwrap_or_default();
+                    match scalar_text(v) {
+                        Some(t) => {
+                            map.insert(k, t);
+                        }
+                        None => {
+                            all_scalars = false;
+                            problems.push(format!(
+                                "option \"{k}\" must be a single value, not {}",
+                                shape(v)
+                            ));
+                        }
+                    }
+                }
+                if all_scalars {
+                    // Again, for the raw text of every scalar.
+                    #[derive(Deserialize)]
+                    struct Raw {
+                        options: BTreeMap<String, RawScalar>,
+                    }
+                    let raw: Raw = serde_yaml_ng::from_str(text).map_err(bad_yaml)?;
+                    map = raw.options.into_iter().map(|(k, v)| (k, v.0)).collect();
+                }
+            }
+            Some(other) => problems.push(format!(
+                "\"options\" must be a map of option names to values, not {}",
+                shape(&other)
+            )),
+        }
+        let redacted: Vec<(String, String)> = map
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_secret_option(k) {
+                    "***".to_string()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), shown)
+            })
+            .collect();
+        for key in map.keys() {
+            if !KNOWN_OPTIONS.contains(&key.as_str()) {
+                warnings.push(format!("unknown option \"{key}\" ignored"));
+            }
+        }
+
+        let opts = Options { map: &map };
+        let verbosity = match opts.get("logger_verbosity") {
+            None | Some("") => Verbosity::Info,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "error" => Verbosity::Error,
+                "info" => Verbosity::Info,
+                "verbose" => Verbosity::Verbose,
+                "debug" => Verbosity::Debug,
+                _ => {
+                    problems.push(format!(
+                        "option \"logger_verbosity\" must be error, info, verbose or debug (got \"{v}\")"
+                    ));
+                    Verbosity::Info
+                }
+            },
+        };
+        let restore_subset = opts.on_off("restore_subset", true, &mut problems);
+        let backend_name = opts.get("backend").unwrap_or("").to_ascii_lowercase();
+        let backend = match backend_name.as_str() {
+            "" | "ddboost" => parse_ddboost(&opts, &mut problems).map(BackendConfig::DdBoost),
+            "local" => {
+                for key in DD_ONLY_OPTIONS {
+                    if map.contains_key(*key) {
+                        warnings.push(format!("option \"{key}\" is ignored with backend local"));
+                    }
+                }
+                parse_local(&opts, &mut problems).map(BackendConfig::Local)
+            }
+            other => {
+                problems.push(format!(
+                    "option \"backend\" must be ddboost or local (got \"{other}\")"
+                ));
+                None
+            }
+        };
+        if backend_name != "local" && map.contains_key("fsync") {
+            warnings.push("option \"fsync\" is used only with backend local".to_string());
+        }
+
+        match backend {
+            Some(backend) if problems.is_empty() => Ok(PluginConfig {
+                path: path.to_path_buf(),
+                executable_path,
+                backend,
+                verbosity,
+                restore_subset,
+                backup_plugin_version: map
+                    .get("backup_plugin_version")
+                    .cloned()
+                    .unwrap_or_default(),
+                warnings,
+                redacted_options: redacted,
+            }),
+            _ => Err(Error::config(format!(
+                "plugin config {}: {}",
+                path.display(),
+                problems.join("; ")
+            ))),
+        }
+    }
+}
+
+/// Typed access to the option map.
+struct Options<'a> {
+    map: &'a BTreeMap<String, String>,
+}
+
+impl Options<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.map.get(key).map(|s| s.as_str())
+    }
+
+    /// A required, non-empty value; records a problem when missing.
+    fn required(&self, key: &str, problems: &mut Vec<String>) -> Option<String> {
+        match self.get(key).map(str::trim) {
+            Some(v) if !v.is_empty() => Some(v.to_string()),
+            Some(_) => {
+                problems.push(format!("option \"{key}\" is empty"));
+                None
+            }
+            None => {
+                problems.push(format!("option \"{key}\" is required"));
+                None
+            }
+        }
+    }
+
+    fn on_off(&self, key: &str, default: bool, problems: &mut Vec<String>) -> bool {
+        match self.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+            None => default,
+            Some(v) if v.is_empty() => default,
+            Some(v) => match v.as_str() {
+                "on" | "true" | "yes" => true,
+                "off" | "false" | "no" => false,
+                _ => {
+                    problems.push(format!("option \"{key}\" must be on or off (got \"{v}\")"));
+                    default
+                }
+            },
+        }
+    }
+}
+
+fn parse_local(opts: &Options, problems: &mut Vec<String>) -> Option<LocalConfig> {
+    let fsync = opts.on_off("fsync", true, problems);
+    let dir = opts.required("directory", problems)?;
+    let path = PathBuf::from(&dir);
+    if !path.is_absolute() {
+        problems.push(format!(
+            "option \"directory\" must be an absolute path with backend local (got \"{dir}\")"
+        ));
+        return None;
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        problems.push(format!(
+            "option \"directory\" must not contain \"..\" (got \"{dir}\")"
+        ));
+        return None;
+    }
+    Some(LocalConfig {
+        directory: path,
+        fsync,
+    })
+}
+
+/// Checks a Data Domain name option: non-empty, at most `max` characters.
+fn dd_name(opts: &Options, key: &str, max: usize, problems: &mut Vec<String>) -> Option<String> {
+    let v = opts.required(key, problems)?;
+    if v.chars().count() > max {
+        problems.push(format!("option \"{key}\" is longer than {max} characters"));
+        return None;
+    }
+    Some(v)
+}
+
+/// A directory inside a storage unit: relative, no `..`, no empty components.
+fn dd_directory(opts: &Options, key: &str, problems: &mut Vec<String>) -> Option<String> {
+    let v = opts.required(key, problems)?;
+    let trimmed = v.trim_matches('/');
+    if trimmed.is_empty()
+        || trimmed
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        problems.push(format!(
+            "option \"{key}\" must be a path inside the storage unit such as backups/gp (got \"{v}\")"
+        ));
+        return None;
+    }
+    Some(trimmed.to_string())
+}
+
+fn dd_target(opts: &Options, prefix: &str, problems: &mut Vec<String>) -> Option<DdTarget> {
+    let key = |k: &str| format!("{prefix}{k}");
+    let enc = opts.on_off(&key("password_encryption"), false, problems);
+    if enc {
+        problems.push(format!(
+            "option \"{}\" on is not supported: give the password in plain text and protect the config file (chmod 600)",
+            key("password_encryption")
+        ));
+    }
+    let hostname = dd_name(opts, &key("hostname"), 255, problems);
+    let username = dd_name(opts, &key("username"), 30, problems);
+    let password = opts.required(&key("password"), problems);
+    let storage_unit = dd_name(opts, &key("storage_unit"), 255, problems);
+    let directory = dd_directory(opts, &key("directory"), problems);
+    if let Some(su) = &storage_unit {
+        if su.contains('/') {
+            problems.push(format!(
+                "option \"{}\" must not contain '/'",
+                key("storage_unit")
+            ));
+            return None;
+        }
+    }
+    Some(DdTarget {
+        hostname: hostname?,
+        username: username?,
+        password: Secret::new(password?),
+        storage_unit: storage_unit?,
+        directory: directory?,
+    })
+}
+
+fn parse_ddboost(opts: &Options, problems: &mut Vec<String>) -> Option<DdBoostConfig> {
+    let target = dd_target(opts, "", problems);
+    let library = opts
+        .get("ddboost_library")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    if let Some(lib) = &library {
+        if !lib.is_absolute() {
+            problems.push(format!(
+                "option \"ddboost_library\" must be an absolute path (got \"{}\")",
+                lib.display()
+            ));
+        }
+    }
+    let replication = opts.on_off("replication", false, problems);
+    let streams = match opts.get("replication_streams").map(str::trim) {
+        None | Some("") => 1,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=64).contains(&n) => n,
+            _ => {
+                problems.push(format!(
+                    "option \"replication_streams\" must be a whole number from 1 to 64 (got \"{v}\")"
+                ));
+                1
+            }
+        },
+    };
+    let any_remote = opts.map.keys().any(|k| k.starts_with("remote_"));
+    let mut remote_problems = Vec::new();
+    let remote = if any_remote || replication {
+        dd_target(opts, "remote_", &mut remote_problems)
+    } else {
+        None
+    };
+    let replica = if replication {
+        problems.extend(
+            remote_problems
+                .iter()
+                .map(|p| format!("{p} (replication is on)")),
+        );
+        remote.clone()
+    } else {
+        None
+    };
+    Some(DdBoostConfig {
+        target: target?,
+        library,
+        replica,
+        remote,
+        remote_problems,
+        replication_streams: streams,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<PluginConfig> {
+        PluginConfig::parse(s, Path::new("/tmp/cfg.yaml"))
+    }
+
+    #[test]
+    fn bare_and_quoted_scalars_and_injected_keys() {
+        let c = parse(
+            "executablepath: /usr/local/bin/gpbackup_ddboost_plugin\noptions:\n  backend: local\n  directory: \"/backup\"\n  restore_subset: \"off\"\n  pgport: 6000\n  backup_plugin_version: \"\"\n  gpbackup_ddboost_plugin: 0123abc\n  logger_verbosity: debug\n",
+        )
+        .unwrap();
+        assert!(!c.restore_subset);
+        assert_eq!(c.verbosity, Verbosity::Debug);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let shown = format!("{:?}", c);
+        assert!(!shown.contains("0123abc"), "{shown}");
+        match c.backend {
+            BackendConfig::Local(l) => assert_eq!(l.directory, PathBuf::from("/backup")),
+            _ => panic!("wrong backend"),
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let e = parse(
+            "options:\n  backend: local\n  logger_verbosity: loud\n  restore_subset: maybe\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("\"directory\" is required"), "{e}");
+        assert!(e.contains("\"logger_verbosity\""), "{e}");
+        assert!(e.contains("\"restore_subset\""), "{e}");
+    }
+
+    #[test]
+    fn ddboost_missing_options_all_named_and_password_hidden() {
+        let e = parse("options:\n  password: hunter2\n  hostname: dd1\n")
+            .unwrap_err()
+            .to_string();
+        for k in ["username", "storage_unit", "directory"] {
+            assert!(e.contains(&format!("\"{k}\" is required")), "{e}");
+        }
+        assert!(!e.contains("hunter2"));
+    }
+
+    #[test]
+    fn duplicates_and_nested_values_rejected() {
+        let e =
+            parse("options:\n  backend: local\n  directory: /a\n  directory: /b\n  x: [1, 2]\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("directory"), "{e}");
+        let e = parse("options:\n  backend: local\n  directory: /a\n  x: [1, 2]\n  y: {a: 1}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"x\" must be a single value"), "{e}");
+        assert!(e.contains("\"y\" must be a single value"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_warn() {
+        let c = parse("executablepath: /x\nfoo: 1\noptions:\n  backend: local\n  directory: /a\n  colour: blue\n").unwrap();
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn raw_scalar_text_is_kept() {
+        let c = parse("options:\n  backend: local\n  directory: /a\n  replication_streams: 010\n")
+            .unwrap();
+        assert!(c
+            .redacted_options
+            .contains(&("replication_streams".into(), "010".into())));
+    }
+}

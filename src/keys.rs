@@ -1,0 +1,251 @@
+//! Mapping from the local paths gpbackup passes to object keys.
+//!
+//! An object's key is `backups/<YYYYMMDD>/<timestamp>/<file name>` below the
+//! configured directory, taken from the last three components of the path.
+//! Everything before them (segment data directories, which differ between
+//! hosts and in resize restores) is ignored.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// Top-level folder below the configured directory.
+pub const BACKUPS_DIR: &str = "backups";
+
+/// A backup timestamp: 14 ASCII digits (not checked as a real date).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(String);
+
+impl Timestamp {
+    pub fn parse(s: &str) -> Result<Timestamp> {
+        if is_digits(s, 14) {
+            Ok(Timestamp(s.to_string()))
+        } else {
+            Err(Error::invalid(format!(
+                "invalid backup timestamp \"{}\": expected 14 digits YYYYMMDDHHMMSS",
+                s.escape_debug()
+            )))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The date directory: the first 8 digits.
+    pub fn date(&self) -> &str {
+        &self.0[..8]
+    }
+    /// The folder that holds every object of this backup, relative to the base directory.
+    pub fn prefix(&self) -> String {
+        format!("{BACKUPS_DIR}/{}/{}", self.date(), self.0)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An object: its backup timestamp and file name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectKey {
+    pub timestamp: Timestamp,
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// The key for a local path such as
+    /// `/data/gpseg0/backups/20250101/20250101120000/gpbackup_0_20250101120000`.
+    pub fn from_path(path: &str) -> Result<ObjectKey> {
+        let bad = |why: &str| {
+            Error::invalid(format!(
+                "cannot map path \"{}\" to a backup object: {why}",
+                path.escape_debug()
+            ))
+        };
+        if path.is_empty() {
+            return Err(bad("the path is empty"));
+        }
+        let trimmed = path.strip_suffix('/').unwrap_or(path);
+        if trimmed.len() != path.len() {
+            return Err(bad("it ends with '/', a file name is needed"));
+        }
+        let parts: Vec<&str> = trimmed.rsplitn(4, '/').collect();
+        let name = parts[0];
+        validate_name(name).map_err(|why| bad(&why))?;
+        if parts.len() >= 3 && is_digits(parts[2], 8) && is_digits(parts[1], 14) {
+            let (date, ts) = (parts[2], parts[1]);
+            if !ts.starts_with(date) {
+                return Err(bad(&format!(
+                    "date directory {date} does not match timestamp {ts}"
+                )));
+            }
+            return Ok(ObjectKey {
+                timestamp: Timestamp(ts.to_string()),
+                name: name.to_string(),
+            });
+        }
+        // A report stored under a custom path (gpbackman --plugin-report-file-path):
+        // take the timestamp from the gpbackup file name itself.
+        if let Some(ts) = timestamp_from_name(name) {
+            return Ok(ObjectKey {
+                timestamp: ts,
+                name: name.to_string(),
+            });
+        }
+        Err(bad(
+            "expected .../<YYYYMMDD>/<YYYYMMDDHHMMSS>/<file name> or a gpbackup_<timestamp>_* file name",
+        ))
+    }
+
+    /// Path relative to the base directory.
+    pub fn relative(&self) -> String {
+        format!("{}/{}", self.timestamp.prefix(), self.name)
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.relative())
+    }
+}
+
+/// The backup folder named by a hook's local backup directory
+/// (`.../<YYYYMMDD>/<timestamp>`), if it has that shape.
+pub fn timestamp_of_dir(dir: &str) -> Option<Timestamp> {
+    let trimmed = dir.trim_end_matches('/');
+    let mut it = trimmed.rsplit('/');
+    let ts = it.next()?;
+    let date = it.next()?;
+    (is_digits(date, 8) && is_digits(ts, 14) && ts.starts_with(date))
+        .then(|| Timestamp(ts.to_string()))
+}
+
+/// A file name the plugin accepts as an object name.
+///
+/// Names starting with '.' are reserved for the plugin's temporaries and
+/// checksum records; gpbackup never produces them.
+pub fn validate_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() {
+        return Err("the file name is empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err(format!("\"{name}\" is not a file name"));
+    }
+    if name.starts_with('.') {
+        return Err("file names starting with '.' are reserved".into());
+    }
+    if name.contains(['/', '\\', '\0']) {
+        return Err("the file name contains a separator".into());
+    }
+    if name.len() > 200 {
+        return Err("the file name is longer than 200 bytes".into());
+    }
+    Ok(())
+}
+
+fn timestamp_from_name(name: &str) -> Option<Timestamp> {
+    let rest = name.strip_prefix("gpbackup_")?;
+    rest.split('_')
+        .take(2)
+        .map(|p| p.get(..14).unwrap_or(p))
+        .find(|p| is_digits(p, 14))
+        .map(|p| Timestamp(p.to_string()))
+}
+
+fn is_digits(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn maps_last_three_components() {
+        let k = ObjectKey::from_path(
+            "/data/gpseg0/backups/20250101/20250101120000/gpbackup_0_20250101120000",
+        )
+        .unwrap();
+        assert_eq!(
+            k.relative(),
+            "backups/20250101/20250101120000/gpbackup_0_20250101120000"
+        );
+        let k2 = ObjectKey::from_path(
+            "/other/gpseg3/backups/20250101/20250101120000/gpbackup_0_20250101120000",
+        )
+        .unwrap();
+        assert_eq!(k, k2);
+    }
+
+    #[test]
+    fn bench_style_random_timestamps_are_accepted() {
+        let k = ObjectKey::from_path(
+            "/tmp/testseg/backups/99998911/99998911234567/testdata_99998911234567.txt",
+        )
+        .unwrap();
+        assert_eq!(k.timestamp.date(), "99998911");
+    }
+
+    #[test]
+    fn report_under_custom_path() {
+        let k =
+            ObjectKey::from_path("/home/gpadmin/reports/gpbackup_20250101120000_report").unwrap();
+        assert_eq!(
+            k.relative(),
+            "backups/20250101/20250101120000/gpbackup_20250101120000_report"
+        );
+        let k = ObjectKey::from_path("/x/gpbackup_3_20250101120000_toc.yaml").unwrap();
+        assert_eq!(k.timestamp.as_str(), "20250101120000");
+    }
+
+    #[test]
+    fn bad_paths() {
+        for p in [
+            "",
+            "/a/b/c/",
+            "/x/20250101/20250101120000/..",
+            "/x/20250101/20250101120000/.",
+            "/x/20250101/20250101120000/.hidden",
+            "/x/2025010/20250101120000/f",
+            "/x/20250101/2025010112000a/f",
+            "/x/20250102/20250101120000/f",
+            "relative_name",
+        ] {
+            assert!(ObjectKey::from_path(p).is_err(), "{p:?} accepted");
+        }
+    }
+
+    #[test]
+    fn timestamps() {
+        assert!(Timestamp::parse("20250101120000").is_ok());
+        for t in [
+            "2025010112000",
+            "202501011200000",
+            "2025-01-01",
+            "",
+            "abcdefghijklmn",
+            "\"20250101120000\"",
+        ] {
+            assert!(Timestamp::parse(t).is_err(), "{t:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_valid_shape_roundtrips(date in "[0-9]{8}", time in "[0-9]{6}", name in "[A-Za-z0-9_][A-Za-z0-9_.-]{0,40}", pre in "(/[a-z0-9]{1,8}){0,4}") {
+            let ts = format!("{date}{time}");
+            let path = format!("{pre}/{date}/{ts}/{name}");
+            let k = ObjectKey::from_path(&path).unwrap();
+            prop_assert_eq!(k.relative(), format!("backups/{date}/{ts}/{name}"));
+        }
+
+        #[test]
+        fn never_panics(s in ".{0,80}") {
+            let _ = ObjectKey::from_path(&s);
+            let _ = Timestamp::parse(&s);
+            let _ = timestamp_of_dir(&s);
+        }
+    }
+}

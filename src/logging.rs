@@ -1,0 +1,165 @@
+//! The plugin log: `~/gpAdminLogs/gpbackup_ddboost_plugin_YYYYMMDD.log`.
+//!
+//! One line per event in gplog format:
+//! `YYYYMMDD:HH:MM:SS gpbackup_ddboost_plugin:<user>:<host>:<pid>-[LEVEL]:-<message>`.
+//! Dozens of plugin processes append to the same file at once, so each line
+//! is written with a single `write` on a file opened with O_APPEND. A log
+//! problem never fails a command: when the home directory's gpAdminLogs is
+//! not writable the log goes to /tmp, and failing that it is dropped.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use log::{Level, LevelFilter, Metadata, Record};
+
+use crate::config::Verbosity;
+use crate::PLUGIN_NAME;
+
+struct PluginLogger {
+    file: Mutex<Option<File>>,
+    path: Option<PathBuf>,
+    prefix: String,
+    max_level: AtomicUsize,
+}
+
+static LOGGER: OnceLock<PluginLogger> = OnceLock::new();
+
+/// Opens the log file and installs the logger (level INFO until the config is read).
+pub fn init() {
+    let (file, path) = match open_log_file() {
+        Some((f, p)) => (Some(f), Some(p)),
+        None => (None, None),
+    };
+    let user = user_name();
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    let prefix = format!("{PLUGIN_NAME}:{user}:{host}:{:06}", std::process::id());
+    let logger = LOGGER.get_or_init(|| PluginLogger {
+        file: Mutex::new(file),
+        path,
+        prefix,
+        max_level: AtomicUsize::new(LevelFilter::Info as usize),
+    });
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(LevelFilter::Info);
+    }
+}
+
+/// Applies option `logger_verbosity`.
+pub fn set_verbosity(v: Verbosity) {
+    let filter = match v {
+        Verbosity::Error => LevelFilter::Error,
+        Verbosity::Info => LevelFilter::Info,
+        Verbosity::Verbose => LevelFilter::Debug,
+        Verbosity::Debug => LevelFilter::Trace,
+    };
+    if let Some(l) = LOGGER.get() {
+        l.max_level.store(filter as usize, Ordering::Relaxed);
+    }
+    log::set_max_level(filter);
+}
+
+/// Where the log is written, if anywhere.
+pub fn log_path() -> Option<&'static Path> {
+    LOGGER.get().and_then(|l| l.path.as_deref())
+}
+
+pub fn flush() {
+    if let Some(l) = LOGGER.get() {
+        if let Ok(mut f) = l.file.lock() {
+            if let Some(f) = f.as_mut() {
+                let _ = f.flush();
+            }
+        }
+    }
+}
+
+fn user_name() -> String {
+    if let Some(u) = std::env::var_os("USER").or_else(|| std::env::var_os("LOGNAME")) {
+        if !u.is_empty() {
+            return u.to_string_lossy().into_owned();
+        }
+    }
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| nix::unistd::getuid().to_string())
+}
+
+fn home_dir() -> Option<PathBuf> {
+    match std::env::var_os("HOME") {
+        Some(h) if !h.is_empty() => Some(PathBuf::from(h)),
+        _ => nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|u| u.dir),
+    }
+}
+
+fn open_append(path: &Path) -> Option<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o644)
+        .open(path)
+        .ok()
+}
+
+fn open_log_file() -> Option<(File, PathBuf)> {
+    let date = chrono::Local::now().format("%Y%m%d");
+    let name = format!("{PLUGIN_NAME}_{date}.log");
+    if let Some(home) = home_dir() {
+        let dir = home.join("gpAdminLogs");
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(&name);
+        if let Some(f) = open_append(&path) {
+            return Some((f, path));
+        }
+    }
+    let path = std::env::temp_dir().join(format!("{}_{name}", user_name()));
+    open_append(&path).map(|f| (f, path))
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Error => "ERROR",
+        Level::Warn => "WARNING",
+        Level::Info => "INFO",
+        Level::Debug => "VERBOSE",
+        Level::Trace => "DEBUG",
+    }
+}
+
+impl log::Log for PluginLogger {
+    fn enabled(&self, m: &Metadata) -> bool {
+        (m.level() as usize) <= self.max_level.load(Ordering::Relaxed)
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let now = chrono::Local::now().format("%Y%m%d:%H:%M:%S");
+        let msg = record.args().to_string().replace(['\n', '\r'], " ");
+        let line = format!(
+            "{now} {}-[{}]:-{msg}\n",
+            self.prefix,
+            level_name(record.level())
+        );
+        if let Ok(mut guard) = self.file.lock() {
+            if let Some(f) = guard.as_mut() {
+                // One write per line keeps lines whole with O_APPEND.
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}

@@ -1,0 +1,111 @@
+//! SIGINT, SIGTERM and SIGHUP: undo what is half done, then exit.
+//!
+//! Code that creates something which must not survive an interrupt (a
+//! temporary object, a partial restored file) registers a cleanup with a
+//! [`CleanupGuard`]. On a signal, every registered cleanup runs and the
+//! process exits with 128 + the signal number. Dropping a guard runs its
+//! cleanup too, so error paths need no extra code; committing disarms it.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+type Action = Box<dyn FnOnce() + Send>;
+
+static REGISTRY: Mutex<Vec<(u64, Action)>> = Mutex::new(Vec::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn registry() -> MutexGuard<'static, Vec<(u64, Action)>> {
+    // A panic while holding the lock must not stop later cleanups.
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs its cleanup when dropped or on a signal, unless disarmed.
+pub struct CleanupGuard {
+    id: u64,
+}
+
+impl CleanupGuard {
+    /// Registers a cleanup action.
+    pub fn new(action: impl FnOnce() + Send + 'static) -> CleanupGuard {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        registry().push((id, Box::new(action)));
+        CleanupGuard { id }
+    }
+
+    /// Registers removal of a local file.
+    pub fn remove_file(path: PathBuf) -> CleanupGuard {
+        Self::new(move || {
+            let _ = std::fs::remove_file(&path);
+        })
+    }
+
+    /// Runs `commit` with signal cleanups held off. If it succeeds the cleanup
+    /// is dropped unrun; if it fails the cleanup runs.
+    pub fn disarm_with<T>(
+        self,
+        commit: impl FnOnce() -> crate::error::Result<T>,
+    ) -> crate::error::Result<T> {
+        let mut reg = registry();
+        let result = commit();
+        let action = take(&mut reg, self.id);
+        std::mem::forget(self);
+        drop(reg);
+        if result.is_err() {
+            if let Some(a) = action {
+                a();
+            }
+        }
+        result
+    }
+}
+
+fn take(reg: &mut Vec<(u64, Action)>, id: u64) -> Option<Action> {
+    let i = reg.iter().position(|(i, _)| *i == id)?;
+    Some(reg.swap_remove(i).1)
+}
+
+impl Drop for CleanupGuard {
+    fn drop(&mut self) {
+        let action = take(&mut registry(), self.id);
+        if let Some(a) = action {
+            a();
+        }
+    }
+}
+
+/// Starts the thread that turns SIGINT/SIGTERM/SIGHUP into cleanup and exit.
+pub fn install() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("cannot install signal handlers: {e}");
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let name = match sig {
+                    SIGINT => "SIGINT",
+                    SIGTERM => "SIGTERM",
+                    _ => "SIGHUP",
+                };
+                let mut reg = registry();
+                log::warn!(
+                    "received {name}; removing {} unfinished object(s) and exiting",
+                    reg.len()
+                );
+                for (_, action) in reg.drain(..) {
+                    action();
+                }
+                crate::logging::flush();
+                std::process::exit(128 + sig);
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start the signal thread: {e}");
+    }
+}
