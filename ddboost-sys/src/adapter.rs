@@ -1,0 +1,496 @@
+//! The only code that calls the raw bindings.
+//!
+//! Everything that may differ between the project's `ddp_api.h` and the vendor
+//! header lives here, so a header difference touches this file only:
+//!
+//! * descriptor types (integers here; pointers would also fit [`Desc`]);
+//! * `char *` versus `void *` I/O buffers (`.cast()` / `as _`);
+//! * the type of the NULL-passed arguments (`ptr::null_mut()`);
+//! * `ddp_client_info_t`: the name of its first member and whether `cl_info`
+//!   is an array or a pointer;
+//! * `ddp_dirent_t.d_name` (an embedded array here);
+//! * the integer types of return codes, flags, modes and struct members
+//!   (converted with `as`, which works whatever the header's widths are).
+//!
+//! Return codes leave this module as `i32`; callers compare them only with the
+//! named constants below.
+
+// Integer conversions are written with `as` on purpose: the widths are the
+// header's business, and a cast that is a no-op for one header is needed for
+// another. Structs are zero-initialised and then given their named fields
+// one by one, so a vendor struct with more members still builds.
+#![allow(
+    clippy::unnecessary_cast,
+    clippy::useless_conversion,
+    clippy::field_reassign_with_default
+)]
+
+use std::ffi::{c_void, CStr, CString};
+use std::ptr;
+
+use crate::raw;
+use crate::safe::types::{
+    OpenMode, Severity, Stat, StatFs, StreamCounts, StreamLimits, StreamsInUse,
+};
+
+/// The loaded library: its handle and one function pointer per symbol.
+pub(crate) type Api = raw::DdBoost;
+
+/// A descriptor handed out by the SDK (instance, connection, file or directory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Desc<T>(T);
+
+// SAFETY: a descriptor is an opaque token that only the SDK interprets. The
+// crate passes it to the SDK only while holding its instance's call lock
+// (`safe::handles::InstanceInner::call`), so moving or sharing the token between
+// threads never lets two threads call the SDK on one instance's handles at the
+// same time. This matters only if a vendor header makes descriptors pointers;
+// integer descriptors are `Send` anyway.
+unsafe impl<T> Send for Desc<T> {}
+// SAFETY: as for `Send`: the token is copied, never dereferenced, by Rust code,
+// and every SDK call using it is serialised by the instance's call lock.
+unsafe impl<T> Sync for Desc<T> {}
+
+pub(crate) type InstDesc = Desc<raw::ddp_inst_desc_t>;
+pub(crate) type ConnDesc = Desc<raw::ddp_conn_desc_t>;
+pub(crate) type FileDesc = Desc<raw::ddp_file_desc_t>;
+pub(crate) type DirDesc = Desc<raw::ddp_dir_desc_t>;
+
+/// Return codes the crate branches on, by name.
+pub(crate) mod code {
+    use crate::raw;
+    pub(crate) const DD_OK: i32 = raw::DD_OK as i32;
+    pub(crate) const DD_ERR_EMPTY: i32 = raw::DD_ERR_EMPTY as i32;
+    pub(crate) const DD_ERR_EXIST: i32 = raw::DD_ERR_EXIST as i32;
+    pub(crate) const DD_ERR_NOTEMPTY: i32 = raw::DD_ERR_NOTEMPTY as i32;
+    pub(crate) const DD_ERR_FILE_IS_DIR: i32 = raw::DD_ERR_FILE_IS_DIR as i32;
+}
+
+/// GPDB's client type for `ddp_client_info_t` (GPDB defines `DDP_CL_DDP` as 1
+/// itself; the header need not declare it).
+const CLIENT_TYPE_DDP: i32 = 1;
+
+/// POSIX file-type bits of `st_mode` (the header documents `st_mode` as POSIX
+/// mode bits; these are POSIX's values, not the SDK's).
+const S_IFMT: u32 = 0o170_000;
+const S_IFDIR: u32 = 0o040_000;
+
+fn rc(code: raw::dd_errno_t) -> i32 {
+    code as i32
+}
+
+fn ok_or<T>(code: raw::dd_errno_t, value: T) -> Result<T, i32> {
+    match rc(code) {
+        code::DD_OK => Ok(value),
+        c => Err(c),
+    }
+}
+
+/// A storage-unit name and a path inside it, as C strings.
+pub(crate) struct SuPath {
+    su: CString,
+    path: CString,
+}
+
+impl SuPath {
+    /// `None` if either part contains a NUL byte.
+    pub(crate) fn new(su: &str, path: &str) -> Option<SuPath> {
+        Some(SuPath {
+            su: CString::new(su).ok()?,
+            path: CString::new(path).ok()?,
+        })
+    }
+
+    /// A zero-initialised `ddp_path_t` with the two named fields pointing into
+    /// `self`; valid while `self` lives.
+    fn to_raw(&self) -> raw::ddp_path_t {
+        let mut p = raw::ddp_path_t::default();
+        // The SDK reads these strings and never writes them (GPDB passes string
+        // literals); the cast only matches the header's non-const fields.
+        p.su_name = self.su.as_ptr() as _;
+        p.path_name = self.path.as_ptr() as _;
+        p
+    }
+}
+
+/// Whether `api` has the symbol, by field name.
+macro_rules! first_missing {
+    ($api:expr, $($sym:ident),+ $(,)?) => {{
+        let mut missing = None;
+        $(
+            if missing.is_none() && $api.$sym.is_err() {
+                missing = Some(stringify!($sym));
+            }
+        )+
+        missing
+    }};
+}
+
+/// The first function the crate calls that the library lacks. Checked at load
+/// time, so the generated wrappers (which panic on a missing symbol) never do.
+pub(crate) fn first_missing_symbol(api: &Api) -> Option<&'static str> {
+    first_missing!(
+        api,
+        ddp_init,
+        ddp_shutdown,
+        ddp_instance_create,
+        ddp_instance_destroy,
+        ddp_log_init,
+        ddp_connect_with_user_pwd,
+        ddp_disconnect,
+        ddp_create_storage_unit,
+        ddp_open_file,
+        ddp_close_file,
+        ddp_read,
+        ddp_write,
+        ddp_stat,
+        ddp_fstat,
+        ddp_statfs,
+        ddp_mkdir,
+        ddp_rmdir,
+        ddp_unlink,
+        ddp_rename,
+        ddp_open_dir,
+        ddp_readdir,
+        ddp_close_dir,
+        ddp_filecopy_start,
+        ddp_filecopy_status,
+        ddp_filecopy_stop,
+        ddp_get_stream_counts,
+    )
+}
+
+/// Opens `path` with libloading and resolves the symbols.
+pub(crate) fn open_library(path: &std::ffi::OsStr) -> Result<Api, libloading::Error> {
+    // SAFETY: loading a shared library runs its initialisers. The caller asked
+    // for this library by name or path (configuration or the documented lookup
+    // order), which is the trust decision any dlopen-based plugin makes.
+    unsafe { raw::DdBoost::new(path) }
+}
+
+/// An address identifying the loaded library's `ddp_init` (the same for every
+/// `dlopen` of one file), or 0 if the symbol is missing.
+pub(crate) fn init_identity(api: &Api) -> usize {
+    api.ddp_init.as_ref().map_or(0, |f| *f as usize)
+}
+
+pub(crate) fn init(api: &Api, program: &CStr) -> i32 {
+    // SAFETY: `program` is a valid NUL-terminated string for the call; the
+    // symbol was checked at load time.
+    rc(unsafe { api.ddp_init(program.as_ptr()) })
+}
+
+pub(crate) fn shutdown(api: &Api) {
+    // SAFETY: no arguments; called once, after every handle is gone.
+    unsafe { api.ddp_shutdown() }
+}
+
+pub(crate) fn instance_create(
+    api: &Api,
+    pool_size: u32,
+    client_info: &CStr,
+) -> Result<InstDesc, i32> {
+    let mut info = raw::ddp_client_info_t::default();
+    info.cl_type = CLIENT_TYPE_DDP as _;
+    // `cl_info` is an embedded array in the project header: copy, truncate,
+    // keep the final NUL that zero-initialisation put there.
+    let room = info.cl_info.len().saturating_sub(1);
+    for (dst, src) in info
+        .cl_info
+        .iter_mut()
+        .zip(client_info.to_bytes().iter().take(room))
+    {
+        *dst = *src as _;
+    }
+    let mut out = raw::ddp_inst_desc_t::default();
+    // SAFETY: `info` and `out` are valid for the call; the SDK copies what it
+    // needs from `info` (GPDB passes a stack struct).
+    let code = unsafe { api.ddp_instance_create(pool_size as _, &mut info, &mut out) };
+    ok_or(code, Desc(out))
+}
+
+pub(crate) fn instance_destroy(api: &Api, inst: InstDesc) -> i32 {
+    // SAFETY: `inst` came from `ddp_instance_create` and is destroyed once.
+    rc(unsafe { api.ddp_instance_destroy(inst.0) })
+}
+
+/// Routes the instance's log messages to [`crate::safe::log::dispatch`].
+pub(crate) fn log_init(api: &Api, inst: InstDesc) {
+    // SAFETY: `log_trampoline` matches the callback type, never unwinds, and
+    // lives for the whole program; the session pointer is unused (NULL, as GPDB).
+    unsafe { api.ddp_log_init(inst.0, ptr::null_mut(), Some(log_trampoline)) }
+}
+
+/// The `extern "C"` log callback: never lets a panic cross into C.
+extern "C" fn log_trampoline(
+    _session: *const c_void,
+    msg: *const raw::ddp_char_t,
+    severity: raw::ddp_severity_t,
+) {
+    let _ = std::panic::catch_unwind(|| {
+        if msg.is_null() {
+            return;
+        }
+        // SAFETY: the SDK passes a NUL-terminated message valid for the call.
+        let text = unsafe { CStr::from_ptr(msg.cast()) }.to_string_lossy();
+        crate::safe::log::dispatch(severity_from_raw(severity), &text);
+    });
+}
+
+pub(crate) fn severity_from_raw(s: raw::ddp_severity_t) -> Severity {
+    let s = s as i64;
+    if s == raw::DDP_SEV_ERROR as i64 {
+        Severity::Error
+    } else if s == raw::DDP_SEV_WARN as i64 {
+        Severity::Warn
+    } else if s == raw::DDP_SEV_INFO as i64 {
+        Severity::Info
+    } else if s == raw::DDP_SEV_DEBUG as i64 {
+        Severity::Debug
+    } else if s == raw::DDP_SEV_NONE as i64 {
+        Severity::None
+    } else {
+        Severity::Other(s)
+    }
+}
+
+pub(crate) fn connect(
+    api: &Api,
+    inst: InstDesc,
+    host: &CStr,
+    user: &CStr,
+    password: &CStr,
+) -> Result<ConnDesc, i32> {
+    let mut out = raw::ddp_conn_desc_t::default();
+    // SAFETY: the strings are valid NUL-terminated C strings for the call, the
+    // reserved argument is NULL (as GPDB passes), `out` is valid for writes.
+    let code = unsafe {
+        api.ddp_connect_with_user_pwd(
+            inst.0,
+            host.as_ptr(),
+            ptr::null_mut(),
+            user.as_ptr(),
+            password.as_ptr(),
+            &mut out,
+        )
+    };
+    ok_or(code, Desc(out))
+}
+
+pub(crate) fn disconnect(api: &Api, conn: ConnDesc) -> i32 {
+    // SAFETY: `conn` came from a successful connect and is disconnected once.
+    rc(unsafe { api.ddp_disconnect(conn.0) })
+}
+
+pub(crate) fn create_storage_unit(api: &Api, conn: ConnDesc, su: &CStr) -> i32 {
+    // SAFETY: `conn` is open; `su` is a valid C string for the call.
+    rc(unsafe { api.ddp_create_storage_unit(conn.0, su.as_ptr()) })
+}
+
+pub(crate) fn open_file(
+    api: &Api,
+    conn: ConnDesc,
+    path: &SuPath,
+    mode: OpenMode,
+    perm: u32,
+) -> Result<FileDesc, i32> {
+    let flags = match mode {
+        OpenMode::Read => raw::DDP_O_READ as i64,
+        OpenMode::CreateReadWrite => (raw::DDP_O_RDWR | raw::DDP_O_CREAT) as i64,
+    };
+    let mut p = path.to_raw();
+    let mut out = raw::ddp_file_desc_t::default();
+    // SAFETY: `p` points into `path`, alive for the call; `out` is valid.
+    let code = unsafe { api.ddp_open_file(conn.0, &mut p, flags as _, perm as _, &mut out) };
+    ok_or(code, Desc(out))
+}
+
+pub(crate) fn close_file(api: &Api, fd: FileDesc) -> i32 {
+    // SAFETY: `fd` came from a successful open and is closed once.
+    rc(unsafe { api.ddp_close_file(fd.0) })
+}
+
+/// One `ddp_read` of at most `buf.len()` bytes; the caller keeps it ≤ 1 MiB.
+pub(crate) fn read(api: &Api, fd: FileDesc, buf: &mut [u8], offset: u64) -> Result<u64, i32> {
+    let mut done: raw::ddp_uint64_t = 0;
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes; `done` is valid.
+    let code = unsafe {
+        api.ddp_read(
+            fd.0,
+            buf.as_mut_ptr().cast(),
+            buf.len() as _,
+            offset as _,
+            &mut done,
+        )
+    };
+    ok_or(code, done as u64)
+}
+
+/// One `ddp_write` of `buf`; the caller keeps it ≤ 1 MiB.
+pub(crate) fn write(api: &Api, fd: FileDesc, buf: &[u8], offset: u64) -> Result<u64, i32> {
+    let mut done: raw::ddp_uint64_t = 0;
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes and the SDK only
+    // reads it; `done` is valid for writes.
+    let code = unsafe {
+        api.ddp_write(
+            fd.0,
+            buf.as_ptr().cast(),
+            buf.len() as _,
+            offset as _,
+            &mut done,
+        )
+    };
+    ok_or(code, done as u64)
+}
+
+fn stat_from_raw(st: &raw::ddp_stat_t) -> Stat {
+    let mode = st.st_mode as u32;
+    Stat {
+        size: st.st_size as u64,
+        is_dir: mode & S_IFMT == S_IFDIR,
+        mode,
+    }
+}
+
+pub(crate) fn stat(api: &Api, conn: ConnDesc, path: &SuPath) -> Result<Stat, i32> {
+    let mut p = path.to_raw();
+    let mut st = raw::ddp_stat_t::default();
+    // SAFETY: `p` points into `path`, alive for the call; `st` is valid.
+    let code = unsafe { api.ddp_stat(conn.0, &mut p, &mut st) };
+    ok_or(code, ()).map(|()| stat_from_raw(&st))
+}
+
+pub(crate) fn fstat(api: &Api, fd: FileDesc) -> Result<Stat, i32> {
+    let mut st = raw::ddp_stat_t::default();
+    // SAFETY: `fd` is open; `st` is valid for writes.
+    let code = unsafe { api.ddp_fstat(fd.0, &mut st) };
+    ok_or(code, ()).map(|()| stat_from_raw(&st))
+}
+
+pub(crate) fn statfs(api: &Api, conn: ConnDesc) -> Result<StatFs, i32> {
+    let mut st = raw::ddp_statvfs_t::default();
+    // SAFETY: `conn` is open; `st` is valid for writes.
+    let code = unsafe { api.ddp_statfs(conn.0, &mut st) };
+    ok_or(code, ()).map(|()| StatFs {
+        blocks: st.f_blocks as u64,
+        free_blocks: st.f_bfree as u64,
+    })
+}
+
+pub(crate) fn mkdir(api: &Api, conn: ConnDesc, path: &SuPath, perm: u32) -> i32 {
+    let mut p = path.to_raw();
+    // SAFETY: `p` points into `path`, alive for the call.
+    rc(unsafe { api.ddp_mkdir(conn.0, &mut p, perm as _) })
+}
+
+pub(crate) fn rmdir(api: &Api, conn: ConnDesc, path: &SuPath) -> i32 {
+    let mut p = path.to_raw();
+    // SAFETY: `p` points into `path`, alive for the call.
+    rc(unsafe { api.ddp_rmdir(conn.0, &mut p) })
+}
+
+pub(crate) fn unlink(api: &Api, conn: ConnDesc, path: &SuPath) -> i32 {
+    let mut p = path.to_raw();
+    // SAFETY: `p` points into `path`, alive for the call.
+    rc(unsafe { api.ddp_unlink(conn.0, &mut p) })
+}
+
+pub(crate) fn rename(api: &Api, conn: ConnDesc, from: &SuPath, to: &SuPath) -> i32 {
+    let mut f = from.to_raw();
+    let mut t = to.to_raw();
+    // SAFETY: `f` and `t` point into `from`/`to`, alive for the call.
+    rc(unsafe { api.ddp_rename(conn.0, &mut f, &mut t) })
+}
+
+pub(crate) fn open_dir(api: &Api, conn: ConnDesc, path: &SuPath) -> Result<DirDesc, i32> {
+    let mut p = path.to_raw();
+    let mut out = raw::ddp_dir_desc_t::default();
+    // SAFETY: `p` points into `path`, alive for the call; `out` is valid.
+    let code = unsafe { api.ddp_open_dir(conn.0, &mut p, &mut out) };
+    ok_or(code, Desc(out))
+}
+
+/// The next entry's name (lossy UTF-8), or the return code (`DD_ERR_EMPTY` at
+/// the end).
+pub(crate) fn readdir(api: &Api, dir: DirDesc) -> Result<String, i32> {
+    let mut ent = raw::ddp_dirent_t::default();
+    // SAFETY: `dir` is open; `ent` is a zeroed entry valid for writes.
+    let code = unsafe { api.ddp_readdir(dir.0, &mut ent) };
+    ok_or(code, ())?;
+    // `d_name` is an embedded array: take the bytes up to the first NUL, or all
+    // of them if the SDK filled it completely.
+    let bytes: Vec<u8> = ent
+        .d_name
+        .iter()
+        .map(|&c| c as u8)
+        .take_while(|&b| b != 0)
+        .collect();
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+pub(crate) fn close_dir(api: &Api, dir: DirDesc) {
+    // SAFETY: `dir` came from a successful open and is closed once.
+    unsafe { api.ddp_close_dir(dir.0) }
+}
+
+pub(crate) fn filecopy_start(api: &Api, src: FileDesc, dst: FileDesc) -> i32 {
+    // SAFETY: both files are open; the reserved argument is NULL (as GPDB).
+    rc(unsafe { api.ddp_filecopy_start(src.0, dst.0, ptr::null_mut()) })
+}
+
+pub(crate) fn filecopy_status(
+    api: &Api,
+    src: FileDesc,
+    dst: FileDesc,
+    offset: u64,
+    extent: u64,
+) -> Result<u64, i32> {
+    let mut done: raw::ddp_uint64_t = 0;
+    // SAFETY: both files are open; `done` is valid for writes.
+    let code =
+        unsafe { api.ddp_filecopy_status(src.0, dst.0, offset as _, extent as _, &mut done) };
+    ok_or(code, done as u64)
+}
+
+pub(crate) fn filecopy_stop(api: &Api, src_conn: ConnDesc, dst: FileDesc) -> i32 {
+    // SAFETY: the connection and file are open; stop is harmless before start.
+    rc(unsafe { api.ddp_filecopy_stop(src_conn.0, dst.0) })
+}
+
+pub(crate) fn stream_counts(api: &Api, conn: ConnDesc) -> Result<StreamCounts, i32> {
+    let mut c = raw::ddp_stream_counts_t::default();
+    // SAFETY: `conn` is open; `c` is valid for writes.
+    let code = unsafe { api.ddp_get_stream_counts(conn.0, &mut c) };
+    ok_or(code, ())?;
+    let l = &c.limits;
+    let u = &c.inuse;
+    Ok(StreamCounts {
+        limits: StreamLimits {
+            backup_write_streams: l.backup_write_streams as i64,
+            backup_read_streams: l.backup_read_streams as i64,
+            repl_source_streams: l.repl_source_streams as i64,
+            repl_dest_streams: l.repl_dest_streams as i64,
+            nearline_read_streams: l.nearline_read_streams as i64,
+            nearline_write_streams: l.nearline_write_streams as i64,
+            total_write_streams_hard_limit: l.total_write_streams_hard_limit as i64,
+            total_streams_hard_limit: l.total_streams_hard_limit as i64,
+            mixed_write_streams: l.mixed_write_streams as i64,
+            mixed_read_streams: l.mixed_read_streams as i64,
+            mixed_repl_src_streams: l.mixed_repl_src_streams as i64,
+            mixed_repl_dst_streams: l.mixed_repl_dst_streams as i64,
+            mixed_repl_dst_with_write_streams: l.mixed_repl_dst_with_write_streams as i64,
+            mixed_total_streams: l.mixed_total_streams as i64,
+        },
+        inuse: StreamsInUse {
+            read_streams: u.read_streams as i64,
+            read_write_streams: u.read_write_streams as i64,
+            replication_streams: u.replication_streams as i64,
+            filecopy_streams: u.filecopy_streams as i64,
+        },
+    })
+}
+
+/// Makes a C string for a name passed to the SDK (`None` on a NUL byte).
+pub(crate) fn c_string(s: &str) -> Option<CString> {
+    CString::new(s).ok()
+}
