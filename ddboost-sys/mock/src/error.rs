@@ -1,0 +1,93 @@
+//! Error codes of the mock and their mapping from I/O errors.
+
+use crate::ffi::*;
+use std::io;
+
+/// A DD Boost error: one of the `DD_ERR_*` codes of `ddp_api.h` (never `DD_ERR_NONE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DdError(pub dd_errno_t);
+
+pub type DdResult<T> = Result<T, DdError>;
+
+impl DdError {
+    pub const EMPTY: DdError = DdError(DD_ERR_EMPTY);
+    pub const EXIST: DdError = DdError(DD_ERR_EXIST);
+    pub const NOTEMPTY: DdError = DdError(DD_ERR_NOTEMPTY);
+    pub const FILE_IS_DIR: DdError = DdError(DD_ERR_FILE_IS_DIR);
+    pub const NOT_FOUND: DdError = DdError(DD_ERR_NOT_FOUND);
+    pub const PERM: DdError = DdError(DD_ERR_PERM);
+    pub const AUTH: DdError = DdError(DD_ERR_AUTH);
+    pub const CONNECT: DdError = DdError(DD_ERR_CONNECT);
+    pub const CONN_LOST: DdError = DdError(DD_ERR_CONN_LOST);
+    pub const NOSPACE: DdError = DdError(DD_ERR_NOSPACE);
+    pub const INVALID: DdError = DdError(DD_ERR_INVALID);
+    pub const BADF: DdError = DdError(DD_ERR_BADF);
+    pub const NOTDIR: DdError = DdError(DD_ERR_NOTDIR);
+    pub const STREAM_LIMIT: DdError = DdError(DD_ERR_STREAM_LIMIT);
+    pub const IO: DdError = DdError(DD_ERR_IO);
+    pub const NOT_INIT: DdError = DdError(DD_ERR_NOT_INIT);
+
+    /// The symbolic name of a code, e.g. `"DD_ERR_NOT_FOUND"`.
+    pub fn name(code: dd_errno_t) -> &'static str {
+        ERROR_NAMES
+            .iter()
+            .find(|(_, c)| *c == code)
+            .map(|(n, _)| *n)
+            .unwrap_or("DD_ERR_UNKNOWN")
+    }
+
+    /// Parses a symbolic name (`DD_ERR_NOSPACE`, or `NOSPACE`) or a number.
+    pub fn parse(s: &str) -> Option<dd_errno_t> {
+        if let Ok(n) = s.parse::<i32>() {
+            return Some(n);
+        }
+        let up = s.to_ascii_uppercase();
+        ERROR_NAMES
+            .iter()
+            .find(|(n, _)| *n == up || n.strip_prefix("DD_ERR_") == Some(up.as_str()))
+            .map(|(_, c)| *c)
+    }
+}
+
+const ERROR_NAMES: &[(&str, dd_errno_t)] = &[
+    ("DD_ERR_NONE", DD_ERR_NONE),
+    ("DD_ERR_EMPTY", DD_ERR_EMPTY),
+    ("DD_ERR_EXIST", DD_ERR_EXIST),
+    ("DD_ERR_NOTEMPTY", DD_ERR_NOTEMPTY),
+    ("DD_ERR_FILE_IS_DIR", DD_ERR_FILE_IS_DIR),
+    ("DD_ERR_NOT_FOUND", DD_ERR_NOT_FOUND),
+    ("DD_ERR_PERM", DD_ERR_PERM),
+    ("DD_ERR_AUTH", DD_ERR_AUTH),
+    ("DD_ERR_CONNECT", DD_ERR_CONNECT),
+    ("DD_ERR_CONN_LOST", DD_ERR_CONN_LOST),
+    ("DD_ERR_NOSPACE", DD_ERR_NOSPACE),
+    ("DD_ERR_INVALID", DD_ERR_INVALID),
+    ("DD_ERR_BADF", DD_ERR_BADF),
+    ("DD_ERR_NOTDIR", DD_ERR_NOTDIR),
+    ("DD_ERR_STREAM_LIMIT", DD_ERR_STREAM_LIMIT),
+    ("DD_ERR_IO", DD_ERR_IO),
+    ("DD_ERR_NOT_INIT", DD_ERR_NOT_INIT),
+];
+
+impl From<io::Error> for DdError {
+    fn from(e: io::Error) -> Self {
+        use io::ErrorKind as K;
+        match e.kind() {
+            K::NotFound => DdError::NOT_FOUND,
+            K::AlreadyExists => DdError::EXIST,
+            K::PermissionDenied => DdError::PERM,
+            K::DirectoryNotEmpty => DdError::NOTEMPTY,
+            K::NotADirectory => DdError::NOTDIR,
+            K::IsADirectory => DdError::FILE_IS_DIR,
+            K::StorageFull | K::QuotaExceeded => DdError::NOSPACE,
+            K::InvalidInput | K::InvalidFilename => DdError::INVALID,
+            _ => match e.raw_os_error() {
+                Some(39) => DdError::NOTEMPTY,
+                Some(20) => DdError::NOTDIR,
+                Some(21) => DdError::FILE_IS_DIR,
+                Some(28) => DdError::NOSPACE,
+                _ => DdError::IO,
+            },
+        }
+    }
+}

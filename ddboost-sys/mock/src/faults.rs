@@ -1,0 +1,187 @@
+//! Fault injection, latency, bandwidth caps and call tracing, configured by environment
+//! variables read at `ddp_init` (and by [`install`] from Rust tests).
+//!
+//! # `DDBOOST_MOCK_FAULTS`
+//!
+//! A `;`-separated list of rules `OP[:KEY=VALUE]...`:
+//!
+//! * `OP`: the call kind: `connect`, `disconnect`, `create_su`, `open`, `close`, `read`,
+//!   `write`, `stat`, `fstat`, `statfs`, `mkdir`, `rmdir`, `unlink`, `rename`, `opendir`,
+//!   `readdir`, `filecopy_start`, `filecopy_status`, `filecopy_stop`, `stream_counts`,
+//!   or `any` (every call kind).
+//! * `nth=N`: fire on the Nth matching call of this process (1-based), once
+//!   (with `count=M`, on M consecutive matching calls from the Nth; `count=0`: forever).
+//! * `after_bytes=K`: fire on every matching call once this process has written
+//!   (for `write`) or read (for `read`, and for other kinds: written + read) at least K bytes.
+//! * `path=SUBSTR`: only calls whose path (`storage-unit/path`) contains SUBSTR match.
+//! * `err=NAME`: the error returned, a `DD_ERR_*` name (with or without the prefix) or a
+//!   number; default `DD_ERR_IO`. `DD_ERR_CONN_LOST` also marks the connection lost: every
+//!   later call on that connection or its files fails with `DD_ERR_CONN_LOST`.
+//!
+//! With neither `nth` nor `after_bytes`, a rule fires on every matching call. Examples:
+//! `write:nth=3:err=DD_ERR_NOSPACE`, `open:nth=1:err=DD_ERR_PERM:path=data`,
+//! `write:after_bytes=5242880:err=DD_ERR_CONN_LOST`, `connect:err=DD_ERR_CONNECT`.
+//! A failing `close` does not publish the file (its handle is released);
+//! a failing `write` writes nothing.
+//!
+//! # Other variables
+//!
+//! * `DDBOOST_MOCK_LATENCY_MS=N`: sleep N ms at the start of every call.
+//! * `DDBOOST_MOCK_STREAM_MBPS=R`: cap each open read or write stream at R MB/s (10^6 B/s).
+//! * `DDBOOST_MOCK_SYSTEM_MBPS=R`: cap a system at R MB/s shared by all its open streams in
+//!   all processes (each stream gets R divided by the system's in-use stream count).
+//! * `DDBOOST_MOCK_TRACE=FILE`: append one line per call to FILE:
+//!   `op=write path=SU/dir/file count=1048576 offset=0 result=0` (`path=-` when none).
+
+use crate::error::DdError;
+use crate::ffi::dd_errno_t;
+use parking_lot::{Mutex, RwLock};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct Rule {
+    pub op: String,
+    pub nth: Option<u64>,
+    pub count: u64,
+    pub after_bytes: Option<u64>,
+    pub path: Option<String>,
+    pub err: dd_errno_t,
+    seen: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+pub struct Config {
+    pub rules: Vec<Rule>,
+    pub latency: Option<Duration>,
+    pub stream_bps: Option<f64>,
+    pub system_bps: Option<f64>,
+    pub trace: Option<std::path::PathBuf>,
+}
+
+/// Parses a `DDBOOST_MOCK_FAULTS` value.
+pub fn parse_faults(spec: &str) -> Result<Vec<Rule>, String> {
+    let mut rules = Vec::new();
+    for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let mut it = part.split(':');
+        let op = it.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let mut r = Rule {
+            op,
+            nth: None,
+            count: 1,
+            after_bytes: None,
+            path: None,
+            err: crate::ffi::DD_ERR_IO,
+            seen: AtomicU64::new(0),
+        };
+        for kv in it {
+            let (k, v) = kv.split_once('=').ok_or_else(|| format!("bad fault option {kv:?} in {part:?}"))?;
+            let num = || v.parse::<u64>().map_err(|_| format!("bad number {v:?} in {part:?}"));
+            match k.trim() {
+                "nth" => r.nth = Some(num()?),
+                "count" => r.count = num()?,
+                "after_bytes" => r.after_bytes = Some(num()?),
+                "path" => r.path = Some(v.to_string()),
+                "err" => r.err = DdError::parse(v).ok_or_else(|| format!("unknown error {v:?}"))?,
+                _ => return Err(format!("unknown fault option {k:?} in {part:?}")),
+            }
+        }
+        rules.push(r);
+    }
+    Ok(rules)
+}
+
+fn env_f64(name: &str) -> Option<f64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| *v > 0.0)
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, String> {
+        let rules = match std::env::var("DDBOOST_MOCK_FAULTS") {
+            Ok(s) => parse_faults(&s)?,
+            Err(_) => Vec::new(),
+        };
+        Ok(Config {
+            rules,
+            latency: env_f64("DDBOOST_MOCK_LATENCY_MS").map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+            stream_bps: env_f64("DDBOOST_MOCK_STREAM_MBPS").map(|m| m * 1e6),
+            system_bps: env_f64("DDBOOST_MOCK_SYSTEM_MBPS").map(|m| m * 1e6),
+            trace: std::env::var_os("DDBOOST_MOCK_TRACE").filter(|v| !v.is_empty()).map(Into::into),
+        })
+    }
+}
+
+static CONFIG: LazyLock<RwLock<Config>> = LazyLock::new(|| RwLock::new(Config::default()));
+static TRACE_FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+pub static BYTES_WRITTEN: AtomicU64 = AtomicU64::new(0);
+pub static BYTES_READ: AtomicU64 = AtomicU64::new(0);
+
+/// Replaces the configuration (resets fault counters and byte counters).
+pub fn install(cfg: Config) {
+    let trace = cfg.trace.as_ref().and_then(|p| {
+        std::fs::OpenOptions::new().create(true).append(true).open(p).ok()
+    });
+    *TRACE_FILE.lock() = trace;
+    BYTES_WRITTEN.store(0, Ordering::Relaxed);
+    BYTES_READ.store(0, Ordering::Relaxed);
+    *CONFIG.write() = cfg;
+}
+
+pub fn latency() -> Option<Duration> {
+    CONFIG.read().latency
+}
+
+pub fn caps() -> (Option<f64>, Option<f64>) {
+    let c = CONFIG.read();
+    (c.stream_bps, c.system_bps)
+}
+
+/// Checks the fault rules for a call of kind `op` on `path`. Returns the error to inject.
+pub fn check(op: &str, path: Option<&str>) -> Option<dd_errno_t> {
+    let cfg = CONFIG.read();
+    for r in &cfg.rules {
+        if r.op != op && r.op != "any" {
+            continue;
+        }
+        if let Some(p) = &r.path {
+            match path {
+                Some(cp) if cp.contains(p.as_str()) => {}
+                _ => continue,
+            }
+        }
+        if let Some(k) = r.after_bytes {
+            let w = BYTES_WRITTEN.load(Ordering::Relaxed);
+            let rd = BYTES_READ.load(Ordering::Relaxed);
+            let b = match op {
+                "write" => w,
+                "read" => rd,
+                _ => w + rd,
+            };
+            if b < k {
+                continue;
+            }
+        }
+        let n = r.seen.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(nth) = r.nth {
+            if n < nth || (r.count != 0 && n >= nth + r.count) {
+                continue;
+            }
+        }
+        return Some(r.err);
+    }
+    None
+}
+
+/// Appends a trace line when tracing is on.
+pub fn trace(op: &str, path: Option<&str>, count: u64, offset: u64, result: dd_errno_t) {
+    let mut g = TRACE_FILE.lock();
+    if let Some(f) = g.as_mut() {
+        let line = format!(
+            "op={op} path={} count={count} offset={offset} result={result}\n",
+            path.unwrap_or("-")
+        );
+        let _ = f.write_all(line.as_bytes());
+    }
+}

@@ -1,0 +1,97 @@
+//! `ddboost-mock`: administers the emulated Data Domain systems of the mock libDDBoost.
+//!
+//! ```text
+//! ddboost-mock create-system --root DIR --host NAME --user U --password P [--storage-unit SU]...
+//! ddboost-mock totals --root DIR --host NAME [--json]
+//! ```
+//!
+//! `create-system` is idempotent: on an existing system it adds (or re-keys) the user and
+//! adds the storage units. `totals` prints `key=value` lines (or one JSON object):
+//! `logical_bytes_written`, `unique_segment_bytes`, `stored_bytes`, `unique_segments`,
+//! `files`, `logical_bytes_present`.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "ddboost-mock", version, about = "Administer the emulated Data Domain systems of the mock libDDBoost")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a system (or add a user / storage units to an existing one).
+    CreateSystem {
+        /// Directory holding the systems (the value of DDBOOST_MOCK_ROOT).
+        #[arg(long)]
+        root: PathBuf,
+        /// Host name of the system.
+        #[arg(long)]
+        host: String,
+        /// DD Boost user name.
+        #[arg(long)]
+        user: String,
+        /// Password (stored as a salted SHA-256 hash).
+        #[arg(long)]
+        password: String,
+        /// Storage unit to create (repeatable).
+        #[arg(long = "storage-unit")]
+        storage_unit: Vec<String>,
+    },
+    /// Print a system's totals.
+    Totals {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        host: String,
+        /// Print one JSON object instead of key=value lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::CreateSystem { root, host, user, password, storage_unit } => {
+            let mut r = ddboost_mock::admin::create_system(&root, &host, &user, &password, None);
+            for su in &storage_unit {
+                if r.is_ok() {
+                    r = ddboost_mock::admin::create_system(&root, &host, &user, &password, Some(su));
+                }
+            }
+            match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ddboost-mock: create-system failed: {}", ddboost_mock::error::DdError::name(e.0));
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Totals { root, host, json } => {
+            let dir = root.join(&host);
+            match ddboost_mock::store::totals(&dir) {
+                Ok(t) => {
+                    if json {
+                        println!("{}", serde_json::to_string(&t).unwrap_or_default());
+                    } else {
+                        println!("logical_bytes_written={}", t.logical_bytes_written);
+                        println!("unique_segment_bytes={}", t.unique_segment_bytes);
+                        println!("stored_bytes={}", t.stored_bytes);
+                        println!("unique_segments={}", t.unique_segments);
+                        println!("files={}", t.files);
+                        println!("logical_bytes_present={}", t.logical_bytes_present);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ddboost-mock: no system {host:?} under {}: {}", root.display(), ddboost_mock::error::DdError::name(e.0));
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Recipes: a file in a storage unit is a list of segment references.
+//!
+//! On disk: a 64-byte header (`DDMRCP01`, logical size, mode, entry count) followed by one
+//! 64-byte entry per segment (raw length, stored length, codec, container, container offset,
+//! fingerprint). Logical offsets are the running sum of raw lengths, rebuilt at load so a
+//! read at any offset finds its segment by binary search.
+
+use crate::error::{DdError, DdResult};
+use crate::store::{Fp, Loc};
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::Path;
+
+const MAGIC: &[u8; 8] = b"DDMRCP01";
+const HDR: usize = 64;
+const ENT: usize = 64;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// Logical offset of the segment in the file.
+    pub loff: u64,
+    pub loc: Loc,
+    pub fp: Fp,
+}
+
+impl Entry {
+    pub fn end(&self) -> u64 {
+        self.loff + self.loc.raw as u64
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Header {
+    pub size: u64,
+    pub mode: u32,
+    pub count: u64,
+}
+
+fn parse_header(b: &[u8]) -> DdResult<Header> {
+    if b.len() < HDR || &b[..8] != MAGIC {
+        return Err(DdError::IO);
+    }
+    Ok(Header {
+        size: u64::from_le_bytes(b[8..16].try_into().expect("8")),
+        mode: u32::from_le_bytes(b[16..20].try_into().expect("4")),
+        count: u64::from_le_bytes(b[24..32].try_into().expect("8")),
+    })
+}
+
+pub fn read_header(path: &Path) -> DdResult<Header> {
+    let mut f = File::open(path)?;
+    let mut b = [0u8; HDR];
+    f.read_exact(&mut b).map_err(|_| DdError::IO)?;
+    parse_header(&b)
+}
+
+/// Loads a recipe: its header and entries with logical offsets.
+pub fn load(path: &Path) -> DdResult<(Header, Vec<Entry>)> {
+    let b = fs::read(path)?;
+    let h = parse_header(&b)?;
+    let body = &b[HDR..];
+    if (body.len() / ENT) as u64 != h.count {
+        return Err(DdError::IO);
+    }
+    let mut v = Vec::with_capacity(h.count as usize);
+    let mut loff = 0u64;
+    for e in body.chunks_exact(ENT) {
+        let raw = u32::from_le_bytes(e[0..4].try_into().expect("4"));
+        let mut fp = [0u8; 32];
+        fp.copy_from_slice(&e[32..64]);
+        v.push(Entry {
+            loff,
+            loc: Loc {
+                raw,
+                stored: u32::from_le_bytes(e[4..8].try_into().expect("4")),
+                codec: e[8],
+                container: u64::from_le_bytes(e[16..24].try_into().expect("8")),
+                offset: u64::from_le_bytes(e[24..32].try_into().expect("8")),
+            },
+            fp,
+        });
+        loff += raw as u64;
+    }
+    if loff != h.size {
+        return Err(DdError::IO);
+    }
+    Ok((h, v))
+}
+
+/// Writes a recipe to `path` (a new temporary file; the caller renames it into place).
+pub fn write(path: &Path, mode: u32, entries: &[Entry]) -> DdResult<()> {
+    let size: u64 = entries.iter().map(|e| e.loc.raw as u64).sum();
+    let mut b = Vec::with_capacity(HDR + ENT * entries.len());
+    b.extend_from_slice(MAGIC);
+    b.extend_from_slice(&size.to_le_bytes());
+    b.extend_from_slice(&mode.to_le_bytes());
+    b.extend_from_slice(&[0u8; 4]);
+    b.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    b.resize(HDR, 0);
+    for e in entries {
+        let mut r = [0u8; ENT];
+        r[0..4].copy_from_slice(&e.loc.raw.to_le_bytes());
+        r[4..8].copy_from_slice(&e.loc.stored.to_le_bytes());
+        r[8] = e.loc.codec;
+        r[16..24].copy_from_slice(&e.loc.container.to_le_bytes());
+        r[24..32].copy_from_slice(&e.loc.offset.to_le_bytes());
+        r[32..64].copy_from_slice(&e.fp);
+        b.extend_from_slice(&r);
+    }
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    f.write_all(&b)?;
+    Ok(())
+}
