@@ -1,0 +1,304 @@
+//! Test harness: runs the built plugin the way gpbackup, gprestore and
+//! gpbackup_helper run it, against one backend.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub const PLUGIN: &str = env!("CARGO_BIN_EXE_gpbackup_ddboost_plugin");
+
+/// Which storage a test environment uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+}
+
+/// A temporary world: a home for logs, a config, a storage target and a
+/// segment-like local directory.
+pub struct Env {
+    pub backend: Backend,
+    pub tmp: tempfile::TempDir,
+    pub home: PathBuf,
+    pub config: PathBuf,
+    /// Where the local backend stores objects.
+    pub store: PathBuf,
+    /// A fake segment data directory.
+    pub segdir: PathBuf,
+}
+
+impl Env {
+    pub fn new(backend: Backend) -> Env {
+        Self::with_options(backend, "")
+    }
+
+    /// `extra` is appended to the options map (indented YAML lines).
+    pub fn with_options(backend: Backend, extra: &str) -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let store = tmp.path().join("store");
+        let segdir = tmp.path().join("data/gpseg0");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&store).unwrap();
+        std::fs::create_dir_all(&segdir).unwrap();
+        let config = tmp.path().join("plugin_config.yaml");
+        let env = Env {
+            backend,
+            tmp,
+            home,
+            config,
+            store,
+            segdir,
+        };
+        env.write_config(&format!("{}{extra}", env.backend_options()));
+        env
+    }
+
+    /// The options lines that select this environment's backend.
+    pub fn backend_options(&self) -> String {
+        match self.backend {
+            Backend::Local => format!("  backend: local\n  directory: {}\n", self.store.display()),
+        }
+    }
+
+    pub fn write_config(&self, options: &str) {
+        std::fs::write(
+            &self.config,
+            format!("executablepath: /usr/local/greenplum-db/bin/gpbackup_ddboost_plugin\noptions:\n{options}"),
+        )
+        .unwrap();
+    }
+
+    /// A config file at another path with the given options text.
+    pub fn other_config(&self, name: &str, options: &str) -> PathBuf {
+        let p = self.tmp.path().join(name);
+        std::fs::write(
+            &p,
+            format!("executablepath: /x/gpbackup_ddboost_plugin\noptions:\n{options}"),
+        )
+        .unwrap();
+        p
+    }
+
+    pub fn cfg(&self) -> &str {
+        self.config.to_str().unwrap()
+    }
+
+    /// The local backup directory of a timestamp on this "segment".
+    pub fn backup_dir(&self, ts: &str) -> String {
+        format!("{}/backups/{}/{ts}", self.segdir.display(), &ts[..8])
+    }
+
+    /// The path gpbackup passes for file `name` of backup `ts`.
+    pub fn key(&self, ts: &str, name: &str) -> String {
+        format!("{}/{name}", self.backup_dir(ts))
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(PLUGIN);
+        c.args(args).env("HOME", &self.home).env("USER", "gpadmin");
+        c
+    }
+
+    /// Runs with no stdin.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Runs with `input` on stdin.
+    pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = input.to_vec();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        out
+    }
+
+    pub fn spawn_stdin(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn backup_data(&self, ts: &str, name: &str, data: &[u8]) {
+        let out = self.run_stdin(&["backup_data", self.cfg(), &self.key(ts, name)], data);
+        ok(&out);
+    }
+
+    pub fn restore_data(&self, ts: &str, name: &str) -> Vec<u8> {
+        let out = self.run(&["restore_data", self.cfg(), &self.key(ts, name)]);
+        ok(&out);
+        out.stdout
+    }
+
+    pub fn subset(&self, ts: &str, name: &str, offsets: &str) -> Output {
+        let f = self.tmp.path().join(format!("offsets_{}", rand_u32()));
+        std::fs::write(&f, offsets).unwrap();
+        self.run(&[
+            "restore_data_subset",
+            self.cfg(),
+            &self.key(ts, name),
+            f.to_str().unwrap(),
+        ])
+    }
+
+    /// The objects the plugin lists (path and size), as text.
+    pub fn listing(&self) -> String {
+        let out = self.run(&["list_directory", self.cfg()]);
+        ok(&out);
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Everything the backend holds, hidden names included.
+    pub fn raw_snapshot(&self) -> Vec<(String, u64)> {
+        match self.backend {
+            Backend::Local => walk(&self.store),
+        }
+    }
+
+    /// Changes one byte of a stored object without updating its checksum.
+    pub fn corrupt(&self, ts: &str, name: &str) {
+        match self.backend {
+            Backend::Local => {
+                let p = self.store.join(format!("backups/{}/{ts}/{name}", &ts[..8]));
+                let mut d = std::fs::read(&p).unwrap();
+                let i = d.len() / 2;
+                d[i] ^= 0x55;
+                std::fs::write(&p, d).unwrap();
+            }
+        }
+    }
+
+    /// Removes the checksum record of an object, as if another tool wrote it.
+    pub fn drop_checksum(&self, ts: &str, name: &str) {
+        match self.backend {
+            Backend::Local => {
+                let p = self
+                    .store
+                    .join(format!("backups/{}/{ts}/.{name}.checksum", &ts[..8]));
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        let dir = self.home.join("gpAdminLogs");
+        let mut s = String::new();
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                s.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        s
+    }
+}
+
+/// Files below `root` with sizes, hidden ones included, sorted.
+pub fn walk(root: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if p.is_dir() {
+                out.push((format!("{rel}/"), 0));
+                stack.push(p);
+            } else {
+                out.push((rel, e.metadata().map(|m| m.len()).unwrap_or(0)));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Asserts success with silent stderr.
+#[track_caller]
+pub fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "stderr on success: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts a clean failure: non-zero exit, one clear stderr line, no panic.
+#[track_caller]
+pub fn fails(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "unexpected success; stderr: {err}");
+    assert!(
+        out.status.code().is_some(),
+        "killed by a signal: {:?}",
+        out.status
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "panic: {err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+    assert!(err.starts_with("gpbackup_ddboost_plugin"), "{err}");
+    err
+}
+
+pub fn rand_u32() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    t ^ (std::process::id() << 8) ^ N.fetch_add(7919, Ordering::Relaxed)
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(n + 8);
+    while v.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(n);
+    v
+}
+
+/// CSV-like rows, as gpbackup streams table data.
+pub fn csv_rows(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = String::new();
+    let r = bytes(n * 4, seed);
+    for i in 0..n {
+        s.push_str(&format!(
+            "{i},{},name_{:08},{}\n",
+            r[i * 4] as u32 * 977,
+            r[i * 4 + 1],
+            r[i * 4 + 2] % 97
+        ));
+    }
+    s.into_bytes()
+}
