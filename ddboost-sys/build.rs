@@ -232,6 +232,5 @@ fn write_code_names(bindings: &str, out: &Path) {
 /// Stops the build with one clear message.
 fn fail(msg: &str) -> ! {
     eprintln!("error: ddboost-sys: {msg}");
-    println!("cargo:warning=ddboost-sys: {msg}");
     std::process::exit(1);
 }

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Regenerates ddboost-sys/src/bindings.rs from ddboost-sys/include/ddp_api.h,
+# through the same build.rs code path (and bindgen options) that a vendor SDK
+# build uses: `DDBOOST_SDK_DIR=<dir> cargo check -p ddboost-sys`.
+#
+# Usage:
+#   scripts/regen-ddboost-bindings.sh           rewrite the checked-in bindings
+#   scripts/regen-ddboost-bindings.sh --check   exit non-zero if they are stale;
+#       also shows that DDBOOST_SDK_DIR works: bindgen runs on a copy of the
+#       header in a temporary SDK directory (found in include/, and by the
+#       recursive search), and a directory without ddp_api.h fails clearly.
+#
+# Needs libclang. As root with CI=true the script installs it with apt-get;
+# otherwise it says how. Uses $CARGO_TARGET_DIR (default: <repo>/target).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+crate=$repo/ddboost-sys
+header=$crate/include/ddp_api.h
+checked_in=$crate/src/bindings.rs
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
+
+mode=write
+case "${1:-}" in
+  "") ;;
+  --check) mode=check ;;
+  -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+  *) echo "usage: $0 [--check]" >&2; exit 2 ;;
+esac
+
+die() { echo "regen-ddboost-bindings: $*" >&2; exit 1; }
+say() { echo "regen-ddboost-bindings: $*"; }
+
+have_libclang() {
+  [[ -n ${LIBCLANG_PATH:-} ]] && return 0
+  ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' && return 0
+  compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null && return 0
+  compgen -G '/usr/lib64/libclang*.so*' >/dev/null && return 0
+  return 1
+}
+
+ensure_libclang() {
+  have_libclang && return 0
+  if [[ ${CI:-} == true && $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "libclang missing; installing libclang-dev"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null
+    have_libclang && return 0
+  fi
+  die "libclang not found. Install it (Debian/Ubuntu: apt-get install libclang-dev; RHEL: dnf install clang-devel) or set LIBCLANG_PATH to the directory holding libclang.so"
+}
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# run_build SDK_DIR: cargo check with DDBOOST_SDK_DIR=SDK_DIR; JSON messages go
+# to $tmp/out.json, the human output to $tmp/err.txt. Returns cargo's status.
+run_build() {
+  (cd "$repo" && DDBOOST_SDK_DIR=$1 cargo check -p ddboost-sys --message-format=json \
+    >"$tmp/out.json" 2>"$tmp/err.txt")
+}
+
+# The OUT_DIR of ddboost-sys's build script in the last run.
+out_dir() {
+  grep '"reason":"build-script-executed"' "$tmp/out.json" |
+    grep -E '"package_id":"[^"]*(/ddboost-sys#|#ddboost-sys@)' |
+    sed -n 's/.*"out_dir":"\([^"]*\)".*/\1/p' | tail -n 1
+}
+
+# generate SDK_DIR EXPECTED_HEADER: runs bindgen through build.rs, checks that
+# it read EXPECTED_HEADER, prints the generated file's path.
+generate() {
+  run_build "$1" || { cat "$tmp/err.txt" >&2; die "build with DDBOOST_SDK_DIR=$1 failed"; }
+  grep -qF "generated bindings from $2" "$tmp/err.txt" ||
+    { cat "$tmp/err.txt" >&2; die "build.rs did not report generating bindings from $2"; }
+  local dir
+  dir=$(out_dir)
+  [[ -n $dir && -f $dir/bindings.rs ]] || die "cannot find the generated bindings (OUT_DIR '$dir')"
+  echo "$dir/bindings.rs"
+}
+
+ensure_libclang
+
+# A throw-away SDK directory holding a copy of the project header.
+mkdir -p "$tmp/sdk/include"
+cp "$header" "$tmp/sdk/include/ddp_api.h"
+generated=$(generate "$tmp/sdk" "$tmp/sdk/include/ddp_api.h")
+
+if [[ $mode == write ]]; then
+  cp "$generated" "$checked_in"
+  say "wrote ${checked_in#"$repo"/} from ${header#"$repo"/}"
+  exit 0
+fi
+
+say "ok: bindgen ran on $tmp/sdk/include/ddp_api.h (DDBOOST_SDK_DIR=$tmp/sdk)"
+if ! cmp -s "$generated" "$checked_in"; then
+  diff -u "$checked_in" "$generated" | head -n 60 >&2 || true
+  die "${checked_in#"$repo"/} is stale: run scripts/regen-ddboost-bindings.sh and commit the result"
+fi
+say "ok: ${checked_in#"$repo"/} matches ${header#"$repo"/}"
+
+# The recursive search finds a header in a vendor-style nested layout.
+mkdir -p "$tmp/nested/DDBoostSDK/7.7/include"
+cp "$header" "$tmp/nested/DDBoostSDK/7.7/include/ddp_api.h"
+generate "$tmp/nested" "$tmp/nested/DDBoostSDK/7.7/include/ddp_api.h" >/dev/null
+say "ok: the recursive search found $tmp/nested/DDBoostSDK/7.7/include/ddp_api.h"
+
+# A directory without the header fails the build with a clear message.
+mkdir -p "$tmp/empty"
+if run_build "$tmp/empty"; then
+  die "a build with DDBOOST_SDK_DIR=$tmp/empty (no header) succeeded"
+fi
+grep -q "no ddp_api.h found in DDBOOST_SDK_DIR=$tmp/empty" "$tmp/err.txt" ||
+  { cat "$tmp/err.txt" >&2; die "a missing header did not give the expected message"; }
+say "ok: a directory without ddp_api.h fails: $(grep -m1 'error: ddboost-sys' "$tmp/err.txt" | sed 's/^ *//')"
+
+# Leave the target directory built with the checked-in bindings again.
+(cd "$repo" && env -u DDBOOST_SDK_DIR cargo check -q -p ddboost-sys) || die "default build failed"
+say "check passed"
