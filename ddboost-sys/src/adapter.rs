@@ -494,3 +494,44 @@ pub(crate) fn stream_counts(api: &Api, conn: ConnDesc) -> Result<StreamCounts, i
 pub(crate) fn c_string(s: &str) -> Option<CString> {
     CString::new(s).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severities_map_by_name() {
+        assert_eq!(severity_from_raw(raw::DDP_SEV_ERROR), Severity::Error);
+        assert_eq!(severity_from_raw(raw::DDP_SEV_WARN), Severity::Warn);
+        assert_eq!(severity_from_raw(raw::DDP_SEV_INFO), Severity::Info);
+        assert_eq!(severity_from_raw(raw::DDP_SEV_DEBUG), Severity::Debug);
+        assert_eq!(severity_from_raw(raw::DDP_SEV_NONE), Severity::None);
+    }
+
+    static SEEN: std::sync::Mutex<Vec<(Severity, String)>> = std::sync::Mutex::new(Vec::new());
+
+    fn sink(severity: Severity, message: &str) {
+        if message.starts_with("panic") {
+            panic!("sink panics");
+        }
+        SEEN.lock().unwrap().push((severity, message.to_owned()));
+    }
+
+    #[test]
+    fn log_callback_converts_and_never_unwinds() {
+        crate::safe::set_log_sink(sink).expect("first sink");
+        log_trampoline(ptr::null(), c"hello \xff world".as_ptr(), raw::DDP_SEV_WARN);
+        // A NULL message is ignored and a panicking sink does not unwind into C.
+        log_trampoline(ptr::null(), ptr::null(), raw::DDP_SEV_INFO);
+        log_trampoline(ptr::null(), c"panic now".as_ptr(), raw::DDP_SEV_INFO);
+        let seen = SEEN.lock().unwrap();
+        assert_eq!(*seen, [(Severity::Warn, "hello \u{fffd} world".to_owned())]);
+    }
+
+    #[test]
+    fn su_path_rejects_nul_bytes() {
+        assert!(SuPath::new("su", "a/b").is_some());
+        assert!(SuPath::new("s\0u", "a").is_none());
+        assert!(SuPath::new("su", "a\0b").is_none());
+    }
+}

@@ -18,6 +18,8 @@
 //! values of `DD_ERR_*`/`DDP_O_*` or struct sizes, so the same source builds
 //! against the vendor header.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod raw;
 
 mod adapter;

@@ -16,7 +16,8 @@
     unsafe_op_in_unsafe_fn,
     clippy::all,
     clippy::pedantic,
-    clippy::missing_safety_doc
+    clippy::missing_safety_doc,
+    clippy::undocumented_unsafe_blocks
 )]
 
 #[cfg(ddboost_sdk_bindings)]
