@@ -62,8 +62,17 @@ fn build_mock() -> Result<(PathBuf, PathBuf), String> {
         return Ok((lib.clone(), cli.clone()));
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "ddboost-mock"])
+    let profile = profile_dir();
+    let profile = profile
+        .file_name()
+        .and_then(|p| p.to_str())
+        .unwrap_or("debug");
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "ddboost-mock"]);
+    if profile != "debug" {
+        cmd.args(["--profile", profile]);
+    }
+    let out = cmd
         .env("CARGO_TARGET_DIR", target_dir())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -76,7 +85,7 @@ fn build_mock() -> Result<(PathBuf, PathBuf), String> {
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         ));
     }
-    let dir = target_dir().join(profile_dir().file_name().expect("profile name"));
+    let dir = target_dir().join(profile);
     Ok((
         env_lib.unwrap_or_else(|| dir.join("libddboost_mock.so")),
         env_cli.unwrap_or_else(|| dir.join("ddboost-mock")),
