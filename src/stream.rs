@@ -16,10 +16,10 @@ use crate::error::{is_broken_pipe, Error, Result};
 use crate::integrity::{Checksum, Hasher};
 use crate::storage::{ObjectReader, ObjectWriter};
 
-/// Bytes per storage write (DD Boost's largest I/O) and per buffer.
+/// The largest block (DD Boost's largest I/O) and the pipe size asked for.
 pub const BLOCK: usize = 1 << 20;
 /// Filled buffers that may wait between the two threads.
-const QUEUE: usize = 4;
+const QUEUE: usize = 8;
 
 /// Asks the kernel for a 1 MiB pipe on `fd` if it is a pipe. Larger pipes
 /// cut the number of context switches several times over.
@@ -52,10 +52,10 @@ fn fill(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(got)
 }
 
-fn buffer_pool(n: usize) -> (Sender<Vec<u8>>, Receiver<Vec<u8>>) {
+fn buffer_pool(n: usize, size: usize) -> (Sender<Vec<u8>>, Receiver<Vec<u8>>) {
     let (tx, rx) = bounded(n);
     for _ in 0..n {
-        tx.send(vec![0u8; BLOCK]).expect("pool has room");
+        tx.send(vec![0u8; size]).expect("pool has room");
     }
     (tx, rx)
 }
@@ -68,7 +68,8 @@ pub fn upload(
     writer: &mut dyn ObjectWriter,
     source: &str,
 ) -> Result<Checksum> {
-    let (free_tx, free_rx) = buffer_pool(QUEUE + 1);
+    let block = writer.block_size().clamp(4096, BLOCK);
+    let (free_tx, free_rx) = buffer_pool(QUEUE + 1, block);
     let (full_tx, full_rx) = bounded::<Filled>(QUEUE);
     let mut input = input;
     std::thread::Builder::new()
@@ -82,7 +83,7 @@ pub fn upload(
                         if n > 0 && full_tx.send(Filled::Data(buf, n)).is_err() {
                             return;
                         }
-                        if n < BLOCK {
+                        if n < block {
                             let _ = full_tx.send(Filled::End(hasher.finish()));
                             return;
                         }
@@ -130,7 +131,8 @@ pub fn download(
     verify: Verify,
     object: &str,
 ) -> Result<u64> {
-    let (free_tx, free_rx) = buffer_pool(QUEUE + 2);
+    let block = reader.block_size().clamp(4096, BLOCK);
+    let (free_tx, free_rx) = buffer_pool(QUEUE + 2, block);
     let (full_tx, full_rx) = bounded::<(Vec<u8>, usize)>(QUEUE);
     let mut sink = sink;
     let writer = std::thread::Builder::new()
@@ -144,7 +146,7 @@ pub fn download(
         })
         .map_err(|e| Error::io(format!("cannot start writer thread: {e}")))?;
 
-    let result = feed(reader, ranges, &free_rx, &full_tx, verify, object);
+    let result = feed(reader, ranges, block, &free_rx, &full_tx, verify, object);
     drop(full_tx);
     let written = writer.join();
     let sink_result = match written {
@@ -163,6 +165,7 @@ pub fn download(
 fn feed(
     reader: &mut dyn ObjectReader,
     ranges: &[Range<u64>],
+    block: usize,
     free_rx: &Receiver<Vec<u8>>,
     full_tx: &Sender<(Vec<u8>, usize)>,
     verify: Verify,
@@ -179,7 +182,7 @@ fn feed(
         let mut pos = range.start;
         while pos < range.end {
             let mut buf = free_rx.recv().map_err(|_| sink_gone())?;
-            let want = (range.end - pos).min(BLOCK as u64) as usize;
+            let want = (range.end - pos).min(block as u64) as usize;
             let mut got = 0;
             while got < want {
                 let n = reader.read_at(&mut buf[got..want], pos + got as u64)?;

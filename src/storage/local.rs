@@ -273,7 +273,15 @@ fn start_flusher(file: &File) -> Option<crossbeam_channel::Sender<()>> {
     Some(tx)
 }
 
+/// Blocks for local files: small enough that a block stays in the CPU's L2
+/// cache between the pipe read and the page-cache write (1 MiB blocks measured
+/// about half as fast here as 128 KiB ones, for `dd` as for the plugin).
+const LOCAL_BLOCK: usize = 128 << 10;
+
 impl ObjectWriter for LocalWriter {
+    fn block_size(&self) -> usize {
+        LOCAL_BLOCK
+    }
     fn write(&mut self, buf: &[u8]) -> Result<()> {
         self.file
             .write_all(buf)
@@ -326,6 +334,9 @@ struct LocalReader {
 }
 
 impl ObjectReader for LocalReader {
+    fn block_size(&self) -> usize {
+        LOCAL_BLOCK
+    }
     fn size(&self) -> u64 {
         self.size
     }

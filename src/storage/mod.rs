@@ -63,6 +63,10 @@ pub trait Storage {
 
 /// An object being written.
 pub trait ObjectWriter {
+    /// The size of every write but the last (DD Boost: exactly 1 MiB).
+    fn block_size(&self) -> usize {
+        1 << 20
+    }
     /// Appends bytes.
     fn write(&mut self, buf: &[u8]) -> Result<()>;
     /// Makes the whole object visible under its name.
@@ -71,6 +75,10 @@ pub trait ObjectWriter {
 
 /// An object being read, by explicit offset.
 pub trait ObjectReader {
+    /// The size of reads that suits this backend.
+    fn block_size(&self) -> usize {
+        1 << 20
+    }
     fn size(&self) -> u64;
     /// Reads at `offset`; returns 0 only at the end of the object.
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<usize>;
