@@ -58,7 +58,7 @@ pub enum Verbosity {
 #[derive(Debug, Clone)]
 pub enum BackendConfig {
     Local(LocalConfig),
-    DdBoost(DdBoostConfig),
+    DdBoost(Box<DdBoostConfig>),
 }
 
 /// `backend: local`: a mounted filesystem.
@@ -329,7 +329,9 @@ impl PluginConfig {
         let restore_subset = opts.on_off("restore_subset", true, &mut problems);
         let backend_name = opts.get("backend").unwrap_or("").to_ascii_lowercase();
         let backend = match backend_name.as_str() {
-            "" | "ddboost" => parse_ddboost(&opts, &mut problems).map(BackendConfig::DdBoost),
+            "" | "ddboost" => {
+                parse_ddboost(&opts, &mut problems).map(|c| BackendConfig::DdBoost(Box::new(c)))
+            }
             "local" => {
                 for key in DD_ONLY_OPTIONS {
                     if map.contains_key(*key) {

@@ -6,6 +6,7 @@
 //! that talks to storage is always the calling thread, so backends need not
 //! be `Send`.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::os::fd::AsFd;
@@ -127,7 +128,7 @@ pub enum Verify {
 pub fn download(
     reader: &mut dyn ObjectReader,
     ranges: &[Range<u64>],
-    sink: Box<dyn Write + Send>,
+    sink: File,
     verify: Verify,
     object: &str,
 ) -> Result<u64> {
@@ -151,8 +152,7 @@ pub fn download(
     let written = writer.join();
     let sink_result = match written {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) if is_broken_pipe(&e) => Err(Error::broken_pipe()),
-        Ok(Err(e)) => Err(Error::io(format!("cannot write output of {object}: {e}"))),
+        Ok(Err(e)) => Err(sink_error(e, object)),
         Err(_) => Err(Error::io(format!("output writer of {object} failed"))),
     };
     match (result, sink_result) {
@@ -160,6 +160,27 @@ pub fn download(
         (_, Err(e)) => Err(e),
         (r, Ok(())) => r,
     }
+}
+
+fn sink_error(e: io::Error, object: &str) -> Error {
+    if is_broken_pipe(&e) {
+        Error::broken_pipe()
+    } else {
+        Error::io(format!("cannot write output of {object}: {e}"))
+    }
+}
+
+fn damaged(object: &str, at: u64, expected_end: u64) -> Error {
+    Error::integrity(format!(
+        "{object} ended at byte {at} but {expected_end} bytes were expected; the stored object is damaged"
+    ))
+}
+
+fn mismatch(object: &str, actual: Checksum, expected: Checksum) -> Error {
+    Error::integrity(format!(
+        "{object} does not match the checksum recorded at backup time (size {} vs {}); the stored copy is damaged, restore it from another copy",
+        actual.size, expected.size
+    ))
 }
 
 fn feed(
@@ -187,11 +208,7 @@ fn feed(
             while got < want {
                 let n = reader.read_at(&mut buf[got..want], pos + got as u64)?;
                 if n == 0 {
-                    return Err(Error::integrity(format!(
-                        "{object} ended at byte {} but {} bytes were expected; the stored object is damaged",
-                        pos + got as u64,
-                        range.end
-                    )));
+                    return Err(damaged(object, pos + got as u64, range.end));
                 }
                 got += n;
             }
@@ -211,10 +228,7 @@ fn feed(
     if let (Some(h), Verify::Whole(expected)) = (hasher, verify) {
         let actual = h.finish();
         if actual != expected {
-            return Err(Error::integrity(format!(
-                "{object} does not match the checksum recorded at backup time (size {} vs {}); the stored copy is damaged, restore it from another copy",
-                actual.size, expected.size
-            )));
+            return Err(mismatch(object, actual, expected));
         }
     }
     if let Some(last) = held {
@@ -254,15 +268,11 @@ mod tests {
         }
     }
 
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
+    /// A sink file and a way to read back what was written to it.
+    fn sink() -> (File, tempfile::TempPath) {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let (file, path) = f.into_parts();
+        (file, path)
     }
 
     fn data(n: usize) -> Vec<u8> {
@@ -285,31 +295,19 @@ mod tests {
         let d = data(2 * BLOCK + 5);
         let mut h = Hasher::new();
         h.update(&d);
-        let out = Arc::new(Mutex::new(Vec::new()));
+        let (f, p) = sink();
         let mut r = MemReader(d.clone());
-        let n = download(
-            &mut r,
-            &[0..d.len() as u64],
-            Box::new(Shared(out.clone())),
-            Verify::Whole(h.finish()),
-            "o",
-        )
-        .unwrap();
+        let whole = 0..d.len() as u64;
+        let n = download(&mut r, &[whole], f, Verify::Whole(h.finish()), "o").unwrap();
         assert_eq!(n, d.len() as u64);
-        assert_eq!(*out.lock().unwrap(), d);
+        assert_eq!(std::fs::read(&p).unwrap(), d);
 
-        let out = Arc::new(Mutex::new(Vec::new()));
-        download(
-            &mut r,
-            &[3..10, 1_500_000..1_500_001],
-            Box::new(Shared(out.clone())),
-            Verify::Nothing,
-            "o",
-        )
-        .unwrap();
+        let (f, p) = sink();
+        let ranges = [3..10, 1_500_000..1_500_001];
+        download(&mut r, &ranges, f, Verify::Nothing, "o").unwrap();
         let mut want = d[3..10].to_vec();
         want.push(d[1_500_000]);
-        assert_eq!(*out.lock().unwrap(), want);
+        assert_eq!(std::fs::read(&p).unwrap(), want);
     }
 
     #[test]
@@ -317,17 +315,11 @@ mod tests {
         let d = data(BLOCK / 2);
         let mut h = Hasher::new();
         h.update(b"something else");
-        let out = Arc::new(Mutex::new(Vec::new()));
+        let (f, p) = sink();
         let mut r = MemReader(d.clone());
-        let e = download(
-            &mut r,
-            &[0..d.len() as u64],
-            Box::new(Shared(out.clone())),
-            Verify::Whole(h.finish()),
-            "o",
-        )
-        .unwrap_err();
+        let whole = 0..d.len() as u64;
+        let e = download(&mut r, &[whole], f, Verify::Whole(h.finish()), "o").unwrap_err();
         assert_eq!(e.kind(), crate::error::ErrorKind::Integrity);
-        assert!(out.lock().unwrap().len() < d.len());
+        assert!(std::fs::read(&p).unwrap().len() < d.len());
     }
 }

@@ -700,7 +700,7 @@ fn bad_inputs_fail_cleanly_and_change_nothing(env: &Env) {
             .to_string()
     };
     let store = env.store.display().to_string();
-    let bad_cfgs = vec![
+    let bad_cfgs = [
         opt("nodir.yaml", "  backend: local\n"),
         opt(
             "reldir.yaml",

@@ -126,8 +126,8 @@ pub fn restore_data(ctx: &Context, key: &str) -> Result<()> {
     let size = src.reader.size();
     let n = stream::download(
         src.reader.as_mut(),
-        &[0..size],
-        Box::new(stdout_file()?),
+        std::slice::from_ref(&(0..size)),
+        stdout_file()?,
         verify,
         &src.path,
     )
@@ -179,7 +179,7 @@ pub fn restore_data_subset(ctx: &Context, key: &str, offsets_file: &Path) -> Res
     let n = stream::download(
         src.reader.as_mut(),
         &merged,
-        Box::new(stdout_file()?),
+        stdout_file()?,
         Verify::Nothing,
         &src.path,
     )
@@ -223,8 +223,8 @@ pub fn restore_file(ctx: &Context, file: &str) -> Result<()> {
     let size = src.reader.size();
     let n = stream::download(
         src.reader.as_mut(),
-        &[0..size],
-        Box::new(out),
+        std::slice::from_ref(&(0..size)),
+        out,
         verify,
         &src.path,
     )
