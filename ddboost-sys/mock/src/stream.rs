@@ -84,7 +84,7 @@ pub struct WriteStream {
 impl WriteStream {
     pub fn new(sys: Arc<System>, path: PathBuf, mode: u32, entries: Vec<Entry>) -> DdResult<Self> {
         let size = entries.last().map(|e| e.end()).unwrap_or(0);
-        sys.refresh(false)?;
+        sys.refresh(true)?;
         let writer = sys.acquire_writer()?;
         Ok(WriteStream {
             sys,
