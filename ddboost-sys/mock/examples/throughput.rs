@@ -51,19 +51,31 @@ impl Rows {
                 .into_bytes()
             })
             .collect();
-        Rows { pool, next_row: 0, modified, carry: Vec::new() }
+        Rows {
+            pool,
+            next_row: 0,
+            modified,
+            carry: Vec::new(),
+        }
     }
 
     fn push_row(&mut self, out: &mut Vec<u8>) {
         let i = self.next_row;
         self.next_row += 1;
         if self.modified && i == 10 {
-            out.extend_from_slice(b"4242424242,inserted,1.00,2024-01-01,NEW,comment inserted row\n");
+            out.extend_from_slice(
+                b"4242424242,inserted,1.00,2024-01-01,NEW,comment inserted row\n",
+            );
         }
         let mut buf = itoa_buf(i);
         out.append(&mut buf);
         let changed = self.modified && mix(i / 200 + 7) % 20 == 0;
-        let k = if changed { mix(i ^ 0xdead_beef) } else { mix(i) } as usize % self.pool.len();
+        let k = if changed {
+            mix(i ^ 0xdead_beef)
+        } else {
+            mix(i)
+        } as usize
+            % self.pool.len();
         out.extend_from_slice(&self.pool[k]);
     }
 
@@ -102,20 +114,29 @@ fn path(p: &str) -> (CString, CString) {
 
 fn write_stream(conn: i32, name: &str, total: u64, modified: bool) -> f64 {
     let (su, p) = path(name);
-    let mut dp = ddp_path_t { su_name: su.as_ptr() as *mut _, path_name: p.as_ptr() as *mut _ };
+    let mut dp = ddp_path_t {
+        su_name: su.as_ptr() as *mut _,
+        path_name: p.as_ptr() as *mut _,
+    };
     let mut rows = Rows::new(modified);
     let mut buf = Vec::with_capacity(BLOCK + 4096);
     let start = Instant::now();
     let mut fd = -1;
     // SAFETY: valid path struct and out-pointer.
-    check(unsafe { ddp_open_file(conn, &mut dp, DDP_O_CREAT | DDP_O_RDWR, 0o600, &mut fd) }, "open");
+    check(
+        unsafe { ddp_open_file(conn, &mut dp, DDP_O_CREAT | DDP_O_RDWR, 0o600, &mut fd) },
+        "open",
+    );
     let mut off = 0u64;
     while off < total {
         let n = BLOCK.min((total - off) as usize);
         rows.fill(&mut buf, n);
         let mut w = 0;
         // SAFETY: buf holds n bytes.
-        check(unsafe { ddp_write(fd, buf.as_ptr().cast(), n as u64, off, &mut w) }, "write");
+        check(
+            unsafe { ddp_write(fd, buf.as_ptr().cast(), n as u64, off, &mut w) },
+            "write",
+        );
         off += w;
     }
     // SAFETY: plain descriptor.
@@ -125,18 +146,27 @@ fn write_stream(conn: i32, name: &str, total: u64, modified: bool) -> f64 {
 
 fn read_stream(conn: i32, name: &str) -> (f64, u64) {
     let (su, p) = path(name);
-    let mut dp = ddp_path_t { su_name: su.as_ptr() as *mut _, path_name: p.as_ptr() as *mut _ };
+    let mut dp = ddp_path_t {
+        su_name: su.as_ptr() as *mut _,
+        path_name: p.as_ptr() as *mut _,
+    };
     let mut buf = vec![0u8; BLOCK];
     let start = Instant::now();
     let mut fd = -1;
     // SAFETY: valid path struct and out-pointer.
-    check(unsafe { ddp_open_file(conn, &mut dp, DDP_O_READ, 0, &mut fd) }, "open");
+    check(
+        unsafe { ddp_open_file(conn, &mut dp, DDP_O_READ, 0, &mut fd) },
+        "open",
+    );
     let mut off = 0u64;
     let mut sum = 0u64;
     loop {
         let mut n = 0;
         // SAFETY: buf holds BLOCK bytes.
-        check(unsafe { ddp_read(fd, buf.as_mut_ptr().cast(), BLOCK as u64, off, &mut n) }, "read");
+        check(
+            unsafe { ddp_read(fd, buf.as_mut_ptr().cast(), BLOCK as u64, off, &mut n) },
+            "read",
+        );
         if n == 0 {
             break;
         }
@@ -145,7 +175,10 @@ fn read_stream(conn: i32, name: &str) -> (f64, u64) {
     }
     // SAFETY: plain descriptor.
     check(unsafe { ddp_close_file(fd) }, "close");
-    (off as f64 / start.elapsed().as_secs_f64() / 1e6, off + (sum & 0))
+    (
+        off as f64 / start.elapsed().as_secs_f64() / 1e6,
+        std::hint::black_box(off + sum) - sum,
+    )
 }
 
 fn peak_rss_mib() -> f64 {
@@ -159,9 +192,13 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn main() {
-    let gib: f64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2.0);
+    let gib: f64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2.0);
     let total = (gib * (1u64 << 30) as f64) as u64;
-    let root = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp".into())).unwrap();
+    let root =
+        tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp".into())).unwrap();
     std::env::set_var("DDBOOST_MOCK_ROOT", root.path());
     admin::create_system(root.path(), "bench", "u", "p", Some("GPDB")).unwrap();
     let sysdir = root.path().join("bench");
@@ -176,16 +213,29 @@ fn main() {
         g.fill(&mut buf, BLOCK);
         done += BLOCK as u64;
     }
-    println!("generator alone:   {:8.0} MB/s", gen_bytes as f64 / t.elapsed().as_secs_f64() / 1e6);
+    println!(
+        "generator alone:   {:8.0} MB/s",
+        gen_bytes as f64 / t.elapsed().as_secs_f64() / 1e6
+    );
 
     // SAFETY: C entry points with valid arguments.
     let conn = unsafe {
         check(ddp_init(c"bench".as_ptr()), "init");
         let mut inst = -1;
-        check(ddp_instance_create(64 << 20, std::ptr::null_mut(), &mut inst), "instance");
+        check(
+            ddp_instance_create(64 << 20, std::ptr::null_mut(), &mut inst),
+            "instance",
+        );
         let mut conn = -1;
         check(
-            ddp_connect_with_user_pwd(inst, c"bench".as_ptr(), std::ptr::null_mut(), c"u".as_ptr(), c"p".as_ptr(), &mut conn),
+            ddp_connect_with_user_pwd(
+                inst,
+                c"bench".as_ptr(),
+                std::ptr::null_mut(),
+                c"u".as_ptr(),
+                c"p".as_ptr(),
+                &mut conn,
+            ),
             "connect",
         );
         conn
@@ -195,13 +245,25 @@ fn main() {
     let s0 = stored();
     let r = write_stream(conn, "first", total, false);
     let s1 = stored();
-    println!("first write:       {r:8.0} MB/s  stored {:>12} bytes ({:.1}% of logical)", s1 - s0, (s1 - s0) as f64 * 100.0 / total as f64);
+    println!(
+        "first write:       {r:8.0} MB/s  stored {:>12} bytes ({:.1}% of logical)",
+        s1 - s0,
+        (s1 - s0) as f64 * 100.0 / total as f64
+    );
     let r = write_stream(conn, "repeat", total, false);
     let s2 = stored();
-    println!("identical rewrite: {r:8.0} MB/s  stored +{:>11} bytes ({:.3}% of first)", s2 - s1, (s2 - s1) as f64 * 100.0 / (s1 - s0) as f64);
+    println!(
+        "identical rewrite: {r:8.0} MB/s  stored +{:>11} bytes ({:.3}% of first)",
+        s2 - s1,
+        (s2 - s1) as f64 * 100.0 / (s1 - s0) as f64
+    );
     let r = write_stream(conn, "modified", total, true);
     let s3 = stored();
-    println!("modified stream:   {r:8.0} MB/s  stored +{:>11} bytes ({:.1}% of first)", s3 - s2, (s3 - s2) as f64 * 100.0 / (s1 - s0) as f64);
+    println!(
+        "modified stream:   {r:8.0} MB/s  stored +{:>11} bytes ({:.1}% of first)",
+        s3 - s2,
+        (s3 - s2) as f64 * 100.0 / (s1 - s0) as f64
+    );
     let (r, n) = read_stream(conn, "first");
     assert_eq!(n, total);
     println!("read-back:         {r:8.0} MB/s");

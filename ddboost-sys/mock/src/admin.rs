@@ -51,7 +51,13 @@ pub fn load_config(sysdir: &Path) -> DdResult<SystemConfig> {
 
 /// Creates (or updates) a system: adds or replaces the user, creates the storage unit.
 /// Idempotent.
-pub fn create_system(root: &Path, host: &str, user: &str, password: &str, su: Option<&str>) -> DdResult<()> {
+pub fn create_system(
+    root: &Path,
+    host: &str,
+    user: &str,
+    password: &str,
+    su: Option<&str>,
+) -> DdResult<()> {
     let dir = system_dir(root, host).map_err(|_| DdError::INVALID)?;
     fs::create_dir_all(dir.join("su"))?;
     let mut cfg = load_config(&dir).unwrap_or_default();
@@ -63,7 +69,10 @@ pub fn create_system(root: &Path, host: &str, user: &str, password: &str, su: Op
         salt,
     });
     let tmp = dir.join(format!(".system.json.{}", std::process::id()));
-    fs::write(&tmp, serde_json::to_vec_pretty(&cfg).map_err(|_| DdError::IO)?)?;
+    fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(&cfg).map_err(|_| DdError::IO)?,
+    )?;
     fs::rename(&tmp, dir.join("system.json"))?;
     for d in ["store/containers", "store/index", "tmp", "streams"] {
         fs::create_dir_all(dir.join(d))?;

@@ -7,6 +7,14 @@
 //! Descriptors are small positive integers from one counter shared by all handle kinds.
 //! The handle tables are guarded by one short-held lock; each open file has its own lock,
 //! so threads using different handles run in parallel.
+//!
+//! # Safety
+//!
+//! Every exported function has the contract of its C declaration: pointer arguments are
+//! NULL (rejected with `DD_ERR_INVALID` where a value is needed) or valid for the access the
+//! header implies (NUL-terminated strings, `ddp_path_t` with such strings, out-pointers to
+//! caller storage, read/write buffers of at least `count` bytes), for the duration of the call.
+#![allow(clippy::missing_safety_doc)]
 
 use crate::error::{DdError, DdResult};
 use crate::faults;
@@ -36,8 +44,12 @@ struct Instance {
 
 impl Instance {
     fn log(&self, sev: ddp_severity_t, msg: &str) {
-        let Some((session, cb)) = *self.log.lock() else { return };
-        let Ok(c) = CString::new(msg.replace('\0', " ")) else { return };
+        let Some((session, cb)) = *self.log.lock() else {
+            return;
+        };
+        let Ok(c) = CString::new(msg.replace('\0', " ")) else {
+            return;
+        };
         // SAFETY: `cb` was registered by the caller through ddp_log_init as a function of this
         // exact C signature; `session` is the pointer it gave us, passed back unchanged; the
         // message is a valid NUL-terminated string that outlives the call.
@@ -70,8 +82,12 @@ struct CopyJob {
 }
 
 enum FileKind {
-    Read { entries: Arc<Vec<Entry>>, size: u64, mode: u32 },
-    Write(Option<WriteStream>),
+    Read {
+        entries: Arc<Vec<Entry>>,
+        size: u64,
+        mode: u32,
+    },
+    Write(Option<Box<WriteStream>>),
 }
 
 struct FileObj {
@@ -142,7 +158,11 @@ struct Tables {
 impl Tables {
     fn alloc(&mut self) -> i32 {
         loop {
-            self.next = if self.next >= i32::MAX - 1 { 1 } else { self.next + 1 };
+            self.next = if self.next >= i32::MAX - 1 {
+                1
+            } else {
+                self.next + 1
+            };
             let d = self.next;
             if d != DDP_INVALID_DESCRIPTOR
                 && !self.insts.contains_key(&d)
@@ -216,7 +236,9 @@ unsafe fn cstr<'a>(p: *const c_char) -> DdResult<&'a str> {
         return Err(DdError::INVALID);
     }
     // SAFETY: non-NULL and, per the C contract, NUL-terminated and live for the call.
-    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| DdError::INVALID)
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|_| DdError::INVALID)
 }
 
 /// Resolves a `ddp_path_t` to (absolute path, `su/path` name). The storage unit must exist.
@@ -295,7 +317,8 @@ fn drop_handles(t: &mut Tables, conn: Option<i32>) {
             release_file(t, &mut f, false);
         }
     }
-    t.dirs.retain(|_, d| conn.is_some() && Some(d.lock().conn_id) != conn);
+    t.dirs
+        .retain(|_, d| conn.is_some() && Some(d.lock().conn_id) != conn);
 }
 
 /// Ends a file's copy job and stream accounting; aborts an unfinished write stream.
@@ -363,7 +386,12 @@ pub unsafe extern "C" fn ddp_instance_create(
             return Err(DdError::INVALID);
         }
         let d = t.alloc();
-        t.insts.insert(d, Arc::new(Instance { log: Mutex::new(None) }));
+        t.insts.insert(
+            d,
+            Arc::new(Instance {
+                log: Mutex::new(None),
+            }),
+        );
         // SAFETY: out_inst is non-NULL and points to caller-owned storage for a descriptor.
         unsafe { put(out_inst, d) }
     })
@@ -380,7 +408,11 @@ pub unsafe extern "C" fn ddp_instance_destroy(inst: ddp_inst_desc_t) -> dd_errno
 
 /// Stores the log callback of an instance (NULL `cb` turns logging off).
 #[no_mangle]
-pub unsafe extern "C" fn ddp_log_init(inst: ddp_inst_desc_t, session_ptr: *mut c_void, cb: ddp_log_cb_t) {
+pub unsafe extern "C" fn ddp_log_init(
+    inst: ddp_inst_desc_t,
+    session_ptr: *mut c_void,
+    cb: ddp_log_cb_t,
+) {
     let _ = call("log_init", |_| {
         let t = T.lock();
         let i = t.insts.get(&inst).ok_or(DdError::BADF)?;
@@ -430,7 +462,10 @@ pub unsafe extern "C" fn ddp_connect_with_user_pwd(
         // SAFETY: as above.
         let pwd = unsafe { cstr(password) }.map_err(|_| DdError::AUTH)?;
         if let Err(e) = crate::admin::authenticate(&dir, user, pwd) {
-            instance.log(DDP_SEV_ERROR, &format!("connect to {host} as {user}: authentication failed"));
+            instance.log(
+                DDP_SEV_ERROR,
+                &format!("connect to {host} as {user}: authentication failed"),
+            );
             return Err(e);
         }
         let existing = T.lock().systems.get(&dir).cloned();
@@ -453,7 +488,10 @@ pub unsafe extern "C" fn ddp_connect_with_user_pwd(
             }),
         );
         drop(t);
-        instance.log(DDP_SEV_INFO, &format!("connected to {host} as {user} (connection {d})"));
+        instance.log(
+            DDP_SEV_INFO,
+            &format!("connected to {host} as {user} (connection {d})"),
+        );
         // SAFETY: out_conn is non-NULL caller storage for a descriptor.
         unsafe { put(out_conn, d) }
     })
@@ -469,14 +507,20 @@ pub unsafe extern "C" fn ddp_disconnect(conn: ddp_conn_desc_t) -> dd_errno_t {
         drop_handles(&mut t, Some(conn));
         t.conns.remove(&conn);
         drop(t);
-        c.inst.log(DDP_SEV_INFO, &format!("disconnected from {} (connection {conn})", c.sys.host));
+        c.inst.log(
+            DDP_SEV_INFO,
+            &format!("disconnected from {} (connection {conn})", c.sys.host),
+        );
         Ok(())
     })
 }
 
 /// Creates a storage unit; succeeds when it already exists.
 #[no_mangle]
-pub unsafe extern "C" fn ddp_create_storage_unit(conn: ddp_conn_desc_t, su_name: *const c_char) -> dd_errno_t {
+pub unsafe extern "C" fn ddp_create_storage_unit(
+    conn: ddp_conn_desc_t,
+    su_name: *const c_char,
+) -> dd_errno_t {
     call("create_su", |ctx| {
         let c = T.lock().conn(conn)?;
         c.alive()?;
@@ -525,7 +569,11 @@ pub unsafe extern "C" fn ddp_open_file(
         }
         let kind = if !write {
             let (h, entries) = recipe::load(&abs)?;
-            FileKind::Read { entries: Arc::new(entries), size: h.size, mode: h.mode }
+            FileKind::Read {
+                entries: Arc::new(entries),
+                size: h.size,
+                mode: h.mode,
+            }
         } else {
             if T.lock().writing.contains_key(&abs) {
                 return Err(DdError::PERM);
@@ -535,7 +583,11 @@ pub unsafe extern "C" fn ddp_open_file(
                 Err(DdError::NOT_FOUND) if flags & DDP_O_CREAT != 0 => {
                     let parent = abs.parent().ok_or(DdError::INVALID)?;
                     if !parent.is_dir() {
-                        return Err(if parent.exists() { DdError::NOTDIR } else { DdError::NOT_FOUND });
+                        return Err(if parent.exists() {
+                            DdError::NOTDIR
+                        } else {
+                            DdError::NOT_FOUND
+                        });
                     }
                     match recipe::write(&abs, mode_bits(mode), &[]) {
                         Ok(()) => {}
@@ -546,7 +598,12 @@ pub unsafe extern "C" fn ddp_open_file(
                 }
                 Err(e) => return Err(e),
             };
-            FileKind::Write(Some(WriteStream::new(c.sys.clone(), abs.clone(), m, entries)?))
+            FileKind::Write(Some(Box::new(WriteStream::new(
+                c.sys.clone(),
+                abs.clone(),
+                m,
+                entries,
+            )?)))
         };
         let is_write = matches!(kind, FileKind::Write(_));
         let mut t = T.lock();
@@ -576,10 +633,15 @@ pub unsafe extern "C" fn ddp_open_file(
             })),
         );
         drop(t);
-        c.sys.streams.add(if is_write { Kind::Write } else { Kind::Read }, 1);
+        c.sys
+            .streams
+            .add(if is_write { Kind::Write } else { Kind::Read }, 1);
         c.inst.log(
             DDP_SEV_DEBUG,
-            &format!("open {canon} ({}) fd {d}", if is_write { "write" } else { "read" }),
+            &format!(
+                "open {canon} ({}) fd {d}",
+                if is_write { "write" } else { "read" }
+            ),
         );
         // SAFETY: out_fd is non-NULL caller storage for a descriptor.
         unsafe { put(out_fd, d) }
@@ -598,7 +660,10 @@ pub unsafe extern "C" fn ddp_close_file(fd: ddp_file_desc_t) -> dd_errno_t {
         };
         let mut f = f.lock();
         ctx.path = Some(f.path.clone());
-        let failed = f.conn.alive().and_then(|_| inject("close", ctx, Some(&f.conn)));
+        let failed = f
+            .conn
+            .alive()
+            .and_then(|_| inject("close", ctx, Some(&f.conn)));
         let conn = f.conn.clone();
         if let Err(e) = failed {
             release_file(&mut T.lock(), &mut f, false);
@@ -611,7 +676,13 @@ pub unsafe extern "C" fn ddp_close_file(fd: ddp_file_desc_t) -> dd_errno_t {
         match &mut f.kind {
             FileKind::Read { .. } => {
                 conn.sys.streams.add(Kind::Read, -1);
-                conn.inst.log(DDP_SEV_INFO, &format!("close {} fd {fd}: {bytes} bytes read", ctx.path.as_deref().unwrap_or("")));
+                conn.inst.log(
+                    DDP_SEV_INFO,
+                    &format!(
+                        "close {} fd {fd}: {bytes} bytes read",
+                        ctx.path.as_deref().unwrap_or("")
+                    ),
+                );
                 Ok(())
             }
             FileKind::Write(ws) => {
@@ -624,7 +695,10 @@ pub unsafe extern "C" fn ddp_close_file(fd: ddp_file_desc_t) -> dd_errno_t {
                 ctx.count = size;
                 conn.inst.log(
                     DDP_SEV_INFO,
-                    &format!("close {} fd {fd}: {bytes} bytes written, file size {size}", ctx.path.as_deref().unwrap_or("")),
+                    &format!(
+                        "close {} fd {fd}: {bytes} bytes written, file size {size}",
+                        ctx.path.as_deref().unwrap_or("")
+                    ),
                 );
                 Ok(())
             }
@@ -669,7 +743,14 @@ pub unsafe extern "C" fn ddp_read(
             }
             FileKind::Write(Some(ws)) => {
                 ws.drain()?;
-                stream::read_at(&f.conn.sys, &ws.entries, ws.tail(), offset, out, &mut f.cache)?
+                stream::read_at(
+                    &f.conn.sys,
+                    &ws.entries,
+                    ws.tail(),
+                    offset,
+                    out,
+                    &mut f.cache,
+                )?
             }
             FileKind::Write(None) => return Err(DdError::BADF),
         };
@@ -725,8 +806,14 @@ pub unsafe extern "C" fn ddp_write(
 
 fn file_stat(f: &FileObj) -> DdResult<ddp_stat_t> {
     match &f.kind {
-        FileKind::Read { size, mode, .. } => Ok(ddp_stat_t { st_size: *size, st_mode: S_IFREG | mode }),
-        FileKind::Write(Some(ws)) => Ok(ddp_stat_t { st_size: ws.size, st_mode: S_IFREG | ws.mode }),
+        FileKind::Read { size, mode, .. } => Ok(ddp_stat_t {
+            st_size: *size,
+            st_mode: S_IFREG | mode,
+        }),
+        FileKind::Write(Some(ws)) => Ok(ddp_stat_t {
+            st_size: ws.size,
+            st_mode: S_IFREG | ws.mode,
+        }),
         FileKind::Write(None) => Err(DdError::BADF),
     }
 }
@@ -734,7 +821,11 @@ fn file_stat(f: &FileObj) -> DdResult<ddp_stat_t> {
 /// Stats a path. A file being written by this process reports its current size; other
 /// processes see the last published size.
 #[no_mangle]
-pub unsafe extern "C" fn ddp_stat(conn: ddp_conn_desc_t, path: *mut ddp_path_t, out: *mut ddp_stat_t) -> dd_errno_t {
+pub unsafe extern "C" fn ddp_stat(
+    conn: ddp_conn_desc_t,
+    path: *mut ddp_path_t,
+    out: *mut ddp_stat_t,
+) -> dd_errno_t {
     call("stat", |ctx| {
         let c = T.lock().conn(conn)?;
         c.alive()?;
@@ -747,7 +838,10 @@ pub unsafe extern "C" fn ddp_stat(conn: ddp_conn_desc_t, path: *mut ddp_path_t, 
         }
         let md = std::fs::metadata(&abs)?;
         let st = if md.is_dir() {
-            ddp_stat_t { st_size: 0, st_mode: S_IFDIR | 0o755 }
+            ddp_stat_t {
+                st_size: 0,
+                st_mode: S_IFDIR | 0o755,
+            }
         } else {
             let open = {
                 let t = T.lock();
@@ -757,7 +851,10 @@ pub unsafe extern "C" fn ddp_stat(conn: ddp_conn_desc_t, path: *mut ddp_path_t, 
                 Some(f) => file_stat(&f.lock())?,
                 None => {
                     let h = recipe::read_header(&abs)?;
-                    ddp_stat_t { st_size: h.size, st_mode: S_IFREG | h.mode }
+                    ddp_stat_t {
+                        st_size: h.size,
+                        st_mode: S_IFREG | h.mode,
+                    }
                 }
             }
         };
@@ -794,9 +891,18 @@ pub unsafe extern "C" fn ddp_statfs(conn: ddp_conn_desc_t, out: *mut ddp_statvfs
         if out.is_null() {
             return Err(DdError::INVALID);
         }
-        let v = rustix::fs::statvfs(&c.sys.dir).map_err(|e| DdError::from(std::io::Error::from(e)))?;
+        let v =
+            rustix::fs::statvfs(&c.sys.dir).map_err(|e| DdError::from(std::io::Error::from(e)))?;
         // SAFETY: out is non-NULL caller storage for a ddp_statvfs_t.
-        unsafe { put(out, ddp_statvfs_t { f_blocks: v.f_blocks, f_bfree: v.f_bfree }) }
+        unsafe {
+            put(
+                out,
+                ddp_statvfs_t {
+                    f_blocks: v.f_blocks,
+                    f_bfree: v.f_bfree,
+                },
+            )
+        }
     })
 }
 
@@ -804,7 +910,11 @@ pub unsafe extern "C" fn ddp_statfs(conn: ddp_conn_desc_t, out: *mut ddp_statvfs
 
 /// Creates one directory level (the parent must exist); `DD_ERR_EXIST` when present.
 #[no_mangle]
-pub unsafe extern "C" fn ddp_mkdir(conn: ddp_conn_desc_t, path: *mut ddp_path_t, mode: u32) -> dd_errno_t {
+pub unsafe extern "C" fn ddp_mkdir(
+    conn: ddp_conn_desc_t,
+    path: *mut ddp_path_t,
+    mode: u32,
+) -> dd_errno_t {
     let _ = mode;
     call("mkdir", |ctx| {
         let c = T.lock().conn(conn)?;
@@ -865,7 +975,11 @@ pub unsafe extern "C" fn ddp_unlink(conn: ddp_conn_desc_t, path: *mut ddp_path_t
 
 /// Renames atomically, replacing an existing destination file.
 #[no_mangle]
-pub unsafe extern "C" fn ddp_rename(conn: ddp_conn_desc_t, from: *mut ddp_path_t, to: *mut ddp_path_t) -> dd_errno_t {
+pub unsafe extern "C" fn ddp_rename(
+    conn: ddp_conn_desc_t,
+    from: *mut ddp_path_t,
+    to: *mut ddp_path_t,
+) -> dd_errno_t {
     call("rename", |ctx| {
         let c = T.lock().conn(conn)?;
         c.alive()?;
@@ -904,7 +1018,11 @@ pub unsafe extern "C" fn ddp_rename(conn: ddp_conn_desc_t, from: *mut ddp_path_t
 
 /// Opens a directory; the listing is taken at open: ".", "..", then entries by name.
 #[no_mangle]
-pub unsafe extern "C" fn ddp_open_dir(conn: ddp_conn_desc_t, dir: *mut ddp_path_t, out_dird: *mut ddp_dir_desc_t) -> dd_errno_t {
+pub unsafe extern "C" fn ddp_open_dir(
+    conn: ddp_conn_desc_t,
+    dir: *mut ddp_path_t,
+    out_dird: *mut ddp_dir_desc_t,
+) -> dd_errno_t {
     call("opendir", |ctx| {
         let c = T.lock().conn(conn)?;
         c.alive()?;
@@ -929,7 +1047,15 @@ pub unsafe extern "C" fn ddp_open_dir(conn: ddp_conn_desc_t, dir: *mut ddp_path_
         let mut t = T.lock();
         t.inited()?;
         let d = t.alloc();
-        t.dirs.insert(d, Arc::new(Mutex::new(DirObj { conn: c.clone(), conn_id: conn, names: all, pos: 0 })));
+        t.dirs.insert(
+            d,
+            Arc::new(Mutex::new(DirObj {
+                conn: c.clone(),
+                conn_id: conn,
+                names: all,
+                pos: 0,
+            })),
+        );
         // SAFETY: out_dird is non-NULL caller storage for a descriptor.
         unsafe { put(out_dird, d) }
     })
@@ -954,7 +1080,9 @@ pub unsafe extern "C" fn ddp_readdir(dird: ddp_dir_desc_t, out: *mut ddp_dirent_
         };
         d.pos += 1;
         ctx.path = Some(name.clone());
-        let mut ent = ddp_dirent_t { d_name: [0; DDP_MAX_NAME_LEN] };
+        let mut ent = ddp_dirent_t {
+            d_name: [0; DDP_MAX_NAME_LEN],
+        };
         for (i, b) in name.bytes().take(DDP_MAX_NAME_LEN - 1).enumerate() {
             ent.d_name[i] = b as c_char;
         }
@@ -978,7 +1106,11 @@ pub unsafe extern "C" fn ddp_close_dir(dird: ddp_dir_desc_t) {
 /// proceeds as `ddp_filecopy_status` is polled; segments the destination system already
 /// holds are not transferred.
 #[no_mangle]
-pub unsafe extern "C" fn ddp_filecopy_start(src_fd: ddp_file_desc_t, dst_fd: ddp_file_desc_t, reserved: *mut c_void) -> dd_errno_t {
+pub unsafe extern "C" fn ddp_filecopy_start(
+    src_fd: ddp_file_desc_t,
+    dst_fd: ddp_file_desc_t,
+    reserved: *mut c_void,
+) -> dd_errno_t {
     let _ = reserved;
     call("filecopy_start", |ctx| {
         let (src, dst) = {
@@ -992,7 +1124,9 @@ pub unsafe extern "C" fn ddp_filecopy_start(src_fd: ddp_file_desc_t, dst_fd: ddp
             let s = src.lock();
             s.conn.alive()?;
             match &s.kind {
-                FileKind::Read { entries, .. } => (entries.clone(), s.conn.sys.clone(), s.path.clone()),
+                FileKind::Read { entries, .. } => {
+                    (entries.clone(), s.conn.sys.clone(), s.path.clone())
+                }
                 _ => return Err(DdError::INVALID),
             }
         };
@@ -1008,7 +1142,13 @@ pub unsafe extern "C" fn ddp_filecopy_start(src_fd: ddp_file_desc_t, dst_fd: ddp
         if !ws.tail().is_empty() {
             return Err(DdError::INVALID);
         }
-        d.copy = Some(CopyJob { src_fd, src_sys, entries, next: 0, copied: 0 });
+        d.copy = Some(CopyJob {
+            src_fd,
+            src_sys,
+            entries,
+            next: 0,
+            copied: 0,
+        });
         d.conn.sys.streams.add(Kind::FileCopy, 1);
         Ok(())
     })
@@ -1051,9 +1191,8 @@ pub unsafe extern "C" fn ddp_filecopy_status(
             job.copied += e.loc.raw as u64;
             job.next += 1;
         }
-        let n = (job.copied - start) + 0;
+        let n = job.copied - start;
         d.bytes += n;
-        d.next_free = d.next_free.take();
         let done = job.copied.saturating_sub(offset).min(extent_len);
         // SAFETY: out_bytes_copied is non-NULL caller storage for a u64.
         unsafe { put(out_bytes_copied, done) }
@@ -1063,7 +1202,10 @@ pub unsafe extern "C" fn ddp_filecopy_status(
 /// Ends the copy into `dst_fd` (harmless when none was started). The destination file is
 /// finalised by its `ddp_close_file`.
 #[no_mangle]
-pub unsafe extern "C" fn ddp_filecopy_stop(src_conn: ddp_conn_desc_t, dst_fd: ddp_file_desc_t) -> dd_errno_t {
+pub unsafe extern "C" fn ddp_filecopy_stop(
+    src_conn: ddp_conn_desc_t,
+    dst_fd: ddp_file_desc_t,
+) -> dd_errno_t {
     call("filecopy_stop", |ctx| {
         let (c, dst) = {
             let t = T.lock();
@@ -1081,7 +1223,10 @@ pub unsafe extern "C" fn ddp_filecopy_stop(src_conn: ddp_conn_desc_t, dst_fd: dd
 
 /// Limits are fixed plausible values; in-use counts cover every process using the system.
 #[no_mangle]
-pub unsafe extern "C" fn ddp_get_stream_counts(conn: ddp_conn_desc_t, out: *mut ddp_stream_counts_t) -> dd_errno_t {
+pub unsafe extern "C" fn ddp_get_stream_counts(
+    conn: ddp_conn_desc_t,
+    out: *mut ddp_stream_counts_t,
+) -> dd_errno_t {
     call("stream_counts", |ctx| {
         let c = T.lock().conn(conn)?;
         c.alive()?;

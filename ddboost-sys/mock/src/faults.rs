@@ -77,8 +77,13 @@ pub fn parse_faults(spec: &str) -> Result<Vec<Rule>, String> {
             seen: AtomicU64::new(0),
         };
         for kv in it {
-            let (k, v) = kv.split_once('=').ok_or_else(|| format!("bad fault option {kv:?} in {part:?}"))?;
-            let num = || v.parse::<u64>().map_err(|_| format!("bad number {v:?} in {part:?}"));
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("bad fault option {kv:?} in {part:?}"))?;
+            let num = || {
+                v.parse::<u64>()
+                    .map_err(|_| format!("bad number {v:?} in {part:?}"))
+            };
             match k.trim() {
                 "nth" => r.nth = Some(num()?),
                 "count" => r.count = num()?,
@@ -94,7 +99,10 @@ pub fn parse_faults(spec: &str) -> Result<Vec<Rule>, String> {
 }
 
 fn env_f64(name: &str) -> Option<f64> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| *v > 0.0)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| *v > 0.0)
 }
 
 impl Config {
@@ -105,10 +113,13 @@ impl Config {
         };
         Ok(Config {
             rules,
-            latency: env_f64("DDBOOST_MOCK_LATENCY_MS").map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+            latency: env_f64("DDBOOST_MOCK_LATENCY_MS")
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
             stream_bps: env_f64("DDBOOST_MOCK_STREAM_MBPS").map(|m| m * 1e6),
             system_bps: env_f64("DDBOOST_MOCK_SYSTEM_MBPS").map(|m| m * 1e6),
-            trace: std::env::var_os("DDBOOST_MOCK_TRACE").filter(|v| !v.is_empty()).map(Into::into),
+            trace: std::env::var_os("DDBOOST_MOCK_TRACE")
+                .filter(|v| !v.is_empty())
+                .map(Into::into),
         })
     }
 }
@@ -121,7 +132,11 @@ pub static BYTES_READ: AtomicU64 = AtomicU64::new(0);
 /// Replaces the configuration (resets fault counters and byte counters).
 pub fn install(cfg: Config) {
     let trace = cfg.trace.as_ref().and_then(|p| {
-        std::fs::OpenOptions::new().create(true).append(true).open(p).ok()
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
     });
     *TRACE_FILE.lock() = trace;
     BYTES_WRITTEN.store(0, Ordering::Relaxed);

@@ -46,7 +46,11 @@ pub const DDP_SEV_INFO: ddp_severity_t = 3;
 pub const DDP_SEV_DEBUG: ddp_severity_t = 4;
 
 pub type ddp_log_cb_t = Option<
-    unsafe extern "C" fn(session_ptr: *const c_void, log_msg: *const ddp_char_t, severity: ddp_severity_t),
+    unsafe extern "C" fn(
+        session_ptr: *const c_void,
+        log_msg: *const ddp_char_t,
+        severity: ddp_severity_t,
+    ),
 >;
 
 #[repr(C)]

@@ -15,7 +15,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ddboost-mock", version, about = "Administer the emulated Data Domain systems of the mock libDDBoost")]
+#[command(
+    name = "ddboost-mock",
+    version,
+    about = "Administer the emulated Data Domain systems of the mock libDDBoost"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -56,17 +60,32 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::CreateSystem { root, host, user, password, storage_unit } => {
+        Cmd::CreateSystem {
+            root,
+            host,
+            user,
+            password,
+            storage_unit,
+        } => {
             let mut r = ddboost_mock::admin::create_system(&root, &host, &user, &password, None);
             for su in &storage_unit {
                 if r.is_ok() {
-                    r = ddboost_mock::admin::create_system(&root, &host, &user, &password, Some(su));
+                    r = ddboost_mock::admin::create_system(
+                        &root,
+                        &host,
+                        &user,
+                        &password,
+                        Some(su),
+                    );
                 }
             }
             match r {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("ddboost-mock: create-system failed: {}", ddboost_mock::error::DdError::name(e.0));
+                    eprintln!(
+                        "ddboost-mock: create-system failed: {}",
+                        ddboost_mock::error::DdError::name(e.0)
+                    );
                     ExitCode::FAILURE
                 }
             }
@@ -88,7 +107,11 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("ddboost-mock: no system {host:?} under {}: {}", root.display(), ddboost_mock::error::DdError::name(e.0));
+                    eprintln!(
+                        "ddboost-mock: no system {host:?} under {}: {}",
+                        root.display(),
+                        ddboost_mock::error::DdError::name(e.0)
+                    );
                     ExitCode::FAILURE
                 }
             }

@@ -107,7 +107,10 @@ pub fn write(path: &Path, mode: u32, entries: &[Entry]) -> DdResult<()> {
         r[32..64].copy_from_slice(&e.fp);
         b.extend_from_slice(&r);
     }
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
     f.write_all(&b)?;
     Ok(())
 }

@@ -130,7 +130,14 @@ impl Writer {
     }
 
     /// Appends a segment's stored bytes; the segment becomes visible to others at the next flush.
-    pub fn append(&mut self, sys: &System, fp: Fp, codec: u8, raw: u32, data: &[u8]) -> DdResult<Loc> {
+    pub fn append(
+        &mut self,
+        sys: &System,
+        fp: Fp,
+        codec: u8,
+        raw: u32,
+        data: &[u8],
+    ) -> DdResult<Loc> {
         let loc = Loc {
             container: self.id,
             offset: self.ctr_len + self.ctr_buf.len() as u64,
@@ -310,9 +317,14 @@ impl System {
         loop {
             let seed = format!("{pid}:{}:{n}", now_nanos());
             let d = Sha256::digest(seed.as_bytes());
-            let id = u64::from_le_bytes(d[..8].try_into().expect("8 bytes")) & 0x7fff_ffff_ffff_ffff;
+            let id =
+                u64::from_le_bytes(d[..8].try_into().expect("8 bytes")) & 0x7fff_ffff_ffff_ffff;
             let cpath = self.containers_dir().join(format!("{id:016x}.ctr"));
-            match OpenOptions::new().append(true).create_new(true).open(&cpath) {
+            match OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .open(&cpath)
+            {
                 Ok(ctr) => {
                     let idx = OpenOptions::new()
                         .append(true)
@@ -338,7 +350,11 @@ impl System {
 
     /// Returns a flushed writer to the pool (a large container is retired instead).
     pub fn release_writer(&self, w: Writer) {
-        if !w.broken && w.ctr_len < CONTAINER_ROLL_BYTES && w.ctr_buf.is_empty() && w.idx_buf.is_empty() {
+        if !w.broken
+            && w.ctr_len < CONTAINER_ROLL_BYTES
+            && w.ctr_buf.is_empty()
+            && w.idx_buf.is_empty()
+        {
             self.pool.lock().push(w);
         }
     }
@@ -347,7 +363,9 @@ impl System {
         if let Some(f) = self.containers.read().get(&id) {
             return Ok(f.clone());
         }
-        let f = Arc::new(File::open(self.containers_dir().join(format!("{id:016x}.ctr")))?);
+        let f = Arc::new(File::open(
+            self.containers_dir().join(format!("{id:016x}.ctr")),
+        )?);
         self.containers.write().insert(id, f.clone());
         Ok(f)
     }

@@ -173,7 +173,13 @@ impl WriteStream {
                 Some(l) => l,
                 None => match self.sys.lookup(&s.fp).or_else(|| writer.pending(&s.fp)) {
                     Some(l) => l,
-                    None => writer.append(&self.sys, s.fp, s.codec, s.raw, &out.stored[s.start..s.start + s.len])?,
+                    None => writer.append(
+                        &self.sys,
+                        s.fp,
+                        s.codec,
+                        s.raw,
+                        &out.stored[s.start..s.start + s.len],
+                    )?,
                 },
             };
             self.entries.push(Entry {
@@ -318,7 +324,9 @@ pub fn read_at(
             let e = &entries[j];
             if j > i {
                 let p = &entries[j - 1];
-                if e.loc.container != p.loc.container || e.loc.offset != p.loc.offset + p.loc.stored as u64 {
+                if e.loc.container != p.loc.container
+                    || e.loc.offset != p.loc.offset + p.loc.stored as u64
+                {
                     break;
                 }
             }
@@ -337,7 +345,11 @@ pub fn read_at(
             let pos_now = offset + done as u64;
             let skip = (pos_now - e.loff) as usize;
             let n = (e.loc.raw as usize - skip).min(want - done);
-            let stored = if cached_first { &[][..] } else { &scratch[soff..soff + e.loc.stored as usize] };
+            let stored = if cached_first {
+                &[][..]
+            } else {
+                &scratch[soff..soff + e.loc.stored as usize]
+            };
             soff += e.loc.stored as usize;
             let key = (e.loc.container, e.loc.offset);
             if cached_first {

@@ -83,7 +83,10 @@ impl StreamTable {
                     continue;
                 }
                 if let Ok(s) = fs::read_to_string(ent.path()) {
-                    let v: Vec<i32> = s.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                    let v: Vec<i32> = s
+                        .split_whitespace()
+                        .filter_map(|x| x.parse().ok())
+                        .collect();
                     if v.len() == 3 {
                         total.read += v[0];
                         total.write += v[1];

@@ -16,7 +16,11 @@ fn c_program_against_the_header() {
     let include = manifest.join("../include");
     let src = manifest.join("tests/c/abi_test.c");
     let libdir = lib_dir();
-    assert!(libdir.join("libddboost_mock.so").is_file(), "cdylib not built in {}", libdir.display());
+    assert!(
+        libdir.join("libddboost_mock.so").is_file(),
+        "cdylib not built in {}",
+        libdir.display()
+    );
     let work = tempfile::tempdir().unwrap();
     let exe = work.path().join("abi_test");
     let out = Command::new("gcc")
@@ -30,11 +34,19 @@ fn c_program_against_the_header() {
         .arg(format!("-Wl,-rpath,{}", libdir.display()))
         .output()
         .expect("gcc");
-    assert!(out.status.success(), "gcc failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "gcc failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let root = work.path().join("systems");
     ddboost_mock::admin::create_system(&root, "abi-host", "ddboost", "secret", None).unwrap();
-    let run = Command::new(&exe).arg("abi-host").env("DDBOOST_MOCK_ROOT", &root).output().unwrap();
+    let run = Command::new(&exe)
+        .arg("abi-host")
+        .env("DDBOOST_MOCK_ROOT", &root)
+        .output()
+        .unwrap();
     assert!(
         run.status.success(),
         "abi test failed:\n{}{}",
@@ -44,23 +56,37 @@ fn c_program_against_the_header() {
     assert!(String::from_utf8_lossy(&run.stdout).contains("abi ok"));
 
     // Without DDBOOST_MOCK_ROOT the connection fails with a clear message.
-    let run = Command::new(&exe).arg("abi-host").env_remove("DDBOOST_MOCK_ROOT").output().unwrap();
+    let run = Command::new(&exe)
+        .arg("abi-host")
+        .env_remove("DDBOOST_MOCK_ROOT")
+        .output()
+        .unwrap();
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("DDBOOST_MOCK_ROOT is not set"));
 }
 
 #[test]
 fn every_header_function_is_exported() {
-    let header = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../include/ddp_api.h")).unwrap();
+    let header = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../include/ddp_api.h"),
+    )
+    .unwrap();
     let names: Vec<&str> = header
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .filter(|w| w.starts_with("ddp_"))
         .filter(|w| header.contains(&format!("{w}(")))
         .collect();
     assert!(names.len() >= 27, "{names:?}");
-    let out = Command::new("nm").args(["-D", "--defined-only"]).arg(lib_dir().join("libddboost_mock.so")).output().unwrap();
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(lib_dir().join("libddboost_mock.so"))
+        .output()
+        .unwrap();
     let syms = String::from_utf8_lossy(&out.stdout);
     for n in names {
-        assert!(syms.lines().any(|l| l.ends_with(&format!(" T {n}"))), "{n} not exported");
+        assert!(
+            syms.lines().any(|l| l.ends_with(&format!(" T {n}"))),
+            "{n} not exported"
+        );
     }
 }

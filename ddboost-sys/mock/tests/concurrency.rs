@@ -30,7 +30,10 @@ fn sixteen_writer_threads_and_concurrent_readers() {
                 // Files being written are visible but never show non-final bytes.
                 for w in 0..16 {
                     if let Ok(d) = read_file(c, &format!("w{w}")) {
-                        assert!(d.is_empty() || d == content(w as u64, 6_000), "reader {r} saw partial w{w}");
+                        assert!(
+                            d.is_empty() || d == content(w as u64, 6_000),
+                            "reader {r} saw partial w{w}"
+                        );
                     }
                 }
                 n += 1;
@@ -66,14 +69,19 @@ fn sixteen_writer_threads_and_concurrent_readers() {
     let own: u64 = (0..16).map(|w| join(&rows(w, 3_000)).len() as u64).sum();
     let shared = join(&rows(1000, 3_000)).len() as u64;
     // The shared half is stored about once, not 17 times.
-    assert!(t.unique_segment_bytes < own + join(&rows(999, 3_000)).len() as u64 + 3 * shared, "{t:?}");
+    assert!(
+        t.unique_segment_bytes < own + join(&rows(999, 3_000)).len() as u64 + 3 * shared,
+        "{t:?}"
+    );
 }
 
 /// Child process body: writes files when run by `writer_processes`.
 #[test]
 #[ignore = "run as a child process by writer_processes"]
 fn child_writer() {
-    let Ok(id) = std::env::var("DDMOCK_CHILD_ID") else { return };
+    let Ok(id) = std::env::var("DDMOCK_CHILD_ID") else {
+        return;
+    };
     let root = std::env::var("DDMOCK_CHILD_ROOT").unwrap();
     let id: u64 = id.parse().unwrap();
     std::env::set_var("DDBOOST_MOCK_ROOT", &root);
@@ -86,7 +94,10 @@ fn child_writer() {
         // Read a file another process may have finished.
         let other = format!("p{}-0", (id + 1) % 8);
         if let Ok(d) = read_file(c, &other) {
-            assert!(d.is_empty() || d == content(((id + 1) % 8) * 10, 4_000), "partial {other}");
+            assert!(
+                d.is_empty() || d == content(((id + 1) % 8) * 10, 4_000),
+                "partial {other}"
+            );
         }
     }
 }
@@ -98,9 +109,16 @@ fn writer_processes() {
     let children: Vec<_> = (0..8)
         .map(|i| {
             Command::new(&exe)
-                .args(["--exact", "child_writer", "--ignored", "--nocapture", "--test-threads=1"])
+                .args([
+                    "--exact",
+                    "child_writer",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env("DDMOCK_CHILD_ID", i.to_string())
                 .env("DDMOCK_CHILD_ROOT", root())
+                .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })
@@ -120,7 +138,10 @@ fn writer_processes() {
     // Refresh from other processes' index logs happens at open; verify every file byte-exact.
     for i in 0..8u64 {
         for k in 0..3u64 {
-            assert_eq!(read_file(c, &format!("p{i}-{k}")).unwrap(), content(i * 10 + k, 4_000));
+            assert_eq!(
+                read_file(c, &format!("p{i}-{k}")).unwrap(),
+                content(i * 10 + k, 4_000)
+            );
         }
     }
     let t = totals(&dir);
@@ -130,7 +151,11 @@ fn writer_processes() {
     std::thread::sleep(std::time::Duration::from_millis(600));
     put_file(c, "again", &content(70, 4_000));
     let after = totals(&dir).stored_bytes;
-    assert!((after - before) * 100 < before / 24, "re-writing a child's file added {} bytes", after - before);
+    assert!(
+        (after - before) * 100 < before / 24,
+        "re-writing a child's file added {} bytes",
+        after - before
+    );
 }
 
 #[test]
@@ -138,8 +163,15 @@ fn killed_writer_does_not_corrupt_the_store() {
     let dir = system("cc-kill");
     let exe = std::env::current_exe().unwrap();
     let mut ch = Command::new(&exe)
-        .args(["--exact", "child_killed", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_killed",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("DDMOCK_KILL_ROOT", root())
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     // Wait until it has written a good part, then kill it.
@@ -169,7 +201,9 @@ fn killed_writer_does_not_corrupt_the_store() {
 #[test]
 #[ignore = "run as a child process by killed_writer_does_not_corrupt_the_store"]
 fn child_killed() {
-    let Ok(root) = std::env::var("DDMOCK_KILL_ROOT") else { return };
+    let Ok(root) = std::env::var("DDMOCK_KILL_ROOT") else {
+        return;
+    };
     let _ = common::root();
     std::env::set_var("DDBOOST_MOCK_ROOT", &root);
     let c = connect("cc-kill");

@@ -17,13 +17,20 @@ fn repeated_identical_backup_adds_under_one_percent() {
     put_file(c, "b1", &data);
     let t1 = totals(&dir);
     assert_eq!(t1.logical_bytes_written, data.len() as u64);
-    assert!(t1.stored_bytes > 0 && t1.stored_bytes < data.len() as u64, "compressed: {t1:?}");
+    assert!(
+        t1.stored_bytes > 0 && t1.stored_bytes < data.len() as u64,
+        "compressed: {t1:?}"
+    );
     assert!(t1.unique_segment_bytes >= data.len() as u64 * 99 / 100);
     put_file(c, "b2", &data);
     let t2 = totals(&dir);
     assert_eq!(t2.logical_bytes_written, 2 * data.len() as u64);
     let added = t2.stored_bytes - t1.stored_bytes;
-    assert!(added * 100 < t1.stored_bytes, "repeat added {added} of {}", t1.stored_bytes);
+    assert!(
+        added * 100 < t1.stored_bytes,
+        "repeat added {added} of {}",
+        t1.stored_bytes
+    );
     assert_eq!(t2.files, 3);
     assert_eq!(read_file(c, "b2").unwrap(), data);
     // Dedup spans storage units.
@@ -33,7 +40,10 @@ fn repeated_identical_backup_adds_under_one_percent() {
     let mut raw = dp.raw();
     let mut fd = -1;
     // SAFETY: valid arguments.
-    assert_eq!(unsafe { ddp_open_file(c, &mut raw, DDP_O_CREAT | DDP_O_RDWR, 0o600, &mut fd) }, 0);
+    assert_eq!(
+        unsafe { ddp_open_file(c, &mut raw, DDP_O_CREAT | DDP_O_RDWR, 0o600, &mut fd) },
+        0
+    );
     write_all(fd, &data, 1 << 20).unwrap();
     assert_eq!(close(fd), 0);
     let t3 = totals(&dir);
@@ -88,7 +98,10 @@ fn write_block_size_does_not_change_dedup() {
     write_all(fd, &data, 65_537).unwrap();
     assert_eq!(close(fd), 0);
     let t2 = totals(&dir);
-    assert_eq!(t2.stored_bytes, t1.stored_bytes, "same content, other write sizes: nothing new");
+    assert_eq!(
+        t2.stored_bytes, t1.stored_bytes,
+        "same content, other write sizes: nothing new"
+    );
     assert_eq!(read_file(c, "b").unwrap(), data);
 }
 
@@ -100,7 +113,9 @@ fn dedup_across_processes_via_index_logs() {
     let data = join(&rows(5, 10_000));
     put_file(c, "x", &data);
     let sys = ddboost_mock::store::System::open(&dir, "dd-reload").unwrap();
-    let f = ddboost_mock::recipe::load(&dir.join("su/GPDB/x")).unwrap().1;
+    let f = ddboost_mock::recipe::load(&dir.join("su/GPDB/x"))
+        .unwrap()
+        .1;
     assert!(!f.is_empty());
     for e in &f {
         assert_eq!(sys.lookup(&e.fp), Some(e.loc));
@@ -124,7 +139,10 @@ fn filecopy(src_conn: i32, src: &str, dst_conn: i32, dst: &str) {
     while off < size {
         let mut done = 0u64;
         // SAFETY: valid out-pointer.
-        assert_eq!(unsafe { ddp_filecopy_status(s, d, off, 262_144, &mut done) }, 0);
+        assert_eq!(
+            unsafe { ddp_filecopy_status(s, d, off, 262_144, &mut done) },
+            0
+        );
         assert!(done <= 262_144);
         assert!(done > 0, "progress at {off}");
         off += done;
@@ -150,7 +168,10 @@ fn filecopy_between_systems_dedups_on_destination() {
     assert_eq!(read_file(cb, "dst1").unwrap(), data);
     let tb1 = totals(&b);
     let ta = totals(&a);
-    assert_eq!(tb1.stored_bytes, ta.stored_bytes, "compressed segments transferred as stored");
+    assert_eq!(
+        tb1.stored_bytes, ta.stored_bytes,
+        "compressed segments transferred as stored"
+    );
     assert_eq!(tb1.logical_bytes_written, data.len() as u64);
     // A second copy of the same file transfers nothing new.
     filecopy(ca, "src", cb, "dst2");
@@ -166,9 +187,15 @@ fn filecopy_between_systems_dedups_on_destination() {
     let d = create(cb, "dst3");
     let mut done = 0;
     // SAFETY: valid out-pointer.
-    assert_eq!(unsafe { ddp_filecopy_status(s, d, 0, 1000, &mut done) }, DD_ERR_INVALID);
+    assert_eq!(
+        unsafe { ddp_filecopy_status(s, d, 0, 1000, &mut done) },
+        DD_ERR_INVALID
+    );
     // SAFETY: plain descriptors.
-    assert_eq!(unsafe { ddp_filecopy_start(d, s, std::ptr::null_mut()) }, DD_ERR_INVALID);
+    assert_eq!(
+        unsafe { ddp_filecopy_start(d, s, std::ptr::null_mut()) },
+        DD_ERR_INVALID
+    );
     close(d);
     close(s);
 }

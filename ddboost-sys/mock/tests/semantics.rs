@@ -10,9 +10,18 @@ fn connect_failures() {
     system("sem-auth");
     assert!(try_connect("sem-auth", USER, PASSWORD).is_ok());
     assert_eq!(try_connect("sem-auth", USER, "wrong"), Err(DD_ERR_AUTH));
-    assert_eq!(try_connect("sem-auth", "nobody", PASSWORD), Err(DD_ERR_AUTH));
-    assert_eq!(try_connect("no-such-host", USER, PASSWORD), Err(DD_ERR_CONNECT));
-    assert_eq!(try_connect("../escape", USER, PASSWORD), Err(DD_ERR_CONNECT));
+    assert_eq!(
+        try_connect("sem-auth", "nobody", PASSWORD),
+        Err(DD_ERR_AUTH)
+    );
+    assert_eq!(
+        try_connect("no-such-host", USER, PASSWORD),
+        Err(DD_ERR_CONNECT)
+    );
+    assert_eq!(
+        try_connect("../escape", USER, PASSWORD),
+        Err(DD_ERR_CONNECT)
+    );
     // No password stored in clear.
     let cfg = std::fs::read_to_string(root().join("sem-auth/system.json")).unwrap();
     assert!(!cfg.contains(PASSWORD));
@@ -37,7 +46,10 @@ fn storage_unit_must_exist() {
     assert_eq!(rc, 0);
     assert_eq!(close(fd), 0);
     // SAFETY: valid C string.
-    assert_eq!(unsafe { ddp_create_storage_unit(c, c"a/b".as_ptr()) }, DD_ERR_INVALID);
+    assert_eq!(
+        unsafe { ddp_create_storage_unit(c, c"a/b".as_ptr()) },
+        DD_ERR_INVALID
+    );
 }
 
 #[test]
@@ -57,7 +69,11 @@ fn write_read_rules() {
     write_all_from(fd, &data, 1000);
     // Visible in the namespace but not readable by others until close.
     let st = stat(c, "f1").unwrap();
-    assert_eq!(st.st_size, data.len() as u64, "stat while writing shows the writer's size in its process");
+    assert_eq!(
+        st.st_size,
+        data.len() as u64,
+        "stat while writing shows the writer's size in its process"
+    );
     let other = open(c, "f1", DDP_O_READ).unwrap();
     let mut buf = vec![0u8; 100];
     assert_eq!(read_at(other, &mut buf, 0), Ok(0));
@@ -87,7 +103,13 @@ fn write_read_rules() {
     let mut big = vec![0u8; (1 << 20) + 1];
     assert_eq!(read_at(r, &mut big, 0), Err(DD_ERR_INVALID));
     // reads at arbitrary offsets
-    for &(off, len) in &[(0usize, 1usize), (1, 100_000), (8191, 70_000), (2_999_990, 10), (1_234_567, 1 << 20)] {
+    for &(off, len) in &[
+        (0usize, 1usize),
+        (1, 100_000),
+        (8191, 70_000),
+        (2_999_990, 10),
+        (1_234_567, 1 << 20),
+    ] {
         let mut b = vec![0u8; len];
         let n = read_at(r, &mut b, off as u64).unwrap() as usize;
         let want = len.min(data.len() - off);
@@ -113,7 +135,10 @@ fn write_all_from(fd: i32, data: &[u8], from: usize) {
     let mut off = from;
     while off < data.len() {
         let end = (off + (1 << 20)).min(data.len());
-        assert_eq!(write_at(fd, &data[off..end], off as u64), Ok((end - off) as u64));
+        assert_eq!(
+            write_at(fd, &data[off..end], off as u64),
+            Ok((end - off) as u64)
+        );
         off = end;
     }
 }
@@ -135,7 +160,10 @@ fn creat_on_existing_file_appends() {
     // RDWR without CREAT on a missing file
     assert_eq!(open(c, "missing", DDP_O_RDWR), Err(DD_ERR_NOT_FOUND));
     assert_eq!(open(c, "missing", DDP_O_READ), Err(DD_ERR_NOT_FOUND));
-    assert_eq!(open(c, "nodir/x", DDP_O_CREAT | DDP_O_RDWR), Err(DD_ERR_NOT_FOUND));
+    assert_eq!(
+        open(c, "nodir/x", DDP_O_CREAT | DDP_O_RDWR),
+        Err(DD_ERR_NOT_FOUND)
+    );
     assert_eq!(open(c, "a", 0), Err(DD_ERR_INVALID));
     assert_eq!(open(c, "a", 0x100), Err(DD_ERR_INVALID));
 }
@@ -151,7 +179,10 @@ fn directories() {
     put_file(c, "d1/f", b"abc");
     assert_eq!(mkdir(c, "d1/f/z"), DD_ERR_NOTDIR);
     assert_eq!(list(c, "d1").unwrap(), vec![".", "..", "d2", "f"]);
-    assert_eq!(list(c, "/").unwrap()[..2], [".".to_string(), "..".to_string()]);
+    assert_eq!(
+        list(c, "/").unwrap()[..2],
+        [".".to_string(), "..".to_string()]
+    );
     assert_eq!(list(c, "nope"), Err(DD_ERR_NOT_FOUND));
     assert_eq!(list(c, "d1/f"), Err(DD_ERR_NOTDIR));
     assert_eq!(rmdir(c, "d1"), DD_ERR_NOTEMPTY);
@@ -169,7 +200,9 @@ fn directories() {
     assert_eq!(stat(c, "gone"), Err(DD_ERR_NOT_FOUND));
     assert_eq!(open(c, "", DDP_O_READ), Err(DD_ERR_FILE_IS_DIR));
     // readdir end and bad handles
-    let mut ent = ddp_dirent_t { d_name: [0; DDP_MAX_NAME_LEN] };
+    let mut ent = ddp_dirent_t {
+        d_name: [0; DDP_MAX_NAME_LEN],
+    };
     // SAFETY: valid out-pointer.
     assert_eq!(unsafe { ddp_readdir(999_999, &mut ent) }, DD_ERR_BADF);
 }
@@ -190,7 +223,10 @@ fn rename_overwrites_atomically() {
         let mut seen = 0;
         while !s2.load(std::sync::atomic::Ordering::Relaxed) || seen == 0 {
             let d = read_file(c, "dst").unwrap();
-            assert!(d == vec![b'o'; 300_000] || d == vec![b'n'; 500_000], "mixed content");
+            assert!(
+                d == vec![b'o'; 300_000] || d == vec![b'n'; 500_000],
+                "mixed content"
+            );
             seen += 1;
         }
     });
@@ -247,11 +283,22 @@ fn stale_process_stream_files_are_ignored() {
     let mut s = ddp_stream_counts_t::default();
     // SAFETY: valid out-pointer.
     assert_eq!(unsafe { ddp_get_stream_counts(c, &mut s) }, 0);
-    assert_eq!((s.inuse.read_streams, s.inuse.read_write_streams, s.inuse.filecopy_streams), (0, 0, 0));
+    assert_eq!(
+        (
+            s.inuse.read_streams,
+            s.inuse.read_write_streams,
+            s.inuse.filecopy_streams
+        ),
+        (0, 0, 0)
+    );
     assert!(!dir.join("streams").join("999999999").exists());
 }
 
-extern "C" fn log_cb(session: *const std::ffi::c_void, msg: *const std::os::raw::c_char, sev: ddp_severity_t) {
+extern "C" fn log_cb(
+    session: *const std::ffi::c_void,
+    msg: *const std::os::raw::c_char,
+    sev: ddp_severity_t,
+) {
     // SAFETY: the session pointer is the Mutex<Vec<..>> registered below; msg is NUL-terminated.
     let (v, m) = unsafe {
         (
@@ -270,21 +317,35 @@ mod parking_lot_free {
 fn log_callback_and_descriptors() {
     system("sem-log");
     let inst = instance();
-    let log: &'static parking_lot_free::Log =
-        Box::leak(Box::new(parking_lot_free::Log(std::sync::Mutex::new(Vec::new()))));
+    let log: &'static parking_lot_free::Log = Box::leak(Box::new(parking_lot_free::Log(
+        std::sync::Mutex::new(Vec::new()),
+    )));
     // SAFETY: the session pointer outlives the instance (leaked); callback has the C signature.
     unsafe { ddp_log_init(inst, log as *const _ as *mut _, Some(log_cb)) };
     let mut c = -1;
     // SAFETY: valid C strings and out-pointer.
     let rc = unsafe {
-        ddp_connect_with_user_pwd(inst, c"sem-log".as_ptr(), std::ptr::null_mut(), c"ddboost".as_ptr(), c"secret".as_ptr(), &mut c)
+        ddp_connect_with_user_pwd(
+            inst,
+            c"sem-log".as_ptr(),
+            std::ptr::null_mut(),
+            c"ddboost".as_ptr(),
+            c"secret".as_ptr(),
+            &mut c,
+        )
     };
     assert_eq!(rc, 0);
     put_file(c, "logged", &[7u8; 12345]);
     let lines = log.0.lock().unwrap().clone();
-    assert!(lines.iter().any(|(s, m)| *s == DDP_SEV_INFO && m.contains("connected to sem-log")));
-    assert!(lines.iter().any(|(s, m)| *s == DDP_SEV_DEBUG && m.contains("open GPDB/logged")));
-    assert!(lines.iter().any(|(s, m)| *s == DDP_SEV_INFO && m.contains("12345 bytes written")));
+    assert!(lines
+        .iter()
+        .any(|(s, m)| *s == DDP_SEV_INFO && m.contains("connected to sem-log")));
+    assert!(lines
+        .iter()
+        .any(|(s, m)| *s == DDP_SEV_DEBUG && m.contains("open GPDB/logged")));
+    assert!(lines
+        .iter()
+        .any(|(s, m)| *s == DDP_SEV_INFO && m.contains("12345 bytes written")));
     // SAFETY: plain descriptors.
     unsafe {
         assert_eq!(ddp_disconnect(c), 0);
@@ -313,13 +374,30 @@ fn null_arguments_are_rejected() {
     let c = connect("sem-null");
     let mut st = ddp_stat_t::default();
     // SAFETY: NULL path is checked by the library.
-    assert_eq!(unsafe { ddp_stat(c, std::ptr::null_mut(), &mut st) }, DD_ERR_INVALID);
+    assert_eq!(
+        unsafe { ddp_stat(c, std::ptr::null_mut(), &mut st) },
+        DD_ERR_INVALID
+    );
     let dp = p("x");
     let mut raw = dp.raw();
     // SAFETY: NULL out-pointer is checked by the library.
-    assert_eq!(unsafe { ddp_open_file(c, &mut raw, DDP_O_CREAT | DDP_O_RDWR, 0, std::ptr::null_mut()) }, DD_ERR_INVALID);
+    assert_eq!(
+        unsafe {
+            ddp_open_file(
+                c,
+                &mut raw,
+                DDP_O_CREAT | DDP_O_RDWR,
+                0,
+                std::ptr::null_mut(),
+            )
+        },
+        DD_ERR_INVALID
+    );
     let fd = create(c, "x");
     // SAFETY: NULL buffer with count > 0 is checked.
-    assert_eq!(unsafe { ddp_write(fd, std::ptr::null(), 10, 0, &mut 0) }, DD_ERR_INVALID);
+    assert_eq!(
+        unsafe { ddp_write(fd, std::ptr::null(), 10, 0, &mut 0) },
+        DD_ERR_INVALID
+    );
     close(fd);
 }

@@ -27,7 +27,8 @@ pub fn root() -> &'static Path {
 
 /// Creates a system `host` with the test user and storage unit SU.
 pub fn system(host: &str) -> PathBuf {
-    ddboost_mock::admin::create_system(root(), host, USER, PASSWORD, Some(SU)).expect("create system");
+    ddboost_mock::admin::create_system(root(), host, USER, PASSWORD, Some(SU))
+        .expect("create system");
     root().join(host)
 }
 
@@ -49,7 +50,14 @@ pub fn try_connect(host: &str, user: &str, pwd: &str) -> Result<i32, i32> {
     let mut c = -1;
     // SAFETY: valid NUL-terminated strings and out-pointer.
     let rc = unsafe {
-        ddp_connect_with_user_pwd(inst, h.as_ptr(), std::ptr::null_mut(), u.as_ptr(), p.as_ptr(), &mut c)
+        ddp_connect_with_user_pwd(
+            inst,
+            h.as_ptr(),
+            std::ptr::null_mut(),
+            u.as_ptr(),
+            p.as_ptr(),
+            &mut c,
+        )
     };
     if rc == 0 {
         Ok(c)
@@ -70,10 +78,16 @@ pub struct DPath {
 
 impl DPath {
     pub fn new(su: &str, p: &str) -> Self {
-        DPath { su: CString::new(su).unwrap(), p: CString::new(p).unwrap() }
+        DPath {
+            su: CString::new(su).unwrap(),
+            p: CString::new(p).unwrap(),
+        }
     }
     pub fn raw(&self) -> ddp_path_t {
-        ddp_path_t { su_name: self.su.as_ptr() as *mut _, path_name: self.p.as_ptr() as *mut _ }
+        ddp_path_t {
+            su_name: self.su.as_ptr() as *mut _,
+            path_name: self.p.as_ptr() as *mut _,
+        }
     }
 }
 
@@ -211,7 +225,9 @@ pub fn list(conn: i32, path: &str) -> Result<Vec<String>, i32> {
     }
     let mut names = Vec::new();
     loop {
-        let mut ent = ddp_dirent_t { d_name: [0; DDP_MAX_NAME_LEN] };
+        let mut ent = ddp_dirent_t {
+            d_name: [0; DDP_MAX_NAME_LEN],
+        };
         // SAFETY: valid out-pointer.
         let rc = unsafe { ddp_readdir(d, &mut ent) };
         if rc == DD_ERR_EMPTY {
