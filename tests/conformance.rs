@@ -606,9 +606,15 @@ fn logs_summary_lines_in_gpadminlogs(env: &Env) {
 }
 
 fn secrets_never_logged(env: &Env) {
+    let base = env.backend_options();
+    let password = if base.contains("password:") {
+        DD_PASSWORD.to_string()
+    } else {
+        "S3cretPassw0rd".to_string()
+    };
     let opts = format!(
-        "{}  logger_verbosity: debug\n  password: S3cretPassw0rd\n  remote_password: Rem0teSecret\n  gpbackup_ddboost_plugin: 6b65796b65796b6579\n  pgport: \"6000\"\n  backup_plugin_version: \"\"\n",
-        env.backend_options()
+        "{base}{}  logger_verbosity: debug\n  remote_password: Rem0teSecret\n  gpbackup_ddboost_plugin: 6b65796b65796b6579\n  pgport: \"6000\"\n  backup_plugin_version: \"\"\n",
+        if base.contains("password:") { String::new() } else { format!("  password: {password}\n") }
     );
     env.write_config(&opts);
     env.backup_data(TS, "x", b"abc");
@@ -616,7 +622,7 @@ fn secrets_never_logged(env: &Env) {
     let out = env.run(&["restore_data", env.cfg(), &env.key(TS, "missing")]);
     let err = fails(&out);
     let log = env.log_text();
-    for secret in ["S3cretPassw0rd", "Rem0teSecret", "6b65796b65796b6579"] {
+    for secret in [password.as_str(), "Rem0teSecret", "6b65796b65796b6579"] {
         assert!(
             !log.contains(secret) && !err.contains(secret),
             "secret {secret} leaked"
@@ -964,3 +970,4 @@ macro_rules! all_cases {
 }
 
 all_cases!(local, super::Backend::Local);
+all_cases!(ddboost_mock, super::Backend::DdBoostMock);

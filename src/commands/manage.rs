@@ -2,8 +2,14 @@
 
 use std::io::Write;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::config::BackendConfig;
 use crate::error::{Error, Result};
 use crate::keys::{Timestamp, BACKUPS_DIR};
+use crate::storage::Storage;
 
 use super::Context;
 
@@ -100,18 +106,97 @@ pub fn delete_directory(ctx: &Context, path: &str) -> Result<()> {
 }
 
 pub fn replicate_backup(ctx: &Context, timestamp: &str) -> Result<()> {
-    Timestamp::parse(timestamp)?;
-    Err(needs_ddboost(ctx, "replicate_backup"))
+    let ts = Timestamp::parse(timestamp)?;
+    let storage = ctx.storage_with_replica()?;
+    let replica = storage.replica_describe().unwrap_or_default();
+    let files = storage.list_all(&ts.prefix())?;
+    if files.is_empty() {
+        return Err(Error::not_found(format!(
+            "backup {ts} not found in {}; check the timestamp and the plugin config",
+            storage.describe()
+        )));
+    }
+    let streams = match &ctx.config.backend {
+        BackendConfig::DdBoost(d) => d.replication_streams,
+        BackendConfig::Local(_) => 1,
+    }
+    .min(files.len());
+    log::info!(
+        "replicate_backup: copying {} files of backup {ts} from {} to {replica} with {streams} streams",
+        files.len(),
+        storage.describe()
+    );
+    let started = Instant::now();
+    // Workers take files in path order (checksum records sort first).
+    let queue: Mutex<Vec<String>> =
+        Mutex::new(files.iter().rev().map(|f| f.path.clone()).collect());
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let copied = AtomicU64::new(0);
+    let work = |storage: &dyn Storage| loop {
+        if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+            return;
+        }
+        let Some(path) = queue.lock().ok().and_then(|mut q| q.pop()) else {
+            return;
+        };
+        match storage.replicate_exclusive(&path) {
+            Ok(n) => {
+                copied.fetch_add(n, Ordering::Relaxed);
+                log::debug!("replicate_backup: copied {path} ({n} bytes)");
+            }
+            Err(e) => {
+                if let Ok(mut f) = failed.lock() {
+                    f.get_or_insert(e);
+                }
+                return;
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..streams {
+            scope.spawn(|| match ctx.storage_with_replica() {
+                Ok(s) => work(s.as_ref()),
+                Err(e) => {
+                    if let Ok(mut f) = failed.lock() {
+                        f.get_or_insert(e);
+                    }
+                }
+            });
+        }
+        work(storage.as_ref());
+    });
+    if let Some(e) = failed.into_inner().ok().flatten() {
+        return Err(e.context(format!("replicate_backup of {ts} to {replica} failed")));
+    }
+    super::log_summary(
+        "replicate_backup",
+        &ts.prefix(),
+        copied.load(Ordering::Relaxed),
+        started,
+    );
+    Ok(())
 }
 
 pub fn delete_replica(ctx: &Context, timestamp: &str) -> Result<()> {
-    Timestamp::parse(timestamp)?;
-    Err(needs_ddboost(ctx, "delete_replica"))
-}
-
-fn needs_ddboost(ctx: &Context, cmd: &str) -> Error {
-    Error::config(format!(
-        "{cmd} needs backend ddboost with the remote_* options; plugin config {} uses another backend",
-        ctx.config.path.display()
-    ))
+    let ts = Timestamp::parse(timestamp)?;
+    let storage = ctx.storage_with_replica()?;
+    let replica = storage.replica_describe().unwrap_or_default();
+    log::info!("delete_replica: deleting {} from {replica}", ts.prefix());
+    let s = storage
+        .delete_replica_dir(&ts.prefix())
+        .map_err(|e| e.context(format!("delete_replica of {ts} from {replica} failed")))?;
+    if s.files == 0 && s.dirs == 0 {
+        log::info!("delete_replica: backup {ts} already deleted from {replica}");
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "backup {ts} already deleted from the replica {replica}"
+        );
+    } else {
+        log::info!(
+            "delete_replica: deleted backup {ts} from {replica}: {} files",
+            s.files
+        );
+    }
+    Ok(())
 }

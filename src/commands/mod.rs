@@ -35,7 +35,12 @@ impl Context {
     }
 
     pub fn storage(&self) -> Result<Box<dyn Storage>> {
-        storage::open(&self.config)
+        storage::open(&self.config, storage::Remote::IfReplicating)
+    }
+
+    /// The storage with its replica system connected (replicate_backup, delete_replica).
+    pub fn storage_with_replica(&self) -> Result<Box<dyn Storage>> {
+        storage::open(&self.config, storage::Remote::Required)
     }
 }
 

@@ -35,6 +35,15 @@ fn store(ctx: &Context, key_path: &str, input: Box<dyn Read + Send>, source: &st
     integrity::store(storage.as_ref(), &path, &sum).map_err(fail)?;
     writer.commit().map_err(fail)?;
     log_summary(ctx.command, &path, sum.size, started);
+    if storage.replicates() {
+        // Synchronous: the object is on the replica before the command succeeds.
+        let started = Instant::now();
+        storage
+            .replicate(&integrity::record_path(&path))
+            .map_err(fail)?;
+        let n = storage.replicate(&path).map_err(fail)?;
+        log_summary(&format!("{} (replication)", ctx.command), &path, n, started);
+    }
     Ok(())
 }
 

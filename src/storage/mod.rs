@@ -9,6 +9,7 @@
 //! * Paths are relative to the configured base directory and use '/'.
 //! * Names starting with '.' are the plugin's own (temporaries, checksums).
 
+pub mod ddboost;
 pub mod local;
 
 use crate::error::Result;
@@ -59,6 +60,49 @@ pub trait Storage {
 
     /// Removes the folder `dir` if it is empty; Ok(false) if it is not.
     fn remove_dir_if_empty(&self, dir: &str) -> Result<bool>;
+
+    /// Every file below `dir`, the plugin's own '.' names included.
+    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        let _ = dir;
+        Err(no_replica())
+    }
+
+    // ---- replication (backends with a second system) ----
+
+    /// Whether committed objects must be copied to a replica before a
+    /// command reports success.
+    fn replicates(&self) -> bool {
+        false
+    }
+
+    /// Copies the committed object `path` to the replica, replacing it there.
+    fn replicate(&self, path: &str) -> Result<u64> {
+        let _ = path;
+        Err(no_replica())
+    }
+
+    /// Copies `path` to the replica; an existing replica object is an error.
+    fn replicate_exclusive(&self, path: &str) -> Result<u64> {
+        let _ = path;
+        Err(no_replica())
+    }
+
+    /// Deletes the folder `dir` on the replica only.
+    fn delete_replica_dir(&self, dir: &str) -> Result<DeleteSummary> {
+        let _ = dir;
+        Err(no_replica())
+    }
+
+    /// The replica's description, when one is connected.
+    fn replica_describe(&self) -> Option<String> {
+        None
+    }
+}
+
+fn no_replica() -> crate::error::Error {
+    crate::error::Error::config(
+        "replication needs backend ddboost with the remote_* options set in the plugin config",
+    )
 }
 
 /// An object being written.
@@ -105,15 +149,14 @@ pub fn temp_name(name: &str) -> String {
 }
 
 use crate::config::{BackendConfig, PluginConfig};
-use crate::error::Error;
 
-/// Opens the backend the config selects.
-pub fn open(config: &PluginConfig) -> Result<Box<dyn Storage>> {
+pub use ddboost::Remote;
+
+/// Opens the backend the config selects; `remote` says whether the command
+/// needs the replica system.
+pub fn open(config: &PluginConfig, remote: Remote) -> Result<Box<dyn Storage>> {
     match &config.backend {
         BackendConfig::Local(l) => Ok(Box::new(local::LocalStorage::new(&l.directory, l.fsync)?)),
-        BackendConfig::DdBoost(_) => Err(Error::config(format!(
-            "plugin config {}: backend ddboost is not available yet in this build; set option \"backend\" to local",
-            config.path.display()
-        ))),
+        BackendConfig::DdBoost(d) => Ok(Box::new(ddboost::DdBoostStorage::open(d, remote)?)),
     }
 }

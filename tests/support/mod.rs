@@ -12,6 +12,95 @@ pub const PLUGIN: &str = env!("CARGO_BIN_EXE_gpbackup_ddboost_plugin");
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Local,
+    /// The `ddboost` backend against the mock libDDBoost.
+    DdBoostMock,
+}
+
+/// The mock library and its admin command, built once per test process.
+pub struct Mock {
+    pub lib: PathBuf,
+    pub cli: PathBuf,
+}
+
+/// Locates (or builds) `libddboost_mock.so` and `ddboost-mock`:
+/// `DDBOOST_MOCK_LIB`/`DDBOOST_MOCK_CLI` when set, else beside the plugin
+/// binary, else `cargo build -p ddboost-mock`.
+pub fn mock() -> &'static Mock {
+    static MOCK: std::sync::OnceLock<Mock> = std::sync::OnceLock::new();
+    MOCK.get_or_init(|| {
+        let dir = Path::new(PLUGIN).parent().unwrap().to_path_buf();
+        let lib = std::env::var_os("DDBOOST_MOCK_LIB")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.join("libddboost_mock.so"));
+        let cli = std::env::var_os("DDBOOST_MOCK_CLI")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.join("ddboost-mock"));
+        if !lib.exists() || !cli.exists() {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let profile = dir.file_name().unwrap().to_str().unwrap().to_string();
+            let mut c = Command::new(cargo);
+            c.args(["build", "--quiet", "-p", "ddboost-mock"]);
+            if profile != "debug" {
+                c.args(["--profile", &profile]);
+            }
+            c.env("CARGO_TARGET_DIR", dir.parent().unwrap());
+            let out = c.current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+            assert!(
+                out.status.success(),
+                "cannot build the mock: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Mock { lib, cli }
+    })
+}
+
+pub const DD_USER: &str = "gpbackup";
+pub const DD_PASSWORD: &str = "Pa55-w0rd-dd";
+pub const DD_SU: &str = "GPDB";
+
+/// Creates an emulated Data Domain system `host` under `root`.
+pub fn create_system(root: &Path, host: &str) {
+    let out = Command::new(&mock().cli)
+        .args([
+            "create-system",
+            "--root",
+            root.to_str().unwrap(),
+            "--host",
+            host,
+            "--user",
+            DD_USER,
+            "--password",
+            DD_PASSWORD,
+            "--storage-unit",
+            DD_SU,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "create-system: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The totals of a mock system as key=value pairs.
+pub fn totals(root: &Path, host: &str) -> std::collections::HashMap<String, u64> {
+    let out = Command::new(&mock().cli)
+        .args(["totals", "--root", root.to_str().unwrap(), "--host", host])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "totals: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .filter_map(|(k, v)| Some((k.trim().to_string(), v.trim().parse().ok()?)))
+        .collect()
 }
 
 /// A temporary world: a home for logs, a config, a storage target and a
@@ -42,6 +131,9 @@ impl Env {
         std::fs::create_dir_all(&store).unwrap();
         std::fs::create_dir_all(&segdir).unwrap();
         let config = tmp.path().join("plugin_config.yaml");
+        if backend == Backend::DdBoostMock {
+            create_system(&tmp.path().join("dd"), "dd-primary");
+        }
         let env = Env {
             backend,
             tmp,
@@ -58,7 +150,73 @@ impl Env {
     pub fn backend_options(&self) -> String {
         match self.backend {
             Backend::Local => format!("  backend: local\n  directory: {}\n", self.store.display()),
+            Backend::DdBoostMock => self.dd_options("dd-primary", "gpdb/backups"),
         }
+    }
+
+    /// The mock systems' root.
+    pub fn dd_root(&self) -> PathBuf {
+        self.tmp.path().join("dd")
+    }
+
+    /// Options for the mock system `host`, directory `dir`.
+    pub fn dd_options(&self, host: &str, dir: &str) -> String {
+        format!(
+            "  backend: ddboost\n  hostname: {host}\n  username: {DD_USER}\n  password: {DD_PASSWORD}\n  storage_unit: {DD_SU}\n  directory: {dir}\n  ddboost_library: {}\n",
+            mock().lib.display()
+        )
+    }
+
+    /// The namespace folder of the configured directory on the mock system.
+    fn dd_namespace(&self) -> PathBuf {
+        self.dd_root()
+            .join(format!("dd-primary/su/{DD_SU}/gpdb/backups"))
+    }
+
+    /// A connection to the mock system, for tests that reach past the plugin.
+    pub fn dd_connect(&self, host: &str) -> (ddboost_sys::Instance, ddboost_sys::Connection) {
+        std::env::set_var("DDBOOST_MOCK_ROOT", self.dd_root());
+        let lib = ddboost_sys::Library::load(&mock().lib).unwrap();
+        let inst = ddboost_sys::Instance::new(&lib, "tests", "tests").unwrap();
+        let conn = ddboost_sys::Connection::connect(&inst, host, DD_USER, DD_PASSWORD).unwrap();
+        (inst, conn)
+    }
+
+    /// Replaces a file on the mock system with `data`, leaving its checksum record.
+    pub fn dd_overwrite(&self, rel: &str, data: &[u8]) {
+        let (_i, conn) = self.dd_connect("dd-primary");
+        let path = format!("gpdb/backups/{rel}");
+        let _ = conn.unlink(DD_SU, &path);
+        let f = conn
+            .open_file(DD_SU, &path, ddboost_sys::OpenMode::CreateReadWrite, 0o644)
+            .unwrap();
+        let mut off = 0;
+        for c in data.chunks(1 << 20) {
+            f.write_at(c, off).unwrap();
+            off += c.len() as u64;
+        }
+        f.close().unwrap();
+    }
+
+    pub fn dd_read(&self, rel: &str) -> Vec<u8> {
+        let (_i, conn) = self.dd_connect("dd-primary");
+        let f = conn
+            .open_file(
+                DD_SU,
+                &format!("gpdb/backups/{rel}"),
+                ddboost_sys::OpenMode::Read,
+                0,
+            )
+            .unwrap();
+        let size = f.fstat().unwrap().size as usize;
+        let mut buf = vec![0u8; size];
+        let mut got = 0;
+        while got < size {
+            let n = f.read_at(&mut buf[got..], got as u64).unwrap();
+            assert!(n > 0);
+            got += n;
+        }
+        buf
     }
 
     pub fn write_config(&self, options: &str) {
@@ -97,6 +255,7 @@ impl Env {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(PLUGIN);
         c.args(args).env("HOME", &self.home).env("USER", "gpadmin");
+        c.env("DDBOOST_MOCK_ROOT", self.dd_root());
         c
     }
 
@@ -166,6 +325,7 @@ impl Env {
     pub fn raw_snapshot(&self) -> Vec<(String, u64)> {
         match self.backend {
             Backend::Local => walk(&self.store),
+            Backend::DdBoostMock => walk(&self.dd_namespace()),
         }
     }
 
@@ -179,6 +339,13 @@ impl Env {
                 d[i] ^= 0x55;
                 std::fs::write(&p, d).unwrap();
             }
+            Backend::DdBoostMock => {
+                let rel = format!("backups/{}/{ts}/{name}", &ts[..8]);
+                let mut d = self.dd_read(&rel);
+                let i = d.len() / 2;
+                d[i] ^= 0x55;
+                self.dd_overwrite(&rel, &d);
+            }
         }
     }
 
@@ -190,6 +357,11 @@ impl Env {
                     .store
                     .join(format!("backups/{}/{ts}/.{name}.checksum", &ts[..8]));
                 std::fs::remove_file(p).unwrap();
+            }
+            Backend::DdBoostMock => {
+                let (_i, conn) = self.dd_connect("dd-primary");
+                let rec = format!("gpdb/backups/backups/{}/{ts}/.{name}.checksum", &ts[..8]);
+                conn.unlink(DD_SU, &rec).unwrap();
             }
         }
     }

@@ -1,0 +1,563 @@
+//! The DD Boost backend: objects on a Dell Data Domain through libDDBoost.
+//!
+//! The SDK is loaded at run time (option `ddboost_library`, then
+//! `<bindir>/../lib/libDDBoost.so`, `<bindir>/libDDBoost.so`, then the loader's
+//! search path), so one binary serves hosts with and without it. Objects live
+//! at `<storage_unit>/<directory>/<path>`. Writes are exactly 1 MiB per
+//! `ddp_write` except the last, go to a '.'-prefixed temporary, and are
+//! renamed into place after `ddp_close_file` finalised them; every failure
+//! path unlinks the temporary. With a replica (option `replication: on`),
+//! committed objects are copied to the remote system with managed file
+//! replication (`ddp_filecopy_*`) before the command reports success.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ddboost_sys::{Connection, File as DdFile, Instance, Library, OpenMode};
+
+use super::{
+    split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
+};
+use crate::config::{DdBoostConfig, DdTarget};
+use crate::error::{Error, ErrorKind, Result};
+use crate::signals::CleanupGuard;
+use crate::PLUGIN_NAME;
+
+/// Permissions of created files and folders.
+const FILE_MODE: u32 = 0o644;
+const DIR_MODE: u32 = 0o755;
+
+/// Message the plugin test bench expects when a replica already exists.
+pub const EXCLUSIVE_FAILED: &str = "DDBoost open file in exclusive mode failed on remote";
+
+/// One system: a connection and the place on it.
+pub struct Side {
+    conn: Arc<Mutex<Connection>>,
+    su: String,
+    base: String,
+    host: String,
+}
+
+impl Side {
+    fn connect(instance: &Instance, t: &DdTarget, role: &str) -> Result<Side> {
+        let conn = Connection::connect(instance, &t.hostname, &t.username, t.password.expose()).map_err(|e| {
+            Error::storage(format!(
+                "cannot connect to {role} Data Domain {} as {}: {e}; check hostname, username and password in the plugin config and that the system is reachable",
+                t.hostname, t.username
+            ))
+        })?;
+        Ok(Side {
+            conn: Arc::new(Mutex::new(conn)),
+            su: t.storage_unit.clone(),
+            base: t.directory.clone(),
+            host: t.hostname.clone(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Path inside the storage unit of a relative path.
+    fn full(&self, rel: &str) -> String {
+        if rel.is_empty() {
+            self.base.clone()
+        } else {
+            format!("{}/{rel}", self.base)
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("ddboost://{}/{}/{}", self.host, self.su, self.base)
+    }
+
+    fn err(&self, e: ddboost_sys::Error) -> Error {
+        Error::storage(format!("{} on {}: {e}", "DD Boost call failed", self.host))
+    }
+
+    /// Stat; None when the SDK reports any error (treated as absent).
+    fn stat(&self, rel: &str) -> Option<ddboost_sys::Stat> {
+        self.lock().stat(&self.su, &self.full(rel)).ok()
+    }
+
+    /// mkdir each level from the storage unit down, tolerating DD_ERR_EXIST
+    /// (dozens of processes do this at once).
+    fn mkdirs(&self, rel: &str) -> Result<()> {
+        let full = self.full(rel);
+        let conn = self.lock();
+        let mut path = String::new();
+        for part in full.split('/').filter(|p| !p.is_empty()) {
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(part);
+            match conn.mkdir(&self.su, &path, DIR_MODE) {
+                Ok(()) => {}
+                Err(e) if e.is_exist() => {}
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn create_writer(&self, path: &str) -> Result<DdWriter> {
+        let (dir, name) = split_path(path);
+        if !self.stat(dir).map(|s| s.is_dir).unwrap_or(false) {
+            self.mkdirs(dir)?;
+        }
+        let temp = self.full(&if dir.is_empty() {
+            temp_name(name)
+        } else {
+            format!("{dir}/{}", temp_name(name))
+        });
+        let file = self
+            .lock()
+            .open_file(&self.su, &temp, OpenMode::CreateReadWrite, FILE_MODE)
+            .map_err(|e| self.err(e))?;
+        let (conn, su, t) = (Arc::clone(&self.conn), self.su.clone(), temp.clone());
+        let cleanup = CleanupGuard::new(move || {
+            let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = c.unlink(&su, &t);
+        });
+        Ok(DdWriter {
+            file: Some(file),
+            offset: 0,
+            temp,
+            target: self.full(path),
+            conn: Arc::clone(&self.conn),
+            su: self.su.clone(),
+            host: self.host.clone(),
+            cleanup: Some(cleanup),
+        })
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        match self.stat(dir) {
+            None => return Ok(out),
+            Some(s) if !s.is_dir => {
+                if !split_path(dir).1.starts_with('.') {
+                    out.push(ObjectInfo {
+                        path: dir.to_string(),
+                        size: s.size,
+                    });
+                }
+                return Ok(out);
+            }
+            Some(_) => {}
+        }
+        let mut stack = vec![dir.to_string()];
+        while let Some(rel) = stack.pop() {
+            let names = self.read_dir(&rel)?;
+            for name in names {
+                if name.starts_with('.') {
+                    continue;
+                }
+                let child = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                match self.stat(&child) {
+                    Some(s) if s.is_dir => stack.push(child),
+                    Some(s) => out.push(ObjectInfo {
+                        path: child,
+                        size: s.size,
+                    }),
+                    None => {} // removed meanwhile
+                }
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    fn read_dir(&self, rel: &str) -> Result<Vec<String>> {
+        let conn = self.lock();
+        let dir = conn
+            .open_dir(&self.su, &self.full(rel))
+            .map_err(|e| self.err(e))?;
+        let mut names = Vec::new();
+        for entry in dir {
+            names.push(entry.map_err(|e| self.err(e))?);
+        }
+        Ok(names)
+    }
+
+    fn delete_dir_all(&self, rel: &str) -> Result<DeleteSummary> {
+        let mut summary = DeleteSummary::default();
+        match self.stat(rel) {
+            None => return Ok(summary),
+            Some(s) if !s.is_dir => {
+                self.delete(rel)?;
+                summary.files += 1;
+                return Ok(summary);
+            }
+            Some(_) => {}
+        }
+        self.delete_tree(rel, &mut summary)?;
+        Ok(summary)
+    }
+
+    fn delete_tree(&self, rel: &str, summary: &mut DeleteSummary) -> Result<()> {
+        for name in self.read_dir(rel)? {
+            let child = format!("{rel}/{name}");
+            let unlinked = self.lock().unlink(&self.su, &self.full(&child));
+            match unlinked {
+                Ok(()) => summary.files += 1,
+                Err(e) if e.is_file_is_dir() => self.delete_tree(&child, summary)?,
+                Err(e) => {
+                    if self.stat(&child).is_some() {
+                        return Err(self.err(e));
+                    }
+                }
+            }
+        }
+        let removed = self.lock().rmdir(&self.su, &self.full(rel));
+        match removed {
+            Ok(()) => summary.dirs += 1,
+            Err(e) => {
+                if self.stat(rel).is_some() {
+                    return Err(self.err(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn delete(&self, rel: &str) -> Result<bool> {
+        let r = self.lock().unlink(&self.su, &self.full(rel));
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) => match self.stat(rel) {
+                None => Ok(false),
+                Some(_) => Err(self.err(e)),
+            },
+        }
+    }
+}
+
+/// The `ddboost` backend, with an optional second system for replication.
+pub struct DdBoostStorage {
+    local: Side,
+    /// The remote system, when the command needs it.
+    remote: Option<Side>,
+    /// Whether committed objects are copied to `remote` (replication: on).
+    replicate: bool,
+    // Last, so connections close before the instance.
+    _instance: Instance,
+}
+
+/// What a command needs of the remote system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remote {
+    /// Only when `replication: on`.
+    IfReplicating,
+    /// Always (replicate_backup, delete_replica): the `remote_*` options must be valid.
+    Required,
+}
+
+fn sdk_log(severity: ddboost_sys::Severity, message: &str) {
+    use ddboost_sys::Severity as S;
+    match severity {
+        S::Error => log::error!("libDDBoost: {message}"),
+        S::Warn => log::warn!("libDDBoost: {message}"),
+        S::Info => log::debug!("libDDBoost: {message}"),
+        _ => log::trace!("libDDBoost: {message}"),
+    }
+}
+
+impl DdBoostStorage {
+    pub fn open(cfg: &DdBoostConfig, remote: Remote) -> Result<DdBoostStorage> {
+        let lib = Library::find(cfg.library.as_deref()).map_err(|e| {
+            Error::config(format!(
+                "cannot load the DD Boost SDK: {e}; install libDDBoost.so in the lib folder beside the plugin's bin folder or set option \"ddboost_library\""
+            ))
+        })?;
+        let _ = ddboost_sys::set_log_sink(sdk_log);
+        let info = format!("{PLUGIN_NAME} version {}", env!("CARGO_PKG_VERSION"));
+        let instance = Instance::new(&lib, PLUGIN_NAME, &info).map_err(|e| {
+            Error::storage(format!(
+                "cannot start the DD Boost SDK ({}): {e}",
+                lib.origin()
+            ))
+        })?;
+        log::debug!("DD Boost SDK loaded from {}", lib.origin());
+        let local = Side::connect(&instance, &cfg.target, "the")?;
+        let (remote_side, replicate) = match (remote, &cfg.replica, &cfg.remote) {
+            (Remote::IfReplicating, Some(r), _) => {
+                (Some(Side::connect(&instance, r, "the remote")?), true)
+            }
+            (Remote::IfReplicating, None, _) => (None, false),
+            (Remote::Required, _, Some(r)) => (
+                Some(Side::connect(&instance, r, "the remote")?),
+                cfg.replica.is_some(),
+            ),
+            (Remote::Required, _, None) => {
+                let why = if cfg.remote_problems.is_empty() {
+                    "no remote_* options are set".to_string()
+                } else {
+                    cfg.remote_problems.join("; ")
+                };
+                return Err(Error::config(format!(
+                    "this command needs the remote Data Domain: {why}; set remote_hostname, remote_username, remote_password, remote_storage_unit and remote_directory"
+                )));
+            }
+        };
+        Ok(DdBoostStorage {
+            local,
+            remote: remote_side,
+            replicate,
+            _instance: instance,
+        })
+    }
+
+    fn remote(&self) -> Result<&Side> {
+        self.remote
+            .as_ref()
+            .ok_or_else(|| Error::config("the remote Data Domain is not configured"))
+    }
+
+    /// Copies the committed object `rel` to the remote system (temporary,
+    /// file copy, close, rename). With `exclusive`, an existing remote object
+    /// is an error.
+    fn copy_to_remote(&self, rel: &str, exclusive: bool) -> Result<u64> {
+        let remote = self.remote()?;
+        if exclusive && remote.stat(rel).is_some() {
+            return Err(Error::storage(format!(
+                "{EXCLUSIVE_FAILED}: {rel} already exists on {}",
+                remote.describe()
+            )));
+        }
+        let src = self
+            .local
+            .lock()
+            .open_file(&self.local.su, &self.local.full(rel), OpenMode::Read, 0)
+            .map_err(|e| self.local.err(e))?;
+        let mut dst = remote.create_writer(rel)?;
+        let copied = {
+            let src_conn = self.local.lock();
+            let dst_file = dst.file.as_ref().expect("open until commit");
+            ddboost_sys::filecopy(&src_conn, &src, dst_file, |_, _| {}).map_err(|e| {
+                Error::storage(format!(
+                    "replication of {rel} to {} failed: {e}",
+                    remote.describe()
+                ))
+            })?
+        };
+        drop(src);
+        dst.offset = copied;
+        Box::new(dst).commit()?;
+        Ok(copied)
+    }
+}
+
+impl Storage for DdBoostStorage {
+    fn describe(&self) -> String {
+        self.local.describe()
+    }
+
+    fn create_dir_all(&self, dir: &str) -> Result<()> {
+        self.local.mkdirs(dir)?;
+        if self.replicate {
+            self.remote()?.mkdirs(dir)?;
+        }
+        Ok(())
+    }
+
+    fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+        Ok(Box::new(self.local.create_writer(path)?))
+    }
+
+    fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
+        let full = self.local.full(path);
+        let stat = self.local.lock().stat(&self.local.su, &full).map_err(|e| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("{full} not found on {} ({e})", self.local.host),
+            )
+        })?;
+        if stat.is_dir {
+            return Err(Error::not_found(format!("{full} is a folder, not a file")));
+        }
+        let file = self
+            .local
+            .lock()
+            .open_file(&self.local.su, &full, OpenMode::Read, 0)
+            .map_err(|e| self.local.err(e))?;
+        Ok(Box::new(DdReader {
+            file,
+            size: stat.size,
+            host: self.local.host.clone(),
+        }))
+    }
+
+    fn exists(&self, path: &str) -> Result<bool> {
+        Ok(self.local.stat(path).map(|s| !s.is_dir).unwrap_or(false))
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        self.local.list(dir)
+    }
+
+    fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
+        let s = self.local.delete_dir_all(dir)?;
+        if self.replicate {
+            let r = self.remote()?.delete_dir_all(dir)?;
+            log::info!(
+                "deleted {} files of {dir} from the replica {}",
+                r.files,
+                self.remote()?.describe()
+            );
+        }
+        Ok(s)
+    }
+
+    fn delete(&self, path: &str) -> Result<bool> {
+        self.local.delete(path)
+    }
+
+    fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
+        let r = self
+            .local
+            .lock()
+            .rmdir(&self.local.su, &self.local.full(dir))
+            .is_ok();
+        if self.replicate {
+            if let Ok(remote) = self.remote() {
+                let _ = remote.lock().rmdir(&remote.su, &remote.full(dir));
+            }
+        }
+        Ok(r)
+    }
+
+    fn replicates(&self) -> bool {
+        self.replicate
+    }
+
+    fn replicate(&self, path: &str) -> Result<u64> {
+        self.copy_to_remote(path, false)
+    }
+
+    fn replicate_exclusive(&self, path: &str) -> Result<u64> {
+        self.copy_to_remote(path, true)
+    }
+
+    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        all_files(&self.local, dir)
+    }
+
+    fn delete_replica_dir(&self, dir: &str) -> Result<DeleteSummary> {
+        self.remote()?.delete_dir_all(dir)
+    }
+
+    fn replica_describe(&self) -> Option<String> {
+        self.remote.as_ref().map(|r| r.describe())
+    }
+}
+
+/// Every file below `dir`, the plugin's own '.' names included.
+fn all_files(side: &Side, dir: &str) -> Result<Vec<ObjectInfo>> {
+    let mut out = Vec::new();
+    if !side.stat(dir).map(|s| s.is_dir).unwrap_or(false) {
+        return Ok(out);
+    }
+    let mut stack = vec![dir.to_string()];
+    while let Some(rel) = stack.pop() {
+        for name in side.read_dir(&rel)? {
+            let child = format!("{rel}/{name}");
+            match side.stat(&child) {
+                Some(s) if s.is_dir => stack.push(child),
+                Some(s) => out.push(ObjectInfo {
+                    path: child,
+                    size: s.size,
+                }),
+                None => {}
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+struct DdWriter {
+    file: Option<DdFile>,
+    offset: u64,
+    temp: String,
+    target: String,
+    conn: Arc<Mutex<Connection>>,
+    su: String,
+    host: String,
+    cleanup: Option<CleanupGuard>,
+}
+
+impl DdWriter {
+    fn err(&self, e: ddboost_sys::Error) -> Error {
+        Error::storage(format!("DD Boost call failed on {}: {e}", self.host))
+    }
+}
+
+impl ObjectWriter for DdWriter {
+    fn write(&mut self, buf: &[u8]) -> Result<()> {
+        let file = self.file.as_ref().expect("open until commit");
+        let mut done = 0;
+        while done < buf.len() {
+            let n = file.write_at(&buf[done..], self.offset).map_err(|e| {
+                Error::storage(format!("DD Boost call failed on {}: {e}", self.host))
+            })?;
+            if n == 0 {
+                return Err(Error::storage(format!(
+                    "ddp_write {} wrote nothing on {}",
+                    self.temp, self.host
+                )));
+            }
+            done += n;
+            self.offset += n as u64;
+        }
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let file = self.file.take().expect("commit runs once");
+        // Closing finalises the file; its result matters.
+        file.close().map_err(|e| self.err(e))?;
+        let cleanup = self.cleanup.take().expect("commit runs once");
+        let (conn, su, temp, target) = (
+            Arc::clone(&self.conn),
+            self.su.clone(),
+            self.temp.clone(),
+            self.target.clone(),
+        );
+        let host = self.host.clone();
+        cleanup.disarm_with(move || {
+            let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            c.rename(&su, &temp, &target)
+                .map_err(|e| Error::storage(format!("DD Boost call failed on {host}: {e}")))
+        })
+    }
+}
+
+impl Drop for DdWriter {
+    fn drop(&mut self) {
+        // Close before the guard unlinks the temporary.
+        drop(self.file.take());
+        drop(self.cleanup.take());
+    }
+}
+
+struct DdReader {
+    file: DdFile,
+    size: u64,
+    host: String,
+}
+
+impl ObjectReader for DdReader {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        self.file
+            .read_at(buf, offset)
+            .map_err(|e| Error::storage(format!("DD Boost call failed on {}: {e}", self.host)))
+    }
+}
