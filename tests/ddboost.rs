@@ -1,0 +1,415 @@
+//! The ddboost backend against the mock libDDBoost: what the conformance
+//! suite cannot see from outside (write sizes, deduplication, injected
+//! faults, replication, SDK loading and login errors).
+
+mod support;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use support::*;
+
+const TS: &str = "20250101120000";
+const TS2: &str = "20250102120000";
+const MIB: usize = 1 << 20;
+
+fn dd_env() -> Env {
+    Env::new(Backend::DdBoostMock)
+}
+
+fn stored(env: &Env) -> (u64, u64) {
+    let t = totals(&env.dd_root(), "dd-primary");
+    (t["unique_segment_bytes"], t["stored_bytes"])
+}
+
+#[test]
+fn every_write_is_one_mebibyte_except_the_last() {
+    let env = dd_env();
+    let trace = env.tmp.path().join("trace.log");
+    let data = bytes(3 * MIB + MIB / 2, 1);
+    let out = env
+        .command(&[
+            "backup_data",
+            env.cfg(),
+            &env.key(TS, &format!("gpbackup_0_{TS}")),
+        ])
+        .env("DDBOOST_MOCK_TRACE", &trace)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            let mut stdin = c.stdin.take().unwrap();
+            // Small, uneven pieces: the plugin still writes whole MiBs.
+            for chunk in data.chunks(10_007) {
+                stdin.write_all(chunk).unwrap();
+            }
+            drop(stdin);
+            c.wait_with_output()
+        })
+        .unwrap();
+    ok(&out);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let writes: Vec<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("op=write") && l.contains(&format!("{TS}.tmp-")))
+        .map(|l| {
+            l.split(' ')
+                .find_map(|f| f.strip_prefix("count="))
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        writes,
+        vec![MIB as u64, MIB as u64, MIB as u64, (MIB / 2) as u64],
+        "{text}"
+    );
+    assert_eq!(env.restore_data(TS, &format!("gpbackup_0_{TS}")), data);
+}
+
+#[test]
+fn repeated_identical_backup_adds_under_one_percent() {
+    let env = dd_env();
+    let data = csv_rows(600_000, 2); // about 24 MiB
+    env.backup_data(TS, &format!("gpbackup_0_{TS}"), &data);
+    let (u1, s1) = stored(&env);
+    assert!(
+        u1 as f64 > 0.9 * data.len() as f64,
+        "first backup stored {u1} of {}",
+        data.len()
+    );
+    env.backup_data(TS2, &format!("gpbackup_0_{TS2}"), &data);
+    let (u2, s2) = stored(&env);
+    let added = (u2 - u1) as f64 / data.len() as f64;
+    assert!(
+        added < 0.01,
+        "a repeated backup added {:.2}% new bytes",
+        added * 100.0
+    );
+    assert!(s2 - s1 < data.len() as u64 / 100, "stored {s1} -> {s2}");
+    assert_eq!(env.restore_data(TS2, &format!("gpbackup_0_{TS2}")), data);
+}
+
+#[test]
+fn modified_stream_adds_under_twice_the_changed_bytes() {
+    let env = dd_env();
+    let rows = 600_000;
+    let base = csv_rows(rows, 3);
+    env.backup_data(TS, "t", &base);
+    let (u1, _) = stored(&env);
+    // One row inserted near the start, and 5% of the rows changed, in ten
+    // runs (updates touch some regions of a table, as real workloads do).
+    let lines: Vec<&[u8]> = base.split_inclusive(|b| *b == b'\n').collect();
+    let mut out = Vec::with_capacity(base.len() + 1000);
+    let mut changed = 0usize;
+    let run = rows / 200; // 0.5% of the rows per run, 10 runs
+    for (i, line) in lines.iter().enumerate() {
+        if i == 100 {
+            let ins = b"999999999,1,inserted_row,42\n";
+            out.extend_from_slice(ins);
+            changed += ins.len();
+        }
+        let in_run = (1..=10).any(|k| i >= k * rows / 11 && i < k * rows / 11 + run);
+        if in_run {
+            let new = format!("{i},updated,{}\n", i * 31);
+            changed += new.len();
+            out.extend_from_slice(new.as_bytes());
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    env.backup_data(TS2, "t", &out);
+    let (u2, _) = stored(&env);
+    let added = u2 - u1;
+    assert!(
+        added < 2 * changed as u64,
+        "modified stream added {added} bytes for {changed} changed bytes"
+    );
+    assert_eq!(env.restore_data(TS2, "t"), out);
+}
+
+/// Runs backup_data with injected faults and checks the failure is clean.
+fn backup_with_fault(env: &Env, faults: &str, data: &[u8], expect: &str) {
+    let name = format!("gpbackup_0_{TS}");
+    let mut child = env
+        .command(&["backup_data", env.cfg(), &env.key(TS, &name)])
+        .env("DDBOOST_MOCK_FAULTS", faults)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let d = data.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&d);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    let err = fails(&out);
+    assert!(err.contains(expect), "fault {faults}: {err}");
+    let restore = env.run(&["restore_data", env.cfg(), &env.key(TS, &name)]);
+    fails(&restore);
+    assert!(
+        !env.listing().contains(&name),
+        "fault {faults} left an object"
+    );
+}
+
+#[test]
+fn injected_faults_fail_cleanly_and_leave_no_object() {
+    let env = dd_env();
+    let data = bytes(5 * MIB, 4);
+    let data_tmp = format!("path={TS}.tmp-");
+    for (faults, expect) in [
+        // First, while the backup folder does not exist yet.
+        ("mkdir:err=DD_ERR_PERM".to_string(), "DD_ERR_PERM"),
+        (
+            "write:nth=2:err=DD_ERR_NOSPACE".to_string(),
+            "DD_ERR_NOSPACE",
+        ),
+        (
+            "write:after_bytes=2097152:err=DD_ERR_CONN_LOST".to_string(),
+            "DD_ERR_CONN_LOST",
+        ),
+        ("open:nth=1:err=DD_ERR_PERM".to_string(), "DD_ERR_PERM"),
+        (format!("close:{data_tmp}:err=DD_ERR_IO"), "DD_ERR_IO"),
+        (format!("rename:{data_tmp}:err=DD_ERR_IO"), "DD_ERR_IO"),
+        ("connect:err=DD_ERR_CONNECT".to_string(), "DD_ERR_CONNECT"),
+    ] {
+        backup_with_fault(&env, &faults, &data, expect);
+    }
+    // A read failure cuts the restore short and fails it.
+    env.backup_data(TS, "r", &data);
+    let out = env
+        .command(&["restore_data", env.cfg(), &env.key(TS, "r")])
+        .env("DDBOOST_MOCK_FAULTS", "read:nth=3:err=DD_ERR_IO")
+        .output()
+        .unwrap();
+    let err = fails(&out);
+    assert!(err.contains("DD_ERR_IO"), "{err}");
+    assert!(out.stdout.len() < data.len());
+    // Slow storage (latency per call) still gives exact bytes.
+    let out = env
+        .command(&["restore_data", env.cfg(), &env.key(TS, "r")])
+        .env("DDBOOST_MOCK_LATENCY_MS", "5")
+        .output()
+        .unwrap();
+    ok(&out);
+    assert!(out.stdout == data);
+}
+
+#[test]
+fn concurrent_writers_and_readers() {
+    let env = dd_env();
+    let existing = bytes(6 * MIB, 5);
+    env.backup_data(TS, "existing", &existing);
+    let mut writers = Vec::new();
+    for c in 0..8u64 {
+        let mut child = env.spawn_stdin(&[
+            "backup_data",
+            env.cfg(),
+            &env.key(TS, &format!("gpbackup_{c}_{TS}")),
+        ]);
+        let mut stdin = child.stdin.take().unwrap();
+        let d = csv_rows(100_000, c + 10);
+        std::thread::spawn(move || stdin.write_all(&d).unwrap());
+        writers.push(child);
+    }
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            env.command(&["restore_data", env.cfg(), &env.key(TS, "existing")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for r in readers {
+        let out = r.wait_with_output().unwrap();
+        ok(&out);
+        assert!(out.stdout == existing);
+    }
+    for w in writers {
+        ok(&w.wait_with_output().unwrap());
+    }
+    for c in 0..8u64 {
+        assert!(env.restore_data(TS, &format!("gpbackup_{c}_{TS}")) == csv_rows(100_000, c + 10));
+    }
+}
+
+#[test]
+fn missing_library_wrong_password_unknown_host() {
+    let env = dd_env();
+    let base = env.backend_options();
+    let cases = [
+        (
+            base.replace(
+                &mock().lib.display().to_string(),
+                "/nonexistent/libDDBoost.so",
+            ),
+            "/nonexistent/libDDBoost.so",
+        ),
+        (base.replace(DD_PASSWORD, "wrong-password"), "DD_ERR_AUTH"),
+        (base.replace("dd-primary", "dd-nowhere"), "dd-nowhere"),
+    ];
+    for (opts, expect) in cases {
+        env.write_config(&opts);
+        let out = env.run_stdin(&["backup_data", env.cfg(), &env.key(TS, "x")], b"data");
+        let err = fails(&out);
+        assert!(err.contains(expect), "{err}");
+        assert!(
+            !err.contains(DD_PASSWORD) && !err.contains("wrong-password"),
+            "{err}"
+        );
+    }
+    // Without the option, the places searched are listed.
+    let opts: String = base
+        .lines()
+        .filter(|l| !l.contains("ddboost_library"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    env.write_config(&opts);
+    let err = fails(&env.run_stdin(&["backup_data", env.cfg(), &env.key(TS, "x")], b"data"));
+    assert!(
+        err.contains("libDDBoost.so") && err.contains("lib/libDDBoost.so"),
+        "{err}"
+    );
+}
+
+/// An environment with a second system and three configs: replication on,
+/// replication off with remote_* options, and one that reads the replica.
+struct Replicated {
+    env: Env,
+    repl: std::path::PathBuf,
+    plain: std::path::PathBuf,
+    secondary: std::path::PathBuf,
+}
+
+fn replicated() -> Replicated {
+    let env = dd_env();
+    create_system(&env.dd_root(), "dd-replica");
+    let remote = format!(
+        "  remote_hostname: dd-replica\n  remote_username: {DD_USER}\n  remote_password: {DD_PASSWORD}\n  remote_storage_unit: {DD_SU}\n  remote_directory: gpdb/replica\n  replication_streams: 4\n"
+    );
+    let base = env.backend_options();
+    let repl = env.other_config(
+        "ddboost_config_replication.yaml",
+        &format!("{base}{remote}  replication: \"on\"\n"),
+    );
+    let plain = env.other_config("ddboost_config.yaml", &format!("{base}{remote}"));
+    let secondary = env.other_config(
+        "ddboost_config_replication_restore.yaml",
+        &env.dd_options("dd-replica", "gpdb/replica"),
+    );
+    Replicated {
+        env,
+        repl,
+        plain,
+        secondary,
+    }
+}
+
+#[test]
+fn replication_on_copies_each_object_before_exiting() {
+    let r = replicated();
+    let env = &r.env;
+    let (repl, secondary) = (r.repl.to_str().unwrap(), r.secondary.to_str().unwrap());
+    let data = csv_rows(50_000, 6);
+    ok(&env.run(&[
+        "setup_plugin_for_backup",
+        repl,
+        &env.backup_dir(TS),
+        "master",
+        "\"-1\"",
+    ]));
+    ok(&env.run_stdin(&["backup_data", repl, &env.key(TS, "gpbackup_0_x")], &data));
+    ok(&env.run_stdin(&["backup_data", repl, &env.key(TS, "empty")], b""));
+    let dir = env.backup_dir(TS);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = format!("{dir}/gpbackup_{TS}_report");
+    std::fs::write(&file, b"report\n").unwrap();
+    ok(&env.run(&["backup_file", repl, &file]));
+    // Right away, the replica has every object (restored through a config that points at it).
+    let out = env.run(&["restore_data", secondary, &env.key(TS, "gpbackup_0_x")]);
+    ok(&out);
+    assert!(out.stdout == data);
+    let out = env.run(&["restore_data", secondary, &env.key(TS, "empty")]);
+    ok(&out);
+    assert!(out.stdout.is_empty());
+    std::fs::remove_file(&file).unwrap();
+    ok(&env.run(&["restore_file", secondary, &file]));
+    assert_eq!(std::fs::read(&file).unwrap(), b"report\n");
+    // delete_backup with replication on removes both copies.
+    ok(&env.run(&["delete_backup", repl, TS]));
+    fails(&env.run(&["restore_data", repl, &env.key(TS, "gpbackup_0_x")]));
+    fails(&env.run(&["restore_data", secondary, &env.key(TS, "gpbackup_0_x")]));
+}
+
+#[test]
+fn replicate_backup_and_delete_replica() {
+    let r = replicated();
+    let env = &r.env;
+    let (plain, secondary) = (r.plain.to_str().unwrap(), r.secondary.to_str().unwrap());
+    for c in 0..6u64 {
+        ok(&env.run_stdin(
+            &[
+                "backup_data",
+                plain,
+                &env.key(TS, &format!("gpbackup_{c}_{TS}")),
+            ],
+            &csv_rows(20_000, c),
+        ));
+    }
+    // Not replicated yet.
+    fails(&env.run(&[
+        "restore_data",
+        secondary,
+        &env.key(TS, &format!("gpbackup_0_{TS}")),
+    ]));
+    ok(&env.run(&["replicate_backup", plain, TS]));
+    for c in 0..6u64 {
+        let out = env.run(&[
+            "restore_data",
+            secondary,
+            &env.key(TS, &format!("gpbackup_{c}_{TS}")),
+        ]);
+        ok(&out);
+        assert!(out.stdout == csv_rows(20_000, c));
+    }
+    // A second replication of the same backup fails as the test bench expects.
+    let out = env.run(&["replicate_backup", plain, TS]);
+    let err = fails(&out);
+    assert!(
+        err.contains("DDBoost open file in exclusive mode failed on remote"),
+        "{err}"
+    );
+    // A backup that does not exist cannot be replicated.
+    fails(&env.run(&["replicate_backup", plain, "20200101000000"]));
+    // delete_replica removes only the remote copy; a repeat says so on stdout.
+    let out = env.run(&["delete_replica", plain, TS]);
+    ok(&out);
+    fails(&env.run(&[
+        "restore_data",
+        secondary,
+        &env.key(TS, &format!("gpbackup_0_{TS}")),
+    ]));
+    let out = env.run(&[
+        "restore_data",
+        plain,
+        &env.key(TS, &format!("gpbackup_0_{TS}")),
+    ]);
+    ok(&out);
+    let out = env.run(&["delete_replica", plain, TS]);
+    ok(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("already deleted"),
+        "{:?}",
+        out
+    );
+    // Without remote_* options these commands fail clearly.
+    let err = fails(&env.run(&["delete_replica", env.cfg(), TS]));
+    assert!(err.contains("remote"), "{err}");
+}
