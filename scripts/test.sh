@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, the check that the checked-in DD
+# Boost bindings match ddboost-sys/include/ddp_api.h, and every test of every
+# crate (unit tests, the conformance suite on the local and the ddboost
+# backend against the mock libDDBoost, the mock's own tests).
+#   scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_libclang() {
+  ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' && return 1
+  compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null && return 1
+  return 0
+}
+if need_libclang && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  echo "== installing libclang-dev (for the bindings check)"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== DD Boost bindings are current"
+scripts/regen-ddboost-bindings.sh --check
+echo "== build (the tests load the mock libDDBoost from target/debug)"
+cargo build --workspace --quiet
+echo "== tests"
+cargo test --workspace
