@@ -112,13 +112,17 @@ pub struct PluginConfig {
     pub redacted_options: Vec<(String, String)>,
 }
 
-/// Every option the plugin knows, with whether it is a secret.
-pub const KNOWN_OPTIONS: &[&str] = &[
+/// Options of every backend.
+pub const COMMON_OPTIONS: &[&str] = &[
     "backend",
     "directory",
     "logger_verbosity",
     "restore_subset",
     "fsync",
+];
+
+/// Options of the ddboost backend.
+pub const DD_ONLY_OPTIONS: &[&str] = &[
     "hostname",
     "username",
     "password",
@@ -133,33 +137,22 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "remote_password_encryption",
     "remote_storage_unit",
     "remote_directory",
-    // Injected by gpbackup/gprestore.
-    "pgport",
-    "backup_plugin_version",
-    PLUGIN_NAME,
 ];
+
+/// Options gpbackup and gprestore inject into the per-host copy.
+pub const INJECTED_OPTIONS: &[&str] = &["pgport", "backup_plugin_version", PLUGIN_NAME];
+
+/// Whether the plugin knows the option.
+pub fn is_known_option(key: &str) -> bool {
+    [COMMON_OPTIONS, DD_ONLY_OPTIONS, INJECTED_OPTIONS]
+        .iter()
+        .any(|list| list.contains(&key))
+}
 
 /// Options whose values must never be logged or shown.
 pub fn is_secret_option(key: &str) -> bool {
     key.contains("password") || key.contains("secret") || key == PLUGIN_NAME
 }
-
-const DD_ONLY_OPTIONS: &[&str] = &[
-    "hostname",
-    "username",
-    "password",
-    "password_encryption",
-    "storage_unit",
-    "ddboost_library",
-    "replication",
-    "replication_streams",
-    "remote_hostname",
-    "remote_username",
-    "remote_password",
-    "remote_password_encryption",
-    "remote_storage_unit",
-    "remote_directory",
-];
 
 /// A scalar's raw text: `010` stays `010`, `on` stays `on`, null is "".
 struct RawScalar(String);
@@ -305,7 +298,7 @@ impl PluginConfig {
             })
             .collect();
         for key in map.keys() {
-            if !KNOWN_OPTIONS.contains(&key.as_str()) {
+            if !is_known_option(key) {
                 warnings.push(format!("unknown option \"{key}\" ignored"));
             }
         }
@@ -628,5 +621,31 @@ mod tests {
         assert!(c
             .redacted_options
             .contains(&("replication_streams".into(), "010".into())));
+    }
+}
+
+#[cfg(test)]
+mod doc_tests {
+    use super::*;
+
+    /// The example config parses with no warnings.
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../plugin_config.example.yaml");
+        let c = PluginConfig::parse(text, Path::new("plugin_config.example.yaml")).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(matches!(c.backend, BackendConfig::DdBoost(_)));
+    }
+
+    /// Every option the code knows is in the README's option table.
+    #[test]
+    fn readme_documents_every_option() {
+        let readme = include_str!("../README.md");
+        for key in [COMMON_OPTIONS, DD_ONLY_OPTIONS, INJECTED_OPTIONS].concat() {
+            assert!(
+                readme.contains(&format!("`{key}`")),
+                "README lacks option {key}"
+            );
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ddboost_sys::{Connection, File as DdFile, Instance, Library, OpenMode};
 
 use super::{
-    split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
+    join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
 };
 use crate::config::{DdBoostConfig, DdTarget};
 use crate::error::{Error, ErrorKind, Result};
@@ -104,11 +104,7 @@ impl Side {
         if !self.stat(dir).map(|s| s.is_dir).unwrap_or(false) {
             self.mkdirs(dir)?;
         }
-        let temp = self.full(&if dir.is_empty() {
-            temp_name(name)
-        } else {
-            format!("{dir}/{}", temp_name(name))
-        });
+        let temp = self.full(&join(dir, &temp_name(name)));
         let file = self
             .lock()
             .open_file(&self.su, &temp, OpenMode::CreateReadWrite, FILE_MODE)
@@ -130,12 +126,14 @@ impl Side {
         })
     }
 
-    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    /// Files below `dir` (a file lists itself), sorted; '.' names only
+    /// with `hidden`. A missing folder lists as empty.
+    fn walk(&self, dir: &str, hidden: bool) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
         match self.stat(dir) {
             None => return Ok(out),
             Some(s) if !s.is_dir => {
-                if !split_path(dir).1.starts_with('.') {
+                if hidden || !split_path(dir).1.starts_with('.') {
                     out.push(ObjectInfo {
                         path: dir.to_string(),
                         size: s.size,
@@ -147,16 +145,11 @@ impl Side {
         }
         let mut stack = vec![dir.to_string()];
         while let Some(rel) = stack.pop() {
-            let names = self.read_dir(&rel)?;
-            for name in names {
-                if name.starts_with('.') {
+            for name in self.read_dir(&rel)? {
+                if !hidden && name.starts_with('.') {
                     continue;
                 }
-                let child = if rel.is_empty() {
-                    name
-                } else {
-                    format!("{rel}/{name}")
-                };
+                let child = join(&rel, &name);
                 match self.stat(&child) {
                     Some(s) if s.is_dir => stack.push(child),
                     Some(s) => out.push(ObjectInfo {
@@ -396,7 +389,7 @@ impl Storage for DdBoostStorage {
     }
 
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
-        self.local.list(dir)
+        self.local.walk(dir, false)
     }
 
     fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
@@ -443,7 +436,7 @@ impl Storage for DdBoostStorage {
     }
 
     fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
-        all_files(&self.local, dir)
+        self.local.walk(dir, true)
     }
 
     fn delete_replica_dir(&self, dir: &str) -> Result<DeleteSummary> {
@@ -453,30 +446,6 @@ impl Storage for DdBoostStorage {
     fn replica_describe(&self) -> Option<String> {
         self.remote.as_ref().map(|r| r.describe())
     }
-}
-
-/// Every file below `dir`, the plugin's own '.' names included.
-fn all_files(side: &Side, dir: &str) -> Result<Vec<ObjectInfo>> {
-    let mut out = Vec::new();
-    if !side.stat(dir).map(|s| s.is_dir).unwrap_or(false) {
-        return Ok(out);
-    }
-    let mut stack = vec![dir.to_string()];
-    while let Some(rel) = stack.pop() {
-        for name in side.read_dir(&rel)? {
-            let child = format!("{rel}/{name}");
-            match side.stat(&child) {
-                Some(s) if s.is_dir => stack.push(child),
-                Some(s) => out.push(ObjectInfo {
-                    path: child,
-                    size: s.size,
-                }),
-                None => {}
-            }
-        }
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
 }
 
 struct DdWriter {

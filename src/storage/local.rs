@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::{
-    split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
+    join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::signals::CleanupGuard;
@@ -162,11 +162,7 @@ impl Storage for LocalStorage {
                 if name.starts_with('.') {
                     continue;
                 }
-                let child = if rel.is_empty() {
-                    name
-                } else {
-                    format!("{rel}/{name}")
-                };
+                let child = join(&rel, &name);
                 let ft = entry
                     .file_type()
                     .map_err(|e| io_err("cannot stat", &entry.path(), e))?;

@@ -136,6 +136,15 @@ pub fn split_path(path: &str) -> (&str, &str) {
     }
 }
 
+/// `dir/name`, or `name` at the top.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
 /// A unique temporary name for `name` in the same folder.
 pub fn temp_name(name: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
