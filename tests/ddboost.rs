@@ -413,3 +413,53 @@ fn replicate_backup_and_delete_replica() {
     let err = fails(&env.run(&["delete_replica", env.cfg(), TS]));
     assert!(err.contains("remote"), "{err}");
 }
+
+#[test]
+fn subset_reads_only_the_ranges() {
+    let env = dd_env();
+    let data = bytes(12 * MIB, 7);
+    env.backup_data(TS, "big", &data);
+    let trace = env.tmp.path().join("subset-trace.log");
+    let offsets = env.tmp.path().join("offsets");
+    let (s1, e1, s2, e2) = (
+        5 * MIB as u64 + 3,
+        5 * MIB as u64 + 40,
+        11 * MIB as u64,
+        11 * MIB as u64 + 2,
+    );
+    std::fs::write(&offsets, format!("2 {s1} {e1} {s2} {e2}")).unwrap();
+    let out = env
+        .command(&[
+            "restore_data_subset",
+            env.cfg(),
+            &env.key(TS, "big"),
+            offsets.to_str().unwrap(),
+        ])
+        .env("DDBOOST_MOCK_TRACE", &trace)
+        .output()
+        .unwrap();
+    ok(&out);
+    let want = [
+        &data[s1 as usize..e1 as usize],
+        &data[s2 as usize..e2 as usize],
+    ]
+    .concat();
+    assert_eq!(out.stdout, want);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let reads: Vec<(u64, u64)> = text
+        .lines()
+        .filter(|l| l.starts_with("op=read ") && l.contains("/big "))
+        .map(|l| {
+            let field = |k: &str| -> u64 {
+                l.split(' ')
+                    .find_map(|f| f.strip_prefix(k))
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            };
+            (field("offset="), field("count="))
+        })
+        .collect();
+    // Two seeks straight to the ranges, nothing read from the start.
+    assert_eq!(reads, vec![(s1, e1 - s1), (s2, e2 - s2)], "{text}");
+}
