@@ -462,16 +462,24 @@ fn dd_directory(opts: &Options, key: &str, problems: &mut Vec<String>) -> Option
 
 fn dd_target(opts: &Options, prefix: &str, problems: &mut Vec<String>) -> Option<DdTarget> {
     let key = |k: &str| format!("{prefix}{k}");
-    let enc = opts.on_off(&key("password_encryption"), false, problems);
-    if enc {
-        problems.push(format!(
-            "option \"{}\" on is not supported: give the password in plain text and protect the config file (chmod 600)",
-            key("password_encryption")
-        ));
-    }
+    let encrypted = opts.on_off(&key("password_encryption"), false, problems);
     let hostname = dd_name(opts, &key("hostname"), 255, problems);
     let username = dd_name(opts, &key("username"), 30, problems);
-    let password = opts.required(&key("password"), problems);
+    let password = opts.required(&key("password"), problems).and_then(|p| {
+        if !encrypted {
+            return Some(p);
+        }
+        // Written by gpbackup_manager encrypt-password; the key comes from
+        // gpbackup (option gpbackup_ddboost_plugin) or the coordinator's .encrypt.
+        let found = crate::encryption::decrypt_with_found_key(
+            &p,
+            opts.get(PLUGIN_NAME),
+            &crate::encryption::data_dirs_from_env(),
+        );
+        found
+            .map_err(|e| problems.push(format!("option \"{}\": {e}", key("password"))))
+            .ok()
+    });
     let storage_unit = dd_name(opts, &key("storage_unit"), 255, problems);
     let directory = dd_directory(opts, &key("directory"), problems);
     if let Some(su) = &storage_unit {
@@ -635,6 +643,31 @@ mod doc_tests {
         let c = PluginConfig::parse(text, Path::new("plugin_config.example.yaml")).unwrap();
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         assert!(matches!(c.backend, BackendConfig::DdBoost(_)));
+    }
+
+    /// `password_encryption: on` decrypts with the key gpbackup injects.
+    #[test]
+    fn encrypted_passwords_are_decrypted() {
+        let hex = include_str!("../tests/data/encryption/pgcrypto_aes256.hex").trim();
+        let text = format!(
+            "options:\n  hostname: dd1\n  username: u\n  storage_unit: SU\n  directory: d\n  password: \"{hex}\"\n  password_encryption: \"on\"\n  gpbackup_ddboost_plugin: k3v9q0x7m2p5r8t1w4y6z0a2c4e6g8\n"
+        );
+        let c = PluginConfig::parse(&text, Path::new("c.yaml")).unwrap();
+        match c.backend {
+            BackendConfig::DdBoost(d) => assert_eq!(d.target.password.expose(), "DDboost_Pa55!"),
+            _ => panic!("wrong backend"),
+        }
+        let wrong = text.replace(
+            "k3v9q0x7m2p5r8t1w4y6z0a2c4e6g8",
+            "k3v9q0x7m2p5r8t1w4y6z0a2c4e6g9",
+        );
+        let e = PluginConfig::parse(&wrong, Path::new("c.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"password\"") && !e.contains("k3v9q0x7") && !e.contains(hex),
+            "{e}"
+        );
     }
 
     /// Every option the code knows is in the README's option table.

@@ -3,12 +3,13 @@
 //! Layout: `cli` parses argv into a `Command`; `commands` runs it against the
 //! `storage::Storage` trait; `storage::*` are the backends; `stream` moves
 //! bytes with bounded memory; `config`, `keys`, `offsets` and `integrity`
-//! are the parsers and rules; `logging` writes the gpAdminLogs file;
+//! are the parsers and rules; `encryption` decrypts encrypted passwords; `logging` writes the gpAdminLogs file;
 //! `signals` undoes unfinished work on SIGINT/SIGTERM/SIGHUP.
 
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod encryption;
 pub mod error;
 pub mod integrity;
 pub mod keys;

@@ -463,3 +463,53 @@ fn subset_reads_only_the_ranges() {
     // Two seeks straight to the ranges, nothing read from the start.
     assert_eq!(reads, vec![(s1, e1 - s1), (s2, e2 - s2)], "{text}");
 }
+
+#[test]
+fn encrypted_password_with_injected_key_or_encrypt_file() {
+    let env = dd_env();
+    create_system_with_password(&env.dd_root(), "dd-enc", "DDboost_Pa55!");
+    let hex = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/encryption/pgcrypto_aes256.hex"
+    ))
+    .unwrap();
+    let key = "k3v9q0x7m2p5r8t1w4y6z0a2c4e6g8";
+    let base = env.dd_options("dd-enc", "enc").replace(
+        &format!("password: {DD_PASSWORD}"),
+        &format!("password: \"{}\"", hex.trim()),
+    );
+    // As gpbackup passes it: the key injected under the plugin's name.
+    let injected = env.other_config(
+        "injected.yaml",
+        &format!("{base}  password_encryption: \"on\"\n  gpbackup_ddboost_plugin: {key}\n"),
+    );
+    ok(&env.run_stdin(
+        &["backup_data", injected.to_str().unwrap(), &env.key(TS, "e")],
+        b"encrypted login",
+    ));
+    // As gpbackman calls it: the key from the coordinator's .encrypt.
+    let coord = env.tmp.path().join("coordinator");
+    std::fs::create_dir_all(&coord).unwrap();
+    std::fs::write(
+        coord.join(".encrypt"),
+        format!("gpbackup_s3_plugin: other\ngpbackup_ddboost_plugin: {key}\n"),
+    )
+    .unwrap();
+    let direct = env.other_config(
+        "direct.yaml",
+        &format!("{base}  password_encryption: \"on\"\n"),
+    );
+    let out = env
+        .command(&["restore_data", direct.to_str().unwrap(), &env.key(TS, "e")])
+        .env("COORDINATOR_DATA_DIRECTORY", &coord)
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!(out.stdout, b"encrypted login");
+    // Without any key: one clear line, no secret in it.
+    let err = fails(&env.run(&["restore_data", direct.to_str().unwrap(), &env.key(TS, "e")]));
+    assert!(
+        err.contains("key") && !err.contains(hex.trim()) && !err.contains(key),
+        "{err}"
+    );
+}

@@ -61,6 +61,11 @@ pub const DD_SU: &str = "GPDB";
 
 /// Creates an emulated Data Domain system `host` under `root`.
 pub fn create_system(root: &Path, host: &str) {
+    create_system_with_password(root, host, DD_PASSWORD);
+}
+
+/// Creates a mock system whose user has `password`.
+pub fn create_system_with_password(root: &Path, host: &str, password: &str) {
     let out = Command::new(&mock().cli)
         .args([
             "create-system",
@@ -71,7 +76,7 @@ pub fn create_system(root: &Path, host: &str) {
             "--user",
             DD_USER,
             "--password",
-            DD_PASSWORD,
+            password,
             "--storage-unit",
             DD_SU,
         ])
