@@ -333,7 +333,7 @@ fn try_decrypt(data: &[u8], passphrase: &[u8]) -> Result<Vec<u8>, Attempt> {
 /// Decodes an even-length string of hex digits (either case).
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     let bytes = s.as_bytes();
-    if bytes.is_empty() || bytes.len() % 2 != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(2) {
         return None;
     }
     fn nibble(c: u8) -> Option<u8> {
