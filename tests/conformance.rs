@@ -297,12 +297,12 @@ fn subset_many_ranges(env: &Env) {
     let mut pos = 0u64;
     let mut ranges = Vec::new();
     for i in 0..1500 {
-        let gap = if r[i * 4] % 3 == 0 {
+        let gap = if r[i * 4].is_multiple_of(3) {
             0
         } else {
             r[i * 4 + 1] as u64 * 3
         };
-        let len = if r[i * 4 + 2] % 5 == 0 {
+        let len = if r[i * 4 + 2].is_multiple_of(5) {
             0
         } else {
             r[i * 4 + 3] as u64
