@@ -69,7 +69,7 @@ impl Rows {
         }
         let mut buf = itoa_buf(i);
         out.append(&mut buf);
-        let changed = self.modified && mix(i / 200 + 7) % 20 == 0;
+        let changed = self.modified && mix(i / 200 + 7).is_multiple_of(20);
         let k = if changed {
             mix(i ^ 0xdead_beef)
         } else {
