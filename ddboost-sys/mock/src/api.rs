@@ -125,8 +125,15 @@ impl FileObj {
         if !rate.is_finite() || n == 0 {
             return;
         }
+        // A token bucket: time already spent on the work counts towards the
+        // budget (up to a short burst), so a capped stream reaches its cap
+        // instead of cap and work time added up.
         let now = Instant::now();
-        let start = self.next_free.filter(|t| *t > now).unwrap_or(now);
+        let burst = Duration::from_millis(100);
+        let start = match self.next_free {
+            Some(t) => t.max(now.checked_sub(burst).unwrap_or(now)),
+            None => now,
+        };
         let next = start + Duration::from_secs_f64(n as f64 / rate);
         self.next_free = Some(next);
         if next > now {
