@@ -53,9 +53,24 @@ def peak_kib(rss_file):
         return int(f.read().split()[-1])
 
 
-def timed_pipeline(producer, consumer, stdout=None):
-    """Runs producer | consumer from a clean page-cache writeback state;
+def warm(*paths):
+    """Reads files so they are in the page cache (the kernel may have
+    reclaimed them since they were written)."""
+    for p in paths:
+        with open(p, "rb") as f:
+            while f.read(1 << 20):
+                pass
+
+
+def timed_pipeline(producer, consumer, stdout=None, inputs=(), replaces=()):
+    """Runs producer | consumer with `inputs` in the page cache, the files in
+    `replaces` removed first (both sides then write a new file, and the page
+    cache does not fill up with old copies) and a clean writeback state;
     returns seconds."""
+    for p in replaces:
+        if os.path.exists(p):
+            os.remove(p)
+    warm(*inputs)
     os.sync()
     start = time.perf_counter()
     p1 = subprocess.Popen(producer, stdout=subprocess.PIPE)
@@ -95,6 +110,7 @@ def main():
             with open(cfgs[fs], "w") as f:
                 f.write(f"executablepath: {PLUGIN}\noptions:\n  backend: local\n  directory: {store}\n  fsync: \"{fs}\"\n")
         key = os.path.join(work, "seg/backups/20250101/20250101120000/gpbackup_0_20250101120000")
+        stored = os.path.join(store, "backups/20250101/20250101120000/gpbackup_0_20250101120000")
         out = os.path.join(work, "cat_copy.csv")
         size = os.path.getsize(src)
         best = {}
@@ -108,15 +124,15 @@ def main():
         rf = os.path.join(work, "rss")
         for _ in range(a.runs):
             for fs in ("off", "on"):
-                s = timed_pipeline(["cat", src], measured([PLUGIN, "backup_data", cfgs[fs], key], rf))
+                s = timed_pipeline(["cat", src], measured([PLUGIN, "backup_data", cfgs[fs], key], rf), inputs=[src], replaces=[stored])
                 record(f"plugin backup_data (fsync {fs})", s, peak_kib(rf))
-            s = timed_pipeline(["cat", src], shell(f"cat > {out}"))
+            s = timed_pipeline(["cat", src], shell(f"cat > {out}"), inputs=[src], replaces=[out])
             record("cat > file", s)
-            s = timed_pipeline(["cat", src], shell(f"cat > {out} && sync {out}"))
+            s = timed_pipeline(["cat", src], shell(f"cat > {out} && sync {out}"), inputs=[src], replaces=[out])
             record("cat > file && sync file", s)
-            s = timed_pipeline(measured([PLUGIN, "restore_data", cfgs["off"], key], rf), ["cat"], stdout=subprocess.DEVNULL)
+            s = timed_pipeline(measured([PLUGIN, "restore_data", cfgs["off"], key], rf), ["cat"], stdout=subprocess.DEVNULL, inputs=[stored])
             record("plugin restore_data", s, peak_kib(rf))
-            s = timed_pipeline(["cat", out], ["cat"], stdout=subprocess.DEVNULL)
+            s = timed_pipeline(["cat", out], ["cat"], stdout=subprocess.DEVNULL, inputs=[out])
             record("cat file", s)
         mbps = {k: size / v / 1e6 for k, v in best.items()}
         print(f"stream: {size / 2**20:.0f} MiB, best of {a.runs} runs, MB/s = 10^6 bytes/s")
