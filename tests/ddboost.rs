@@ -513,3 +513,33 @@ fn encrypted_password_with_injected_key_or_encrypt_file() {
         "{err}"
     );
 }
+
+#[test]
+fn restores_do_not_need_the_replica_but_backups_do() {
+    let r = replicated();
+    let env = &r.env;
+    let plain = r.plain.to_str().unwrap();
+    ok(&env.run_stdin(
+        &["backup_data", plain, &env.key(TS, "obj")],
+        b"primary copy",
+    ));
+    // replication on, remote system unreachable
+    let text = std::fs::read_to_string(&r.repl).unwrap().replace(
+        "remote_hostname: dd-replica",
+        "remote_hostname: dd-unreachable",
+    );
+    let down = env.other_config(
+        "replication_remote_down.yaml",
+        text.split_once("options:\n").unwrap().1,
+    );
+    let down = down.to_str().unwrap();
+    let out = env.run(&["restore_data", down, &env.key(TS, "obj")]);
+    ok(&out);
+    assert_eq!(out.stdout, b"primary copy");
+    let err = fails(&env.run_stdin(&["backup_data", down, &env.key(TS, "new")], b"x"));
+    assert!(
+        err.contains("remote") && err.contains("dd-unreachable"),
+        "{err}"
+    );
+    fails(&env.run(&["restore_data", plain, &env.key(TS, "new")]));
+}

@@ -27,7 +27,7 @@ pub fn run(
     match hook {
         Hook::SetupBackup => {
             // Connect (checks the config and the storage) and create the backup folder.
-            let storage = ctx.storage()?;
+            let storage = ctx.storage_for_changes()?;
             if let Some(ts) = &ts {
                 storage.create_dir_all(&ts.prefix())?;
                 log::info!("{name}: {} ready in {}", ts.prefix(), storage.describe());

@@ -15,7 +15,7 @@ use super::Context;
 
 pub fn delete_backup(ctx: &Context, timestamp: &str) -> Result<()> {
     let ts = Timestamp::parse(timestamp)?;
-    let storage = ctx.storage()?;
+    let storage = ctx.storage_for_changes()?;
     let prefix = ts.prefix();
     log::info!(
         "delete_backup: deleting {prefix} from {}",

@@ -34,7 +34,14 @@ impl Context {
         Ok(Context { config, command })
     }
 
+    /// The storage, for reading: never connects the replica.
     pub fn storage(&self) -> Result<Box<dyn Storage>> {
+        storage::open(&self.config, storage::Remote::Never)
+    }
+
+    /// The storage, for changes that `replication: on` mirrors to the replica
+    /// (writes, creating the backup folder, delete_backup).
+    pub fn storage_for_changes(&self) -> Result<Box<dyn Storage>> {
         storage::open(&self.config, storage::Remote::IfReplicating)
     }
 

@@ -20,7 +20,7 @@ use super::{log_summary, Context};
 /// record, then the data is committed under its name.
 fn store(ctx: &Context, key_path: &str, input: Box<dyn Read + Send>, source: &str) -> Result<()> {
     let key = ObjectKey::from_path(key_path)?;
-    let storage = ctx.storage()?;
+    let storage = ctx.storage_for_changes()?;
     let path = key.relative();
     let started = Instant::now();
     let fail = |e: Error| {

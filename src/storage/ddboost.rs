@@ -243,7 +243,10 @@ pub struct DdBoostStorage {
 /// What a command needs of the remote system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Remote {
-    /// Only when `replication: on`.
+    /// Not at all: reads and listings work with the local system alone, so a
+    /// restore does not depend on the replica being reachable.
+    Never,
+    /// Only when `replication: on` (writes, the backup hooks, delete_backup).
     IfReplicating,
     /// Always (replicate_backup, delete_replica): the `remote_*` options must be valid.
     Required,
@@ -280,7 +283,7 @@ impl DdBoostStorage {
             (Remote::IfReplicating, Some(r), _) => {
                 (Some(Side::connect(&instance, r, "the remote")?), true)
             }
-            (Remote::IfReplicating, None, _) => (None, false),
+            (Remote::IfReplicating, None, _) | (Remote::Never, _, _) => (None, false),
             (Remote::Required, _, Some(r)) => (
                 Some(Side::connect(&instance, r, "the remote")?),
                 cfg.replica.is_some(),
