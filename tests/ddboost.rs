@@ -133,21 +133,8 @@ fn modified_stream_adds_under_twice_the_changed_bytes() {
 /// Runs backup_data with injected faults and checks the failure is clean.
 fn backup_with_fault(env: &Env, faults: &str, data: &[u8], expect: &str) {
     let name = format!("gpbackup_0_{TS}");
-    let mut child = env
-        .command(&["backup_data", env.cfg(), &env.key(TS, &name)])
-        .env("DDBOOST_MOCK_FAULTS", faults)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let d = data.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&d);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
+    let args = ["backup_data", env.cfg(), &env.key(TS, &name)];
+    let out = env.run_stdin_env(&args, data, &[("DDBOOST_MOCK_FAULTS", faults)]);
     let err = fails(&out);
     assert!(err.contains(expect), "fault {faults}: {err}");
     let restore = env.run(&["restore_data", env.cfg(), &env.key(TS, &name)]);

@@ -271,8 +271,16 @@ impl Env {
 
     /// Runs with `input` on stdin.
     pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut child = self
-            .command(args)
+        self.run_stdin_env(args, input, &[])
+    }
+
+    /// Runs with `input` on stdin and extra environment variables.
+    pub fn run_stdin_env(&self, args: &[&str], input: &[u8], vars: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
