@@ -264,11 +264,23 @@ fn sdk_log(severity: ddboost_sys::Severity, message: &str) {
 
 impl DdBoostStorage {
     pub fn open(cfg: &DdBoostConfig, remote: Remote) -> Result<DdBoostStorage> {
-        let lib = Library::find(cfg.library.as_deref()).map_err(|e| {
-            Error::config(format!(
-                "cannot load the DD Boost SDK: {e}; install libDDBoost.so in the lib folder beside the plugin's bin folder or set option \"ddboost_library\""
-            ))
-        })?;
+        // Which remote system to connect, checked before anything is loaded.
+        let remote_target = match remote {
+            Remote::Never => None,
+            Remote::IfReplicating => cfg.replica.as_ref(),
+            Remote::Required => Some(cfg.remote.as_ref().ok_or_else(|| {
+                let why = if cfg.remote_problems.is_empty() {
+                    "no remote_* options are set".to_string()
+                } else {
+                    cfg.remote_problems.join("; ")
+                };
+                Error::config(format!(
+                    "this command needs the remote Data Domain: {why}; set remote_hostname, remote_username, remote_password, remote_storage_unit and remote_directory"
+                ))
+            })?),
+        };
+        let lib = Library::find(cfg.library.as_deref())
+            .map_err(|e| Error::config(format!("cannot load the DD Boost SDK: {e}")))?;
         let _ = ddboost_sys::set_log_sink(sdk_log);
         let info = format!("{PLUGIN_NAME} version {}", env!("CARGO_PKG_VERSION"));
         let instance = Instance::new(&lib, PLUGIN_NAME, &info).map_err(|e| {
@@ -279,26 +291,12 @@ impl DdBoostStorage {
         })?;
         log::debug!("DD Boost SDK loaded from {}", lib.origin());
         let local = Side::connect(&instance, &cfg.target, "the")?;
-        let (remote_side, replicate) = match (remote, &cfg.replica, &cfg.remote) {
-            (Remote::IfReplicating, Some(r), _) => {
-                (Some(Side::connect(&instance, r, "the remote")?), true)
-            }
-            (Remote::IfReplicating, None, _) | (Remote::Never, _, _) => (None, false),
-            (Remote::Required, _, Some(r)) => (
-                Some(Side::connect(&instance, r, "the remote")?),
-                cfg.replica.is_some(),
-            ),
-            (Remote::Required, _, None) => {
-                let why = if cfg.remote_problems.is_empty() {
-                    "no remote_* options are set".to_string()
-                } else {
-                    cfg.remote_problems.join("; ")
-                };
-                return Err(Error::config(format!(
-                    "this command needs the remote Data Domain: {why}; set remote_hostname, remote_username, remote_password, remote_storage_unit and remote_directory"
-                )));
-            }
+        let remote_side = match remote_target {
+            Some(t) => Some(Side::connect(&instance, t, "the remote")?),
+            None => None,
         };
+        // Mirror changes only with replication on (and a connected replica).
+        let replicate = cfg.replica.is_some() && remote_side.is_some();
         Ok(DdBoostStorage {
             local,
             remote: remote_side,
