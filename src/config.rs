@@ -94,6 +94,17 @@ pub struct DdBoostConfig {
     /// Problems with the `remote_*` options, reported when a command needs them.
     pub remote_problems: Vec<String>,
     pub replication_streams: usize,
+    /// How connecting to a Data Domain is retried.
+    pub retry: RetryPolicy,
+}
+
+/// Bounded retries with exponential backoff (options `retry_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 = no retry).
+    pub attempts: usize,
+    pub initial_delay: std::time::Duration,
+    pub max_delay: std::time::Duration,
 }
 
 /// The parsed plugin config.
@@ -137,6 +148,9 @@ pub const DD_ONLY_OPTIONS: &[&str] = &[
     "remote_password_encryption",
     "remote_storage_unit",
     "remote_directory",
+    "retry_max_attempts",
+    "retry_initial_delay_ms",
+    "retry_max_delay_ms",
 ];
 
 /// Options gpbackup and gprestore inject into the per-host copy.
@@ -527,6 +541,38 @@ fn parse_ddboost(opts: &Options, problems: &mut Vec<String>) -> Option<DdBoostCo
             }
         },
     };
+    let number = |key: &str,
+                  default: u64,
+                  range: std::ops::RangeInclusive<u64>,
+                  problems: &mut Vec<String>| {
+        match opts.get(key).map(str::trim) {
+            None | Some("") => default,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if range.contains(&n) => n,
+                _ => {
+                    problems.push(format!(
+                        "option \"{key}\" must be a whole number from {} to {} (got \"{v}\")",
+                        range.start(),
+                        range.end()
+                    ));
+                    default
+                }
+            },
+        }
+    };
+    let attempts = number("retry_max_attempts", 3, 1..=10, problems) as usize;
+    let initial = number("retry_initial_delay_ms", 500, 1..=60_000, problems);
+    let max = number("retry_max_delay_ms", 5_000, 1..=300_000, problems);
+    if max < initial {
+        problems.push(format!(
+            "option \"retry_max_delay_ms\" ({max}) must not be less than \"retry_initial_delay_ms\" ({initial})"
+        ));
+    }
+    let retry = RetryPolicy {
+        attempts,
+        initial_delay: std::time::Duration::from_millis(initial),
+        max_delay: std::time::Duration::from_millis(max.max(initial)),
+    };
     let any_remote = opts.map.keys().any(|k| k.starts_with("remote_"));
     let mut remote_problems = Vec::new();
     let remote = if any_remote || replication {
@@ -551,6 +597,7 @@ fn parse_ddboost(opts: &Options, problems: &mut Vec<String>) -> Option<DdBoostCo
         remote,
         remote_problems,
         replication_streams: streams,
+        retry,
     })
 }
 
@@ -666,6 +713,24 @@ mod doc_tests {
             .to_string();
         assert!(
             e.contains("\"password\"") && !e.contains("k3v9q0x7") && !e.contains(hex),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn retry_options() {
+        let base = "options:\n  hostname: dd1\n  username: u\n  password: p\n  storage_unit: SU\n  directory: d\n";
+        let c = PluginConfig::parse(base, Path::new("c.yaml")).unwrap();
+        let BackendConfig::DdBoost(d) = c.backend else {
+            panic!("wrong backend")
+        };
+        assert_eq!(d.retry.attempts, 3);
+        let bad = format!("{base}  retry_max_attempts: 0\n  retry_initial_delay_ms: 900\n  retry_max_delay_ms: 800\n");
+        let e = PluginConfig::parse(&bad, Path::new("c.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("retry_max_attempts") && e.contains("retry_max_delay_ms"),
             "{e}"
         );
     }

@@ -530,3 +530,26 @@ fn restores_do_not_need_the_replica_but_backups_do() {
     );
     fails(&env.run(&["restore_data", plain, &env.key(TS, "new")]));
 }
+
+#[test]
+fn connect_failures_are_retried_with_backoff() {
+    let env = dd_env();
+    let fault = [("DDBOOST_MOCK_FAULTS", "connect:nth=1:err=DD_ERR_CONNECT")];
+    let fast = format!(
+        "{}  retry_initial_delay_ms: 10\n  retry_max_delay_ms: 50\n",
+        env.backend_options()
+    );
+    env.write_config(&fast);
+    ok(&env.run_stdin_env(
+        &["backup_data", env.cfg(), &env.key(TS, "r")],
+        b"after a retry",
+        &fault,
+    ));
+    assert_eq!(env.restore_data(TS, "r"), b"after a retry");
+    assert!(env.log_text().contains("retrying in"), "{}", env.log_text());
+    // With retries off, the same fault fails the command.
+    env.write_config(&format!("{fast}  retry_max_attempts: 1\n"));
+    let err =
+        fails(&env.run_stdin_env(&["backup_data", env.cfg(), &env.key(TS, "s")], b"x", &fault));
+    assert!(err.contains("DD_ERR_CONNECT"), "{err}");
+}

@@ -12,12 +12,13 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use backon::{BlockingRetryable, ExponentialBuilder};
 use ddboost_sys::{Connection, File as DdFile, Instance, Library, OpenMode};
 
 use super::{
     join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
 };
-use crate::config::{DdBoostConfig, DdTarget};
+use crate::config::{DdBoostConfig, DdTarget, RetryPolicy};
 use crate::error::{Error, ErrorKind, Result};
 use crate::signals::CleanupGuard;
 use crate::PLUGIN_NAME;
@@ -38,8 +39,29 @@ pub struct Side {
 }
 
 impl Side {
-    fn connect(instance: &Instance, t: &DdTarget, role: &str) -> Result<Side> {
-        let conn = Connection::connect(instance, &t.hostname, &t.username, t.password.expose()).map_err(|e| {
+    /// Connects, retrying failures with exponential backoff as `retry` says
+    /// (a Data Domain busy with other streams or a network blip is common
+    /// during a cluster-wide backup). Each retry is logged.
+    fn connect(instance: &Instance, t: &DdTarget, role: &str, retry: &RetryPolicy) -> Result<Side> {
+        let attempt =
+            || Connection::connect(instance, &t.hostname, &t.username, t.password.expose());
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(retry.initial_delay)
+            .with_max_delay(retry.max_delay)
+            .with_max_times(retry.attempts.saturating_sub(1))
+            .with_jitter();
+        let conn = attempt
+            .retry(backoff)
+            .sleep(std::thread::sleep)
+            .notify(|e, delay| {
+                log::warn!(
+                    "connecting to {role} Data Domain {} failed ({e}); retrying in {:.1} s",
+                    t.hostname,
+                    delay.as_secs_f64()
+                )
+            })
+            .call()
+            .map_err(|e| {
             Error::storage(format!(
                 "cannot connect to {role} Data Domain {} as {}: {e}; check hostname, username and password in the plugin config and that the system is reachable",
                 t.hostname, t.username
@@ -290,9 +312,9 @@ impl DdBoostStorage {
             ))
         })?;
         log::debug!("DD Boost SDK loaded from {}", lib.origin());
-        let local = Side::connect(&instance, &cfg.target, "the")?;
+        let local = Side::connect(&instance, &cfg.target, "the", &cfg.retry)?;
         let remote_side = match remote_target {
-            Some(t) => Some(Side::connect(&instance, t, "the remote")?),
+            Some(t) => Some(Side::connect(&instance, t, "the remote", &cfg.retry)?),
             None => None,
         };
         // Mirror changes only with replication on (and a connected replica).
