@@ -735,6 +735,14 @@ mod doc_tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any text, YAML-looking or not, gives a config or an error, never a panic.
+        #[test]
+        fn never_panics(body in "(options:\n)?([ a-z_]{0,12}: ?[\\[\\]{}\"'a-z0-9/:~!&*-]{0,16}\n){0,8}") {
+            let _ = PluginConfig::parse(&body, Path::new("c.yaml"));
+        }
+    }
+
     /// Every option the code knows is in the README's option table.
     #[test]
     fn readme_documents_every_option() {
