@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::PLUGIN_NAME;
@@ -82,6 +82,24 @@ pub enum Command {
 }
 
 impl Command {
+    /// The plugin config path, for every command that takes one.
+    pub fn config(&self) -> Option<&Path> {
+        match self {
+            Command::ApiVersion | Command::Version | Command::Help => None,
+            Command::Hook { config, .. }
+            | Command::BackupFile { config, .. }
+            | Command::RestoreFile { config, .. }
+            | Command::BackupData { config, .. }
+            | Command::RestoreData { config, .. }
+            | Command::RestoreDataSubset { config, .. }
+            | Command::DeleteBackup { config, .. }
+            | Command::ListDirectory { config, .. }
+            | Command::DeleteDirectory { config, .. }
+            | Command::ReplicateBackup { config, .. }
+            | Command::DeleteReplica { config, .. } => Some(config),
+        }
+    }
+
     /// The command's name as typed, for messages and logs.
     pub fn name(&self) -> &'static str {
         match self {

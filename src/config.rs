@@ -406,6 +406,30 @@ impl Options<'_> {
         }
     }
 
+    /// A whole number in `range`; `default` when absent, a problem when not.
+    fn number(
+        &self,
+        key: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+        problems: &mut Vec<String>,
+    ) -> u64 {
+        match self.get(key).map(str::trim) {
+            None | Some("") => default,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if range.contains(&n) => n,
+                _ => {
+                    problems.push(format!(
+                        "option \"{key}\" must be a whole number from {} to {} (got \"{v}\")",
+                        range.start(),
+                        range.end()
+                    ));
+                    default
+                }
+            },
+        }
+    }
+
     fn on_off(&self, key: &str, default: bool, problems: &mut Vec<String>) -> bool {
         match self.get(key).map(|v| v.trim().to_ascii_lowercase()) {
             None => default,
@@ -529,40 +553,10 @@ fn parse_ddboost(opts: &Options, problems: &mut Vec<String>) -> Option<DdBoostCo
         }
     }
     let replication = opts.on_off("replication", false, problems);
-    let streams = match opts.get("replication_streams").map(str::trim) {
-        None | Some("") => 1,
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if (1..=64).contains(&n) => n,
-            _ => {
-                problems.push(format!(
-                    "option \"replication_streams\" must be a whole number from 1 to 64 (got \"{v}\")"
-                ));
-                1
-            }
-        },
-    };
-    let number = |key: &str,
-                  default: u64,
-                  range: std::ops::RangeInclusive<u64>,
-                  problems: &mut Vec<String>| {
-        match opts.get(key).map(str::trim) {
-            None | Some("") => default,
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if range.contains(&n) => n,
-                _ => {
-                    problems.push(format!(
-                        "option \"{key}\" must be a whole number from {} to {} (got \"{v}\")",
-                        range.start(),
-                        range.end()
-                    ));
-                    default
-                }
-            },
-        }
-    };
-    let attempts = number("retry_max_attempts", 3, 1..=10, problems) as usize;
-    let initial = number("retry_initial_delay_ms", 500, 1..=60_000, problems);
-    let max = number("retry_max_delay_ms", 5_000, 1..=300_000, problems);
+    let streams = opts.number("replication_streams", 1, 1..=64, problems) as usize;
+    let attempts = opts.number("retry_max_attempts", 3, 1..=10, problems) as usize;
+    let initial = opts.number("retry_initial_delay_ms", 500, 1..=60_000, problems);
+    let max = opts.number("retry_max_delay_ms", 5_000, 1..=300_000, problems);
     if max < initial {
         problems.push(format!(
             "option \"retry_max_delay_ms\" ({max}) must not be less than \"retry_initial_delay_ms\" ({initial})"

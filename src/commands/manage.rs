@@ -132,6 +132,12 @@ pub fn replicate_backup(ctx: &Context, timestamp: &str) -> Result<()> {
         Mutex::new(files.iter().rev().map(|f| f.path.clone()).collect());
     let failed: Mutex<Option<Error>> = Mutex::new(None);
     let copied = AtomicU64::new(0);
+    // The first failure stops every worker.
+    let fail = |e: Error| {
+        if let Ok(mut f) = failed.lock() {
+            f.get_or_insert(e);
+        }
+    };
     let work = |storage: &dyn Storage| loop {
         if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
             return;
@@ -144,23 +150,14 @@ pub fn replicate_backup(ctx: &Context, timestamp: &str) -> Result<()> {
                 copied.fetch_add(n, Ordering::Relaxed);
                 log::debug!("replicate_backup: copied {path} ({n} bytes)");
             }
-            Err(e) => {
-                if let Ok(mut f) = failed.lock() {
-                    f.get_or_insert(e);
-                }
-                return;
-            }
+            Err(e) => return fail(e),
         }
     };
     std::thread::scope(|scope| {
         for _ in 1..streams {
             scope.spawn(|| match ctx.storage_with_replica() {
                 Ok(s) => work(s.as_ref()),
-                Err(e) => {
-                    if let Ok(mut f) = failed.lock() {
-                        f.get_or_insert(e);
-                    }
-                }
+                Err(e) => fail(e),
             });
         }
         work(storage.as_ref());

@@ -56,53 +56,31 @@ pub fn execute(cmd: Command) -> Result<()> {
     let name = cmd.name();
     let started = Instant::now();
     log::debug!("{name}: starting: {cmd:?}");
-    let result = match cmd {
+    let Some(config) = cmd.config() else {
+        return Ok(()); // the version answers are printed by the caller
+    };
+    let ctx = Context::load(name, config)?;
+    let result = match &cmd {
         Command::ApiVersion | Command::Version | Command::Help => Ok(()),
         Command::Hook {
             hook,
-            config,
             local_dir,
             scope,
             content,
-        } => hooks::run(
-            &Context::load(name, &config)?,
-            hook,
-            &local_dir,
-            scope,
-            content,
-        ),
-        Command::BackupFile { config, file } => {
-            transfer::backup_file(&Context::load(name, &config)?, &file)
+            ..
+        } => hooks::run(&ctx, *hook, local_dir, *scope, *content),
+        Command::BackupFile { file, .. } => transfer::backup_file(&ctx, file),
+        Command::RestoreFile { file, .. } => transfer::restore_file(&ctx, file),
+        Command::BackupData { key, .. } => transfer::backup_data(&ctx, key),
+        Command::RestoreData { key, .. } => transfer::restore_data(&ctx, key),
+        Command::RestoreDataSubset { key, offsets, .. } => {
+            transfer::restore_data_subset(&ctx, key, offsets)
         }
-        Command::RestoreFile { config, file } => {
-            transfer::restore_file(&Context::load(name, &config)?, &file)
-        }
-        Command::BackupData { config, key } => {
-            transfer::backup_data(&Context::load(name, &config)?, &key)
-        }
-        Command::RestoreData { config, key } => {
-            transfer::restore_data(&Context::load(name, &config)?, &key)
-        }
-        Command::RestoreDataSubset {
-            config,
-            key,
-            offsets,
-        } => transfer::restore_data_subset(&Context::load(name, &config)?, &key, &offsets),
-        Command::DeleteBackup { config, timestamp } => {
-            manage::delete_backup(&Context::load(name, &config)?, &timestamp)
-        }
-        Command::ListDirectory { config, path } => {
-            manage::list_directory(&Context::load(name, &config)?, path.as_deref())
-        }
-        Command::DeleteDirectory { config, path } => {
-            manage::delete_directory(&Context::load(name, &config)?, &path)
-        }
-        Command::ReplicateBackup { config, timestamp } => {
-            manage::replicate_backup(&Context::load(name, &config)?, &timestamp)
-        }
-        Command::DeleteReplica { config, timestamp } => {
-            manage::delete_replica(&Context::load(name, &config)?, &timestamp)
-        }
+        Command::DeleteBackup { timestamp, .. } => manage::delete_backup(&ctx, timestamp),
+        Command::ListDirectory { path, .. } => manage::list_directory(&ctx, path.as_deref()),
+        Command::DeleteDirectory { path, .. } => manage::delete_directory(&ctx, path),
+        Command::ReplicateBackup { timestamp, .. } => manage::replicate_backup(&ctx, timestamp),
+        Command::DeleteReplica { timestamp, .. } => manage::delete_replica(&ctx, timestamp),
     };
     log::debug!(
         "{name}: finished in {:.3} s",

@@ -16,10 +16,9 @@ use crate::stream::{self, Verify};
 
 use super::{log_summary, Context};
 
-/// Stores `input` as the object for `key_path`: data, then its checksum
-/// record, then the data is committed under its name.
-fn store(ctx: &Context, key_path: &str, input: Box<dyn Read + Send>, source: &str) -> Result<()> {
-    let key = ObjectKey::from_path(key_path)?;
+/// Stores `input` as the object `key`: data, then its checksum record, then
+/// the data is committed under its name.
+fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &str) -> Result<()> {
     let storage = ctx.storage_for_changes()?;
     let path = key.relative();
     let started = Instant::now();
@@ -49,21 +48,21 @@ fn store(ctx: &Context, key_path: &str, input: Box<dyn Read + Send>, source: &st
 
 pub fn backup_file(ctx: &Context, file: &str) -> Result<()> {
     // Check the key first: a bad path must not touch storage.
-    ObjectKey::from_path(file)?;
+    let key = ObjectKey::from_path(file)?;
     let f = File::open(file)
         .map_err(|e| Error::io(format!("backup_file: cannot read local file {file}: {e}")))?;
-    store(ctx, file, Box::new(f), file)
+    store(ctx, &key, Box::new(f), file)
 }
 
 pub fn backup_data(ctx: &Context, key: &str) -> Result<()> {
-    ObjectKey::from_path(key)?;
+    let key = ObjectKey::from_path(key)?;
     let stdin = std::io::stdin();
     stream::enlarge_pipe(stdin.as_fd());
     let fd = stdin
         .as_fd()
         .try_clone_to_owned()
         .map_err(|e| Error::io(format!("cannot use standard input: {e}")))?;
-    store(ctx, key, Box::new(File::from(fd)), "standard input")
+    store(ctx, &key, Box::new(File::from(fd)), "standard input")
 }
 
 /// An object opened for a restore, with what to verify.
@@ -73,8 +72,7 @@ struct Source {
     path: String,
 }
 
-fn open_source(ctx: &Context, key_path: &str) -> Result<Source> {
-    let key = ObjectKey::from_path(key_path)?;
+fn open_source(ctx: &Context, key: &ObjectKey) -> Result<Source> {
     let storage = ctx.storage()?;
     let path = key.relative();
     let reader = storage.open(&path).map_err(|e| {
@@ -129,7 +127,7 @@ fn stdout_file() -> Result<File> {
 }
 
 pub fn restore_data(ctx: &Context, key: &str) -> Result<()> {
-    let mut src = open_source(ctx, key)?;
+    let mut src = open_source(ctx, &ObjectKey::from_path(key)?)?;
     let verify = expected(&src)?;
     let started = Instant::now();
     let size = src.reader.size();
@@ -161,7 +159,7 @@ fn restore_error(ctx: &Context, src: &Source, e: Error) -> Error {
 const MAX_OFFSETS_BYTES: u64 = 256 << 20;
 
 pub fn restore_data_subset(ctx: &Context, key: &str, offsets_file: &Path) -> Result<()> {
-    ObjectKey::from_path(key)?;
+    let key = ObjectKey::from_path(key)?;
     let mut text = String::new();
     File::open(offsets_file)
         .and_then(|f| f.take(MAX_OFFSETS_BYTES).read_to_string(&mut text))
@@ -173,7 +171,7 @@ pub fn restore_data_subset(ctx: &Context, key: &str, offsets_file: &Path) -> Res
         })?;
     let ranges = offsets::parse(&text)
         .map_err(|e| e.context(format!("offsets file {}", offsets_file.display())))?;
-    let mut src = open_source(ctx, key)?;
+    let mut src = open_source(ctx, &key)?;
     offsets::check_within(&ranges, src.reader.size(), &src.path)
         .map_err(|e| e.context(format!("offsets file {}", offsets_file.display())))?;
     let merged = offsets::merge(&ranges);
@@ -198,7 +196,7 @@ pub fn restore_data_subset(ctx: &Context, key: &str, offsets_file: &Path) -> Res
 }
 
 pub fn restore_file(ctx: &Context, file: &str) -> Result<()> {
-    let mut src = open_source(ctx, file)?;
+    let mut src = open_source(ctx, &ObjectKey::from_path(file)?)?;
     let verify = expected(&src)?;
     let target = PathBuf::from(file);
     let parent = target

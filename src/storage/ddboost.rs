@@ -93,7 +93,7 @@ impl Side {
     }
 
     fn err(&self, e: ddboost_sys::Error) -> Error {
-        Error::storage(format!("{} on {}: {e}", "DD Boost call failed", self.host))
+        sdk_error(&self.host, e)
     }
 
     /// Stat; None when the SDK reports any error (treated as absent).
@@ -484,8 +484,13 @@ struct DdWriter {
 
 impl DdWriter {
     fn err(&self, e: ddboost_sys::Error) -> Error {
-        Error::storage(format!("DD Boost call failed on {}: {e}", self.host))
+        sdk_error(&self.host, e)
     }
+}
+
+/// An SDK failure on `host`, as the plugin reports it.
+fn sdk_error(host: &str, e: ddboost_sys::Error) -> Error {
+    Error::storage(format!("DD Boost call failed on {host}: {e}"))
 }
 
 impl ObjectWriter for DdWriter {
@@ -493,9 +498,9 @@ impl ObjectWriter for DdWriter {
         let file = self.file.as_ref().expect("open until commit");
         let mut done = 0;
         while done < buf.len() {
-            let n = file.write_at(&buf[done..], self.offset).map_err(|e| {
-                Error::storage(format!("DD Boost call failed on {}: {e}", self.host))
-            })?;
+            let n = file
+                .write_at(&buf[done..], self.offset)
+                .map_err(|e| sdk_error(&self.host, e))?;
             if n == 0 {
                 return Err(Error::storage(format!(
                     "ddp_write {} wrote nothing on {}",
@@ -523,7 +528,7 @@ impl ObjectWriter for DdWriter {
         cleanup.disarm_with(move || {
             let c = conn.lock().unwrap_or_else(|p| p.into_inner());
             c.rename(&su, &temp, &target)
-                .map_err(|e| Error::storage(format!("DD Boost call failed on {host}: {e}")))
+                .map_err(|e| sdk_error(&host, e))
         })
     }
 }
@@ -550,6 +555,6 @@ impl ObjectReader for DdReader {
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<usize> {
         self.file
             .read_at(buf, offset)
-            .map_err(|e| Error::storage(format!("DD Boost call failed on {}: {e}", self.host)))
+            .map_err(|e| sdk_error(&self.host, e))
     }
 }

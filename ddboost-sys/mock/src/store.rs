@@ -268,16 +268,7 @@ impl System {
         }
         scan.last = Some(Instant::now());
         let mut fresh: Vec<(Fp, Loc)> = Vec::new();
-        for ent in fs::read_dir(self.index_dir())? {
-            let ent = ent?;
-            let name = ent.file_name();
-            let Some(id) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".idx"))
-                .and_then(|h| u64::from_str_radix(h, 16).ok())
-            else {
-                continue;
-            };
+        for (id, ent) in index_logs(&self.index_dir())? {
             if scan.own.contains(&id) {
                 continue;
             }
@@ -442,6 +433,23 @@ pub struct Totals {
     pub logical_bytes_present: u64,
 }
 
+/// The index logs in `dir` (`<hex id>.idx`) with their container ids.
+fn index_logs(dir: &Path) -> DdResult<Vec<(u64, fs::DirEntry)>> {
+    let mut out = Vec::new();
+    for ent in fs::read_dir(dir)? {
+        let ent = ent?;
+        let id = ent
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_suffix(".idx"))
+            .and_then(|h| u64::from_str_radix(h, 16).ok());
+        if let Some(id) = id {
+            out.push((id, ent));
+        }
+    }
+    Ok(out)
+}
+
 pub fn totals(sysdir: &Path) -> DdResult<Totals> {
     let mut t = Totals::default();
     let mut seen: HashSet<Fp> = HashSet::new();
@@ -450,16 +458,7 @@ pub fn totals(sysdir: &Path) -> DdResult<Totals> {
         return Err(DdError::NOT_FOUND);
     }
     if idir.is_dir() {
-        for ent in fs::read_dir(&idir)? {
-            let ent = ent?;
-            let name = ent.file_name();
-            let Some(id) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".idx"))
-                .and_then(|h| u64::from_str_radix(h, 16).ok())
-            else {
-                continue;
-            };
+        for (id, ent) in index_logs(&idir)? {
             let mut buf = Vec::new();
             File::open(ent.path())?.read_to_end(&mut buf)?;
             for r in buf.chunks_exact(REC_SIZE) {
