@@ -1,80 +1,212 @@
-//! Checksums of stored objects.
+//! Checksum records of stored objects, and how an overwrite keeps them
+//! consistent with the data.
 //!
 //! Every object written by the plugin gets a small companion record
-//! `.<name>.checksum` in the same folder, holding the object's size and its
-//! XXH3-128 digest. The record is committed before the object itself, so a
-//! finished object always has its record; an object without one (written by
-//! another tool) restores with a logged warning. Full restores verify both
-//! size and digest; a mismatch fails the restore, naming the object.
+//! `.<name>.checksum` in the same folder, holding the object's size, its
+//! XXH3-128 digest, and an XXH3-64 digest of every [`DIGEST_BLOCK`] bytes.
+//! Restores verify each block before it is written out, so no unverified
+//! byte reaches gprestore; `restore_data_subset` verifies every block its
+//! ranges touch. Records written by 0.1.0 (format v1: size and whole-object
+//! digest only) are still read: such objects restore as they did then (the
+//! last block is held back until the whole digest matched). An object with
+//! no record (written by another tool) restores with a logged warning.
+//!
+//! # Overwrites keep the old or the new object, never neither
+//!
+//! A write commits in three atomic steps (each a rename on the storage):
+//! 1. the new record is staged as `.<name>.checksum.next` (together with the
+//!    entries an interrupted earlier write left there);
+//! 2. the new data is renamed over `<name>`;
+//! 3. `.<name>.checksum.next` is renamed over `.<name>.checksum`.
+//!
+//! Readers take every entry of both records as candidates and keep those
+//! whose size and block digests match what they read. Whatever step a write
+//! stopped at (error, signal, `kill -9`, power loss), the data in place
+//! matches an entry of one of the two records: before step 2 it is the old
+//! data, described by `.checksum` (or by an entry carried over in `.next`);
+//! after it, the new data, described by `.next` until step 3 moves it.
 
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::{split_path, Storage};
 
-const MAGIC: &str = "gpbackup_ddboost_plugin checksum v1";
+const MAGIC_V1: &str = "gpbackup_ddboost_plugin checksum v1";
+const MAGIC_V2: &str = "gpbackup_ddboost_plugin checksum v2";
 
-/// The size and digest of an object's bytes.
+/// Bytes covered by each block digest: the largest write and read either
+/// backend makes, so a restore verifies each read as it arrives.
+pub const DIGEST_BLOCK: usize = 1 << 20;
+
+/// The largest record read: 2 entries of a 2 TiB object, with room to spare.
+const MAX_RECORD_BYTES: u64 = 128 << 20;
+
+/// The size and digest of an object's bytes (a v1 record, and the whole-object
+/// part of a v2 record).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checksum {
     pub size: u64,
     pub digest: u128,
 }
 
-/// Computes a checksum incrementally.
+/// Everything recorded about one version of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub sum: Checksum,
+    /// XXH3-64 of each [`DIGEST_BLOCK`] bytes (the last block may be short);
+    /// None for v1 records, which have only the whole-object digest.
+    pub blocks: Option<Vec<u64>>,
+}
+
+impl Entry {
+    /// Whether block `index` of the object, `data`, matches this entry. v1
+    /// entries match every block (their check is at the end).
+    pub fn block_matches(&self, index: usize, data: &[u8]) -> bool {
+        match &self.blocks {
+            Some(b) => b.get(index) == Some(&xxh3_64(data)),
+            None => true,
+        }
+    }
+}
+
+/// Computes a checksum and block digests incrementally.
 #[derive(Clone, Default)]
 pub struct Hasher {
-    h: Xxh3,
+    whole: Xxh3,
     size: u64,
+    block: Xxh3,
+    in_block: usize,
+    blocks: Vec<u64>,
 }
 
 impl Hasher {
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn update(&mut self, buf: &[u8]) {
-        self.h.update(buf);
+
+    pub fn update(&mut self, mut buf: &[u8]) {
+        self.whole.update(buf);
         self.size += buf.len() as u64;
+        while !buf.is_empty() {
+            let take = (DIGEST_BLOCK - self.in_block).min(buf.len());
+            if take == DIGEST_BLOCK {
+                // A whole aligned block: one-shot hashing is faster.
+                self.blocks.push(xxh3_64(&buf[..take]));
+            } else {
+                self.block.update(&buf[..take]);
+                self.in_block += take;
+                if self.in_block == DIGEST_BLOCK {
+                    self.blocks.push(self.block.digest());
+                    self.block.reset();
+                    self.in_block = 0;
+                }
+            }
+            buf = &buf[take..];
+        }
     }
-    pub fn finish(&self) -> Checksum {
+
+    /// The whole-object checksum so far.
+    pub fn checksum(&self) -> Checksum {
         Checksum {
             size: self.size,
-            digest: self.h.digest128(),
+            digest: self.whole.digest128(),
+        }
+    }
+
+    /// The v2 entry for everything hashed.
+    pub fn finish(mut self) -> Entry {
+        let sum = self.checksum();
+        if self.in_block > 0 {
+            self.blocks.push(self.block.digest());
+        }
+        Entry {
+            sum,
+            blocks: Some(self.blocks),
         }
     }
 }
 
-impl Checksum {
-    pub fn encode(&self) -> String {
-        format!(
-            "{MAGIC}\nalgorithm=xxh3-128\nsize={}\ndigest={:032x}\n",
-            self.size, self.digest
-        )
+/// Encodes entries as a v2 record: per entry, a header and one hex block
+/// digest per line.
+pub fn encode(entries: &[Entry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let blocks = e.blocks.as_deref().unwrap_or(&[]);
+        out.push_str(&format!(
+            "{MAGIC_V2}\nalgorithm=xxh3-128\nsize={}\ndigest={:032x}\nblock_size={DIGEST_BLOCK}\nblocks={}\n",
+            e.sum.size,
+            e.sum.digest,
+            blocks.len()
+        ));
+        for b in blocks {
+            out.push_str(&format!("{b:016x}\n"));
+        }
     }
+    out
+}
 
-    pub fn decode(text: &str) -> Option<Checksum> {
-        let mut lines = text.lines();
-        if lines.next()? != MAGIC {
-            return None;
-        }
-        let (mut size, mut digest, mut algo) = (None, None, None);
-        for line in lines {
-            let (k, v) = line.split_once('=')?;
-            match k {
-                "algorithm" => algo = Some(v.to_string()),
-                "size" => size = v.parse().ok(),
-                "digest" => digest = u128::from_str_radix(v, 16).ok(),
-                _ => {}
-            }
-        }
-        if algo.as_deref() != Some("xxh3-128") {
-            return None;
-        }
-        Some(Checksum {
-            size: size?,
-            digest: digest?,
-        })
+/// Decodes a record: one or more v2 entries, or one v1 checksum.
+pub fn decode(text: &str) -> Option<Vec<Entry>> {
+    let mut lines = text.lines().peekable();
+    let first = *lines.peek()?;
+    if first == MAGIC_V1 {
+        return decode_v1(text).map(|sum| vec![Entry { sum, blocks: None }]);
     }
+    let mut entries = Vec::new();
+    while let Some(magic) = lines.next() {
+        if magic != MAGIC_V2 {
+            return None;
+        }
+        let mut field = |name: &str| -> Option<String> {
+            let (k, v) = lines.next()?.split_once('=')?;
+            (k == name).then(|| v.to_string())
+        };
+        if field("algorithm")? != "xxh3-128" {
+            return None;
+        }
+        let size: u64 = field("size")?.parse().ok()?;
+        let digest = u128::from_str_radix(&field("digest")?, 16).ok()?;
+        if field("block_size")?.parse::<usize>().ok()? != DIGEST_BLOCK {
+            return None;
+        }
+        let count: u64 = field("blocks")?.parse().ok()?;
+        if count != size.div_ceil(DIGEST_BLOCK as u64) {
+            return None;
+        }
+        let mut blocks = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            blocks.push(u64::from_str_radix(lines.next()?, 16).ok()?);
+        }
+        entries.push(Entry {
+            sum: Checksum { size, digest },
+            blocks: Some(blocks),
+        });
+    }
+    (!entries.is_empty()).then_some(entries)
+}
+
+fn decode_v1(text: &str) -> Option<Checksum> {
+    let mut lines = text.lines();
+    if lines.next()? != MAGIC_V1 {
+        return None;
+    }
+    let (mut size, mut digest, mut algo) = (None, None, None);
+    for line in lines {
+        let (k, v) = line.split_once('=')?;
+        match k {
+            "algorithm" => algo = Some(v.to_string()),
+            "size" => size = v.parse().ok(),
+            "digest" => digest = u128::from_str_radix(v, 16).ok(),
+            _ => {}
+        }
+    }
+    if algo.as_deref() != Some("xxh3-128") {
+        return None;
+    }
+    Some(Checksum {
+        size: size?,
+        digest: digest?,
+    })
 }
 
 /// Path of the checksum record of the object at `path`.
@@ -87,23 +219,57 @@ pub fn record_path(path: &str) -> String {
     }
 }
 
-/// Stores the checksum record of `path`.
-pub fn store(storage: &dyn Storage, path: &str, sum: &Checksum) -> Result<()> {
-    let mut w = storage.create(&record_path(path))?;
-    w.write(sum.encode().as_bytes())?;
+/// Path of the record staged by a write that has not finished committing.
+pub fn staged_path(path: &str) -> String {
+    format!("{}.next", record_path(path))
+}
+
+/// Writes `text` as the object `path`, committed atomically.
+fn write_small(storage: &dyn Storage, path: &str, text: &str) -> Result<()> {
+    let mut w = storage.create(path)?;
+    let block = w.block_size().max(4096);
+    for chunk in text.as_bytes().chunks(block) {
+        w.write(chunk)?;
+    }
     w.commit()
 }
 
-/// Reads the checksum record of `path`; None when there is none.
-pub fn load(storage: &dyn Storage, path: &str) -> Result<Option<Checksum>> {
-    let rec = record_path(path);
-    let mut r = match storage.open(&rec) {
+/// Step 1 of a commit: stages `entry` as the record of `path`, keeping the
+/// entries an interrupted earlier write staged (one of them may describe the
+/// data in place).
+pub fn stage(storage: &dyn Storage, path: &str, entry: Entry) -> Result<()> {
+    let staged = staged_path(path);
+    let mut entries = vec![entry];
+    if let Some(earlier) = read_record(storage, &staged)? {
+        entries.extend(earlier.into_iter().filter(|e| e.blocks.is_some()));
+    }
+    write_small(storage, &staged, &encode(&entries))
+}
+
+/// Step 3 of a commit: the staged record becomes the record.
+pub fn publish(storage: &dyn Storage, path: &str) -> Result<()> {
+    storage.rename(&staged_path(path), &record_path(path))
+}
+
+/// Every entry that may describe the object at `path`: those of its record
+/// and of a staged record. Empty when there is neither.
+pub fn load(storage: &dyn Storage, path: &str) -> Result<Vec<Entry>> {
+    let mut entries = read_record(storage, &record_path(path))?.unwrap_or_default();
+    if let Some(staged) = read_record(storage, &staged_path(path))? {
+        entries.extend(staged);
+    }
+    Ok(entries)
+}
+
+/// Reads and decodes the record at `rec`; None when there is none.
+fn read_record(storage: &dyn Storage, rec: &str) -> Result<Option<Vec<Entry>>> {
+    let mut r = match storage.open(rec) {
         Ok(r) => r,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.context(format!("cannot read checksum record {rec}"))),
     };
     let size = r.size();
-    if size > 4096 {
+    if size > MAX_RECORD_BYTES {
         return Err(Error::integrity(format!(
             "checksum record {rec} is damaged (too large)"
         )));
@@ -117,8 +283,8 @@ pub fn load(storage: &dyn Storage, path: &str) -> Result<Option<Checksum>> {
         }
         got += n;
     }
-    let text = String::from_utf8_lossy(&buf[..got]);
-    Checksum::decode(&text)
+    let text = std::str::from_utf8(&buf[..got]).ok();
+    text.and_then(decode)
         .map(Some)
         .ok_or_else(|| Error::integrity(format!("checksum record {rec} is damaged")))
 }
@@ -127,30 +293,79 @@ pub fn load(storage: &dyn Storage, path: &str) -> Result<Option<Checksum>> {
 mod tests {
     use super::*;
 
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    fn entry(d: &[u8]) -> Entry {
+        let mut h = Hasher::new();
+        h.update(d);
+        h.finish()
+    }
+
     #[test]
     fn roundtrip_and_damage() {
-        let mut h = Hasher::new();
-        h.update(b"hello");
-        let c = h.finish();
-        assert_eq!(c.size, 5);
-        assert_eq!(Checksum::decode(&c.encode()), Some(c));
-        assert_eq!(Checksum::decode("garbage"), None);
-        assert_eq!(
-            Checksum::decode(&c.encode().replace("xxh3-128", "md5")),
-            None
-        );
+        let e = entry(&data(3 * DIGEST_BLOCK + 5));
+        assert_eq!(e.blocks.as_ref().unwrap().len(), 4);
+        let two = vec![e.clone(), entry(b"hello")];
+        assert_eq!(decode(&encode(&two)), Some(two.clone()));
+        assert_eq!(decode("garbage"), None);
+        assert_eq!(decode(""), None);
+        let text = encode(&two);
+        assert_eq!(decode(&text.replace("xxh3-128", "md5")), None);
+        // A missing block digest line.
+        let cut: Vec<&str> = text.lines().collect();
+        let short = cut[..cut.len() - 1].join("\n");
+        assert_eq!(decode(&short), None);
         assert_eq!(record_path("a/b/name"), "a/b/.name.checksum");
+        assert_eq!(staged_path("a/b/name"), "a/b/.name.checksum.next");
+    }
+
+    #[test]
+    fn reads_v1_records() {
+        let v1 = format!(
+            "{MAGIC_V1}\nalgorithm=xxh3-128\nsize=5\ndigest={:032x}\n",
+            42u128
+        );
+        let got = decode(&v1).unwrap();
+        assert_eq!(
+            got,
+            vec![Entry {
+                sum: Checksum {
+                    size: 5,
+                    digest: 42
+                },
+                blocks: None
+            }]
+        );
+        assert!(got[0].block_matches(0, b"anything"));
     }
 
     #[test]
     fn split_updates_equal_one_update() {
-        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
-        let mut a = Hasher::new();
-        a.update(&data);
+        let d = data(2 * DIGEST_BLOCK + 100_000);
+        let a = entry(&d);
         let mut b = Hasher::new();
-        for c in data.chunks(977) {
+        for c in d.chunks(977) {
             b.update(c);
         }
-        assert_eq!(a.finish(), b.finish());
+        let mut c = Hasher::new();
+        for ch in d.chunks(128 << 10) {
+            c.update(ch);
+        }
+        assert_eq!(a, b.finish());
+        assert_eq!(a, c.finish());
+    }
+
+    #[test]
+    fn block_digests_locate_damage() {
+        let mut d = data(2 * DIGEST_BLOCK + 10);
+        let e = entry(&d);
+        d[DIGEST_BLOCK + 3] ^= 1;
+        let blocks: Vec<&[u8]> = d.chunks(DIGEST_BLOCK).collect();
+        assert!(e.block_matches(0, blocks[0]));
+        assert!(!e.block_matches(1, blocks[1]));
+        assert!(e.block_matches(2, blocks[2]));
+        assert!(!e.block_matches(3, b""));
     }
 }

@@ -73,6 +73,13 @@ impl ObjectKey {
         let parts: Vec<&str> = trimmed.rsplitn(4, '/').collect();
         let name = parts[0];
         validate_name(name).map_err(|why| bad(&why))?;
+        // A "." or ".." among the components the key is built from would be
+        // normalised away by the storage and land on another object.
+        if let Some(dots) = parts.iter().take(3).find(|p| **p == "." || **p == "..") {
+            return Err(bad(&format!(
+                "it contains a \"{dots}\" component; give the path as gpbackup does, without \".\" or \"..\""
+            )));
+        }
         if parts.len() >= 3 && is_digits(parts[2], 8) && is_digits(parts[1], 14) {
             let (date, ts) = (parts[2], parts[1]);
             if !ts.starts_with(date) {
@@ -212,6 +219,10 @@ mod tests {
             "/x/20250101/2025010112000a/f",
             "/x/20250102/20250101120000/f",
             "relative_name",
+            "/x/backups/20250101/20250101120000/../gpbackup_0_20250101120000",
+            "/x/backups/../20250101120000/gpbackup_0_20250101120000",
+            "/x/backups/20250101/./gpbackup_0_20250101120000",
+            "/x/./../gpbackup_20250101120000_report",
         ] {
             assert!(ObjectKey::from_path(p).is_err(), "{p:?} accepted");
         }

@@ -18,6 +18,7 @@ pub mod offsets;
 pub mod signals;
 pub mod storage;
 pub mod stream;
+pub mod testing;
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -5,15 +5,42 @@
 //! [`CleanupGuard`]. On a signal, every registered cleanup runs and the
 //! process exits with 128 + the signal number. Dropping a guard runs its
 //! cleanup too, so error paths need no extra code; committing disarms it.
+//!
+//! A signal that arrives before a commit is made fails the commit: the flag
+//! the signal handler sets is checked under the registry lock right before
+//! the commit step, and the signal thread holds that lock from the moment it
+//! starts cleaning up until the process exits, so no commit and no new
+//! temporary can slip in after it. Guards are registered before the thing
+//! they clean up is created, so nothing is left between the two.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 type Action = Box<dyn FnOnce() + Send>;
 
 static REGISTRY: Mutex<Vec<(u64, Action)>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Set from the signal handler itself, before the signal thread wakes.
+static INTERRUPTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
+
+/// Whether SIGINT, SIGTERM or SIGHUP has arrived.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+fn interrupted_error() -> crate::error::Error {
+    crate::error::Error::io("interrupted by a signal before the commit; nothing was stored")
+}
+
+/// Fails once a signal has arrived (for long steps to stop early).
+pub fn check() -> crate::error::Result<()> {
+    if interrupted() {
+        Err(interrupted_error())
+    } else {
+        Ok(())
+    }
+}
 
 fn registry() -> MutexGuard<'static, Vec<(u64, Action)>> {
     // A panic while holding the lock must not stop later cleanups.
@@ -41,13 +68,18 @@ impl CleanupGuard {
     }
 
     /// Runs `commit` with signal cleanups held off. If it succeeds the cleanup
-    /// is dropped unrun; if it fails the cleanup runs.
+    /// is dropped unrun; if it fails, or a signal arrived before it, the
+    /// cleanup runs (and `commit` does not, after a signal).
     pub fn disarm_with<T>(
         self,
         commit: impl FnOnce() -> crate::error::Result<T>,
     ) -> crate::error::Result<T> {
         let mut reg = registry();
-        let result = commit();
+        let result = if interrupted() {
+            Err(interrupted_error())
+        } else {
+            commit()
+        };
         let action = take(&mut reg, self.id);
         std::mem::forget(self);
         drop(reg);
@@ -77,6 +109,11 @@ impl Drop for CleanupGuard {
 /// Starts the thread that turns SIGINT/SIGTERM/SIGHUP into cleanup and exit.
 pub fn install() {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&INTERRUPTED)) {
+            log::warn!("cannot install the handler of signal {sig}: {e}");
+        }
+    }
     let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
@@ -93,6 +130,7 @@ pub fn install() {
                     SIGTERM => "SIGTERM",
                     _ => "SIGHUP",
                 };
+                // Held until exit: no commit or new temporary after this.
                 let mut reg = registry();
                 log::warn!(
                     "received {name}; removing {} unfinished object(s) and exiting",

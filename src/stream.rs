@@ -14,7 +14,9 @@ use std::os::fd::AsFd;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::error::{is_broken_pipe, Error, Result};
-use crate::integrity::{Checksum, Hasher};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::integrity::{Checksum, Entry, Hasher, DIGEST_BLOCK};
 use crate::storage::{ObjectReader, ObjectWriter};
 
 /// The largest block (DD Boost's largest I/O) and the pipe size asked for.
@@ -35,7 +37,7 @@ pub fn enlarge_pipe(fd: impl AsFd) {
 
 enum Filled {
     Data(Vec<u8>, usize),
-    End(Checksum),
+    End(Box<Entry>),
     Failed(io::Error),
 }
 
@@ -62,13 +64,13 @@ fn buffer_pool(n: usize, size: usize) -> (Sender<Vec<u8>>, Receiver<Vec<u8>>) {
 }
 
 /// Copies all of `input` into `writer` in whole blocks (only the last may be
-/// short) and returns the checksum of what was written. Idle input is waited
+/// short) and returns the record entry (size, digests) of what was written. Idle input is waited
 /// for without limit. `source` names the input in error messages.
 pub fn upload(
     input: Box<dyn Read + Send>,
     writer: &mut dyn ObjectWriter,
     source: &str,
-) -> Result<Checksum> {
+) -> Result<Entry> {
     let block = writer.block_size().clamp(4096, BLOCK);
     let (free_tx, free_rx) = buffer_pool(QUEUE + 1, block);
     let (full_tx, full_rx) = bounded::<Filled>(QUEUE);
@@ -85,7 +87,7 @@ pub fn upload(
                             return;
                         }
                         if n < block {
-                            let _ = full_tx.send(Filled::End(hasher.finish()));
+                            let _ = full_tx.send(Filled::End(Box::new(hasher.finish())));
                             return;
                         }
                     }
@@ -104,7 +106,7 @@ pub fn upload(
                 // The reader may have stopped; then the buffer is not needed.
                 let _ = free_tx.send(buf);
             }
-            Filled::End(sum) => return Ok(sum),
+            Filled::End(entry) => return Ok(*entry),
             Filled::Failed(e) => {
                 return Err(Error::io(format!("cannot read {source}: {e}")));
             }
@@ -115,15 +117,84 @@ pub fn upload(
 
 /// What `download` should verify.
 pub enum Verify {
-    /// A full read whose bytes must match this checksum.
-    Whole(Checksum),
-    /// No checksum (a subset, or an object without a record).
+    /// The entries of the object's records whose size matches (at least
+    /// one): every block is checked before it is written out.
+    Entries(Vec<Entry>),
+    /// Nothing: an object without a record.
     Nothing,
 }
 
-/// Copies `ranges` of `reader` (in order) to `sink` and returns the bytes
-/// written. With `Verify::Whole`, the last block is held back until the
-/// checksum matches, so a corrupt object never looks completely restored.
+/// One read and the parts of it that go to the output.
+struct Piece {
+    buf: Vec<u8>,
+    slices: Vec<Range<usize>>,
+}
+
+/// The reads that serve `ranges`: with `aligned`, whole `unit`-sized blocks
+/// of the object (each read once, however many ranges it serves), else
+/// pieces of at most `unit` bytes of each range.
+struct Plan<'a> {
+    ranges: &'a [Range<u64>],
+    i: usize,
+    pos: u64,
+    unit: u64,
+    size: u64,
+    aligned: bool,
+}
+
+impl Iterator for Plan<'_> {
+    /// (offset, length, slices of the read to output)
+    type Item = (u64, usize, Vec<Range<usize>>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let r = self.ranges.get(self.i)?;
+            let start = r.start.max(self.pos);
+            if start < r.end {
+                self.pos = start;
+                break;
+            }
+            self.i += 1;
+        }
+        if !self.aligned {
+            let r = &self.ranges[self.i];
+            let len = (r.end - self.pos).min(self.unit) as usize;
+            let offset = self.pos;
+            self.pos += len as u64;
+            return Some((offset, len, vec![0..len]));
+        }
+        let b0 = self.pos / self.unit * self.unit;
+        let bend = (b0 + self.unit).min(self.size);
+        let mut slices = Vec::new();
+        while let Some(r) = self.ranges.get(self.i) {
+            let s = r.start.max(self.pos);
+            if s >= bend {
+                break;
+            }
+            let e = r.end.min(bend);
+            if s < e {
+                slices.push((s - b0) as usize..(e - b0) as usize);
+            }
+            if r.end <= bend {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+        self.pos = bend;
+        Some((b0, (bend - b0) as usize, slices))
+    }
+}
+
+/// Copies `ranges` of `reader` (in order, not overlapping) to `sink` and
+/// returns the bytes written.
+///
+/// With `Verify::Entries`, whole blocks are read and each is checked against
+/// the candidate entries before any of it is written: an entry with block
+/// digests that does not match is dropped, and a block no entry matches
+/// fails the restore before its bytes are output. Entries of v1 records
+/// (whole-object digest only) can only be checked at the end, so when only
+/// they remain the last block is held back until the digest matches.
 /// A sink that goes away gives `ErrorKind::BrokenPipe`.
 pub fn download(
     reader: &mut dyn ObjectReader,
@@ -132,22 +203,37 @@ pub fn download(
     verify: Verify,
     object: &str,
 ) -> Result<u64> {
-    let block = reader.block_size().clamp(4096, BLOCK);
+    let verified = matches!(verify, Verify::Entries(_));
+    let block = if verified {
+        DIGEST_BLOCK
+    } else {
+        reader.block_size().clamp(4096, BLOCK)
+    };
     let (free_tx, free_rx) = buffer_pool(QUEUE + 2, block);
-    let (full_tx, full_rx) = bounded::<(Vec<u8>, usize)>(QUEUE);
+    let (full_tx, full_rx) = bounded::<Piece>(QUEUE);
     let mut sink = sink;
     let writer = std::thread::Builder::new()
         .name("writer".into())
         .spawn(move || -> io::Result<()> {
-            for (buf, n) in full_rx.iter() {
-                sink.write_all(&buf[..n])?;
-                let _ = free_tx.send(buf);
+            for piece in full_rx.iter() {
+                for s in &piece.slices {
+                    sink.write_all(&piece.buf[s.clone()])?;
+                }
+                let _ = free_tx.send(piece.buf);
             }
             sink.flush()
         })
         .map_err(|e| Error::io(format!("cannot start writer thread: {e}")))?;
 
-    let result = feed(reader, ranges, block, &free_rx, &full_tx, verify, object);
+    let plan = Plan {
+        ranges,
+        i: 0,
+        pos: 0,
+        unit: block as u64,
+        size: reader.size(),
+        aligned: verified,
+    };
+    let result = feed(reader, plan, &free_rx, &full_tx, verify, object);
     drop(full_tx);
     let written = writer.join();
     let sink_result = match written {
@@ -176,62 +262,107 @@ fn damaged(object: &str, at: u64, expected_end: u64) -> Error {
     ))
 }
 
-fn mismatch(object: &str, actual: Checksum, expected: Checksum) -> Error {
+fn mismatch(object: &str, at: u64) -> Error {
     Error::integrity(format!(
-        "{object} does not match the checksum recorded at backup time (size {} vs {}); the stored copy is damaged, restore it from another copy",
-        actual.size, expected.size
+        "{object} does not match the checksum recorded at backup time (the block at byte {at} differs); the stored copy is damaged, restore it from another copy"
     ))
+}
+
+/// Checks blocks against the candidate entries, in read order.
+struct Checker {
+    /// Entries with block digests still consistent with every block read.
+    blocks: Vec<Entry>,
+    /// v1 entries and the running whole-object digest they need.
+    whole: Vec<Checksum>,
+    hasher: Xxh3,
+    size: u64,
+}
+
+impl Checker {
+    fn new(entries: Vec<Entry>) -> Checker {
+        let (blocks, whole): (Vec<Entry>, Vec<Entry>) =
+            entries.into_iter().partition(|e| e.blocks.is_some());
+        Checker {
+            blocks,
+            whole: whole.into_iter().map(|e| e.sum).collect(),
+            hasher: Xxh3::new(),
+            size: 0,
+        }
+    }
+
+    /// Whether the block at `offset` is verified now (else it may only be
+    /// output once the whole digest matched); an error if nothing matches.
+    fn block(&mut self, offset: u64, data: &[u8], object: &str) -> Result<bool> {
+        let index = (offset / DIGEST_BLOCK as u64) as usize;
+        self.blocks.retain(|e| e.block_matches(index, data));
+        if !self.whole.is_empty() {
+            self.hasher.update(data);
+            self.size += data.len() as u64;
+        }
+        match (self.blocks.is_empty(), self.whole.is_empty()) {
+            (false, _) => Ok(true),
+            (true, false) => Ok(false),
+            (true, true) => Err(mismatch(object, offset)),
+        }
+    }
+
+    /// Whether the whole-object digest matched a v1 entry.
+    fn whole_matches(&self) -> bool {
+        let sum = Checksum {
+            size: self.size,
+            digest: self.hasher.digest128(),
+        };
+        self.whole.contains(&sum)
+    }
 }
 
 fn feed(
     reader: &mut dyn ObjectReader,
-    ranges: &[Range<u64>],
-    block: usize,
+    plan: Plan<'_>,
     free_rx: &Receiver<Vec<u8>>,
-    full_tx: &Sender<(Vec<u8>, usize)>,
+    full_tx: &Sender<Piece>,
     verify: Verify,
     object: &str,
 ) -> Result<u64> {
     let sink_gone = || Error::io("output stopped");
-    let mut hasher = match verify {
-        Verify::Whole(_) => Some(Hasher::new()),
+    let mut checker = match verify {
+        Verify::Entries(e) => Some(Checker::new(e)),
         Verify::Nothing => None,
     };
-    let mut held: Option<(Vec<u8>, usize)> = None;
+    let mut held: Option<Piece> = None;
     let mut total = 0u64;
-    for range in ranges {
-        let mut pos = range.start;
-        while pos < range.end {
-            let mut buf = free_rx.recv().map_err(|_| sink_gone())?;
-            let want = (range.end - pos).min(block as u64) as usize;
-            let mut got = 0;
-            while got < want {
-                let n = reader.read_at(&mut buf[got..want], pos + got as u64)?;
-                if n == 0 {
-                    return Err(damaged(object, pos + got as u64, range.end));
-                }
-                got += n;
+    for (offset, len, slices) in plan {
+        let mut buf = free_rx.recv().map_err(|_| sink_gone())?;
+        let mut got = 0;
+        while got < len {
+            let n = reader.read_at(&mut buf[got..len], offset + got as u64)?;
+            if n == 0 {
+                return Err(damaged(object, offset + got as u64, offset + len as u64));
             }
-            pos += want as u64;
-            total += want as u64;
-            match hasher.as_mut() {
-                Some(h) => {
-                    h.update(&buf[..want]);
-                    if let Some(prev) = held.replace((buf, want)) {
-                        full_tx.send(prev).map_err(|_| sink_gone())?;
-                    }
-                }
-                None => full_tx.send((buf, want)).map_err(|_| sink_gone())?,
-            }
+            got += n;
         }
-    }
-    if let (Some(h), Verify::Whole(expected)) = (hasher, verify) {
-        let actual = h.finish();
-        if actual != expected {
-            return Err(mismatch(object, actual, expected));
+        total += slices.iter().map(|s| s.len() as u64).sum::<u64>();
+        let verified = match checker.as_mut() {
+            Some(c) => c.block(offset, &buf[..len], object)?,
+            None => true,
+        };
+        let piece = Piece { buf, slices };
+        if verified {
+            if let Some(prev) = held.take() {
+                full_tx.send(prev).map_err(|_| sink_gone())?;
+            }
+            full_tx.send(piece).map_err(|_| sink_gone())?;
+        } else if let Some(prev) = held.replace(piece) {
+            full_tx.send(prev).map_err(|_| sink_gone())?;
         }
     }
     if let Some(last) = held {
+        // Only v1 entries were left: the whole digest decides.
+        if !checker.as_ref().is_some_and(|c| c.whole_matches()) {
+            return Err(Error::integrity(format!(
+                "{object} does not match the checksum recorded at backup time; the stored copy is damaged, restore it from another copy"
+            )));
+        }
         full_tx.send(last).map_err(|_| sink_gone())?;
     }
     Ok(total)
@@ -287,39 +418,96 @@ mod tests {
         let sum = upload(Box::new(io::Cursor::new(d.clone())), &mut w, "t").unwrap();
         assert_eq!(*out.lock().unwrap(), d);
         assert_eq!(w.1, vec![BLOCK, BLOCK, BLOCK, 17]);
-        assert_eq!(sum.size, d.len() as u64);
+        assert_eq!(sum.sum.size, d.len() as u64);
+    }
+
+    fn entry(d: &[u8]) -> Entry {
+        let mut h = Hasher::new();
+        h.update(d);
+        h.finish()
+    }
+
+    fn run(d: &[u8], ranges: &[Range<u64>], verify: Verify) -> (Result<u64>, Vec<u8>) {
+        let (f, p) = sink();
+        let mut r = MemReader(d.to_vec());
+        let res = download(&mut r, ranges, f, verify, "o");
+        (res, std::fs::read(&p).unwrap())
     }
 
     #[test]
     fn download_ranges_and_verify() {
         let d = data(2 * BLOCK + 5);
-        let mut h = Hasher::new();
-        h.update(&d);
-        let (f, p) = sink();
-        let mut r = MemReader(d.clone());
         let whole = 0..d.len() as u64;
-        let n = download(&mut r, &[whole], f, Verify::Whole(h.finish()), "o").unwrap();
-        assert_eq!(n, d.len() as u64);
-        assert_eq!(std::fs::read(&p).unwrap(), d);
+        let (n, out) = run(&d, &[whole.clone()], Verify::Entries(vec![entry(&d)]));
+        assert_eq!(n.unwrap(), d.len() as u64);
+        assert_eq!(out, d);
 
-        let (f, p) = sink();
-        let ranges = [3..10, 1_500_000..1_500_001];
-        download(&mut r, &ranges, f, Verify::Nothing, "o").unwrap();
+        let ranges = [
+            3..10,
+            1_500_000..1_500_001,
+            1_500_001..1_500_001,
+            2_000_000..2_090_000,
+        ];
         let mut want = d[3..10].to_vec();
         want.push(d[1_500_000]);
-        assert_eq!(std::fs::read(&p).unwrap(), want);
+        want.extend_from_slice(&d[2_000_000..2_090_000]);
+        for verify in [Verify::Nothing, Verify::Entries(vec![entry(&d)])] {
+            let (n, out) = run(&d, &ranges, verify);
+            assert_eq!(n.unwrap(), want.len() as u64);
+            assert_eq!(out, want);
+        }
     }
 
     #[test]
-    fn corrupt_object_output_is_cut_short() {
-        let d = data(BLOCK / 2);
-        let mut h = Hasher::new();
-        h.update(b"something else");
-        let (f, p) = sink();
-        let mut r = MemReader(d.clone());
+    fn corrupt_block_is_never_output() {
+        let d = data(3 * BLOCK + 10);
+        let e = entry(&d);
+        let mut bad = d.clone();
+        bad[BLOCK + 7] ^= 0x40;
         let whole = 0..d.len() as u64;
-        let e = download(&mut r, &[whole], f, Verify::Whole(h.finish()), "o").unwrap_err();
-        assert_eq!(e.kind(), crate::error::ErrorKind::Integrity);
-        assert!(std::fs::read(&p).unwrap().len() < d.len());
+        let (res, out) = run(&bad, &[whole], Verify::Entries(vec![e.clone()]));
+        assert_eq!(res.unwrap_err().kind(), crate::error::ErrorKind::Integrity);
+        // Only the verified first block went out.
+        assert_eq!(out, d[..BLOCK]);
+        // A subset touching the damaged block fails without its bytes.
+        let (res, out) = run(
+            &bad,
+            &[10..20, BLOCK as u64 + 100..BLOCK as u64 + 200],
+            Verify::Entries(vec![e]),
+        );
+        assert!(res.is_err());
+        assert_eq!(out, d[10..20]);
+    }
+
+    #[test]
+    fn either_candidate_may_match() {
+        let old = data(2 * BLOCK);
+        let new: Vec<u8> = old.iter().map(|b| b.wrapping_add(1)).collect();
+        let cands = || vec![entry(&old), entry(&new)];
+        let whole = 0..old.len() as u64;
+        assert_eq!(run(&old, &[whole.clone()], Verify::Entries(cands())).1, old);
+        assert_eq!(run(&new, &[whole.clone()], Verify::Entries(cands())).1, new);
+        // A mix of both versions matches neither.
+        let mut mixed = old[..BLOCK].to_vec();
+        mixed.extend_from_slice(&new[BLOCK..]);
+        let (res, out) = run(&mixed, &[whole], Verify::Entries(cands()));
+        assert!(res.is_err());
+        assert_eq!(out, old[..BLOCK]);
+    }
+
+    #[test]
+    fn v1_records_hold_back_the_last_block() {
+        let d = data(BLOCK / 2 + BLOCK);
+        let v1 = |d: &[u8]| Entry {
+            sum: entry(d).sum,
+            blocks: None,
+        };
+        let whole = 0..d.len() as u64;
+        let (res, out) = run(&d, &[whole.clone()], Verify::Entries(vec![v1(&d)]));
+        res.unwrap();
+        assert_eq!(out, d);
+        let (res, out) = run(&d, &[whole], Verify::Entries(vec![v1(b"something else")]));
+        assert_eq!(res.unwrap_err().kind(), crate::error::ErrorKind::Integrity);
+        assert!(out.len() < d.len());
     }
 }

@@ -859,6 +859,22 @@ fn bad_inputs_fail_cleanly_and_change_nothing(env: &Env) {
             key.clone(),
             offsets("o8", "2 100 200 0 50"),
         ],
+        // Keys with "." or ".." among the components the key is built from.
+        vec![
+            "backup_data".into(),
+            env.cfg().into(),
+            format!("{}/../gpbackup_0_{TS}", env.backup_dir(TS)),
+        ],
+        vec![
+            "backup_data".into(),
+            env.cfg().into(),
+            format!("{}/backups/../{TS}/obj", env.segdir.display()),
+        ],
+        vec![
+            "restore_data".into(),
+            env.cfg().into(),
+            format!("{}/backups/{}/./obj", env.segdir.display(), &TS[..8]),
+        ],
         // Bad timestamps and paths.
         vec![
             "delete_backup".into(),

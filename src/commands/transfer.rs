@@ -10,14 +10,17 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::integrity;
 use crate::keys::ObjectKey;
 use crate::offsets;
-use crate::signals::CleanupGuard;
+use crate::signals::{self, CleanupGuard};
 use crate::storage::{temp_name, ObjectReader, Storage};
 use crate::stream::{self, Verify};
+use crate::testing;
 
 use super::{log_summary, Context};
 
-/// Stores `input` as the object `key`: data, then its checksum record, then
-/// the data is committed under its name.
+/// Stores `input` as the object `key`, in the steps that keep the old or the
+/// new object readable whatever step is interrupted (see `integrity`): data
+/// to a temporary, its record staged, data renamed into place, record
+/// renamed into place.
 fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &str) -> Result<()> {
     let storage = ctx.storage_for_changes()?;
     let path = key.relative();
@@ -30,10 +33,18 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
         ))
     };
     let mut writer = storage.create(&path).map_err(fail)?;
-    let sum = stream::upload(input, writer.as_mut(), source).map_err(fail)?;
-    integrity::store(storage.as_ref(), &path, &sum).map_err(fail)?;
+    let entry = stream::upload(input, writer.as_mut(), source).map_err(fail)?;
+    let size = entry.sum.size;
+    // The input may have ended because a signal stopped its producer.
+    signals::check().map_err(fail)?;
+    testing::pause("data-written");
+    integrity::stage(storage.as_ref(), &path, entry).map_err(fail)?;
+    testing::pause("record-staged");
     writer.commit().map_err(fail)?;
-    log_summary(ctx.command, &path, sum.size, started);
+    testing::pause("data-committed");
+    integrity::publish(storage.as_ref(), &path).map_err(fail)?;
+    testing::pause("record-committed");
+    log_summary(ctx.command, &path, size, started);
     if storage.replicates() {
         // Synchronous: the object is on the replica before the command succeeds.
         let started = Instant::now();
@@ -92,28 +103,27 @@ fn open_source(ctx: &Context, key: &ObjectKey) -> Result<Source> {
     })
 }
 
-/// The checksum to verify a full restore against.
+/// What to verify a restore against: the entries of the object's records
+/// whose size matches it.
 fn expected(src: &Source) -> Result<Verify> {
-    match integrity::load(src.storage.as_ref(), &src.path)? {
-        Some(sum) => {
-            if sum.size != src.reader.size() {
-                return Err(Error::integrity(format!(
-                    "{} is {} bytes but {} were recorded at backup time; the stored copy is damaged or incomplete",
-                    src.path,
-                    src.reader.size(),
-                    sum.size
-                )));
-            }
-            Ok(Verify::Whole(sum))
-        }
-        None => {
-            log::warn!(
-                "{} has no checksum record (not written by this plugin?); restoring it unverified",
-                src.path
-            );
-            Ok(Verify::Nothing)
-        }
+    let entries = integrity::load(src.storage.as_ref(), &src.path)?;
+    if entries.is_empty() {
+        log::warn!(
+            "{} has no checksum record (not written by this plugin?); restoring it unverified",
+            src.path
+        );
+        return Ok(Verify::Nothing);
     }
+    let size = src.reader.size();
+    let recorded = entries[0].sum.size;
+    let matching: Vec<_> = entries.into_iter().filter(|e| e.sum.size == size).collect();
+    if matching.is_empty() {
+        return Err(Error::integrity(format!(
+            "{} is {size} bytes but {recorded} were recorded at backup time; the stored copy is damaged or incomplete",
+            src.path
+        )));
+    }
+    Ok(Verify::Entries(matching))
 }
 
 fn stdout_file() -> Result<File> {
@@ -182,12 +192,27 @@ pub fn restore_data_subset(ctx: &Context, key: &str, offsets_file: &Path) -> Res
         merged.len(),
         src.path
     );
+    // Every block a range touches is verified; records of 0.1.0 have no
+    // block digests, so their subsets cannot be.
+    let verify = match expected(&src)? {
+        Verify::Entries(e) if e.iter().any(|e| e.blocks.is_some()) => {
+            Verify::Entries(e.into_iter().filter(|e| e.blocks.is_some()).collect())
+        }
+        Verify::Entries(_) => {
+            log::warn!(
+                "{}: its checksum record has no block digests (written by 0.1.0); the subset is restored unverified",
+                src.path
+            );
+            Verify::Nothing
+        }
+        Verify::Nothing => Verify::Nothing,
+    };
     let started = Instant::now();
     let n = stream::download(
         src.reader.as_mut(),
         &merged,
         stdout_file()?,
-        Verify::Nothing,
+        verify,
         &src.path,
     )
     .map_err(|e| restore_error(ctx, &src, e))?;

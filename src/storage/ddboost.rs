@@ -446,6 +446,12 @@ impl Storage for DdBoostStorage {
         Ok(r)
     }
 
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let l = &self.local;
+        let r = l.lock().rename(&l.su, &l.full(from), &l.full(to));
+        r.map_err(|e| l.err(e))
+    }
+
     fn replicates(&self) -> bool {
         self.replicate
     }

@@ -84,12 +84,13 @@ impl Storage for LocalStorage {
         self.create_dir_all(dir)?;
         let final_path = self.full(path);
         let temp_path = self.full(dir).join(temp_name(name));
+        // Registered first, so a signal cannot fall between the two.
+        let cleanup = CleanupGuard::remove_file(temp_path.clone());
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&temp_path)
             .map_err(|e| io_err("cannot create", &temp_path, e))?;
-        let cleanup = CleanupGuard::remove_file(temp_path.clone());
         let flusher = if self.fsync {
             start_flusher(&file)
         } else {
@@ -202,6 +203,17 @@ impl Storage for LocalStorage {
             Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => Ok(false),
             Err(e) => Err(io_err("cannot remove folder", &p, e)),
         }
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (src, dst) = (self.full(from), self.full(to));
+        fs::rename(&src, &dst).map_err(|e| io_err("cannot rename into place", &dst, e))?;
+        if self.fsync {
+            if let Some(parent) = dst.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,237 @@
+//! A storage wrapper that makes chosen calls fail, for the failure matrix
+//! the tests run on every backend.
+//!
+//! `GPBACKUP_DDBOOST_PLUGIN_FAULTS` is a `;`-separated list of rules
+//! `OP[:nth=N][:path=SUBSTR]:err=KIND`:
+//! * `OP`: `mkdir` (create_dir_all), `create`, `write`, `commit`, `rename`,
+//!   `stat` (the lookup `open` and `exists` start with), `open`, `read`,
+//!   `list`, `delete` (delete_dir_all, delete, remove_dir_if_empty);
+//! * `nth=N`: only the Nth matching call of the process (1-based);
+//! * `path=SUBSTR`: only calls whose path contains SUBSTR;
+//! * `err=KIND`: `io` (a storage failure, the default) or `notfound` (a
+//!   definite "no such object").
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+use crate::storage::{DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage};
+
+pub const VAR: &str = "GPBACKUP_DDBOOST_PLUGIN_FAULTS";
+
+#[derive(Debug)]
+struct Rule {
+    op: String,
+    nth: Option<u64>,
+    path: Option<String>,
+    not_found: bool,
+    seen: AtomicU64,
+}
+
+/// The rules, parsed once per process.
+#[derive(Debug, Default)]
+pub struct Faults {
+    rules: Vec<Rule>,
+}
+
+impl Faults {
+    /// The rules from the environment (debug builds only); None without any.
+    pub fn from_env() -> Result<Option<Faults>> {
+        if !cfg!(debug_assertions) {
+            return Ok(None);
+        }
+        match std::env::var(VAR) {
+            Ok(spec) if !spec.is_empty() => Faults::parse(&spec).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    pub fn parse(spec: &str) -> Result<Faults> {
+        let bad = |why: &str| Error::invalid(format!("{VAR}: {why}"));
+        let mut rules = Vec::new();
+        for r in spec.split(';').filter(|r| !r.trim().is_empty()) {
+            let mut parts = r.trim().split(':');
+            let op = parts.next().unwrap_or_default().to_string();
+            let mut rule = Rule {
+                op,
+                nth: None,
+                path: None,
+                not_found: false,
+                seen: AtomicU64::new(0),
+            };
+            for p in parts {
+                match p.split_once('=') {
+                    Some(("nth", n)) => rule.nth = Some(n.parse().map_err(|_| bad(r))?),
+                    Some(("path", s)) => rule.path = Some(s.to_string()),
+                    Some(("err", "io")) => rule.not_found = false,
+                    Some(("err", "notfound")) => rule.not_found = true,
+                    _ => return Err(bad(r)),
+                }
+            }
+            rules.push(rule);
+        }
+        Ok(Faults { rules })
+    }
+
+    /// The injected error for `op` on `path`, if a rule fires.
+    fn check(&self, op: &str, path: &str) -> Result<()> {
+        for r in &self.rules {
+            if r.op != op || r.path.as_deref().is_some_and(|s| !path.contains(s)) {
+                continue;
+            }
+            let n = r.seen.fetch_add(1, Ordering::Relaxed) + 1;
+            if r.nth.is_some_and(|want| want != n) {
+                continue;
+            }
+            return Err(if r.not_found {
+                Error::not_found(format!("{path} not found (injected {op} fault)"))
+            } else {
+                Error::storage(format!("{op} {path} failed: injected I/O error"))
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Wraps a backend; calls the rules name fail before reaching it.
+pub struct FaultyStorage {
+    inner: Box<dyn Storage>,
+    faults: std::sync::Arc<Faults>,
+}
+
+impl FaultyStorage {
+    pub fn new(inner: Box<dyn Storage>, faults: Faults) -> FaultyStorage {
+        FaultyStorage {
+            inner,
+            faults: std::sync::Arc::new(faults),
+        }
+    }
+}
+
+impl Storage for FaultyStorage {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn create_dir_all(&self, dir: &str) -> Result<()> {
+        self.faults.check("mkdir", dir)?;
+        self.inner.create_dir_all(dir)
+    }
+    fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+        self.faults.check("create", path)?;
+        let inner = self.inner.create(path)?;
+        Ok(Box::new(FaultyWriter {
+            inner,
+            faults: self.faults.clone(),
+            path: path.to_string(),
+        }))
+    }
+    fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
+        self.faults.check("stat", path)?;
+        self.faults.check("open", path)?;
+        let inner = self.inner.open(path)?;
+        Ok(Box::new(FaultyReader {
+            inner,
+            faults: self.faults.clone(),
+            path: path.to_string(),
+        }))
+    }
+    fn exists(&self, path: &str) -> Result<bool> {
+        self.faults.check("stat", path)?;
+        self.inner.exists(path)
+    }
+    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        self.faults.check("list", dir)?;
+        self.inner.list(dir)
+    }
+    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        self.faults.check("list", dir)?;
+        self.inner.list_all(dir)
+    }
+    fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
+        self.faults.check("delete", dir)?;
+        self.inner.delete_dir_all(dir)
+    }
+    fn delete(&self, path: &str) -> Result<bool> {
+        self.faults.check("delete", path)?;
+        self.inner.delete(path)
+    }
+    fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
+        self.faults.check("delete", dir)?;
+        self.inner.remove_dir_if_empty(dir)
+    }
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.faults.check("rename", to)?;
+        self.inner.rename(from, to)
+    }
+    fn replicates(&self) -> bool {
+        self.inner.replicates()
+    }
+    fn replicate(&self, path: &str) -> Result<u64> {
+        self.inner.replicate(path)
+    }
+    fn replicate_exclusive(&self, path: &str) -> Result<u64> {
+        self.inner.replicate_exclusive(path)
+    }
+    fn delete_replica_dir(&self, dir: &str) -> Result<DeleteSummary> {
+        self.inner.delete_replica_dir(dir)
+    }
+    fn replica_describe(&self) -> Option<String> {
+        self.inner.replica_describe()
+    }
+}
+
+struct FaultyWriter {
+    inner: Box<dyn ObjectWriter>,
+    faults: std::sync::Arc<Faults>,
+    path: String,
+}
+
+impl ObjectWriter for FaultyWriter {
+    fn block_size(&self) -> usize {
+        self.inner.block_size()
+    }
+    fn write(&mut self, buf: &[u8]) -> Result<()> {
+        self.faults.check("write", &self.path)?;
+        self.inner.write(buf)
+    }
+    fn commit(self: Box<Self>) -> Result<()> {
+        self.faults.check("commit", &self.path)?;
+        self.inner.commit()
+    }
+}
+
+struct FaultyReader {
+    inner: Box<dyn ObjectReader>,
+    faults: std::sync::Arc<Faults>,
+    path: String,
+}
+
+impl ObjectReader for FaultyReader {
+    fn block_size(&self) -> usize {
+        self.inner.block_size()
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        self.faults.check("read", &self.path)?;
+        self.inner.read_at(buf, offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_parse_and_fire() {
+        let f = Faults::parse("write:nth=2:err=io;open:path=obj:err=notfound").unwrap();
+        assert!(f.check("write", "a").is_ok());
+        assert!(f.check("write", "a").is_err());
+        assert!(f.check("write", "a").is_ok());
+        assert!(f.check("open", "x").is_ok());
+        let e = f.check("open", "dir/obj").unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::NotFound);
+        assert!(Faults::parse("write:bogus").is_err());
+        assert!(Faults::parse("write:nth=x").is_err());
+    }
+}
