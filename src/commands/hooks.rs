@@ -8,6 +8,7 @@
 use crate::cli::{Hook, Scope};
 use crate::error::Result;
 use crate::keys::timestamp_of_dir;
+use crate::storage::{is_stale_temp, split_path};
 
 use super::Context;
 
@@ -47,11 +48,44 @@ pub fn run(
             }
             log::info!("{name}: storage {} reachable", storage.describe());
         }
-        // Nothing is left open between commands, so cleanup has nothing to do;
-        // the config was still checked when the context was loaded.
-        Hook::CleanupBackup | Hook::CleanupRestore => {
+        // Nothing is left open between commands; what a writer killed with
+        // SIGKILL on this host left behind is removed.
+        Hook::CleanupBackup => match &ts {
+            Some(ts) => sweep_stale_temporaries(ctx, &ts.prefix())?,
+            None => log::debug!("{name}: nothing to clean up"),
+        },
+        // The config was still checked when the context was loaded.
+        Hook::CleanupRestore => {
             log::debug!("{name}: nothing to clean up");
         }
     }
+    Ok(())
+}
+
+/// Removes the temporaries below `dir` whose writer ran on this host and is
+/// gone (killed with SIGKILL, or the host restarted). Writers on other hosts
+/// and live ones are left alone; `delete_backup` removes everything.
+fn sweep_stale_temporaries(ctx: &Context, dir: &str) -> Result<()> {
+    let storage = ctx.storage()?;
+    let fail = |e: crate::error::Error| {
+        e.context(format!(
+            "{}: cannot remove stale temporaries of {dir} in {}",
+            ctx.command,
+            storage.describe()
+        ))
+    };
+    let mut removed = 0;
+    for f in storage.list_all(dir).map_err(fail)? {
+        if is_stale_temp(split_path(&f.path).1) && storage.delete(&f.path).map_err(fail)? {
+            log::info!(
+                "{}: removed {} ({} bytes) left by a writer that is gone",
+                ctx.command,
+                f.path,
+                f.size
+            );
+            removed += 1;
+        }
+    }
+    log::debug!("{}: {removed} stale temporaries removed", ctx.command);
     Ok(())
 }

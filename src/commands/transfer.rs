@@ -11,7 +11,7 @@ use crate::integrity;
 use crate::keys::ObjectKey;
 use crate::offsets;
 use crate::signals::{self, CleanupGuard};
-use crate::storage::{temp_name, ObjectReader, Storage};
+use crate::storage::{is_stale_temp, temp_name, temp_owner, ObjectReader, Storage};
 use crate::stream::{self, Verify};
 use crate::testing;
 
@@ -239,6 +239,7 @@ pub fn restore_file(ctx: &Context, file: &str) -> Result<()> {
             parent.display()
         ))
     })?;
+    remove_stale_local_temporaries(&parent, &name);
     let temp = parent.join(temp_name(&name));
     let out = OpenOptions::new()
         .write(true)
@@ -271,4 +272,29 @@ pub fn restore_file(ctx: &Context, file: &str) -> Result<()> {
     })?;
     log_summary(ctx.command, &src.path, n, started);
     Ok(())
+}
+
+/// Removes what earlier restores of `name` into `dir`, killed with SIGKILL,
+/// left behind (temporaries of processes of this host that are gone).
+fn remove_stale_local_temporaries(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let ours = temp_owner(&file).is_some_and(|(object, _, _)| object == name);
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if ours && is_file && is_stale_temp(&file) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => log::info!(
+                    "restore_file: removed {} left by a restore that was killed",
+                    entry.path().display()
+                ),
+                Err(e) => log::warn!(
+                    "restore_file: cannot remove stale temporary {}: {e}",
+                    entry.path().display()
+                ),
+            }
+        }
+    }
 }

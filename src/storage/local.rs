@@ -52,6 +52,56 @@ impl LocalStorage {
             self.root.join(path)
         }
     }
+
+    /// Files below `dir` (a file lists itself), sorted; '.' names only
+    /// with `hidden`. A missing folder lists as empty.
+    fn walk(&self, dir: &str, hidden: bool) -> Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        let base = self.full(dir);
+        match fs::metadata(&base) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io_err("cannot list", &base, e)),
+            Ok(m) if m.is_file() => {
+                if hidden || !split_path(dir).1.starts_with('.') {
+                    out.push(ObjectInfo {
+                        path: dir.to_string(),
+                        size: m.len(),
+                    });
+                }
+                return Ok(out);
+            }
+            Ok(_) => {}
+        }
+        let mut stack = vec![dir.to_string()];
+        while let Some(rel) = stack.pop() {
+            let abs = self.full(&rel);
+            let entries = match fs::read_dir(&abs) {
+                Ok(e) => e,
+                // Removed while listing: nothing to show.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("cannot list", &abs, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| io_err("cannot list", &abs, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !hidden && name.starts_with('.') {
+                    continue;
+                }
+                let child = join(&rel, &name);
+                let ft = entry
+                    .file_type()
+                    .map_err(|e| io_err("cannot stat", &entry.path(), e))?;
+                if ft.is_dir() {
+                    stack.push(child);
+                } else if ft.is_file() {
+                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    out.push(ObjectInfo { path: child, size });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
 }
 
 fn io_err(op: &str, path: &Path, e: io::Error) -> Error {
@@ -132,51 +182,11 @@ impl Storage for LocalStorage {
     }
 
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
-        let mut out = Vec::new();
-        let base = self.full(dir);
-        match fs::metadata(&base) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io_err("cannot list", &base, e)),
-            Ok(m) if m.is_file() => {
-                if !split_path(dir).1.starts_with('.') {
-                    out.push(ObjectInfo {
-                        path: dir.to_string(),
-                        size: m.len(),
-                    });
-                }
-                return Ok(out);
-            }
-            Ok(_) => {}
-        }
-        let mut stack = vec![dir.to_string()];
-        while let Some(rel) = stack.pop() {
-            let abs = self.full(&rel);
-            let entries = match fs::read_dir(&abs) {
-                Ok(e) => e,
-                // Removed while listing: nothing to show.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_err("cannot list", &abs, e)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(|e| io_err("cannot list", &abs, e))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') {
-                    continue;
-                }
-                let child = join(&rel, &name);
-                let ft = entry
-                    .file_type()
-                    .map_err(|e| io_err("cannot stat", &entry.path(), e))?;
-                if ft.is_dir() {
-                    stack.push(child);
-                } else if ft.is_file() {
-                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                    out.push(ObjectInfo { path: child, size });
-                }
-            }
-        }
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(out)
+        self.walk(dir, false)
+    }
+
+    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        self.walk(dir, true)
     }
 
     fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {

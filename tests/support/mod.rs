@@ -379,6 +379,39 @@ impl Env {
         }
     }
 
+    /// Writes a file of the backend directly (path relative to `directory`).
+    pub fn put_raw(&self, rel: &str, data: &[u8]) {
+        match self.backend {
+            Backend::Local => {
+                let p = self.store.join(rel);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, data).unwrap();
+            }
+            Backend::DdBoostMock => self.dd_overwrite(rel, data),
+        }
+    }
+
+    /// Reads a file of the backend directly; None when it is not there.
+    pub fn get_raw(&self, rel: &str) -> Option<Vec<u8>> {
+        match self.backend {
+            Backend::Local => std::fs::read(self.store.join(rel)).ok(),
+            Backend::DdBoostMock => {
+                let (_i, conn) = self.dd_connect("dd-primary");
+                conn.stat(DD_SU, &format!("gpdb/backups/{rel}")).ok()?;
+                Some(self.dd_read(rel))
+            }
+        }
+    }
+
+    /// The hidden temporaries the backend holds (names with `.tmp-`).
+    pub fn temporaries(&self) -> Vec<String> {
+        self.raw_snapshot()
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| p.contains(".tmp-"))
+            .collect()
+    }
+
     pub fn log_text(&self) -> String {
         let dir = self.home.join("gpAdminLogs");
         let mut s = String::new();
