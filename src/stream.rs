@@ -161,7 +161,7 @@ impl Iterator for Plan<'_> {
             let len = (r.end - self.pos).min(self.unit) as usize;
             let offset = self.pos;
             self.pos += len as u64;
-            return Some((offset, len, vec![0..len]));
+            return Some((offset, len, std::iter::once(0..len).collect()));
         }
         let b0 = self.pos / self.unit * self.unit;
         let bend = (b0 + self.unit).min(self.size);
