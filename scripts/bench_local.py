@@ -13,7 +13,11 @@ The plugin runs with `fsync: off` against plain cat, and with the default
 `fsync: on` against `cat > FILE && sync FILE`. Prints MB/s (best of N runs),
 the ratio plugin/cat, and the plugin's peak RSS.
 
-  scripts/bench_local.py [--size-mib 2048] [--runs 3] [--dir /tmp]
+With `--baseline BIN`, another build of the plugin (an earlier release, say)
+runs in the same loop against its own store, and its figures and the ratio
+new/baseline are printed too.
+
+  scripts/bench_local.py [--size-mib 2048] [--runs 3] [--dir /tmp] [--baseline BIN]
 """
 import argparse
 import os
@@ -93,24 +97,29 @@ def main():
     ap.add_argument("--size-mib", type=int, default=2048)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--dir", default=tempfile.gettempdir())
+    ap.add_argument("--baseline", help="another plugin binary to measure in the same runs")
     a = ap.parse_args()
     if not os.path.exists("/usr/bin/time"):
         sys.exit("needs GNU time: apt-get install time")
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    plugins = {"plugin": PLUGIN}
+    if a.baseline:
+        plugins["baseline"] = os.path.abspath(a.baseline)
     work = tempfile.mkdtemp(prefix="bench_local.", dir=a.dir)
     try:
         src = os.path.join(work, "stream.csv")
         generate(src, a.size_mib)
-        store = os.path.join(work, "store")
-        os.makedirs(store)
         os.environ["HOME"] = os.path.join(work, "home")
-        cfgs = {}
-        for fs in ("off", "on"):
-            cfgs[fs] = os.path.join(work, f"cfg_{fs}.yaml")
-            with open(cfgs[fs], "w") as f:
-                f.write(f"executablepath: {PLUGIN}\noptions:\n  backend: local\n  directory: {store}\n  fsync: \"{fs}\"\n")
         key = os.path.join(work, "seg/backups/20250101/20250101120000/gpbackup_0_20250101120000")
-        stored = os.path.join(store, "backups/20250101/20250101120000/gpbackup_0_20250101120000")
+        cfgs, stored = {}, {}
+        for who, binary in plugins.items():
+            store = os.path.join(work, f"store_{who}")
+            os.makedirs(store)
+            stored[who] = os.path.join(store, "backups/20250101/20250101120000/gpbackup_0_20250101120000")
+            for fs in ("off", "on"):
+                cfgs[who, fs] = os.path.join(work, f"cfg_{who}_{fs}.yaml")
+                with open(cfgs[who, fs], "w") as f:
+                    f.write(f"executablepath: {binary}\noptions:\n  backend: local\n  directory: {store}\n  fsync: \"{fs}\"\n")
         out = os.path.join(work, "cat_copy.csv")
         size = os.path.getsize(src)
         best = {}
@@ -123,32 +132,38 @@ def main():
 
         rf = os.path.join(work, "rss")
         for _ in range(a.runs):
-            for fs in ("off", "on"):
-                s = timed_pipeline(["cat", src], measured([PLUGIN, "backup_data", cfgs[fs], key], rf), inputs=[src], replaces=[stored])
-                record(f"plugin backup_data (fsync {fs})", s, peak_kib(rf))
+            for who, binary in plugins.items():
+                for fs in ("off", "on"):
+                    s = timed_pipeline(["cat", src], measured([binary, "backup_data", cfgs[who, fs], key], rf), inputs=[src], replaces=[stored[who]])
+                    record(f"{who} backup_data (fsync {fs})", s, peak_kib(rf))
             s = timed_pipeline(["cat", src], shell(f"cat > {out}"), inputs=[src], replaces=[out])
             record("cat > file", s)
             s = timed_pipeline(["cat", src], shell(f"cat > {out} && sync {out}"), inputs=[src], replaces=[out])
             record("cat > file && sync file", s)
-            s = timed_pipeline(measured([PLUGIN, "restore_data", cfgs["off"], key], rf), ["cat"], stdout=subprocess.DEVNULL, inputs=[stored])
-            record("plugin restore_data", s, peak_kib(rf))
+            for who, binary in plugins.items():
+                s = timed_pipeline(measured([binary, "restore_data", cfgs[who, "off"], key], rf), ["cat"], stdout=subprocess.DEVNULL, inputs=[stored[who]])
+                record(f"{who} restore_data", s, peak_kib(rf))
             s = timed_pipeline(["cat", out], ["cat"], stdout=subprocess.DEVNULL, inputs=[out])
             record("cat file", s)
         mbps = {k: size / v / 1e6 for k, v in best.items()}
         print(f"stream: {size / 2**20:.0f} MiB, best of {a.runs} runs, MB/s = 10^6 bytes/s")
-        print(f"{'what':34} {'MB/s':>8} {'ratio':>7} {'peak RSS':>10}")
-        rows = [
-            ("plugin backup_data (fsync off)", "cat > file"),
-            ("cat > file", None),
-            ("plugin backup_data (fsync on)", "cat > file && sync file"),
-            ("cat > file && sync file", None),
-            ("plugin restore_data", "cat file"),
-            ("cat file", None),
-        ]
+        print(f"{'what':36} {'MB/s':>8} {'ratio':>7} {'vs base':>8} {'peak RSS':>10}")
+        rows = []
+        for who in plugins:
+            rows.append((f"{who} backup_data (fsync off)", "cat > file"))
+        rows.append(("cat > file", None))
+        for who in plugins:
+            rows.append((f"{who} backup_data (fsync on)", "cat > file && sync file"))
+        rows.append(("cat > file && sync file", None))
+        for who in plugins:
+            rows.append((f"{who} restore_data", "cat file"))
+        rows.append(("cat file", None))
         for name, base in rows:
             ratio = f"{mbps[name] / mbps[base]:.2f}" if base else ""
             peak = f"{rss[name] / 1024:.1f} MiB" if name in rss else ""
-            print(f"{name:34} {mbps[name]:8.0f} {ratio:>7} {peak:>10}")
+            other = name.replace("plugin ", "baseline ", 1)
+            vs = f"{mbps[name] / mbps[other]:.2f}" if name.startswith("plugin ") and other in mbps else ""
+            print(f"{name:36} {mbps[name]:8.0f} {ratio:>7} {vs:>8} {peak:>10}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
