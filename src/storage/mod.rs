@@ -165,7 +165,7 @@ pub use ddboost::Remote;
 /// needs the replica system.
 pub fn open(config: &PluginConfig, remote: Remote) -> Result<Box<dyn Storage>> {
     match &config.backend {
-        BackendConfig::Local(l) => Ok(Box::new(local::LocalStorage::new(&l.directory, l.fsync)?)),
+        BackendConfig::Local(l) => Ok(Box::new(local::LocalStorage::new(l)?)),
         BackendConfig::DdBoost(d) => Ok(Box::new(ddboost::DdBoostStorage::open(d, remote)?)),
     }
 }
