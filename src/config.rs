@@ -717,8 +717,12 @@ mod tests {
         for (v, m) in [("0600", 0o600), ("\"0640\"", 0o640), ("660", 0o660)] {
             assert_eq!(mode(&format!("  file_mode: {v}\n")).unwrap(), m, "{v}");
         }
-        for v in ["0644", "0700", "0400", "4600", "0o", "640x", "rw", "06400", "-600"] {
-            let e = mode(&format!("  file_mode: \"{v}\"\n")).unwrap_err().to_string();
+        for v in [
+            "0644", "0700", "0400", "4600", "0o", "640x", "rw", "06400", "-600",
+        ] {
+            let e = mode(&format!("  file_mode: \"{v}\"\n"))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("\"file_mode\""), "{v}: {e}");
         }
         assert_eq!(dir_mode_for(0o600), 0o700);

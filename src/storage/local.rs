@@ -167,8 +167,8 @@ impl Storage for LocalStorage {
                 Ok(()) => chmod_dir(&path, self.dir_mode)
                     .map_err(|e| io_err("cannot set permissions of folder", &path, e))?,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let m = fs::symlink_metadata(&path)
-                        .map_err(|e| io_err("cannot stat", &path, e))?;
+                    let m =
+                        fs::symlink_metadata(&path).map_err(|e| io_err("cannot stat", &path, e))?;
                     if m.file_type().is_symlink() {
                         return Err(symlink_refused(&path));
                     }
