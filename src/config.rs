@@ -68,6 +68,18 @@ pub struct LocalConfig {
     pub directory: PathBuf,
     /// fsync every object and its directory before reporting success.
     pub fsync: bool,
+    /// Permissions of the files the backend creates (option `file_mode`);
+    /// folders get [`dir_mode_for`] of it.
+    pub file_mode: u32,
+}
+
+/// The default of option `file_mode`: owner only.
+pub const DEFAULT_FILE_MODE: u32 = 0o600;
+
+/// The folder mode that goes with a file mode: each read bit gains its
+/// execute bit (0600 -> 0700, 0640 -> 0750).
+pub fn dir_mode_for(file_mode: u32) -> u32 {
+    file_mode | ((file_mode & 0o444) >> 2)
 }
 
 /// One Data Domain system and a place on it.
@@ -130,6 +142,7 @@ pub const COMMON_OPTIONS: &[&str] = &[
     "logger_verbosity",
     "restore_subset",
     "fsync",
+    "file_mode",
 ];
 
 /// Options of the ddboost backend.
@@ -354,8 +367,10 @@ impl PluginConfig {
                 None
             }
         };
-        if backend_name != "local" && map.contains_key("fsync") {
-            warnings.push("option \"fsync\" is used only with backend local".to_string());
+        for key in ["fsync", "file_mode"] {
+            if backend_name != "local" && map.contains_key(key) {
+                warnings.push(format!("option \"{key}\" is used only with backend local"));
+            }
         }
 
         match backend {
@@ -446,8 +461,33 @@ impl Options<'_> {
     }
 }
 
+/// Option `file_mode`: an octal mode giving the owner read and write and the
+/// group at most read and write; nothing for others, no execute or special bits.
+fn file_mode(opts: &Options, problems: &mut Vec<String>) -> u32 {
+    let v = match opts.get("file_mode").map(str::trim) {
+        None | Some("") => return DEFAULT_FILE_MODE,
+        Some(v) => v,
+    };
+    let digits = v.strip_prefix("0o").unwrap_or(v);
+    let mode = if (3..=4).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        u32::from_str_radix(digits, 8).ok()
+    } else {
+        None
+    };
+    match mode {
+        Some(m) if m & !0o660 == 0 && m & 0o600 == 0o600 => m,
+        _ => {
+            problems.push(format!(
+                "option \"file_mode\" must be an octal mode that gives the owner read and write and the group at most read and write, such as \"0600\" or \"0640\" (got \"{v}\")"
+            ));
+            DEFAULT_FILE_MODE
+        }
+    }
+}
+
 fn parse_local(opts: &Options, problems: &mut Vec<String>) -> Option<LocalConfig> {
     let fsync = opts.on_off("fsync", true, problems);
+    let file_mode = file_mode(opts, problems);
     let dir = opts.required("directory", problems)?;
     let path = PathBuf::from(&dir);
     if !path.is_absolute() {
@@ -468,6 +508,7 @@ fn parse_local(opts: &Options, problems: &mut Vec<String>) -> Option<LocalConfig
     Some(LocalConfig {
         directory: path,
         fsync,
+        file_mode,
     })
 }
 
@@ -661,6 +702,32 @@ mod tests {
     fn unknown_keys_warn() {
         let c = parse("executablepath: /x\nfoo: 1\noptions:\n  backend: local\n  directory: /a\n  colour: blue\n").unwrap();
         assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn file_mode_values() {
+        let mode = |v: &str| {
+            let text = format!("options:\n  backend: local\n  directory: /a\n{v}");
+            parse(&text).map(|c| match c.backend {
+                BackendConfig::Local(l) => l.file_mode,
+                _ => panic!("wrong backend"),
+            })
+        };
+        assert_eq!(mode("").unwrap(), 0o600);
+        for (v, m) in [("0600", 0o600), ("\"0640\"", 0o640), ("660", 0o660)] {
+            assert_eq!(mode(&format!("  file_mode: {v}\n")).unwrap(), m, "{v}");
+        }
+        for v in [
+            "0644", "0700", "0400", "4600", "0o", "640x", "rw", "06400", "-600",
+        ] {
+            let e = mode(&format!("  file_mode: \"{v}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("\"file_mode\""), "{v}: {e}");
+        }
+        assert_eq!(dir_mode_for(0o600), 0o700);
+        assert_eq!(dir_mode_for(0o640), 0o750);
+        assert_eq!(dir_mode_for(0o660), 0o770);
     }
 
     #[test]

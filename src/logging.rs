@@ -3,13 +3,21 @@
 //! One line per event in gplog format:
 //! `YYYYMMDD:HH:MM:SS gpbackup_ddboost_plugin:<user>:<host>:<pid>-[LEVEL]:-<message>`.
 //! Dozens of plugin processes append to the same file at once, so each line
-//! is written with a single `write` on a file opened with O_APPEND. A log
-//! problem never fails a command: when the home directory's gpAdminLogs is
-//! not writable the log goes to /tmp, and failing that it is dropped.
+//! is written with a single `write` on a file opened with O_APPEND.
+//!
+//! A log problem never fails a command. When `~/gpAdminLogs` is not writable
+//! the log goes to `<temp dir>/gpbackup_ddboost_plugin-<uid>/` (`$TMPDIR` or
+//! `/tmp`), a folder only this user may write: another user could plant a
+//! link or a FIFO at a fixed name in a shared temp dir, so the plugin uses
+//! that folder only when it is a real folder owned by this user that no one
+//! else can write, and failing that keeps no log file. Every log file is
+//! opened without following links and without blocking (O_NOFOLLOW,
+//! O_NONBLOCK), created with mode 0600, and used only when it is a regular
+//! file owned by this user.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -103,13 +111,41 @@ fn home_dir() -> Option<PathBuf> {
     }
 }
 
+/// Opens `path` for appending: never through a link, never blocking on a
+/// FIFO, created 0600; only a regular file owned by this user is used.
 fn open_append(path: &Path) -> Option<File> {
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .create(true)
         .append(true)
-        .mode(0o644)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
         .open(path)
-        .ok()
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    (meta.is_file() && meta.uid() == nix::unistd::getuid().as_raw()).then_some(file)
+}
+
+/// `<temp dir>/gpbackup_ddboost_plugin-<uid>`, created 0700, when it is a
+/// real folder owned by this user that neither group nor others can write.
+fn fallback_dir() -> Option<PathBuf> {
+    let uid = nix::unistd::getuid().as_raw();
+    let dir = std::env::temp_dir().join(format!("{PLUGIN_NAME}-{uid}"));
+    match DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {
+            // The umask may have taken bits away; set the mode through a
+            // handle that cannot be a link.
+            let _ = OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+                .open(&dir)
+                .and_then(|d| d.set_permissions(Permissions::from_mode(0o700)));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(_) => return None,
+    }
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    let safe = meta.file_type().is_dir() && meta.uid() == uid && meta.mode() & 0o022 == 0;
+    safe.then_some(dir)
 }
 
 fn open_log_file() -> Option<(File, PathBuf)> {
@@ -117,13 +153,14 @@ fn open_log_file() -> Option<(File, PathBuf)> {
     let name = format!("{PLUGIN_NAME}_{date}.log");
     if let Some(home) = home_dir() {
         let dir = home.join("gpAdminLogs");
-        let _ = std::fs::create_dir_all(&dir);
+        // Only the last level: a missing home is not created.
+        let _ = DirBuilder::new().mode(0o700).create(&dir);
         let path = dir.join(&name);
         if let Some(f) = open_append(&path) {
             return Some((f, path));
         }
     }
-    let path = std::env::temp_dir().join(format!("{}_{name}", user_name()));
+    let path = fallback_dir()?.join(&name);
     open_append(&path).map(|f| (f, path))
 }
 

@@ -438,7 +438,11 @@ mod tests {
     fn download_ranges_and_verify() {
         let d = data(2 * BLOCK + 5);
         let whole = 0..d.len() as u64;
-        let (n, out) = run(&d, std::slice::from_ref(&whole), Verify::Entries(vec![entry(&d)]));
+        let (n, out) = run(
+            &d,
+            std::slice::from_ref(&whole),
+            Verify::Entries(vec![entry(&d)]),
+        );
         assert_eq!(n.unwrap(), d.len() as u64);
         assert_eq!(out, d);
 
@@ -485,8 +489,14 @@ mod tests {
         let new: Vec<u8> = old.iter().map(|b| b.wrapping_add(1)).collect();
         let cands = || vec![entry(&old), entry(&new)];
         let whole = 0..old.len() as u64;
-        assert_eq!(run(&old, std::slice::from_ref(&whole), Verify::Entries(cands())).1, old);
-        assert_eq!(run(&new, std::slice::from_ref(&whole), Verify::Entries(cands())).1, new);
+        assert_eq!(
+            run(&old, std::slice::from_ref(&whole), Verify::Entries(cands())).1,
+            old
+        );
+        assert_eq!(
+            run(&new, std::slice::from_ref(&whole), Verify::Entries(cands())).1,
+            new
+        );
         // A mix of both versions matches neither.
         let mut mixed = old[..BLOCK].to_vec();
         mixed.extend_from_slice(&new[BLOCK..]);
@@ -503,7 +513,11 @@ mod tests {
             blocks: None,
         };
         let whole = 0..d.len() as u64;
-        let (res, out) = run(&d, std::slice::from_ref(&whole), Verify::Entries(vec![v1(&d)]));
+        let (res, out) = run(
+            &d,
+            std::slice::from_ref(&whole),
+            Verify::Entries(vec![v1(&d)]),
+        );
         res.unwrap();
         assert_eq!(out, d);
         let (res, out) = run(&d, &[whole], Verify::Entries(vec![v1(b"something else")]));

@@ -658,12 +658,26 @@ fn works_without_home(env: &Env) {
         .output()
         .unwrap();
     ok(&out);
+    // A home that does not exist is not created; the log goes to the user's
+    // private folder in TMPDIR.
+    let home = env.tmp.path().join("no-such-home");
+    let tmpdir = env.tmp.path().join("tmpdir");
+    std::fs::create_dir(&tmpdir).unwrap();
     let out = env
         .command(&["restore_data", env.cfg(), &env.key(TS, "nohome")])
-        .env("HOME", "/nonexistent/dir")
+        .env("HOME", &home)
+        .env("TMPDIR", &tmpdir)
         .output()
         .unwrap();
     ok(&out);
+    assert!(!home.exists(), "the plugin created the home directory");
+    let folder = tmpdir.join(format!("gpbackup_ddboost_plugin-{}", nix::unistd::getuid()));
+    let log: String = std::fs::read_dir(&folder)
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(log.contains("[INFO]:-restore_data"), "{log}");
 }
 
 // ---- bad inputs ------------------------------------------------------------------------------

@@ -5,21 +5,35 @@
 //! target folder and are renamed into place after the data is written and
 //! (with `fsync: on`, the default) flushed to stable storage together with the
 //! folder entry.
+//!
+//! Everything the backend creates is the owner's only (option `file_mode`,
+//! 0600 files and 0700 folders by default), set explicitly whatever the
+//! umask; folders it did not create (`directory` and its parents) are left
+//! alone. Only `directory` itself may be a symbolic link (to a mount point,
+//! say): a path with a link below it is refused, and walks never descend into
+//! a linked folder, so listing or deleting never reaches outside `directory`.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use nix::libc;
 
 use super::{
     join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
 };
+use crate::config::LocalConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::signals::CleanupGuard;
 
 pub struct LocalStorage {
     root: PathBuf,
     fsync: bool,
+    /// Permissions of the files the backend creates.
+    file_mode: u32,
+    /// Permissions of the folders the backend creates.
+    dir_mode: u32,
 }
 
 /// Flush what was written every this many bytes, so the final fsync has
@@ -28,11 +42,14 @@ const WRITEBACK_EVERY: u64 = 16 << 20;
 
 impl LocalStorage {
     /// The base directory must exist: it is where the backup filesystem is mounted.
-    pub fn new(root: &Path, fsync: bool) -> Result<LocalStorage> {
+    pub fn new(config: &LocalConfig) -> Result<LocalStorage> {
+        let root = &config.directory;
         match fs::metadata(root) {
             Ok(m) if m.is_dir() => Ok(LocalStorage {
                 root: root.to_path_buf(),
-                fsync,
+                fsync: config.fsync,
+                file_mode: config.file_mode,
+                dir_mode: crate::config::dir_mode_for(config.file_mode),
             }),
             Ok(_) => Err(Error::config(format!(
                 "backup directory {} is not a directory; fix option \"directory\"",
@@ -57,11 +74,10 @@ impl LocalStorage {
     /// with `hidden`. A missing folder lists as empty.
     fn walk(&self, dir: &str, hidden: bool) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
-        let base = self.full(dir);
-        match fs::metadata(&base) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io_err("cannot list", &base, e)),
-            Ok(m) if m.is_file() => {
+        let (base, meta) = self.resolve(dir)?;
+        match meta {
+            None => return Ok(out),
+            Some(m) if m.is_file() => {
                 if hidden || !split_path(dir).1.starts_with('.') {
                     out.push(ObjectInfo {
                         path: dir.to_string(),
@@ -70,15 +86,15 @@ impl LocalStorage {
                 }
                 return Ok(out);
             }
-            Ok(_) => {}
+            Some(m) if !m.is_dir() => return Ok(out),
+            Some(_) => {}
         }
-        let mut stack = vec![dir.to_string()];
-        while let Some(rel) = stack.pop() {
-            let abs = self.full(&rel);
+        let mut stack = vec![(dir.to_string(), base)];
+        while let Some((rel, abs)) = stack.pop() {
             let entries = match fs::read_dir(&abs) {
                 Ok(e) => e,
                 // Removed while listing: nothing to show.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if is_enoent(&e) => continue,
                 Err(e) => return Err(io_err("cannot list", &abs, e)),
             };
             for entry in entries {
@@ -88,13 +104,20 @@ impl LocalStorage {
                     continue;
                 }
                 let child = join(&rel, &name);
+                // The entry's own type: a link is neither a folder nor a
+                // file here, so it is never followed.
                 let ft = entry
                     .file_type()
                     .map_err(|e| io_err("cannot stat", &entry.path(), e))?;
                 if ft.is_dir() {
-                    stack.push(child);
+                    stack.push((child, entry.path()));
                 } else if ft.is_file() {
-                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    let size = match entry.metadata() {
+                        Ok(m) => m.len(),
+                        // Removed while listing.
+                        Err(e) if is_enoent(&e) => continue,
+                        Err(e) => return Err(io_err("cannot stat", &entry.path(), e)),
+                    };
                     out.push(ObjectInfo { path: child, size });
                 }
             }
@@ -102,10 +125,65 @@ impl LocalStorage {
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
+
+    /// The absolute path of `rel` and the metadata of its last component
+    /// (None when absent), after checking that no existing component below
+    /// the root is a symbolic link. The root itself may be one.
+    fn resolve(&self, rel: &str) -> Result<(PathBuf, Option<fs::Metadata>)> {
+        let mut path = self.root.clone();
+        let parts = components(rel)?;
+        if parts.is_empty() {
+            let m = fs::metadata(&path).map_err(|e| io_err("cannot stat", &path, e))?;
+            return Ok((path, Some(m)));
+        }
+        let mut parts = parts.into_iter();
+        let mut last = None;
+        for part in parts.by_ref() {
+            path.push(part);
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_symlink() => return Err(symlink_refused(&path)),
+                Ok(m) => last = Some(m),
+                Err(e) if is_enoent(&e) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => return Err(io_err("cannot stat", &path, e)),
+            }
+        }
+        path.extend(parts);
+        Ok((path, last))
+    }
+}
+
+/// The components of a relative path; `..` is refused (callers never pass it).
+fn components(rel: &str) -> Result<Vec<&str>> {
+    let parts: Vec<&str> = rel
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return Err(Error::invalid(format!(
+            "path \"{}\" must not contain \"..\"",
+            rel.escape_debug()
+        )));
+    }
+    Ok(parts)
+}
+
+fn symlink_refused(path: &Path) -> Error {
+    Error::storage(format!(
+        "refusing to follow symbolic link {} inside the backup directory (only option \"directory\" itself may be a link)",
+        path.display()
+    ))
+}
+
+/// Only a definite ENOENT means absent.
+fn is_enoent(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENOENT)
 }
 
 fn io_err(op: &str, path: &Path, e: io::Error) -> Error {
-    let kind = if e.kind() == io::ErrorKind::NotFound {
+    let kind = if is_enoent(&e) {
         ErrorKind::NotFound
     } else {
         ErrorKind::Storage
@@ -119,28 +197,67 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| io_err("cannot flush folder", dir, e))
 }
 
+/// Sets `mode` on a folder just created, through a handle that does not
+/// follow a link put in its place.
+fn chmod_dir(path: &Path, mode: u32) -> io::Result<()> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(path)?
+        .set_permissions(Permissions::from_mode(mode))
+}
+
 impl Storage for LocalStorage {
     fn describe(&self) -> String {
         format!("local:{}", self.root.display())
     }
 
+    /// One level at a time, so every folder made here gets `dir_mode` and
+    /// folders that already exist (made by a concurrent process, or by the
+    /// DBA) are accepted as they are, unless they are links.
     fn create_dir_all(&self, dir: &str) -> Result<()> {
-        let p = self.full(dir);
-        fs::create_dir_all(&p).map_err(|e| io_err("cannot create folder", &p, e))
+        let mut path = self.root.clone();
+        for part in components(dir)? {
+            path.push(part);
+            match DirBuilder::new().mode(self.dir_mode).create(&path) {
+                Ok(()) => chmod_dir(&path, self.dir_mode)
+                    .map_err(|e| io_err("cannot set permissions of folder", &path, e))?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let m =
+                        fs::symlink_metadata(&path).map_err(|e| io_err("cannot stat", &path, e))?;
+                    if m.file_type().is_symlink() {
+                        return Err(symlink_refused(&path));
+                    }
+                    if !m.is_dir() {
+                        return Err(Error::storage(format!(
+                            "cannot create folder {}: a file of that name exists",
+                            path.display()
+                        )));
+                    }
+                }
+                Err(e) => return Err(io_err("cannot create folder", &path, e)),
+            }
+        }
+        Ok(())
     }
 
     fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
         let (dir, name) = split_path(path);
         self.create_dir_all(dir)?;
-        let final_path = self.full(path);
+        let (final_path, _) = self.resolve(path)?;
         let temp_path = self.full(dir).join(temp_name(name));
+        // create_new (O_EXCL) never follows a link at the temporary's name.
         // Registered first, so a signal cannot fall between the two.
         let cleanup = CleanupGuard::remove_file(temp_path.clone());
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(self.file_mode)
             .open(&temp_path)
             .map_err(|e| io_err("cannot create", &temp_path, e))?;
+        // The umask may have taken bits away: set the mode itself.
+        file.set_permissions(Permissions::from_mode(self.file_mode))
+            .map_err(|e| io_err("cannot set permissions of", &temp_path, e))?;
         let flusher = if self.fsync {
             start_flusher(&file)
         } else {
@@ -159,11 +276,23 @@ impl Storage for LocalStorage {
     }
 
     fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
-        let p = self.full(path);
-        let file = File::open(&p).map_err(|e| io_err("cannot open", &p, e))?;
+        let (p, meta) = self.resolve(path)?;
+        match meta {
+            None => {
+                return Err(Error::not_found(format!("{} does not exist", p.display())));
+            }
+            // Checked before opening, so a FIFO cannot block the open.
+            Some(m) if !m.is_file() => return Err(not_a_file(&p)),
+            Some(_) => {}
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&p)
+            .map_err(|e| io_err("cannot open", &p, e))?;
         let meta = file.metadata().map_err(|e| io_err("cannot stat", &p, e))?;
         if !meta.is_file() {
-            return Err(Error::not_found(format!("{} is not a file", p.display())));
+            return Err(not_a_file(&p));
         }
         Ok(Box::new(LocalReader {
             file,
@@ -173,12 +302,8 @@ impl Storage for LocalStorage {
     }
 
     fn exists(&self, path: &str) -> Result<bool> {
-        let p = self.full(path);
-        match fs::metadata(&p) {
-            Ok(m) => Ok(m.is_file()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io_err("cannot stat", &p, e)),
-        }
+        let (_, meta) = self.resolve(path)?;
+        Ok(meta.is_some_and(|m| m.is_file()))
     }
 
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
@@ -190,33 +315,40 @@ impl Storage for LocalStorage {
     }
 
     fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
-        let abs = self.full(dir);
+        let (abs, _) = self.resolve(dir)?;
         let mut summary = DeleteSummary::default();
         delete_tree(&abs, &mut summary)?;
         Ok(summary)
     }
 
     fn delete(&self, path: &str) -> Result<bool> {
-        let p = self.full(path);
+        let (p, meta) = self.resolve(path)?;
+        if meta.is_none() {
+            return Ok(false);
+        }
         match fs::remove_file(&p) {
             Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) if is_enoent(&e) => Ok(false),
             Err(e) => Err(io_err("cannot delete", &p, e)),
         }
     }
 
     fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
-        let p = self.full(dir);
+        let (p, meta) = self.resolve(dir)?;
+        if meta.is_none() {
+            return Ok(false);
+        }
         match fs::remove_dir(&p) {
             Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) if is_enoent(&e) => Ok(false),
             Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => Ok(false),
             Err(e) => Err(io_err("cannot remove folder", &p, e)),
         }
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
-        let (src, dst) = (self.full(from), self.full(to));
+        let (src, _) = self.resolve(from)?;
+        let (dst, _) = self.resolve(to)?;
         fs::rename(&src, &dst).map_err(|e| io_err("cannot rename into place", &dst, e))?;
         if self.fsync {
             if let Some(parent) = dst.parent() {
@@ -227,12 +359,20 @@ impl Storage for LocalStorage {
     }
 }
 
+fn not_a_file(path: &Path) -> Error {
+    Error::storage(format!(
+        "{} is not a regular file; remove it or move it out of the backup directory",
+        path.display()
+    ))
+}
+
 /// Depth-first delete that counts what it removes and tolerates entries
-/// vanishing under it (another delete of the same backup).
+/// vanishing under it (another delete of the same backup). Only real folders
+/// are descended into (by `symlink_metadata`); a link is unlinked itself.
 fn delete_tree(path: &Path, summary: &mut DeleteSummary) -> Result<()> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if is_enoent(&e) => return Ok(()),
         Err(e) => return Err(io_err("cannot stat", path, e)),
     };
     if !meta.is_dir() {
@@ -241,13 +381,13 @@ fn delete_tree(path: &Path, summary: &mut DeleteSummary) -> Result<()> {
                 summary.files += 1;
                 Ok(())
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) if is_enoent(&e) => Ok(()),
             Err(e) => Err(io_err("cannot delete", path, e)),
         };
     }
     let entries = match fs::read_dir(path) {
         Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if is_enoent(&e) => return Ok(()),
         Err(e) => return Err(io_err("cannot list", path, e)),
     };
     for entry in entries {
@@ -259,7 +399,7 @@ fn delete_tree(path: &Path, summary: &mut DeleteSummary) -> Result<()> {
             summary.dirs += 1;
             Ok(())
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) if is_enoent(&e) => Ok(()),
         Err(e) => Err(io_err("cannot remove folder", path, e)),
     }
 }

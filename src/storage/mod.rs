@@ -226,7 +226,7 @@ pub use ddboost::Remote;
 /// needs the replica system.
 pub fn open(config: &PluginConfig, remote: Remote) -> Result<Box<dyn Storage>> {
     let storage: Box<dyn Storage> = match &config.backend {
-        BackendConfig::Local(l) => Box::new(local::LocalStorage::new(&l.directory, l.fsync)?),
+        BackendConfig::Local(l) => Box::new(local::LocalStorage::new(l)?),
         BackendConfig::DdBoost(d) => Box::new(ddboost::DdBoostStorage::open(d, remote)?),
     };
     // Injected failures for the test suite (debug builds only).
