@@ -230,6 +230,7 @@ enum Cmd {
     Subset,
     List,
     Delete,
+    SetupBackup,
 }
 
 /// The fault variable and rule that make `call` fail on this backend.
@@ -258,6 +259,7 @@ fn fault(env: &Env, call: &str, outcome: Outcome) -> (&'static str, String) {
                 "read" => "read:nth=1",
                 "list" => "list",
                 "delete" => "delete:nth=1",
+                "mkdir" => "mkdir",
                 other => panic!("no local rule for {other}"),
             };
             (
@@ -280,6 +282,7 @@ fn fault(env: &Env, call: &str, outcome: Outcome) -> (&'static str, String) {
                 "read" => "read:nth=1",
                 "list" => "readdir:nth=1",
                 "delete" => "unlink:nth=1",
+                "mkdir" => "mkdir",
                 other => panic!("no mock rule for {other}"),
             };
             ("DDBOOST_MOCK_FAULTS", format!("{rule}:err={dd_err}"))
@@ -318,6 +321,7 @@ const MATRIX: &[(Cmd, &str, Outcome, bool)] = &[
     (Cmd::Subset, "read", Outcome::Io, false),
     (Cmd::List, "list", Outcome::Io, false),
     (Cmd::Delete, "delete", Outcome::Io, false),
+    (Cmd::SetupBackup, "mkdir", Outcome::Io, false),
 ];
 
 fn failure_matrix(env: &Env) {
@@ -348,6 +352,17 @@ fn failure_matrix(env: &Env) {
             ),
             Cmd::List => env.run_stdin_env(&["list_directory", env.cfg()], b"", &vars),
             Cmd::Delete => env.run_stdin_env(&["delete_backup", env.cfg(), TS], b"", &vars),
+            Cmd::SetupBackup => env.run_stdin_env(
+                &[
+                    "setup_plugin_for_backup",
+                    env.cfg(),
+                    &env.backup_dir("20250102120000"),
+                    "coordinator",
+                    "-1",
+                ],
+                b"",
+                &vars,
+            ),
         };
         if succeeds {
             assert!(out.status.success(), "{what}: {out:?}");
