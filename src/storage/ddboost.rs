@@ -32,6 +32,34 @@ const DIR_MODE: u32 = 0o755;
 /// Message the plugin test bench expects when a replica already exists.
 pub const EXCLUSIVE_FAILED: &str = "DDBoost open file in exclusive mode failed on remote";
 
+/// Runs the connect `attempt`, retrying transient failures
+/// ([`ddboost_sys::Error::is_transient`]: connect failure, lost connection,
+/// stream limit) with exponential backoff as `retry` says; each retry is
+/// logged. Anything else (a wrong password above all: retried logins can lock
+/// the DD Boost user) is tried exactly once.
+fn connect_retrying(
+    attempt: impl FnMut() -> ddboost_sys::Result<Connection>,
+    retry: &RetryPolicy,
+    what: &str,
+) -> ddboost_sys::Result<Connection> {
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(retry.initial_delay)
+        .with_max_delay(retry.max_delay)
+        .with_max_times(retry.attempts.saturating_sub(1))
+        .with_jitter();
+    attempt
+        .retry(backoff)
+        .sleep(std::thread::sleep)
+        .when(|e: &ddboost_sys::Error| e.is_transient())
+        .notify(|e, delay| {
+            log::warn!(
+                "connecting to {what} failed ({e}); retrying in {:.1} s",
+                delay.as_secs_f64()
+            )
+        })
+        .call()
+}
+
 /// One system: a connection and the place on it.
 pub struct Side {
     conn: Arc<Mutex<Connection>>,
@@ -41,33 +69,26 @@ pub struct Side {
 }
 
 impl Side {
-    /// Connects, retrying failures with exponential backoff as `retry` says
-    /// (a Data Domain busy with other streams or a network blip is common
-    /// during a cluster-wide backup). Each retry is logged.
+    /// Connects, retrying transient failures (a Data Domain busy with other
+    /// streams or a network blip is common during a cluster-wide backup); see
+    /// [`connect_retrying`].
     fn connect(instance: &Instance, t: &DdTarget, role: &str, retry: &RetryPolicy) -> Result<Side> {
         let attempt =
             || Connection::connect(instance, &t.hostname, &t.username, t.password.expose());
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(retry.initial_delay)
-            .with_max_delay(retry.max_delay)
-            .with_max_times(retry.attempts.saturating_sub(1))
-            .with_jitter();
-        let conn = attempt
-            .retry(backoff)
-            .sleep(std::thread::sleep)
-            .notify(|e, delay| {
-                log::warn!(
-                    "connecting to {role} Data Domain {} failed ({e}); retrying in {:.1} s",
-                    t.hostname,
-                    delay.as_secs_f64()
-                )
-            })
-            .call()
-            .map_err(|e| {
-            Error::storage(format!(
-                "cannot connect to {role} Data Domain {} as {}: {e}; check hostname, username and password in the plugin config and that the system is reachable",
-                t.hostname, t.username
-            ))
+        let what = format!("{role} Data Domain {}", t.hostname);
+        let conn = connect_retrying(attempt, retry, &what).map_err(|e| {
+            let advice = if e.is_auth() {
+                "check username and password in the plugin config (a refused login is not retried)"
+            } else {
+                "check hostname, username and password in the plugin config and that the system is reachable"
+            };
+            Error::storage_from(
+                format!(
+                    "cannot connect to {role} Data Domain {} as {}: {e}; {advice}",
+                    t.hostname, t.username
+                ),
+                e,
+            )
         })?;
         Ok(Side {
             conn: Arc::new(Mutex::new(conn)),
