@@ -6,11 +6,11 @@
 //! at `<storage_unit>/<directory>/<path>`. Writes are exactly 1 MiB per
 //! `ddp_write` except the last, go to a '.'-prefixed temporary, and are
 //! renamed into place after `ddp_close_file` finalised them; every failure
-//! path unlinks the temporary. Only `DD_ERR_NOT_FOUND` means an object is
-//! absent: every other SDK error fails the command. With a replica (option
-//! `replication: on`),
-//! committed objects are copied to the remote system with managed file
-//! replication (`ddp_filecopy_*`) before the command reports success.
+//! path unlinks the temporary (logging in again if the connection was lost).
+//! Only `DD_ERR_NOT_FOUND` means an object is absent: every other SDK error
+//! fails the command. With a replica (option `replication: on`), committed
+//! objects are copied to the remote system with managed file replication
+//! (`ddp_filecopy_*`) before the command reports success.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -20,17 +20,27 @@ use ddboost_sys::{Connection, File as DdFile, Instance, Library, OpenMode, Stat}
 use super::{
     join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
 };
-use crate::config::{DdBoostConfig, DdTarget, RetryPolicy};
+use crate::config::{DdBoostConfig, DdTarget, RetryPolicy, Secret};
 use crate::error::{Error, Result};
 use crate::signals::CleanupGuard;
 use crate::PLUGIN_NAME;
 
-/// Permissions of created files and folders.
-const FILE_MODE: u32 = 0o644;
-const DIR_MODE: u32 = 0o755;
+/// Permissions of created files and folders: the owner only (backups hold
+/// table data).
+const FILE_MODE: u32 = 0o600;
+const DIR_MODE: u32 = 0o700;
 
 /// Message the plugin test bench expects when a replica already exists.
 pub const EXCLUSIVE_FAILED: &str = "DDBoost open file in exclusive mode failed on remote";
+
+/// What is needed to log in to a system again (a cleanup after a lost
+/// connection). The password stays a [`Secret`]: Debug shows `***`.
+#[derive(Debug)]
+struct Login {
+    user: String,
+    password: Secret,
+    retry: RetryPolicy,
+}
 
 /// Runs the connect `attempt`, retrying transient failures
 /// ([`ddboost_sys::Error::is_transient`]: connect failure, lost connection,
@@ -63,6 +73,7 @@ fn connect_retrying(
 /// One system: a connection and the place on it.
 pub struct Side {
     conn: Arc<Mutex<Connection>>,
+    login: Arc<Login>,
     su: String,
     base: String,
     host: String,
@@ -92,6 +103,11 @@ impl Side {
         })?;
         Ok(Side {
             conn: Arc::new(Mutex::new(conn)),
+            login: Arc::new(Login {
+                user: t.username.clone(),
+                password: t.password.clone(),
+                retry: *retry,
+            }),
             su: t.storage_unit.clone(),
             base: t.directory.clone(),
             host: t.hostname.clone(),
@@ -164,15 +180,17 @@ impl Side {
             None => self.mkdirs(dir)?,
         }
         let temp = self.full(&join(dir, &temp_name(name)));
+        // Registered before the temporary exists, so that a signal arriving
+        // right after ddp_open_file created it still removes it.
+        let cleanup = {
+            let (conn, login) = (Arc::clone(&self.conn), Arc::clone(&self.login));
+            let (su, t, host) = (self.su.clone(), temp.clone(), self.host.clone());
+            CleanupGuard::new(move || remove_temporary(&conn, &login, &su, &t, &host))
+        };
         let file = self
             .lock()
             .open_file(&self.su, &temp, OpenMode::CreateReadWrite, FILE_MODE)
             .map_err(|e| self.err(e))?;
-        let (conn, su, t) = (Arc::clone(&self.conn), self.su.clone(), temp.clone());
-        let cleanup = CleanupGuard::new(move || {
-            let c = conn.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = c.unlink(&su, &t);
-        });
         Ok(DdWriter {
             file: Some(file),
             offset: 0,
@@ -302,6 +320,33 @@ impl Side {
             Err(e) if e.is_not_empty() || e.is_not_found() => Ok(false),
             Err(e) => Err(self.err(e)),
         }
+    }
+}
+
+/// The cleanup of a writer's temporary `temp` (a path in storage unit `su`
+/// on `host`), which may not exist yet or any more. When the connection was
+/// lost (the usual reason a write failed), it logs in again, as the
+/// connection did, and unlinks over the new connection. What it cannot
+/// remove is named in a warning.
+fn remove_temporary(conn: &Mutex<Connection>, login: &Login, su: &str, temp: &str, host: &str) {
+    let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+    let result = match c.unlink(su, temp) {
+        Err(e) if e.is_connection_lost() => {
+            log::info!(
+                "the connection to {host} was lost; connecting again to remove the temporary /{su}/{temp}"
+            );
+            let attempt = || c.reconnect(&login.user, login.password.expose());
+            connect_retrying(attempt, &login.retry, &format!("Data Domain {host}"))
+                .and_then(|fresh| fresh.unlink(su, temp))
+        }
+        r => r,
+    };
+    match result {
+        Ok(()) => log::debug!("removed the temporary /{su}/{temp} on {host}"),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => log::warn!(
+            "cannot remove the temporary /{su}/{temp} on {host} ({e}); it is ignored by restores and listings, and delete_backup removes it"
+        ),
     }
 }
 
@@ -616,5 +661,44 @@ impl ObjectReader for DdReader {
         self.file
             .read_at(buf, offset)
             .map_err(|e| sdk_error(&self.host, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn sdk_errors_keep_the_sdk_error_and_its_code() {
+        let code = ddboost_sys::raw::DD_ERR_CONN_LOST as i32;
+        let sdk = ddboost_sys::Error::from_code("ddp_unlink", "/SU/d/.f.tmp-1", code);
+        let e = sdk_error("dd1", sdk.clone()).context("delete_backup failed");
+        assert_eq!(e.kind(), ErrorKind::Storage);
+        assert_eq!(
+            e.to_string(),
+            format!("delete_backup failed: DD Boost call failed on dd1: {sdk}")
+        );
+        let kept = e.source_as::<ddboost_sys::Error>().expect("source kept");
+        assert_eq!(kept, &sdk);
+        assert!(kept.is_connection_lost());
+    }
+
+    #[test]
+    fn login_debug_hides_the_password() {
+        let login = Login {
+            user: "boost".into(),
+            password: Secret::new("Pa55-w0rd"),
+            retry: RetryPolicy {
+                attempts: 1,
+                initial_delay: std::time::Duration::from_millis(1),
+                max_delay: std::time::Duration::from_millis(1),
+            },
+        };
+        let shown = format!("{login:?}");
+        assert!(
+            shown.contains("boost") && !shown.contains("Pa55-w0rd"),
+            "{shown}"
+        );
     }
 }
