@@ -24,10 +24,15 @@ pub enum ErrorKind {
     Io,
 }
 
+/// The underlying error an [`Error`] was made from, kept for callers that
+/// inspect it (e.g. the SDK's return code).
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    source: Option<Source>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -37,7 +42,28 @@ impl Error {
         let message: String = message.into();
         // One line, always: callers show stderr inside their own messages.
         let message = message.replace(['\n', '\r'], " ");
-        Error { kind, message }
+        Error {
+            kind,
+            message,
+            source: None,
+        }
+    }
+    /// A storage error caused by `source` (e.g. a failed DD Boost call, whose
+    /// return code stays available through [`std::error::Error::source`]).
+    pub fn storage_from(
+        m: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::storage(m).with_source(source)
+    }
+    /// Keeps `source` as the cause; the message is unchanged.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+    /// The cause as a `T`, if it is one.
+    pub fn source_as<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.source.as_deref().and_then(|s| s.downcast_ref::<T>())
     }
     pub fn usage(m: impl Into<String>) -> Self {
         Self::new(ErrorKind::Usage, m)
@@ -77,6 +103,7 @@ impl Error {
         Error {
             kind: self.kind,
             message: format!("{what}: {}", self.message),
+            source: self.source,
         }
     }
 }
@@ -87,9 +114,42 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Whether an I/O error means the other end of a pipe went away.
 pub fn is_broken_pipe(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::BrokenPipe
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[derive(Debug, PartialEq)]
+    struct Cause(i32);
+    impl fmt::Display for Cause {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "cause {}", self.0)
+        }
+    }
+    impl std::error::Error for Cause {}
+
+    #[test]
+    fn keeps_its_source_through_context() {
+        let e = Error::storage_from("call failed:\nline two", Cause(5014)).context("while X");
+        assert_eq!(e.kind(), ErrorKind::Storage);
+        assert_eq!(e.to_string(), "while X: call failed: line two");
+        assert_eq!(e.source_as::<Cause>(), Some(&Cause(5014)));
+        assert_eq!(e.source().unwrap().to_string(), "cause 5014");
+        let plain = Error::storage("no cause");
+        assert!(plain.source().is_none());
+        assert!(plain.source_as::<Cause>().is_none());
+    }
 }

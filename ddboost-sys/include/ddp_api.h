@@ -40,7 +40,9 @@ typedef int32_t dd_errno_t;
 #define DD_ERR_EXIST 5002       /* mkdir/open: already exists */
 #define DD_ERR_NOTEMPTY 5003    /* rmdir: directory not empty */
 #define DD_ERR_FILE_IS_DIR 5004 /* unlink: target is a directory */
-/* Names of this project's mock. The plugin never branches on them. */
+/* Names of this project's mock. The crate matches them by name, never by
+ * value (Error::is_not_found, is_transient...): with a header that lacks one,
+ * that check is false and the error stays an error. */
 #define DD_ERR_NOT_FOUND 5010
 #define DD_ERR_PERM 5011
 #define DD_ERR_AUTH 5012

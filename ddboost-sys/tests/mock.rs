@@ -448,3 +448,60 @@ fn names_with_nul_bytes_are_rejected_before_the_sdk() {
     let err = conn.mkdir(SU, "a\0b", 0o755).unwrap_err();
     assert!(err.is_local(), "{err}");
 }
+
+#[test]
+fn only_a_missing_object_is_not_found() {
+    let Some(m) = mock() else { return };
+    let (_inst, conn) = m.system("notfound-host");
+    write_file(&conn, "f", b"x");
+    for err in [
+        conn.stat(SU, "missing").unwrap_err(),
+        conn.unlink(SU, "missing").unwrap_err(),
+        conn.rmdir(SU, "dir/missing").unwrap_err(),
+        conn.open_file(SU, "missing", OpenMode::Read, 0)
+            .unwrap_err(),
+    ] {
+        assert!(err.is_not_found(), "{err}");
+        assert!(!err.is_transient(), "{err}");
+    }
+    // A file where a folder is expected: DD_ERR_NOTDIR, which rmdir and
+    // open_dir also return for a file that exists, so it is not "absent".
+    for err in [
+        conn.stat(SU, "f/x").unwrap_err(),
+        conn.rmdir(SU, "f").unwrap_err(),
+        conn.open_dir(SU, "f").unwrap_err(),
+    ] {
+        assert_eq!(err.name, Some("DD_ERR_NOTDIR"), "{err}");
+        assert!(!err.is_not_found(), "{err}");
+    }
+    // A local error says nothing about existence.
+    assert!(!conn.stat(SU, "a\0b").unwrap_err().is_not_found());
+}
+
+#[test]
+fn login_errors_are_not_transient_but_unreachable_hosts_are() {
+    let Some(m) = mock() else { return };
+    m.create_system("classify-host").unwrap();
+    let inst = m.instance();
+    let err = Connection::connect(&inst, "classify-host", USER, "wrong").unwrap_err();
+    assert!(err.is_auth() && !err.is_transient(), "{err}");
+    let err = Connection::connect(&inst, "classify-nowhere", USER, PASSWORD).unwrap_err();
+    assert!(err.is_transient() && !err.is_auth(), "{err}");
+}
+
+#[test]
+fn reconnect_gives_a_new_connection_to_the_same_host() {
+    let Some(m) = mock() else { return };
+    let (inst, conn) = m.system("reconnect-host");
+    write_file(&conn, "f", b"data");
+    // The connection alone is enough: the Instance value may be gone.
+    drop(inst);
+    let again = conn.reconnect(USER, PASSWORD).expect("reconnect");
+    assert_eq!(again.host(), "reconnect-host");
+    drop(conn);
+    assert_eq!(read_file(&again, "f"), b"data");
+    again.unlink(SU, "f").expect("unlink on the new connection");
+    let err = again.reconnect(USER, "wrong-Pa55").unwrap_err();
+    assert!(err.is_auth(), "{err}");
+    assert!(!format!("{err} {err:?}").contains("wrong-Pa55"));
+}

@@ -28,8 +28,15 @@ pub fn delete_backup(ctx: &Context, timestamp: &str) -> Result<()> {
         ))
     })?;
     // The date folder goes too once its last backup is gone (another backup
-    // of the same day keeps it).
-    let _ = storage.remove_dir_if_empty(&format!("{BACKUPS_DIR}/{}", ts.date()));
+    // of the same day keeps it). The backup itself is deleted by now, so a
+    // failure here is only worth a warning.
+    let date_dir = format!("{BACKUPS_DIR}/{}", ts.date());
+    if let Err(e) = storage.remove_dir_if_empty(&date_dir) {
+        log::warn!(
+            "delete_backup: backup {ts} is deleted, but its empty date folder {date_dir} could not be removed from {}: {e}",
+            storage.describe()
+        );
+    }
     if summary.files == 0 && summary.dirs == 0 {
         log::info!(
             "delete_backup: backup {ts} was not found in {} (already deleted)",

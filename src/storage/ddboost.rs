@@ -6,69 +6,108 @@
 //! at `<storage_unit>/<directory>/<path>`. Writes are exactly 1 MiB per
 //! `ddp_write` except the last, go to a '.'-prefixed temporary, and are
 //! renamed into place after `ddp_close_file` finalised them; every failure
-//! path unlinks the temporary. With a replica (option `replication: on`),
-//! committed objects are copied to the remote system with managed file
-//! replication (`ddp_filecopy_*`) before the command reports success.
+//! path unlinks the temporary (logging in again if the connection was lost).
+//! Only `DD_ERR_NOT_FOUND` means an object is absent: every other SDK error
+//! fails the command. With a replica (option `replication: on`), committed
+//! objects are copied to the remote system with managed file replication
+//! (`ddp_filecopy_*`) before the command reports success.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use backon::{BlockingRetryable, ExponentialBuilder};
-use ddboost_sys::{Connection, File as DdFile, Instance, Library, OpenMode};
+use ddboost_sys::{Connection, File as DdFile, Instance, Library, OpenMode, Stat};
 
 use super::{
     join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
 };
-use crate::config::{DdBoostConfig, DdTarget, RetryPolicy};
-use crate::error::{Error, ErrorKind, Result};
+use crate::config::{DdBoostConfig, DdTarget, RetryPolicy, Secret};
+use crate::error::{Error, Result};
 use crate::signals::CleanupGuard;
 use crate::PLUGIN_NAME;
 
-/// Permissions of created files and folders.
-const FILE_MODE: u32 = 0o644;
-const DIR_MODE: u32 = 0o755;
+/// Permissions of created files and folders: the owner only (backups hold
+/// table data).
+const FILE_MODE: u32 = 0o600;
+const DIR_MODE: u32 = 0o700;
 
 /// Message the plugin test bench expects when a replica already exists.
 pub const EXCLUSIVE_FAILED: &str = "DDBoost open file in exclusive mode failed on remote";
 
+/// What is needed to log in to a system again (a cleanup after a lost
+/// connection). The password stays a [`Secret`]: Debug shows `***`.
+#[derive(Debug)]
+struct Login {
+    user: String,
+    password: Secret,
+    retry: RetryPolicy,
+}
+
+/// Runs the connect `attempt`, retrying transient failures
+/// ([`ddboost_sys::Error::is_transient`]: connect failure, lost connection,
+/// stream limit) with exponential backoff as `retry` says; each retry is
+/// logged. Anything else (a wrong password above all: retried logins can lock
+/// the DD Boost user) is tried exactly once.
+fn connect_retrying(
+    attempt: impl FnMut() -> ddboost_sys::Result<Connection>,
+    retry: &RetryPolicy,
+    what: &str,
+) -> ddboost_sys::Result<Connection> {
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(retry.initial_delay)
+        .with_max_delay(retry.max_delay)
+        .with_max_times(retry.attempts.saturating_sub(1))
+        .with_jitter();
+    attempt
+        .retry(backoff)
+        .sleep(std::thread::sleep)
+        .when(|e: &ddboost_sys::Error| e.is_transient())
+        .notify(|e, delay| {
+            log::warn!(
+                "connecting to {what} failed ({e}); retrying in {:.1} s",
+                delay.as_secs_f64()
+            )
+        })
+        .call()
+}
+
 /// One system: a connection and the place on it.
 pub struct Side {
     conn: Arc<Mutex<Connection>>,
+    login: Arc<Login>,
     su: String,
     base: String,
     host: String,
 }
 
 impl Side {
-    /// Connects, retrying failures with exponential backoff as `retry` says
-    /// (a Data Domain busy with other streams or a network blip is common
-    /// during a cluster-wide backup). Each retry is logged.
+    /// Connects, retrying transient failures (a Data Domain busy with other
+    /// streams or a network blip is common during a cluster-wide backup); see
+    /// [`connect_retrying`].
     fn connect(instance: &Instance, t: &DdTarget, role: &str, retry: &RetryPolicy) -> Result<Side> {
         let attempt =
             || Connection::connect(instance, &t.hostname, &t.username, t.password.expose());
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(retry.initial_delay)
-            .with_max_delay(retry.max_delay)
-            .with_max_times(retry.attempts.saturating_sub(1))
-            .with_jitter();
-        let conn = attempt
-            .retry(backoff)
-            .sleep(std::thread::sleep)
-            .notify(|e, delay| {
-                log::warn!(
-                    "connecting to {role} Data Domain {} failed ({e}); retrying in {:.1} s",
-                    t.hostname,
-                    delay.as_secs_f64()
-                )
-            })
-            .call()
-            .map_err(|e| {
-            Error::storage(format!(
-                "cannot connect to {role} Data Domain {} as {}: {e}; check hostname, username and password in the plugin config and that the system is reachable",
-                t.hostname, t.username
-            ))
+        let what = format!("{role} Data Domain {}", t.hostname);
+        let conn = connect_retrying(attempt, retry, &what).map_err(|e| {
+            let advice = if e.is_auth() {
+                "check username and password in the plugin config (a refused login is not retried)"
+            } else {
+                "check hostname, username and password in the plugin config and that the system is reachable"
+            };
+            Error::storage_from(
+                format!(
+                    "cannot connect to {role} Data Domain {} as {}: {e}; {advice}",
+                    t.hostname, t.username
+                ),
+                e,
+            )
         })?;
         Ok(Side {
             conn: Arc::new(Mutex::new(conn)),
+            login: Arc::new(Login {
+                user: t.username.clone(),
+                password: t.password.clone(),
+                retry: *retry,
+            }),
             su: t.storage_unit.clone(),
             base: t.directory.clone(),
             host: t.hostname.clone(),
@@ -96,9 +135,15 @@ impl Side {
         sdk_error(&self.host, e)
     }
 
-    /// Stat; None when the SDK reports any error (treated as absent).
-    fn stat(&self, rel: &str) -> Option<ddboost_sys::Stat> {
-        self.lock().stat(&self.su, &self.full(rel)).ok()
+    /// Stat; `Ok(None)` only when the SDK says there is no such object
+    /// ([`ddboost_sys::Error::is_not_found`]); any other failure is an error.
+    fn stat(&self, rel: &str) -> Result<Option<Stat>> {
+        let r = self.lock().stat(&self.su, &self.full(rel));
+        match r {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(self.err(e)),
+        }
     }
 
     /// mkdir each level from the storage unit down, tolerating DD_ERR_EXIST
@@ -123,19 +168,29 @@ impl Side {
 
     fn create_writer(&self, path: &str) -> Result<DdWriter> {
         let (dir, name) = split_path(path);
-        if !self.stat(dir).map(|s| s.is_dir).unwrap_or(false) {
-            self.mkdirs(dir)?;
+        match self.stat(dir)? {
+            Some(s) if s.is_dir => {}
+            Some(_) => {
+                return Err(Error::storage(format!(
+                    "cannot store {path} on {}: {} is a file, not a folder",
+                    self.host,
+                    self.full(dir)
+                )))
+            }
+            None => self.mkdirs(dir)?,
         }
         let temp = self.full(&join(dir, &temp_name(name)));
+        // Registered before the temporary exists, so that a signal arriving
+        // right after ddp_open_file created it still removes it.
+        let cleanup = {
+            let (conn, login) = (Arc::clone(&self.conn), Arc::clone(&self.login));
+            let (su, t, host) = (self.su.clone(), temp.clone(), self.host.clone());
+            CleanupGuard::new(move || remove_temporary(&conn, &login, &su, &t, &host))
+        };
         let file = self
             .lock()
             .open_file(&self.su, &temp, OpenMode::CreateReadWrite, FILE_MODE)
             .map_err(|e| self.err(e))?;
-        let (conn, su, t) = (Arc::clone(&self.conn), self.su.clone(), temp.clone());
-        let cleanup = CleanupGuard::new(move || {
-            let c = conn.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = c.unlink(&su, &t);
-        });
         Ok(DdWriter {
             file: Some(file),
             offset: 0,
@@ -149,10 +204,11 @@ impl Side {
     }
 
     /// Files below `dir` (a file lists itself), sorted; '.' names only
-    /// with `hidden`. A missing folder lists as empty.
+    /// with `hidden`. A missing folder lists as empty; an entry removed while
+    /// listing (the SDK says not found) is left out; any other error fails.
     fn walk(&self, dir: &str, hidden: bool) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
-        match self.stat(dir) {
+        match self.stat(dir)? {
             None => return Ok(out),
             Some(s) if !s.is_dir => {
                 if hidden || !split_path(dir).1.starts_with('.') {
@@ -167,12 +223,15 @@ impl Side {
         }
         let mut stack = vec![dir.to_string()];
         while let Some(rel) = stack.pop() {
-            for name in self.read_dir(&rel)? {
+            let Some(names) = self.read_dir(&rel)? else {
+                continue; // removed meanwhile
+            };
+            for name in names {
                 if !hidden && name.starts_with('.') {
                     continue;
                 }
                 let child = join(&rel, &name);
-                match self.stat(&child) {
+                match self.stat(&child)? {
                     Some(s) if s.is_dir => stack.push(child),
                     Some(s) => out.push(ObjectInfo {
                         path: child,
@@ -186,25 +245,29 @@ impl Side {
         Ok(out)
     }
 
-    fn read_dir(&self, rel: &str) -> Result<Vec<String>> {
+    /// The entry names of folder `rel`; `Ok(None)` if it does not exist.
+    fn read_dir(&self, rel: &str) -> Result<Option<Vec<String>>> {
         let conn = self.lock();
-        let dir = conn
-            .open_dir(&self.su, &self.full(rel))
-            .map_err(|e| self.err(e))?;
+        let dir = match conn.open_dir(&self.su, &self.full(rel)) {
+            Ok(d) => d,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
         let mut names = Vec::new();
         for entry in dir {
             names.push(entry.map_err(|e| self.err(e))?);
         }
-        Ok(names)
+        Ok(Some(names))
     }
 
     fn delete_dir_all(&self, rel: &str) -> Result<DeleteSummary> {
         let mut summary = DeleteSummary::default();
-        match self.stat(rel) {
+        match self.stat(rel)? {
             None => return Ok(summary),
             Some(s) if !s.is_dir => {
-                self.delete(rel)?;
-                summary.files += 1;
+                if self.delete(rel)? {
+                    summary.files += 1;
+                }
                 return Ok(summary);
             }
             Some(_) => {}
@@ -213,41 +276,77 @@ impl Side {
         Ok(summary)
     }
 
+    /// Removes folder `rel` and everything below it. Only "not found" (removed
+    /// meanwhile) is skipped; any other failure stops and fails the delete.
     fn delete_tree(&self, rel: &str, summary: &mut DeleteSummary) -> Result<()> {
-        for name in self.read_dir(rel)? {
-            let child = format!("{rel}/{name}");
+        let Some(names) = self.read_dir(rel)? else {
+            return Ok(()); // removed meanwhile
+        };
+        for name in names {
+            let child = join(rel, &name);
             let unlinked = self.lock().unlink(&self.su, &self.full(&child));
             match unlinked {
                 Ok(()) => summary.files += 1,
                 Err(e) if e.is_file_is_dir() => self.delete_tree(&child, summary)?,
-                Err(e) => {
-                    if self.stat(&child).is_some() {
-                        return Err(self.err(e));
-                    }
-                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(self.err(e)),
             }
         }
         let removed = self.lock().rmdir(&self.su, &self.full(rel));
         match removed {
             Ok(()) => summary.dirs += 1,
-            Err(e) => {
-                if self.stat(rel).is_some() {
-                    return Err(self.err(e));
-                }
-            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(self.err(e)),
         }
         Ok(())
     }
 
+    /// Unlinks file `rel`: `Ok(false)` if it does not exist.
     fn delete(&self, rel: &str) -> Result<bool> {
         let r = self.lock().unlink(&self.su, &self.full(rel));
         match r {
             Ok(()) => Ok(true),
-            Err(e) => match self.stat(rel) {
-                None => Ok(false),
-                Some(_) => Err(self.err(e)),
-            },
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(self.err(e)),
         }
+    }
+
+    /// Removes folder `rel` if it is empty: `Ok(false)` if it is not empty or
+    /// does not exist.
+    fn remove_dir_if_empty(&self, rel: &str) -> Result<bool> {
+        let r = self.lock().rmdir(&self.su, &self.full(rel));
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_empty() || e.is_not_found() => Ok(false),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+}
+
+/// The cleanup of a writer's temporary `temp` (a path in storage unit `su`
+/// on `host`), which may not exist yet or any more. When the connection was
+/// lost (the usual reason a write failed), it logs in again, as the
+/// connection did, and unlinks over the new connection. What it cannot
+/// remove is named in a warning.
+fn remove_temporary(conn: &Mutex<Connection>, login: &Login, su: &str, temp: &str, host: &str) {
+    let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+    let result = match c.unlink(su, temp) {
+        Err(e) if e.is_connection_lost() => {
+            log::info!(
+                "the connection to {host} was lost; connecting again to remove the temporary /{su}/{temp}"
+            );
+            let attempt = || c.reconnect(&login.user, login.password.expose());
+            connect_retrying(attempt, &login.retry, &format!("Data Domain {host}"))
+                .and_then(|fresh| fresh.unlink(su, temp))
+        }
+        r => r,
+    };
+    match result {
+        Ok(()) => log::debug!("removed the temporary /{su}/{temp} on {host}"),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => log::warn!(
+            "cannot remove the temporary /{su}/{temp} on {host} ({e}); it is ignored by restores and listings, and delete_backup removes it"
+        ),
     }
 }
 
@@ -338,7 +437,7 @@ impl DdBoostStorage {
     /// is an error.
     fn copy_to_remote(&self, rel: &str, exclusive: bool) -> Result<u64> {
         let remote = self.remote()?;
-        if exclusive && remote.stat(rel).is_some() {
+        if exclusive && remote.stat(rel)?.is_some() {
             return Err(Error::storage(format!(
                 "{EXCLUSIVE_FAILED}: {rel} already exists on {}",
                 remote.describe()
@@ -386,20 +485,27 @@ impl Storage for DdBoostStorage {
 
     fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
         let full = self.local.full(path);
-        let stat = self.local.lock().stat(&self.local.su, &full).map_err(|e| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!("{full} not found on {} ({e})", self.local.host),
-            )
-        })?;
+        let not_found = || {
+            Error::not_found(format!(
+                "/{}/{full} not found on {}",
+                self.local.su, self.local.host
+            ))
+        };
+        let stat = self.local.stat(path)?.ok_or_else(not_found)?;
         if stat.is_dir {
             return Err(Error::not_found(format!("{full} is a folder, not a file")));
         }
-        let file = self
+        let opened = self
             .local
             .lock()
-            .open_file(&self.local.su, &full, OpenMode::Read, 0)
-            .map_err(|e| self.local.err(e))?;
+            .open_file(&self.local.su, &full, OpenMode::Read, 0);
+        let file = opened.map_err(|e| {
+            if e.is_not_found() {
+                not_found().with_source(e) // removed since the stat
+            } else {
+                self.local.err(e)
+            }
+        })?;
         Ok(Box::new(DdReader {
             file,
             size: stat.size,
@@ -408,7 +514,7 @@ impl Storage for DdBoostStorage {
     }
 
     fn exists(&self, path: &str) -> Result<bool> {
-        Ok(self.local.stat(path).map(|s| !s.is_dir).unwrap_or(false))
+        Ok(self.local.stat(path)?.is_some_and(|s| !s.is_dir))
     }
 
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
@@ -433,17 +539,15 @@ impl Storage for DdBoostStorage {
     }
 
     fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
-        let r = self
-            .local
-            .lock()
-            .rmdir(&self.local.su, &self.local.full(dir))
-            .is_ok();
-        if self.replicate {
-            if let Ok(remote) = self.remote() {
-                let _ = remote.lock().rmdir(&remote.su, &remote.full(dir));
-            }
-        }
-        Ok(r)
+        let local = self.local.remove_dir_if_empty(dir);
+        // The replica's copy goes too, whatever happened locally.
+        let remote = match self.replicate {
+            true => self.remote().and_then(|r| r.remove_dir_if_empty(dir)),
+            false => Ok(false),
+        };
+        let removed = local?;
+        remote?;
+        Ok(removed)
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
@@ -494,9 +598,10 @@ impl DdWriter {
     }
 }
 
-/// An SDK failure on `host`, as the plugin reports it.
+/// An SDK failure on `host`, as the plugin reports it: the call, the object
+/// and the return code, which stays available as the error's source.
 fn sdk_error(host: &str, e: ddboost_sys::Error) -> Error {
-    Error::storage(format!("DD Boost call failed on {host}: {e}"))
+    Error::storage_from(format!("DD Boost call failed on {host}: {e}"), e)
 }
 
 impl ObjectWriter for DdWriter {
@@ -562,5 +667,44 @@ impl ObjectReader for DdReader {
         self.file
             .read_at(buf, offset)
             .map_err(|e| sdk_error(&self.host, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn sdk_errors_keep_the_sdk_error_and_its_code() {
+        let code = ddboost_sys::raw::DD_ERR_CONN_LOST as i32;
+        let sdk = ddboost_sys::Error::from_code("ddp_unlink", "/SU/d/.f.tmp-1", code);
+        let e = sdk_error("dd1", sdk.clone()).context("delete_backup failed");
+        assert_eq!(e.kind(), ErrorKind::Storage);
+        assert_eq!(
+            e.to_string(),
+            format!("delete_backup failed: DD Boost call failed on dd1: {sdk}")
+        );
+        let kept = e.source_as::<ddboost_sys::Error>().expect("source kept");
+        assert_eq!(kept, &sdk);
+        assert!(kept.is_connection_lost());
+    }
+
+    #[test]
+    fn login_debug_hides_the_password() {
+        let login = Login {
+            user: "boost".into(),
+            password: Secret::new("Pa55-w0rd"),
+            retry: RetryPolicy {
+                attempts: 1,
+                initial_delay: std::time::Duration::from_millis(1),
+                max_delay: std::time::Duration::from_millis(1),
+            },
+        };
+        let shown = format!("{login:?}");
+        assert!(
+            shown.contains("boost") && !shown.contains("Pa55-w0rd"),
+            "{shown}"
+        );
     }
 }

@@ -23,6 +23,40 @@ pub fn code_name(code: i32) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// Whether `code` is the value of the constant called `name` in the header in
+/// use. Matching by name keeps working when a vendor header gives the names
+/// other values, and is simply false for a name the header does not declare.
+fn code_is_named(code: i32, names: &[&str]) -> bool {
+    names::CODE_NAMES
+        .iter()
+        .any(|(value, name)| *value == i64::from(code) && names.contains(name))
+}
+
+/// The codes that definitely mean "there is no such file or folder":
+/// `DD_ERR_NOT_FOUND` only.
+///
+/// `DD_ERR_NOTDIR` is left out on purpose. From `ddp_stat`, `ddp_open_file`
+/// or `ddp_mkdir` it means a component of the path is a file, so the object
+/// cannot exist; but `ddp_rmdir`, `ddp_open_dir` and `ddp_rename` return the
+/// same code when the target itself exists and is a file. One code cannot
+/// tell "absent" from "present but of the wrong kind", and treating a
+/// present object as absent is the failure that loses data (a delete that
+/// reports success, a restore that says "not found"), so it is an error.
+pub const NOT_FOUND_CODES: &[&str] = &["DD_ERR_NOT_FOUND"];
+
+/// The codes worth trying again after a pause: the system could not be
+/// reached (`DD_ERR_CONNECT`: network, DNS or a busy appliance; the SDK
+/// reports an unknown host the same way), the connection dropped
+/// (`DD_ERR_CONN_LOST`), or every stream of the system is in use
+/// (`DD_ERR_STREAM_LIMIT`).
+///
+/// Not transient: `DD_ERR_AUTH` (a retried wrong password can lock the
+/// account), `DD_ERR_PERM`, `DD_ERR_INVALID`, `DD_ERR_NOT_FOUND` and the other
+/// namespace answers, `DD_ERR_NOSPACE` (space is not freed in seconds),
+/// `DD_ERR_BADF` and `DD_ERR_NOT_INIT` (program errors), and `DD_ERR_IO`,
+/// which names no cause and so gives no reason to expect a retry to succeed.
+pub const TRANSIENT_CODES: &[&str] = &["DD_ERR_CONNECT", "DD_ERR_CONN_LOST", "DD_ERR_STREAM_LIMIT"];
+
 /// A failed SDK call: which call, on what, and the return code.
 ///
 /// Displays as `ddp_open_file /su/dir/file: DD_ERR_NOT_FOUND (5010)`. Never
@@ -94,6 +128,42 @@ impl Error {
     /// `DD_ERR_EMPTY`: no more directory entries (readdir).
     pub fn is_empty(&self) -> bool {
         self.code == code::DD_ERR_EMPTY
+    }
+
+    /// Whether the SDK said `code_name`, e.g. `"DD_ERR_NOSPACE"` (false for a
+    /// local error and for a name the header in use does not declare).
+    pub fn is_named(&self, code_name: &str) -> bool {
+        !self.is_local() && code_is_named(self.code, &[code_name])
+    }
+
+    /// The object definitely does not exist: one of [`NOT_FOUND_CODES`]
+    /// (`DD_ERR_NOT_FOUND`; see there why not `DD_ERR_NOTDIR`). Every other
+    /// error, local ones included, says nothing about existence.
+    pub fn is_not_found(&self) -> bool {
+        !self.is_local() && code_is_named(self.code, NOT_FOUND_CODES)
+    }
+
+    /// A failure that may go away if the call is made again later: one of
+    /// [`TRANSIENT_CODES`] (connect failure, lost connection, stream limit).
+    /// Never a wrong password, a permission or argument error, or not-found.
+    pub fn is_transient(&self) -> bool {
+        !self.is_local() && code_is_named(self.code, TRANSIENT_CODES)
+    }
+
+    /// `DD_ERR_CONN_LOST`: the connection is gone; every later call on it and
+    /// its files fails, so recovering needs a new connection.
+    pub fn is_connection_lost(&self) -> bool {
+        self.is_named("DD_ERR_CONN_LOST")
+    }
+
+    /// `DD_ERR_AUTH`: the user name or password was refused.
+    pub fn is_auth(&self) -> bool {
+        self.is_named("DD_ERR_AUTH")
+    }
+
+    /// `DD_ERR_PERM`: not permitted.
+    pub fn is_permission(&self) -> bool {
+        self.is_named("DD_ERR_PERM")
     }
 }
 
@@ -176,6 +246,78 @@ mod tests {
         assert!(e(raw::DD_ERR_EMPTY).is_empty());
         assert!(!e(raw::DD_ERR_EXIST).is_not_empty());
         assert!(!e(raw::DD_ERR_EXIST).is_local());
+    }
+
+    fn every_code() -> impl Iterator<Item = Error> {
+        names::CODE_NAMES
+            .iter()
+            .map(|(value, _)| Error::from_code("op", "p", *value as i32))
+    }
+
+    #[test]
+    fn not_found_is_only_dd_err_not_found() {
+        let e = |c: u32| Error::from_code("ddp_stat", "/su/f", c as i32);
+        assert!(e(raw::DD_ERR_NOT_FOUND).is_not_found());
+        for c in [
+            raw::DD_ERR_NOTDIR,
+            raw::DD_ERR_IO,
+            raw::DD_ERR_CONN_LOST,
+            raw::DD_ERR_PERM,
+            raw::DD_ERR_EMPTY,
+            raw::DD_ERR_INVALID,
+        ] {
+            assert!(!e(c).is_not_found(), "{}", e(c));
+        }
+        let found: Vec<_> = every_code().filter(Error::is_not_found).collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(!Error::local("ddp_stat", "/su/f", "NUL byte in a name").is_not_found());
+    }
+
+    #[test]
+    fn transient_codes() {
+        let e = |c: u32| Error::from_code("ddp_connect_with_user_pwd", "dd", c as i32);
+        for c in [
+            raw::DD_ERR_CONNECT,
+            raw::DD_ERR_CONN_LOST,
+            raw::DD_ERR_STREAM_LIMIT,
+        ] {
+            assert!(e(c).is_transient(), "{}", e(c));
+        }
+        for c in [
+            raw::DD_ERR_AUTH,
+            raw::DD_ERR_PERM,
+            raw::DD_ERR_INVALID,
+            raw::DD_ERR_NOT_FOUND,
+            raw::DD_ERR_NOTDIR,
+            raw::DD_ERR_NOSPACE,
+            raw::DD_ERR_IO,
+            raw::DD_ERR_BADF,
+            raw::DD_ERR_EXIST,
+        ] {
+            assert!(!e(c).is_transient(), "{}", e(c));
+        }
+        assert_eq!(every_code().filter(Error::is_transient).count(), 3);
+        assert!(!Error::local("op", "dd", "NUL byte").is_transient());
+    }
+
+    #[test]
+    fn connection_lost_auth_and_permission() {
+        let e = |c: u32| Error::from_code("op", "p", c as i32);
+        assert!(e(raw::DD_ERR_CONN_LOST).is_connection_lost());
+        assert!(!e(raw::DD_ERR_CONNECT).is_connection_lost());
+        assert!(!e(raw::DD_ERR_IO).is_connection_lost());
+        assert!(e(raw::DD_ERR_AUTH).is_auth());
+        assert!(!e(raw::DD_ERR_AUTH).is_transient());
+        assert!(!e(raw::DD_ERR_PERM).is_auth());
+        assert!(e(raw::DD_ERR_PERM).is_permission());
+        assert!(!e(raw::DD_ERR_AUTH).is_permission());
+        assert!(e(raw::DD_ERR_NOSPACE).is_named("DD_ERR_NOSPACE"));
+        assert!(!e(raw::DD_ERR_NOSPACE).is_named("DD_ERR_NO_SUCH_NAME"));
+        for c in every_code() {
+            assert_eq!(c.is_connection_lost(), c.name == Some("DD_ERR_CONN_LOST"));
+            assert_eq!(c.is_auth(), c.name == Some("DD_ERR_AUTH"));
+            assert_eq!(c.is_permission(), c.name == Some("DD_ERR_PERM"));
+        }
     }
 
     #[test]

@@ -162,6 +162,24 @@ impl Connection {
         user: &str,
         password: &str,
     ) -> Result<Connection> {
+        Self::connect_on(&instance.inner, host, user, password)
+    }
+
+    /// A new connection to the same host from the same instance, e.g. to
+    /// finish a cleanup after this one was lost (see
+    /// [`Error::is_connection_lost`]). Needs no [`Instance`] reference, so it
+    /// works wherever the connection has been moved. The password is passed
+    /// to the SDK and not kept.
+    pub fn reconnect(&self, user: &str, password: &str) -> Result<Connection> {
+        Self::connect_on(&self.inner.inst, &self.inner.host, user, password)
+    }
+
+    fn connect_on(
+        inst: &Arc<InstanceInner>,
+        host: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<Connection> {
         const OP: &str = "ddp_connect_with_user_pwd";
         let (Some(h), Some(u), Some(p)) = (
             adapter::c_string(host),
@@ -174,7 +192,6 @@ impl Connection {
                 "NUL byte in the host, user or password",
             ));
         };
-        let inst = &instance.inner;
         let desc = inst
             .call(|api| adapter::connect(api, inst.desc, &h, &u, &p))
             .map_err(|c| Error::from_code(OP, host, c))?;
