@@ -336,6 +336,41 @@ fn replication_on_copies_each_object_before_exiting() {
 }
 
 #[test]
+fn a_failed_replica_overwrite_keeps_the_old_replica_copy() {
+    let r = replicated();
+    let env = &r.env;
+    let (repl, secondary) = (r.repl.to_str().unwrap(), r.secondary.to_str().unwrap());
+    let key = env.key(TS, "gpbackup_0_x");
+    let (old, new) = (bytes(3 * MIB + 1, 30), bytes(2 * MIB + 5, 31));
+    ok(&env.run_stdin(&["backup_data", repl, &key], &old));
+    // Each step of the copy to the replica fails in turn: the record staged
+    // there, the file copy, the rename of the copied data, the record's rename.
+    for fault in [
+        "open:path=gpdb/replica:nth=1",
+        "filecopy_start:nth=1",
+        "rename:path=gpdb/replica:nth=2",
+        "rename:path=gpdb/replica:nth=3",
+    ] {
+        let out = env.run_stdin_env(
+            &["backup_data", repl, &key],
+            &new,
+            &[("DDBOOST_MOCK_FAULTS", &format!("{fault}:err=DD_ERR_IO"))],
+        );
+        fails(&out);
+        // The replica holds one whole version, verified against its records.
+        let got = env.run(&["restore_data", secondary, &key]);
+        ok(&got);
+        assert!(
+            got.stdout == old || got.stdout == new,
+            "{fault}: the replica copy is neither version"
+        );
+        // The primary has the new object (its commit came first).
+        assert!(env.restore_data(TS, "gpbackup_0_x") == new, "{fault}");
+        ok(&env.run_stdin(&["backup_data", repl, &key], &old));
+    }
+}
+
+#[test]
 fn replicate_backup_and_delete_replica() {
     let r = replicated();
     let env = &r.env;

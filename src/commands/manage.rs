@@ -115,7 +115,7 @@ pub fn delete_directory(ctx: &Context, path: &str) -> Result<()> {
 pub fn replicate_backup(ctx: &Context, timestamp: &str) -> Result<()> {
     let ts = Timestamp::parse(timestamp)?;
     let storage = ctx.storage_with_replica()?;
-    let replica = storage.replica_describe().unwrap_or_default();
+    let replica_name = replica_of(storage.as_ref())?.storage().describe();
     let files = storage.list_all(&ts.prefix())?;
     if files.is_empty() {
         return Err(Error::not_found(format!(
@@ -129,7 +129,7 @@ pub fn replicate_backup(ctx: &Context, timestamp: &str) -> Result<()> {
     }
     .min(files.len());
     log::info!(
-        "replicate_backup: copying {} files of backup {ts} from {} to {replica} with {streams} streams",
+        "replicate_backup: copying {} files of backup {ts} from {} to {replica_name} with {streams} streams",
         files.len(),
         storage.describe()
     );
@@ -152,7 +152,8 @@ pub fn replicate_backup(ctx: &Context, timestamp: &str) -> Result<()> {
         let Some(path) = queue.lock().ok().and_then(|mut q| q.pop()) else {
             return;
         };
-        match storage.replicate_exclusive(&path) {
+        let result = replica_of(storage).and_then(|r| r.copy(&path, true));
+        match result {
             Ok(n) => {
                 copied.fetch_add(n, Ordering::Relaxed);
                 log::debug!("replicate_backup: copied {path} ({n} bytes)");
@@ -170,7 +171,7 @@ pub fn replicate_backup(ctx: &Context, timestamp: &str) -> Result<()> {
         work(storage.as_ref());
     });
     if let Some(e) = failed.into_inner().ok().flatten() {
-        return Err(e.context(format!("replicate_backup of {ts} to {replica} failed")));
+        return Err(e.context(format!("replicate_backup of {ts} to {replica_name} failed")));
     }
     super::log_summary(
         "replicate_backup",
@@ -184,23 +185,36 @@ pub fn replicate_backup(ctx: &Context, timestamp: &str) -> Result<()> {
 pub fn delete_replica(ctx: &Context, timestamp: &str) -> Result<()> {
     let ts = Timestamp::parse(timestamp)?;
     let storage = ctx.storage_with_replica()?;
-    let replica = storage.replica_describe().unwrap_or_default();
-    log::info!("delete_replica: deleting {} from {replica}", ts.prefix());
-    let s = storage
-        .delete_replica_dir(&ts.prefix())
-        .map_err(|e| e.context(format!("delete_replica of {ts} from {replica} failed")))?;
+    let replica = replica_of(storage.as_ref())?.storage();
+    let replica_name = replica.describe();
+    log::info!(
+        "delete_replica: deleting {} from {replica_name}",
+        ts.prefix()
+    );
+    let s = replica
+        .delete_dir_all(&ts.prefix())
+        .map_err(|e| e.context(format!("delete_replica of {ts} from {replica_name} failed")))?;
     if s.files == 0 && s.dirs == 0 {
-        log::info!("delete_replica: backup {ts} already deleted from {replica}");
+        log::info!("delete_replica: backup {ts} already deleted from {replica_name}");
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
-            "backup {ts} already deleted from the replica {replica}"
+            "backup {ts} already deleted from the replica {replica_name}"
         );
     } else {
         log::info!(
-            "delete_replica: deleted backup {ts} from {replica}: {} files",
+            "delete_replica: deleted backup {ts} from {replica_name}: {} files",
             s.files
         );
     }
     Ok(())
+}
+
+/// The replica of `storage`, or why there is none.
+fn replica_of(storage: &dyn Storage) -> Result<&dyn crate::storage::Replica> {
+    storage.replica().ok_or_else(|| {
+        Error::config(
+            "replication needs backend ddboost with the remote_* options set in the plugin config",
+        )
+    })
 }

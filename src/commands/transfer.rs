@@ -38,6 +38,8 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
     // The input may have ended because a signal stopped its producer.
     signals::check().map_err(fail)?;
     testing::pause("data-written");
+    let replica = storage.replica().filter(|r| r.mirrors_writes());
+    let replica_entry = replica.map(|_| entry.clone());
     integrity::stage(storage.as_ref(), &path, entry).map_err(fail)?;
     testing::pause("record-staged");
     writer.commit().map_err(fail)?;
@@ -45,13 +47,20 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
     integrity::publish(storage.as_ref(), &path).map_err(fail)?;
     testing::pause("record-committed");
     log_summary(ctx.command, &path, size, started);
-    if storage.replicates() {
-        // Synchronous: the object is on the replica before the command succeeds.
+    if let (Some(replica), Some(entry)) = (replica, replica_entry) {
+        // Synchronous, and in the same three steps on the replica: the
+        // object is there, whole, before the command succeeds.
         let started = Instant::now();
-        storage
-            .replicate(&integrity::record_path(&path))
-            .map_err(fail)?;
-        let n = storage.replicate(&path).map_err(fail)?;
+        let fail = |e: Error| {
+            e.context(format!(
+                "{} of {path}: replication to {} failed",
+                ctx.command,
+                replica.storage().describe()
+            ))
+        };
+        integrity::stage(replica.storage(), &path, entry).map_err(fail)?;
+        let n = replica.copy(&path, false).map_err(fail)?;
+        integrity::publish(replica.storage(), &path).map_err(fail)?;
         log_summary(&format!("{} (replication)", ctx.command), &path, n, started);
     }
     Ok(())

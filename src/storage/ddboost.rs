@@ -18,7 +18,8 @@ use backon::{BlockingRetryable, ExponentialBuilder};
 use ddboost_sys::{Connection, File as DdFile, Instance, Library, OpenMode, Stat};
 
 use super::{
-    join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
+    join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Replica,
+    Storage,
 };
 use crate::config::{DdBoostConfig, DdTarget, RetryPolicy, Secret};
 use crate::error::{Error, Result};
@@ -71,6 +72,7 @@ fn connect_retrying(
 }
 
 /// One system: a connection and the place on it.
+#[derive(Clone)]
 pub struct Side {
     conn: Arc<Mutex<Connection>>,
     login: Arc<Login>,
@@ -354,9 +356,7 @@ fn remove_temporary(conn: &Mutex<Connection>, login: &Login, su: &str, temp: &st
 pub struct DdBoostStorage {
     local: Side,
     /// The remote system, when the command needs it.
-    remote: Option<Side>,
-    /// Whether committed objects are copied to `remote` (replication: on).
-    replicate: bool,
+    replica: Option<DdReplica>,
     // Last, so connections close before the instance.
     _instance: Instance,
 }
@@ -417,52 +417,25 @@ impl DdBoostStorage {
             None => None,
         };
         // Mirror changes only with replication on (and a connected replica).
-        let replicate = cfg.replica.is_some() && remote_side.is_some();
+        let mirror = cfg.replica.is_some();
+        let replica = remote_side.map(|remote| DdReplica {
+            primary: local.clone(),
+            remote,
+            mirror,
+        });
         Ok(DdBoostStorage {
             local,
-            remote: remote_side,
-            replicate,
+            replica,
             _instance: instance,
         })
     }
 
-    fn remote(&self) -> Result<&Side> {
-        self.remote
+    /// The replica, when changes are mirrored to it (replication: on).
+    fn mirror(&self) -> Option<&Side> {
+        self.replica
             .as_ref()
-            .ok_or_else(|| Error::config("the remote Data Domain is not configured"))
-    }
-
-    /// Copies the committed object `rel` to the remote system (temporary,
-    /// file copy, close, rename). With `exclusive`, an existing remote object
-    /// is an error.
-    fn copy_to_remote(&self, rel: &str, exclusive: bool) -> Result<u64> {
-        let remote = self.remote()?;
-        if exclusive && remote.stat(rel)?.is_some() {
-            return Err(Error::storage(format!(
-                "{EXCLUSIVE_FAILED}: {rel} already exists on {}",
-                remote.describe()
-            )));
-        }
-        let src = self
-            .local
-            .lock()
-            .open_file(&self.local.su, &self.local.full(rel), OpenMode::Read, 0)
-            .map_err(|e| self.local.err(e))?;
-        let mut dst = remote.create_writer(rel)?;
-        let copied = {
-            let src_conn = self.local.lock();
-            let dst_file = dst.file.as_ref().expect("open until commit");
-            ddboost_sys::filecopy(&src_conn, &src, dst_file, |_, _| {}).map_err(|e| {
-                Error::storage(format!(
-                    "replication of {rel} to {} failed: {e}",
-                    remote.describe()
-                ))
-            })?
-        };
-        drop(src);
-        dst.offset = copied;
-        Box::new(dst).commit()?;
-        Ok(copied)
+            .filter(|r| r.mirror)
+            .map(|r| &r.remote)
     }
 }
 
@@ -472,63 +445,37 @@ impl Storage for DdBoostStorage {
     }
 
     fn create_dir_all(&self, dir: &str) -> Result<()> {
-        self.local.mkdirs(dir)?;
-        if self.replicate {
-            self.remote()?.mkdirs(dir)?;
+        self.local.create_dir_all(dir)?;
+        if let Some(remote) = self.mirror() {
+            remote.create_dir_all(dir)?;
         }
         Ok(())
     }
 
     fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
-        Ok(Box::new(self.local.create_writer(path)?))
+        self.local.create(path)
     }
 
     fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
-        let full = self.local.full(path);
-        let not_found = || {
-            Error::not_found(format!(
-                "/{}/{full} not found on {}",
-                self.local.su, self.local.host
-            ))
-        };
-        let stat = self.local.stat(path)?.ok_or_else(not_found)?;
-        if stat.is_dir {
-            return Err(Error::not_found(format!("{full} is a folder, not a file")));
-        }
-        let opened = self
-            .local
-            .lock()
-            .open_file(&self.local.su, &full, OpenMode::Read, 0);
-        let file = opened.map_err(|e| {
-            if e.is_not_found() {
-                not_found().with_source(e) // removed since the stat
-            } else {
-                self.local.err(e)
-            }
-        })?;
-        Ok(Box::new(DdReader {
-            file,
-            size: stat.size,
-            host: self.local.host.clone(),
-        }))
-    }
-
-    fn exists(&self, path: &str) -> Result<bool> {
-        Ok(self.local.stat(path)?.is_some_and(|s| !s.is_dir))
+        self.local.open(path)
     }
 
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
-        self.local.walk(dir, false)
+        self.local.list(dir)
+    }
+
+    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        self.local.list_all(dir)
     }
 
     fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
         let s = self.local.delete_dir_all(dir)?;
-        if self.replicate {
-            let r = self.remote()?.delete_dir_all(dir)?;
+        if let Some(remote) = self.mirror() {
+            let r = remote.delete_dir_all(dir)?;
             log::info!(
                 "deleted {} files of {dir} from the replica {}",
                 r.files,
-                self.remote()?.describe()
+                remote.describe()
             );
         }
         Ok(s)
@@ -541,9 +488,9 @@ impl Storage for DdBoostStorage {
     fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
         let local = self.local.remove_dir_if_empty(dir);
         // The replica's copy goes too, whatever happened locally.
-        let remote = match self.replicate {
-            true => self.remote().and_then(|r| r.remove_dir_if_empty(dir)),
-            false => Ok(false),
+        let remote = match self.mirror() {
+            Some(r) => r.remove_dir_if_empty(dir),
+            None => Ok(false),
         };
         let removed = local?;
         remote?;
@@ -551,33 +498,127 @@ impl Storage for DdBoostStorage {
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
-        let l = &self.local;
-        let r = l.lock().rename(&l.su, &l.full(from), &l.full(to));
-        r.map_err(|e| l.err(e))
+        self.local.rename(from, to)
     }
 
-    fn replicates(&self) -> bool {
-        self.replicate
+    fn replica(&self) -> Option<&dyn Replica> {
+        self.replica.as_ref().map(|r| r as &dyn Replica)
+    }
+}
+
+/// The remote system and the primary it copies from.
+struct DdReplica {
+    primary: Side,
+    remote: Side,
+    /// replication: on
+    mirror: bool,
+}
+
+impl Replica for DdReplica {
+    fn storage(&self) -> &dyn Storage {
+        &self.remote
     }
 
-    fn replicate(&self, path: &str) -> Result<u64> {
-        self.copy_to_remote(path, false)
+    fn mirrors_writes(&self) -> bool {
+        self.mirror
     }
 
-    fn replicate_exclusive(&self, path: &str) -> Result<u64> {
-        self.copy_to_remote(path, true)
+    /// Temporary on the replica, file copy, close, rename.
+    fn copy(&self, rel: &str, exclusive: bool) -> Result<u64> {
+        let (primary, remote) = (&self.primary, &self.remote);
+        if exclusive && remote.stat(rel)?.is_some() {
+            return Err(Error::storage(format!(
+                "{EXCLUSIVE_FAILED}: {rel} already exists on {}",
+                remote.describe()
+            )));
+        }
+        let src = primary
+            .lock()
+            .open_file(&primary.su, &primary.full(rel), OpenMode::Read, 0)
+            .map_err(|e| primary.err(e))?;
+        let mut dst = remote.create_writer(rel)?;
+        let copied = {
+            let src_conn = primary.lock();
+            let dst_file = dst.file.as_ref().expect("open until commit");
+            ddboost_sys::filecopy(&src_conn, &src, dst_file, |_, _| {}).map_err(|e| {
+                Error::storage_from(
+                    format!("replication of {rel} to {} failed: {e}", remote.describe()),
+                    e,
+                )
+            })?
+        };
+        drop(src);
+        dst.offset = copied;
+        Box::new(dst).commit()?;
+        Ok(copied)
+    }
+}
+
+/// One system as storage (the primary, or the replica's own view).
+impl Storage for Side {
+    fn describe(&self) -> String {
+        Side::describe(self)
+    }
+
+    fn create_dir_all(&self, dir: &str) -> Result<()> {
+        self.mkdirs(dir)
+    }
+
+    fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+        Ok(Box::new(self.create_writer(path)?))
+    }
+
+    fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
+        let full = self.full(path);
+        let not_found =
+            || Error::not_found(format!("/{}/{full} not found on {}", self.su, self.host));
+        let stat = self.stat(path)?.ok_or_else(not_found)?;
+        if stat.is_dir {
+            return Err(Error::storage(format!(
+                "/{}/{full} on {} is a folder, not a file",
+                self.su, self.host
+            )));
+        }
+        let opened = self.lock().open_file(&self.su, &full, OpenMode::Read, 0);
+        let file = opened.map_err(|e| {
+            if e.is_not_found() {
+                not_found().with_source(e) // removed since the stat
+            } else {
+                self.err(e)
+            }
+        })?;
+        Ok(Box::new(DdReader {
+            file,
+            size: stat.size,
+            host: self.host.clone(),
+        }))
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        self.walk(dir, false)
     }
 
     fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
-        self.local.walk(dir, true)
+        self.walk(dir, true)
     }
 
-    fn delete_replica_dir(&self, dir: &str) -> Result<DeleteSummary> {
-        self.remote()?.delete_dir_all(dir)
+    fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
+        Side::delete_dir_all(self, dir)
     }
 
-    fn replica_describe(&self) -> Option<String> {
-        self.remote.as_ref().map(|r| r.describe())
+    fn delete(&self, path: &str) -> Result<bool> {
+        Side::delete(self, path)
+    }
+
+    fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
+        Side::remove_dir_if_empty(self, dir)
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let r = self
+            .lock()
+            .rename(&self.su, &self.full(from), &self.full(to));
+        r.map_err(|e| self.err(e))
     }
 }
 
@@ -604,7 +645,14 @@ fn sdk_error(host: &str, e: ddboost_sys::Error) -> Error {
     Error::storage_from(format!("DD Boost call failed on {host}: {e}"), e)
 }
 
+/// DD Boost's largest (and most efficient) I/O.
+const DD_BLOCK: usize = 1 << 20;
+
 impl ObjectWriter for DdWriter {
+    fn block_size(&self) -> usize {
+        DD_BLOCK
+    }
+
     fn write(&mut self, buf: &[u8]) -> Result<()> {
         let file = self.file.as_ref().expect("open until commit");
         let mut done = 0;
@@ -659,6 +707,10 @@ struct DdReader {
 }
 
 impl ObjectReader for DdReader {
+    fn block_size(&self) -> usize {
+        DD_BLOCK
+    }
+
     fn size(&self) -> u64 {
         self.size
     }

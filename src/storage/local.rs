@@ -301,11 +301,6 @@ impl Storage for LocalStorage {
         }))
     }
 
-    fn exists(&self, path: &str) -> Result<bool> {
-        let (_, meta) = self.resolve(path)?;
-        Ok(meta.is_some_and(|m| m.is_file()))
-    }
-
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
         self.walk(dir, false)
     }

@@ -41,15 +41,16 @@ pub trait Storage {
     /// any object of that name.
     fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>>;
 
-    /// Opens an object for reading; a missing object is `ErrorKind::NotFound`.
+    /// Opens an object for reading; only a definite "no such object" is
+    /// `ErrorKind::NotFound`.
     fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>>;
-
-    /// Whether an object exists.
-    fn exists(&self, path: &str) -> Result<bool>;
 
     /// Every object below the folder `dir` (recursive), skipping the plugin's
     /// own '.' names. A missing folder lists as empty.
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>>;
+
+    /// Every file below `dir`, the plugin's own '.' names included.
+    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>>;
 
     /// Removes the folder `dir` and everything in it. A missing folder is not
     /// an error (the summary is zero).
@@ -64,56 +65,32 @@ pub trait Storage {
     /// Renames the object `from` to `to` in one atomic step, replacing `to`.
     fn rename(&self, from: &str, to: &str) -> Result<()>;
 
-    /// Every file below `dir`, the plugin's own '.' names included.
-    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
-        let _ = dir;
-        Err(no_replica())
-    }
-
-    // ---- replication (backends with a second system) ----
-
-    /// Whether committed objects must be copied to a replica before a
-    /// command reports success.
-    fn replicates(&self) -> bool {
-        false
-    }
-
-    /// Copies the committed object `path` to the replica, replacing it there.
-    fn replicate(&self, path: &str) -> Result<u64> {
-        let _ = path;
-        Err(no_replica())
-    }
-
-    /// Copies `path` to the replica; an existing replica object is an error.
-    fn replicate_exclusive(&self, path: &str) -> Result<u64> {
-        let _ = path;
-        Err(no_replica())
-    }
-
-    /// Deletes the folder `dir` on the replica only.
-    fn delete_replica_dir(&self, dir: &str) -> Result<DeleteSummary> {
-        let _ = dir;
-        Err(no_replica())
-    }
-
-    /// The replica's description, when one is connected.
-    fn replica_describe(&self) -> Option<String> {
+    /// The second system backups are copied to, when the backend has one and
+    /// the command connected it.
+    fn replica(&self) -> Option<&dyn Replica> {
         None
     }
 }
 
-fn no_replica() -> crate::error::Error {
-    crate::error::Error::config(
-        "replication needs backend ddboost with the remote_* options set in the plugin config",
-    )
+/// A replica system (DD Boost managed file replication).
+pub trait Replica {
+    /// The replica itself, for its folders and checksum records.
+    fn storage(&self) -> &dyn Storage;
+
+    /// Whether every committed object must reach the replica before a
+    /// command reports success (`replication: on`).
+    fn mirrors_writes(&self) -> bool;
+
+    /// Copies the committed object `path` from the primary to the same path
+    /// on the replica, atomically replacing it there; with `exclusive`, an
+    /// object already on the replica is an error. Returns the bytes copied.
+    fn copy(&self, path: &str, exclusive: bool) -> Result<u64>;
 }
 
 /// An object being written.
 pub trait ObjectWriter {
     /// The size of every write but the last (DD Boost: exactly 1 MiB).
-    fn block_size(&self) -> usize {
-        1 << 20
-    }
+    fn block_size(&self) -> usize;
     /// Appends bytes.
     fn write(&mut self, buf: &[u8]) -> Result<()>;
     /// Makes the whole object visible under its name.
@@ -123,9 +100,7 @@ pub trait ObjectWriter {
 /// An object being read, by explicit offset.
 pub trait ObjectReader {
     /// The size of reads that suits this backend.
-    fn block_size(&self) -> usize {
-        1 << 20
-    }
+    fn block_size(&self) -> usize;
     fn size(&self) -> u64;
     /// Reads at `offset`; returns 0 only at the end of the object.
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<usize>;

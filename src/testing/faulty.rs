@@ -4,7 +4,7 @@
 //! `GPBACKUP_DDBOOST_PLUGIN_FAULTS` is a `;`-separated list of rules
 //! `OP[:nth=N][:path=SUBSTR]:err=KIND`:
 //! * `OP`: `mkdir` (create_dir_all), `create`, `write`, `commit`, `rename`,
-//!   `stat` (the lookup `open` and `exists` start with), `open`, `read`,
+//!   `stat` (the lookup `open` starts with), `open`, `read`,
 //!   `list`, `delete` (delete_dir_all, delete, remove_dir_if_empty);
 //! * `nth=N`: only the Nth matching call of the process (1-based);
 //! * `path=SUBSTR`: only calls whose path contains SUBSTR;
@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::storage::{DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage};
+use crate::storage::{DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Replica, Storage};
 
 pub const VAR: &str = "GPBACKUP_DDBOOST_PLUGIN_FAULTS";
 
@@ -134,10 +134,6 @@ impl Storage for FaultyStorage {
             path: path.to_string(),
         }))
     }
-    fn exists(&self, path: &str) -> Result<bool> {
-        self.faults.check("stat", path)?;
-        self.inner.exists(path)
-    }
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
         self.faults.check("list", dir)?;
         self.inner.list(dir)
@@ -162,20 +158,8 @@ impl Storage for FaultyStorage {
         self.faults.check("rename", to)?;
         self.inner.rename(from, to)
     }
-    fn replicates(&self) -> bool {
-        self.inner.replicates()
-    }
-    fn replicate(&self, path: &str) -> Result<u64> {
-        self.inner.replicate(path)
-    }
-    fn replicate_exclusive(&self, path: &str) -> Result<u64> {
-        self.inner.replicate_exclusive(path)
-    }
-    fn delete_replica_dir(&self, dir: &str) -> Result<DeleteSummary> {
-        self.inner.delete_replica_dir(dir)
-    }
-    fn replica_describe(&self) -> Option<String> {
-        self.inner.replica_describe()
+    fn replica(&self) -> Option<&dyn Replica> {
+        self.inner.replica()
     }
 }
 
