@@ -375,6 +375,9 @@ mod tests {
 
     struct MemWriter(Arc<Mutex<Vec<u8>>>, Vec<usize>);
     impl ObjectWriter for MemWriter {
+        fn block_size(&self) -> usize {
+            BLOCK
+        }
         fn write(&mut self, buf: &[u8]) -> Result<()> {
             self.1.push(buf.len());
             self.0.lock().unwrap().extend_from_slice(buf);
@@ -387,6 +390,9 @@ mod tests {
 
     struct MemReader(Vec<u8>);
     impl ObjectReader for MemReader {
+        fn block_size(&self) -> usize {
+            BLOCK
+        }
         fn size(&self) -> u64 {
             self.0.len() as u64
         }
