@@ -62,8 +62,13 @@ impl Entry {
     /// Whether block `index` of the object, `data`, matches this entry. v1
     /// entries match every block (their check is at the end).
     pub fn block_matches(&self, index: usize, data: &[u8]) -> bool {
+        self.block_digest_matches(index, xxh3_64(data))
+    }
+
+    /// [`Entry::block_matches`] with the block's XXH3-64 digest.
+    pub fn block_digest_matches(&self, index: usize, digest: u64) -> bool {
         match &self.blocks {
-            Some(b) => b.get(index) == Some(&xxh3_64(data)),
+            Some(b) => b.get(index) == Some(&digest),
             None => true,
         }
     }

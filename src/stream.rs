@@ -276,6 +276,7 @@ struct Checker {
     whole: Vec<Checksum>,
     hasher: Xxh3,
     size: u64,
+    block_hasher: Xxh3,
 }
 
 impl Checker {
@@ -287,18 +288,27 @@ impl Checker {
             whole: whole.into_iter().map(|e| e.sum).collect(),
             hasher: Xxh3::new(),
             size: 0,
+            block_hasher: Xxh3::new(),
         }
     }
 
     /// Whether the block at `offset` is verified now (else it may only be
     /// output once the whole digest matched); an error if nothing matches.
-    fn block(&mut self, offset: u64, data: &[u8], object: &str) -> Result<bool> {
-        let index = (offset / DIGEST_BLOCK as u64) as usize;
-        self.blocks.retain(|e| e.block_matches(index, data));
+    /// Hashes part of the block being read (while it is still in cache).
+    fn update(&mut self, data: &[u8]) {
+        self.block_hasher.update(data);
         if !self.whole.is_empty() {
             self.hasher.update(data);
             self.size += data.len() as u64;
         }
+    }
+
+    /// Checks the block at `offset`, whose bytes went through `update`.
+    fn block(&mut self, offset: u64, object: &str) -> Result<bool> {
+        let index = (offset / DIGEST_BLOCK as u64) as usize;
+        let digest = self.block_hasher.digest();
+        self.block_hasher.reset();
+        self.blocks.retain(|e| e.block_digest_matches(index, digest));
         match (self.blocks.is_empty(), self.whole.is_empty()) {
             (false, _) => Ok(true),
             (true, false) => Ok(false),
@@ -329,21 +339,27 @@ fn feed(
         Verify::Entries(e) => Some(Checker::new(e)),
         Verify::Nothing => None,
     };
+    let read_size = reader.block_size().clamp(4096, BLOCK);
     let mut held: Option<Piece> = None;
     let mut total = 0u64;
     for (offset, len, slices) in plan {
         let mut buf = free_rx.recv().map_err(|_| sink_gone())?;
         let mut got = 0;
         while got < len {
-            let n = reader.read_at(&mut buf[got..len], offset + got as u64)?;
+            // Reads of the backend's size, each hashed while in cache.
+            let want = (len - got).min(read_size);
+            let n = reader.read_at(&mut buf[got..got + want], offset + got as u64)?;
             if n == 0 {
                 return Err(damaged(object, offset + got as u64, offset + len as u64));
+            }
+            if let Some(c) = checker.as_mut() {
+                c.update(&buf[got..got + n]);
             }
             got += n;
         }
         total += slices.iter().map(|s| s.len() as u64).sum::<u64>();
         let verified = match checker.as_mut() {
-            Some(c) => c.block(offset, &buf[..len], object)?,
+            Some(c) => c.block(offset, object)?,
             None => true,
         };
         let piece = Piece { buf, slices };
