@@ -308,7 +308,8 @@ impl Checker {
         let index = (offset / DIGEST_BLOCK as u64) as usize;
         let digest = self.block_hasher.digest();
         self.block_hasher.reset();
-        self.blocks.retain(|e| e.block_digest_matches(index, digest));
+        self.blocks
+            .retain(|e| e.block_digest_matches(index, digest));
         match (self.blocks.is_empty(), self.whole.is_empty()) {
             (false, _) => Ok(true),
             (true, false) => Ok(false),
