@@ -1,5 +1,5 @@
 //! `gpbackup_ddboost_plugin`: the executable gpbackup and gprestore run on every host.
 
 fn main() -> std::process::ExitCode {
-    gpbackup_ddboost_plugin::run(std::env::args_os().collect())
+    gpbackup_ddboost_plugin::app::run(std::env::args_os().collect())
 }

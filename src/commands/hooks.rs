@@ -5,9 +5,9 @@
 //! per segment, all of a phase in parallel. Every hook here is idempotent and
 //! safe to run concurrently with itself.
 
-use crate::cli::{Hook, Scope};
 use crate::error::Result;
-use crate::keys::timestamp_of_dir;
+use crate::protocol::args::{Hook, Scope};
+use crate::protocol::keys::timestamp_of_dir;
 use crate::storage::{is_stale_temp, split_path};
 
 use super::Context;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
-use crate::keys::{Timestamp, BACKUPS_DIR};
+use crate::protocol::keys::{Timestamp, BACKUPS_DIR};
 use crate::storage::Storage;
 
 use super::Context;

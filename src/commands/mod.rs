@@ -6,10 +6,10 @@ mod transfer;
 
 use std::time::Instant;
 
-use crate::cli::Command;
 use crate::config::PluginConfig;
 use crate::error::Result;
-use crate::logging;
+use crate::process::logging;
+use crate::protocol::args::Command;
 use crate::storage::{self, Storage};
 
 /// What every storage command starts with: the config and the storage it names.

@@ -6,14 +6,14 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::data::integrity;
+use crate::data::stream::{self, Verify};
 use crate::error::{Error, ErrorKind, Result};
-use crate::integrity;
-use crate::keys::ObjectKey;
-use crate::offsets;
-use crate::signals::{self, CleanupGuard};
+use crate::process::pause;
+use crate::process::signals::{self, CleanupGuard};
+use crate::protocol::keys::ObjectKey;
+use crate::protocol::offsets;
 use crate::storage::{is_stale_temp, temp_name, temp_owner, ObjectReader, Storage};
-use crate::stream::{self, Verify};
-use crate::testing;
 
 use super::{log_summary, Context};
 
@@ -37,15 +37,15 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
     let size = entry.sum.size;
     // The input may have ended because a signal stopped its producer.
     signals::check().map_err(fail)?;
-    testing::pause("data-written");
+    pause::pause("data-written");
     let replica = storage.replica().filter(|r| r.mirrors_writes());
     let replica_entry = replica.map(|_| entry.clone());
     integrity::stage(storage.as_ref(), &path, entry).map_err(fail)?;
-    testing::pause("record-staged");
+    pause::pause("record-staged");
     writer.commit().map_err(fail)?;
-    testing::pause("data-committed");
+    pause::pause("data-committed");
     integrity::publish(storage.as_ref(), &path).map_err(fail)?;
-    testing::pause("record-committed");
+    pause::pause("record-committed");
     log_summary(ctx.command, &path, size, started);
     if let (Some(replica), Some(entry)) = (replica, replica_entry) {
         // Synchronous, and in the same three steps on the replica: the

@@ -21,10 +21,10 @@ use super::{
     join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Replica,
     Storage,
 };
+use crate::about::PLUGIN_NAME;
 use crate::config::{DdBoostConfig, DdTarget, RetryPolicy, Secret};
 use crate::error::{Error, Result};
-use crate::signals::CleanupGuard;
-use crate::PLUGIN_NAME;
+use crate::process::signals::CleanupGuard;
 
 /// Permissions of created files and folders: the owner only (backups hold
 /// table data).

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::config::LocalConfig;
 use crate::error::{Error, ErrorKind, Result};
-use crate::signals::CleanupGuard;
+use crate::process::signals::CleanupGuard;
 
 pub struct LocalStorage {
     root: PathBuf,

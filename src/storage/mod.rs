@@ -10,6 +10,7 @@
 //! * Names starting with '.' are the plugin's own (temporaries, checksums).
 
 pub mod ddboost;
+pub mod faulty;
 pub mod local;
 
 use crate::error::Result;
@@ -205,8 +206,8 @@ pub fn open(config: &PluginConfig, remote: Remote) -> Result<Box<dyn Storage>> {
         BackendConfig::DdBoost(d) => Box::new(ddboost::DdBoostStorage::open(d, remote)?),
     };
     // Injected failures for the test suite (debug builds only).
-    Ok(match crate::testing::faulty::Faults::from_env()? {
-        Some(f) => Box::new(crate::testing::faulty::FaultyStorage::new(storage, f)),
+    Ok(match crate::storage::faulty::Faults::from_env()? {
+        Some(f) => Box::new(crate::storage::faulty::FaultyStorage::new(storage, f)),
         None => storage,
     })
 }

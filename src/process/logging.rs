@@ -24,8 +24,8 @@ use std::sync::{Mutex, OnceLock};
 
 use log::{Level, LevelFilter, Metadata, Record};
 
+use crate::about::PLUGIN_NAME;
 use crate::config::Verbosity;
-use crate::PLUGIN_NAME;
 
 struct PluginLogger {
     file: Mutex<Option<File>>,

@@ -16,7 +16,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::error::{is_broken_pipe, Error, Result};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::integrity::{Checksum, Entry, Hasher, DIGEST_BLOCK};
+use crate::data::integrity::{Checksum, Entry, Hasher, DIGEST_BLOCK};
 use crate::storage::{ObjectReader, ObjectWriter};
 
 /// The largest block (DD Boost's largest I/O) and the pipe size asked for.

@@ -5,8 +5,8 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::about::PLUGIN_NAME;
 use crate::error::{Error, Result};
-use crate::PLUGIN_NAME;
 
 /// The four setup/cleanup hooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

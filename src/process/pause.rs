@@ -1,13 +1,9 @@
-//! Hooks for the test suite, active only in debug builds (the release
-//! binary ignores their environment variables):
-//!
-//! * `GPBACKUP_DDBOOST_PLUGIN_FAULTS`: makes storage calls fail (see
-//!   [`faulty`]), on any backend.
-//! * `GPBACKUP_DDBOOST_PLUGIN_PAUSE=<point>=<marker file>`: at the named
-//!   point of a commit, creates the marker file and sleeps until killed, so a
-//!   test can kill the process between any two steps (see [`pause`]).
-
-pub mod faulty;
+//! Pause points for the test suite, active only in debug builds (the release
+//! binary ignores the variable): with
+//! `GPBACKUP_DDBOOST_PLUGIN_PAUSE=<point>=<marker file>`, the process stops at
+//! the named point of a commit, creates the marker file and sleeps until
+//! killed, so a test can kill it between any two steps. (Injected storage
+//! faults are `storage::faulty`.)
 
 /// Stops here, forever, if the pause point `point` was asked for.
 pub fn pause(point: &str) {

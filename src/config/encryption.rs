@@ -26,8 +26,8 @@ use pgp::types::Password;
 use serde::Deserialize;
 
 /// The option gpbackup injects the key under, and the plugin's entry in
-/// `.encrypt`: the plugin's name (`crate::PLUGIN_NAME`).
-pub const KEY_OPTION: &str = crate::PLUGIN_NAME;
+/// `.encrypt`: the plugin's name (`crate::about::PLUGIN_NAME`).
+pub const KEY_OPTION: &str = crate::about::PLUGIN_NAME;
 
 /// The key file's name inside the coordinator data directory.
 pub const KEY_FILE_NAME: &str = ".encrypt";

@@ -8,6 +8,8 @@
 //! work), unknown keys are warnings, and every problem is reported at once,
 //! each naming its key.
 
+pub mod encryption;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,8 +18,8 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
+use crate::about::PLUGIN_NAME;
 use crate::error::{Error, Result};
-use crate::PLUGIN_NAME;
 
 /// A value that must never be printed: Debug and Display show `***`.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -550,10 +552,10 @@ fn dd_target(opts: &Options, prefix: &str, problems: &mut Vec<String>) -> Option
         }
         // Written by gpbackup_manager encrypt-password; the key comes from
         // gpbackup (option gpbackup_ddboost_plugin) or the coordinator's .encrypt.
-        let found = crate::encryption::decrypt_with_found_key(
+        let found = crate::config::encryption::decrypt_with_found_key(
             &p,
             opts.get(PLUGIN_NAME),
-            &crate::encryption::data_dirs_from_env(),
+            &crate::config::encryption::data_dirs_from_env(),
         );
         found
             .map_err(|e| problems.push(format!("option \"{}\": {e}", key("password"))))
@@ -747,7 +749,7 @@ mod doc_tests {
     /// The example config parses with no warnings.
     #[test]
     fn example_config_is_valid() {
-        let text = include_str!("../plugin_config.example.yaml");
+        let text = include_str!("../../plugin_config.example.yaml");
         let c = PluginConfig::parse(text, Path::new("plugin_config.example.yaml")).unwrap();
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         assert!(matches!(c.backend, BackendConfig::DdBoost(_)));
@@ -756,7 +758,7 @@ mod doc_tests {
     /// `password_encryption: on` decrypts with the key gpbackup injects.
     #[test]
     fn encrypted_passwords_are_decrypted() {
-        let hex = include_str!("../tests/data/encryption/pgcrypto_aes256.hex").trim();
+        let hex = include_str!("../../tests/data/encryption/pgcrypto_aes256.hex").trim();
         let text = format!(
             "options:\n  hostname: dd1\n  username: u\n  storage_unit: SU\n  directory: d\n  password: \"{hex}\"\n  password_encryption: \"on\"\n  gpbackup_ddboost_plugin: k3v9q0x7m2p5r8t1w4y6z0a2c4e6g8\n"
         );
@@ -807,7 +809,7 @@ mod doc_tests {
     /// Every option the code knows is in the README's option table.
     #[test]
     fn readme_documents_every_option() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         for key in [COMMON_OPTIONS, DD_ONLY_OPTIONS, INJECTED_OPTIONS].concat() {
             assert!(
                 readme.contains(&format!("`{key}`")),

@@ -139,7 +139,7 @@ pub fn install() {
                 for (_, action) in reg.drain(..) {
                     action();
                 }
-                crate::logging::flush();
+                crate::process::logging::flush();
                 std::process::exit(128 + sig);
             }
         });

@@ -1,0 +1,68 @@
+//! The program: parse the command line, run the command, map the outcome
+//! to the exit code and the one stderr line callers expect.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::about::{API_VERSION, PLUGIN_NAME, VERSION};
+use crate::commands;
+use crate::error::{self, ErrorKind};
+use crate::process::{logging, signals};
+use crate::protocol::args::{self as cli, Command};
+
+fn print_stdout(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if error::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+/// Runs the plugin with `argv` and returns the process exit code.
+pub fn run(argv: Vec<OsString>) -> ExitCode {
+    let cmd = match cli::parse(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{PLUGIN_NAME}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cmd {
+        Command::ApiVersion => return print_stdout(&format!("{API_VERSION}\n")),
+        Command::Version => return print_stdout(&format!("{PLUGIN_NAME} version {}\n", VERSION)),
+        Command::Help => return print_stdout(&cli::help_text()),
+        _ => {}
+    }
+    let name = cmd.name();
+    logging::init();
+    install_panic_hook(name);
+    signals::install();
+    match commands::execute(cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => {
+            log::info!("{name}: the reader of the output went away; stopping");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("{name}: {e}");
+            let hint = match logging::log_path() {
+                Some(p) => format!(" (log: {})", p.display()),
+                None => String::new(),
+            };
+            eprintln!("{PLUGIN_NAME} {name}: error: {e}{hint}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A panic is a bug: report it as one line on stderr and in the log, not a
+/// multi-line trace that callers would splice into their own messages.
+fn install_panic_hook(command: &'static str) {
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.to_string().replace('\n', " ");
+        log::error!("{command}: internal error: {msg}");
+        eprintln!("{PLUGIN_NAME} {command}: internal error: {msg}; please report this");
+    }));
+}
