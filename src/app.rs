@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::about::{API_VERSION, PLUGIN_NAME, VERSION};
+use crate::about::{API_VERSION, PLUGIN_NAME};
 use crate::commands;
 use crate::error::{self, ErrorKind};
 use crate::process::{logging, signals};
@@ -20,41 +20,55 @@ fn print_stdout(text: &str) -> ExitCode {
     }
 }
 
-/// Runs the plugin with `argv` and returns the process exit code.
+/// Runs the plugin with `argv` and returns the process exit code: 0 on
+/// success, 2 for a wrong command or argument count, 1 for anything else,
+/// always with exactly one line on stderr when it fails.
 pub fn run(argv: Vec<OsString>) -> ExitCode {
-    let cmd = match cli::parse(&argv) {
-        Ok(c) => c,
-        Err(e) => {
+    let parsed = match cli::parse(&argv) {
+        Ok(p) => p,
+        Err(e) if e.kind() == ErrorKind::Usage => {
             eprintln!("{PLUGIN_NAME}: {e}");
             return ExitCode::from(2);
         }
+        Err(e) => {
+            // A bad key, timestamp or folder: the command is known.
+            let name = argv
+                .get(1)
+                .map(|a| a.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            logging::init();
+            return fail(&name, &e);
+        }
     };
-    match cmd {
+    let name = parsed.name;
+    match parsed.command {
         Command::ApiVersion => return print_stdout(&format!("{API_VERSION}\n")),
-        Command::Version => return print_stdout(&format!("{PLUGIN_NAME} version {}\n", VERSION)),
+        Command::Version => return print_stdout(&cli::version_text()),
         Command::Help => return print_stdout(&cli::help_text()),
         _ => {}
     }
-    let name = cmd.name();
     logging::init();
     install_panic_hook(name);
     signals::install();
-    match commands::execute(cmd) {
+    match commands::execute(name, parsed.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == ErrorKind::BrokenPipe => {
             log::info!("{name}: the reader of the output went away; stopping");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            log::error!("{name}: {e}");
-            let hint = match logging::log_path() {
-                Some(p) => format!(" (log: {})", p.display()),
-                None => String::new(),
-            };
-            eprintln!("{PLUGIN_NAME} {name}: error: {e}{hint}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(name, &e),
     }
+}
+
+/// Logs `e` and prints its one stderr line.
+fn fail(name: &str, e: &error::Error) -> ExitCode {
+    log::error!("{name}: {e}");
+    let hint = match logging::log_path() {
+        Some(p) => format!(" (log: {})", p.display()),
+        None => String::new(),
+    };
+    eprintln!("{PLUGIN_NAME} {name}: error: {e}{hint}");
+    ExitCode::FAILURE
 }
 
 /// A panic is a bug: report it as one line on stderr and in the log, not a

@@ -6,19 +6,23 @@
 //! safe to run concurrently with itself.
 
 use crate::error::Result;
-use crate::protocol::args::{Hook, Scope};
+use crate::protocol::args::{HookArgs, Scope};
 use crate::protocol::keys::timestamp_of_dir;
 use crate::storage::{is_stale_temp, split_path};
 
 use super::Context;
 
-pub fn run(
-    ctx: &Context,
-    hook: Hook,
-    local_dir: &str,
-    scope: Scope,
-    content: Option<i32>,
-) -> Result<()> {
+/// The four setup/cleanup hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    SetupBackup,
+    SetupRestore,
+    CleanupBackup,
+    CleanupRestore,
+}
+
+pub fn run(ctx: &Context, hook: Hook, args: &HookArgs) -> Result<()> {
+    let (local_dir, scope, content) = (args.local_dir.as_str(), args.scope, args.content);
     let name = ctx.command;
     let ts = timestamp_of_dir(local_dir);
     log::debug!(

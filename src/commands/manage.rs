@@ -8,13 +8,13 @@ use std::time::Instant;
 
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
+use crate::protocol::args::Folder;
 use crate::protocol::keys::{Timestamp, BACKUPS_DIR};
 use crate::storage::Storage;
 
 use super::Context;
 
-pub fn delete_backup(ctx: &Context, timestamp: &str) -> Result<()> {
-    let ts = Timestamp::parse(timestamp)?;
+pub fn delete_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
     let storage = ctx.storage_for_changes()?;
     let prefix = ts.prefix();
     log::info!(
@@ -51,23 +51,8 @@ pub fn delete_backup(ctx: &Context, timestamp: &str) -> Result<()> {
     Ok(())
 }
 
-/// A folder argument: relative to `directory`, no `..`.
-fn relative_dir(path: &str) -> Result<String> {
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    if parts.contains(&"..") {
-        return Err(Error::invalid(format!(
-            "path \"{}\" must not contain \"..\"; give a folder relative to option \"directory\"",
-            path.escape_debug()
-        )));
-    }
-    Ok(parts.join("/"))
-}
-
-pub fn list_directory(ctx: &Context, path: Option<&str>) -> Result<()> {
-    let dir = relative_dir(path.unwrap_or(""))?;
+pub fn list_directory(ctx: &Context, path: Option<&Folder>) -> Result<()> {
+    let dir = path.map(|f| f.0.clone()).unwrap_or_default();
     let storage = ctx.storage()?;
     let objects = storage.list(&dir).map_err(|e| {
         e.context(format!(
@@ -86,8 +71,8 @@ pub fn list_directory(ctx: &Context, path: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-pub fn delete_directory(ctx: &Context, path: &str) -> Result<()> {
-    let dir = relative_dir(path)?;
+pub fn delete_directory(ctx: &Context, path: &Folder) -> Result<()> {
+    let dir = path.0.clone();
     if dir.is_empty() {
         return Err(Error::invalid(
             "delete_directory needs a folder below option \"directory\"; it will not delete the whole directory",
@@ -112,8 +97,7 @@ pub fn delete_directory(ctx: &Context, path: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn replicate_backup(ctx: &Context, timestamp: &str) -> Result<()> {
-    let ts = Timestamp::parse(timestamp)?;
+pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
     let storage = ctx.storage_with_replica()?;
     let replica_name = replica_of(storage.as_ref())?.storage().describe();
     let files = storage.list_all(&ts.prefix())?;
@@ -182,8 +166,7 @@ pub fn replicate_backup(ctx: &Context, timestamp: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn delete_replica(ctx: &Context, timestamp: &str) -> Result<()> {
-    let ts = Timestamp::parse(timestamp)?;
+pub fn delete_replica(ctx: &Context, ts: &Timestamp) -> Result<()> {
     let storage = ctx.storage_with_replica()?;
     let replica = replica_of(storage.as_ref())?.storage();
     let replica_name = replica.describe();

@@ -4,6 +4,7 @@ mod hooks;
 mod manage;
 mod transfer;
 
+use std::path::Path;
 use std::time::Instant;
 
 use crate::config::PluginConfig;
@@ -11,6 +12,7 @@ use crate::error::Result;
 use crate::process::logging;
 use crate::protocol::args::Command;
 use crate::storage::{self, Storage};
+use hooks::Hook;
 
 /// What every storage command starts with: the config and the storage it names.
 pub struct Context {
@@ -51,42 +53,52 @@ impl Context {
     }
 }
 
-/// Runs one command (the version answers are handled by the caller).
-pub fn execute(cmd: Command) -> Result<()> {
-    let name = cmd.name();
+/// Runs one command; `name` is the command as typed. Each arm ties a
+/// command to its implementation (the version answers are printed by the
+/// caller).
+pub fn execute(name: &'static str, cmd: Command) -> Result<()> {
     let started = Instant::now();
     log::debug!("{name}: starting: {cmd:?}");
-    let Some(config) = cmd.config() else {
-        return Ok(()); // the version answers are printed by the caller
+    let with = |config: &Path, run: &dyn Fn(&Context) -> Result<()>| -> Result<()> {
+        let ctx = Context::load(name, config)?;
+        let result = run(&ctx);
+        log::debug!(
+            "{name}: finished in {:.3} s",
+            started.elapsed().as_secs_f64()
+        );
+        result
     };
-    let ctx = Context::load(name, config)?;
-    let result = match &cmd {
+    match &cmd {
         Command::ApiVersion | Command::Version | Command::Help => Ok(()),
-        Command::Hook {
-            hook,
-            local_dir,
-            scope,
-            content,
-            ..
-        } => hooks::run(&ctx, *hook, local_dir, *scope, *content),
-        Command::BackupFile { file, .. } => transfer::backup_file(&ctx, file),
-        Command::RestoreFile { file, .. } => transfer::restore_file(&ctx, file),
-        Command::BackupData { key, .. } => transfer::backup_data(&ctx, key),
-        Command::RestoreData { key, .. } => transfer::restore_data(&ctx, key),
-        Command::RestoreDataSubset { key, offsets, .. } => {
-            transfer::restore_data_subset(&ctx, key, offsets)
+        Command::SetupBackup(h) => with(&h.config, &|c| hooks::run(c, Hook::SetupBackup, h)),
+        Command::SetupRestore(h) => with(&h.config, &|c| hooks::run(c, Hook::SetupRestore, h)),
+        Command::CleanupBackup(h) => with(&h.config, &|c| hooks::run(c, Hook::CleanupBackup, h)),
+        Command::CleanupRestore(h) => with(&h.config, &|c| hooks::run(c, Hook::CleanupRestore, h)),
+        Command::BackupFile { config, file } => with(config, &|c| transfer::backup_file(c, file)),
+        Command::RestoreFile { config, file } => with(config, &|c| transfer::restore_file(c, file)),
+        Command::BackupData { config, key } => with(config, &|c| transfer::backup_data(c, key)),
+        Command::RestoreData { config, key } => with(config, &|c| transfer::restore_data(c, key)),
+        Command::RestoreDataSubset {
+            config,
+            key,
+            offsets,
+        } => with(config, &|c| transfer::restore_data_subset(c, key, offsets)),
+        Command::DeleteBackup { config, timestamp } => {
+            with(config, &|c| manage::delete_backup(c, timestamp))
         }
-        Command::DeleteBackup { timestamp, .. } => manage::delete_backup(&ctx, timestamp),
-        Command::ListDirectory { path, .. } => manage::list_directory(&ctx, path.as_deref()),
-        Command::DeleteDirectory { path, .. } => manage::delete_directory(&ctx, path),
-        Command::ReplicateBackup { timestamp, .. } => manage::replicate_backup(&ctx, timestamp),
-        Command::DeleteReplica { timestamp, .. } => manage::delete_replica(&ctx, timestamp),
-    };
-    log::debug!(
-        "{name}: finished in {:.3} s",
-        started.elapsed().as_secs_f64()
-    );
-    result
+        Command::ListDirectory { config, path } => {
+            with(config, &|c| manage::list_directory(c, path.as_ref()))
+        }
+        Command::DeleteDirectory { config, path } => {
+            with(config, &|c| manage::delete_directory(c, path))
+        }
+        Command::ReplicateBackup { config, timestamp } => {
+            with(config, &|c| manage::replicate_backup(c, timestamp))
+        }
+        Command::DeleteReplica { config, timestamp } => {
+            with(config, &|c| manage::delete_replica(c, timestamp))
+        }
+    }
 }
 
 /// The per-object summary line.

@@ -11,6 +11,7 @@ use crate::data::stream::{self, Verify};
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::pause;
 use crate::process::signals::{self, CleanupGuard};
+use crate::protocol::args::LocalFile;
 use crate::protocol::keys::ObjectKey;
 use crate::protocol::offsets;
 use crate::storage::{is_stale_temp, temp_name, temp_owner, ObjectReader, Storage};
@@ -66,23 +67,21 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
     Ok(())
 }
 
-pub fn backup_file(ctx: &Context, file: &str) -> Result<()> {
-    // Check the key first: a bad path must not touch storage.
-    let key = ObjectKey::from_path(file)?;
-    let f = File::open(file)
-        .map_err(|e| Error::io(format!("backup_file: cannot read local file {file}: {e}")))?;
-    store(ctx, &key, Box::new(f), file)
+pub fn backup_file(ctx: &Context, file: &LocalFile) -> Result<()> {
+    let path = &file.path;
+    let f = File::open(path)
+        .map_err(|e| Error::io(format!("backup_file: cannot read local file {path}: {e}")))?;
+    store(ctx, &file.key, Box::new(f), path)
 }
 
-pub fn backup_data(ctx: &Context, key: &str) -> Result<()> {
-    let key = ObjectKey::from_path(key)?;
+pub fn backup_data(ctx: &Context, key: &ObjectKey) -> Result<()> {
     let stdin = std::io::stdin();
     stream::enlarge_pipe(stdin.as_fd());
     let fd = stdin
         .as_fd()
         .try_clone_to_owned()
         .map_err(|e| Error::io(format!("cannot use standard input: {e}")))?;
-    store(ctx, &key, Box::new(File::from(fd)), "standard input")
+    store(ctx, key, Box::new(File::from(fd)), "standard input")
 }
 
 /// An object opened for a restore, with what to verify.
@@ -145,8 +144,8 @@ fn stdout_file() -> Result<File> {
     Ok(File::from(fd))
 }
 
-pub fn restore_data(ctx: &Context, key: &str) -> Result<()> {
-    let mut src = open_source(ctx, &ObjectKey::from_path(key)?)?;
+pub fn restore_data(ctx: &Context, key: &ObjectKey) -> Result<()> {
+    let mut src = open_source(ctx, key)?;
     let verify = expected(&src)?;
     let started = Instant::now();
     let size = src.reader.size();
@@ -177,8 +176,7 @@ fn restore_error(ctx: &Context, src: &Source, e: Error) -> Error {
 /// The most offsets text read, far more than any segment's table count needs.
 const MAX_OFFSETS_BYTES: u64 = 256 << 20;
 
-pub fn restore_data_subset(ctx: &Context, key: &str, offsets_file: &Path) -> Result<()> {
-    let key = ObjectKey::from_path(key)?;
+pub fn restore_data_subset(ctx: &Context, key: &ObjectKey, offsets_file: &Path) -> Result<()> {
     let mut text = String::new();
     File::open(offsets_file)
         .and_then(|f| f.take(MAX_OFFSETS_BYTES).read_to_string(&mut text))
@@ -190,7 +188,7 @@ pub fn restore_data_subset(ctx: &Context, key: &str, offsets_file: &Path) -> Res
         })?;
     let ranges = offsets::parse(&text)
         .map_err(|e| e.context(format!("offsets file {}", offsets_file.display())))?;
-    let mut src = open_source(ctx, &key)?;
+    let mut src = open_source(ctx, key)?;
     offsets::check_within(&ranges, src.reader.size(), &src.path)
         .map_err(|e| e.context(format!("offsets file {}", offsets_file.display())))?;
     let merged = offsets::merge(&ranges);
@@ -229,10 +227,10 @@ pub fn restore_data_subset(ctx: &Context, key: &str, offsets_file: &Path) -> Res
     Ok(())
 }
 
-pub fn restore_file(ctx: &Context, file: &str) -> Result<()> {
-    let mut src = open_source(ctx, &ObjectKey::from_path(file)?)?;
+pub fn restore_file(ctx: &Context, file: &LocalFile) -> Result<()> {
+    let mut src = open_source(ctx, &file.key)?;
     let verify = expected(&src)?;
-    let target = PathBuf::from(file);
+    let target = PathBuf::from(&file.path);
     let parent = target
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -1,21 +1,19 @@
-//! Command-line parsing: `gpbackup_ddboost_plugin <command> [args...]`,
-//! exactly as gpbackup, gprestore, gpbackup_helper and gpbackup_manager call it.
+//! The command line: `gpbackup_ddboost_plugin <command> [args...]`, exactly
+//! as gpbackup, gprestore, gpbackup_helper and gpbackup_manager call it.
+//!
+//! Each command is one variant of [`Command`]: its name, its arguments (typed:
+//! keys, timestamps, scopes are checked while parsing, before any storage is
+//! touched) and its help text. `commands::execute` runs it.
 
 use std::ffi::OsString;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::about::PLUGIN_NAME;
-use crate::error::{Error, Result};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-/// The four setup/cleanup hooks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hook {
-    SetupBackup,
-    SetupRestore,
-    CleanupBackup,
-    CleanupRestore,
-}
+use crate::about::{PLUGIN_NAME, VERSION};
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::keys::{ObjectKey, Timestamp};
 
 /// A hook's scope. gpbackup sends `master` even on GPDB 7; the test bench and
 /// the docs say `coordinator`: both mean the coordinator.
@@ -26,102 +24,16 @@ pub enum Scope {
     Segment,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    ApiVersion,
-    Version,
-    Help,
-    Hook {
-        hook: Hook,
-        config: PathBuf,
-        local_dir: String,
-        scope: Scope,
-        content: Option<i32>,
-    },
-    BackupFile {
-        config: PathBuf,
-        file: String,
-    },
-    RestoreFile {
-        config: PathBuf,
-        file: String,
-    },
-    BackupData {
-        config: PathBuf,
-        key: String,
-    },
-    RestoreData {
-        config: PathBuf,
-        key: String,
-    },
-    RestoreDataSubset {
-        config: PathBuf,
-        key: String,
-        offsets: PathBuf,
-    },
-    DeleteBackup {
-        config: PathBuf,
-        timestamp: String,
-    },
-    ListDirectory {
-        config: PathBuf,
-        path: Option<String>,
-    },
-    DeleteDirectory {
-        config: PathBuf,
-        path: String,
-    },
-    ReplicateBackup {
-        config: PathBuf,
-        timestamp: String,
-    },
-    DeleteReplica {
-        config: PathBuf,
-        timestamp: String,
-    },
-}
-
-impl Command {
-    /// The plugin config path, for every command that takes one.
-    pub fn config(&self) -> Option<&Path> {
-        match self {
-            Command::ApiVersion | Command::Version | Command::Help => None,
-            Command::Hook { config, .. }
-            | Command::BackupFile { config, .. }
-            | Command::RestoreFile { config, .. }
-            | Command::BackupData { config, .. }
-            | Command::RestoreData { config, .. }
-            | Command::RestoreDataSubset { config, .. }
-            | Command::DeleteBackup { config, .. }
-            | Command::ListDirectory { config, .. }
-            | Command::DeleteDirectory { config, .. }
-            | Command::ReplicateBackup { config, .. }
-            | Command::DeleteReplica { config, .. } => Some(config),
-        }
-    }
-
-    /// The command's name as typed, for messages and logs.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::ApiVersion => "plugin_api_version",
-            Command::Version => "--version",
-            Command::Help => "--help",
-            Command::Hook { hook, .. } => match hook {
-                Hook::SetupBackup => "setup_plugin_for_backup",
-                Hook::SetupRestore => "setup_plugin_for_restore",
-                Hook::CleanupBackup => "cleanup_plugin_for_backup",
-                Hook::CleanupRestore => "cleanup_plugin_for_restore",
-            },
-            Command::BackupFile { .. } => "backup_file",
-            Command::RestoreFile { .. } => "restore_file",
-            Command::BackupData { .. } => "backup_data",
-            Command::RestoreData { .. } => "restore_data",
-            Command::RestoreDataSubset { .. } => "restore_data_subset",
-            Command::DeleteBackup { .. } => "delete_backup",
-            Command::ListDirectory { .. } => "list_directory",
-            Command::DeleteDirectory { .. } => "delete_directory",
-            Command::ReplicateBackup { .. } => "replicate_backup",
-            Command::DeleteReplica { .. } => "delete_replica",
+impl Scope {
+    fn parse(s: &str) -> Result<Scope> {
+        match s {
+            "master" | "coordinator" => Ok(Scope::Coordinator),
+            "segment_host" => Ok(Scope::SegmentHost),
+            "segment" => Ok(Scope::Segment),
+            other => Err(Error::usage(format!(
+                "unknown scope \"{}\"; expected master, coordinator, segment_host or segment",
+                other.escape_debug()
+            ))),
         }
     }
 }
@@ -136,203 +48,9 @@ impl fmt::Display for Scope {
     }
 }
 
-/// One usage line per command: (name, arguments).
-pub const USAGE: &[(&str, &str)] = &[
-    (
-        "setup_plugin_for_backup",
-        "<config> <local backup dir> <scope> [<content id>]",
-    ),
-    (
-        "setup_plugin_for_restore",
-        "<config> <local backup dir> <scope> [<content id>]",
-    ),
-    (
-        "cleanup_plugin_for_backup",
-        "<config> <local backup dir> <scope> [<content id>]",
-    ),
-    (
-        "cleanup_plugin_for_restore",
-        "<config> <local backup dir> <scope> [<content id>]",
-    ),
-    ("backup_file", "<config> <file>"),
-    ("restore_file", "<config> <file>"),
-    ("backup_data", "<config> <data file key>"),
-    ("restore_data", "<config> <data file key>"),
-    (
-        "restore_data_subset",
-        "<config> <data file key> <offsets file>",
-    ),
-    ("delete_backup", "<config> <timestamp>"),
-    ("list_directory", "<config> [<path>]"),
-    ("delete_directory", "<config> <path>"),
-    ("replicate_backup", "<config> <timestamp>"),
-    ("delete_replica", "<config> <timestamp>"),
-    ("plugin_api_version", ""),
-    ("--version", ""),
-    ("--help", ""),
-];
-
-fn usage_of(name: &str) -> String {
-    let args = USAGE
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, a)| *a)
-        .unwrap_or("");
-    format!("usage: {PLUGIN_NAME} {name} {args}")
-        .trim_end()
-        .to_string()
-}
-
-fn text(arg: &OsString, what: &str) -> Result<String> {
-    arg.to_str().map(str::to_string).ok_or_else(|| {
-        Error::usage(format!(
-            "{what} is not valid UTF-8: {}",
-            arg.to_string_lossy()
-        ))
-    })
-}
-
-/// Parses argv (including argv[0]).
-pub fn parse(argv: &[OsString]) -> Result<Command> {
-    let args = argv.get(1..).unwrap_or(&[]);
-    let Some(first) = args.first() else {
-        return Err(Error::usage(format!(
-            "no command given; run \"{PLUGIN_NAME} --help\" for the list of commands"
-        )));
-    };
-    let name = text(first, "the command")?;
-    let rest = &args[1..];
-    let count = |min: usize, max: usize| -> Result<()> {
-        if rest.len() < min || rest.len() > max {
-            Err(Error::usage(format!(
-                "{name} takes {} argument{} but got {}; {}",
-                if min == max {
-                    min.to_string()
-                } else {
-                    format!("{min} to {max}")
-                },
-                if max == 1 { "" } else { "s" },
-                rest.len(),
-                usage_of(&name)
-            )))
-        } else {
-            Ok(())
-        }
-    };
-    let cfg = || PathBuf::from(&rest[0]);
-    let hook = |h: Hook| -> Result<Command> {
-        count(3, 4)?;
-        Ok(Command::Hook {
-            hook: h,
-            config: cfg(),
-            local_dir: text(&rest[1], "the local backup directory")?,
-            scope: parse_scope(&text(&rest[2], "the scope")?)?,
-            content: match rest.get(3) {
-                Some(c) => Some(parse_content(&text(c, "the content id")?)?),
-                None => None,
-            },
-        })
-    };
-    match name.as_str() {
-        "plugin_api_version" => count(0, 0).map(|_| Command::ApiVersion),
-        "--version" | "-v" | "version" => count(0, 0).map(|_| Command::Version),
-        "--help" | "-h" | "help" => Ok(Command::Help),
-        "setup_plugin_for_backup" => hook(Hook::SetupBackup),
-        "setup_plugin_for_restore" => hook(Hook::SetupRestore),
-        "cleanup_plugin_for_backup" => hook(Hook::CleanupBackup),
-        "cleanup_plugin_for_restore" => hook(Hook::CleanupRestore),
-        "backup_file" => {
-            count(2, 2)?;
-            Ok(Command::BackupFile {
-                config: cfg(),
-                file: text(&rest[1], "the file")?,
-            })
-        }
-        "restore_file" => {
-            count(2, 2)?;
-            Ok(Command::RestoreFile {
-                config: cfg(),
-                file: text(&rest[1], "the file")?,
-            })
-        }
-        "backup_data" => {
-            count(2, 2)?;
-            Ok(Command::BackupData {
-                config: cfg(),
-                key: text(&rest[1], "the data file key")?,
-            })
-        }
-        "restore_data" => {
-            count(2, 2)?;
-            Ok(Command::RestoreData {
-                config: cfg(),
-                key: text(&rest[1], "the data file key")?,
-            })
-        }
-        "restore_data_subset" => {
-            count(3, 3)?;
-            Ok(Command::RestoreDataSubset {
-                config: cfg(),
-                key: text(&rest[1], "the data file key")?,
-                offsets: PathBuf::from(&rest[2]),
-            })
-        }
-        "delete_backup" => {
-            count(2, 2)?;
-            Ok(Command::DeleteBackup {
-                config: cfg(),
-                timestamp: text(&rest[1], "the timestamp")?,
-            })
-        }
-        "list_directory" => {
-            count(1, 2)?;
-            Ok(Command::ListDirectory {
-                config: cfg(),
-                path: rest.get(1).map(|p| text(p, "the path")).transpose()?,
-            })
-        }
-        "delete_directory" => {
-            count(2, 2)?;
-            Ok(Command::DeleteDirectory {
-                config: cfg(),
-                path: text(&rest[1], "the path")?,
-            })
-        }
-        "replicate_backup" => {
-            count(2, 2)?;
-            Ok(Command::ReplicateBackup {
-                config: cfg(),
-                timestamp: text(&rest[1], "the timestamp")?,
-            })
-        }
-        "delete_replica" => {
-            count(2, 2)?;
-            Ok(Command::DeleteReplica {
-                config: cfg(),
-                timestamp: text(&rest[1], "the timestamp")?,
-            })
-        }
-        other => Err(Error::usage(format!(
-            "unknown command \"{}\"; run \"{PLUGIN_NAME} --help\" for the list of commands",
-            other.escape_debug()
-        ))),
-    }
-}
-
-fn parse_scope(s: &str) -> Result<Scope> {
-    match s {
-        "master" | "coordinator" => Ok(Scope::Coordinator),
-        "segment_host" => Ok(Scope::SegmentHost),
-        "segment" => Ok(Scope::Segment),
-        other => Err(Error::usage(format!(
-            "unknown scope \"{}\"; expected master, coordinator, segment_host or segment",
-            other.escape_debug()
-        ))),
-    }
-}
-
-/// A content ID, possibly wrapped in literal double quotes (`"-1"`).
-fn parse_content(s: &str) -> Result<i32> {
+/// A content ID, possibly wrapped in literal double quotes (`"-1"`), as
+/// gpbackup passes it.
+fn content_id(s: &str) -> Result<i32> {
     let inner = s
         .strip_prefix('"')
         .and_then(|x| x.strip_suffix('"'))
@@ -346,22 +64,305 @@ fn parse_content(s: &str) -> Result<i32> {
     }
 }
 
-/// The text of `--help`.
-pub fn help_text() -> String {
-    let mut s = format!(
-        "{PLUGIN_NAME} {} (commit {}, {})\n\
-         Storage plugin for gpbackup and gprestore: stores backups on a Dell Data Domain\n\
-         through DD Boost, or on any mounted filesystem.\n\n\
-         Use it from gpbackup/gprestore with --plugin-config <config.yaml>.\n\nCommands:\n",
-        env!("CARGO_PKG_VERSION"),
-        env!("PLUGIN_BUILD_COMMIT"),
-        env!("PLUGIN_BUILD_TARGET"),
-    );
-    for (n, a) in USAGE {
-        s.push_str(&format!("  {n} {a}\n"));
+/// A local file gpbackup names, and the object it maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFile {
+    pub path: String,
+    pub key: ObjectKey,
+}
+
+fn local_file(s: &str) -> Result<LocalFile> {
+    Ok(LocalFile {
+        key: ObjectKey::from_path(s)?,
+        path: s.to_string(),
+    })
+}
+
+fn object_key(s: &str) -> Result<ObjectKey> {
+    ObjectKey::from_path(s)
+}
+
+fn timestamp(s: &str) -> Result<Timestamp> {
+    Timestamp::parse(s)
+}
+
+/// A folder below option `directory`, without `..` (`.` and empty parts dropped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Folder(pub String);
+
+fn folder(path: &str) -> Result<Folder> {
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return Err(Error::invalid(format!(
+            "path \"{}\" must not contain \"..\"; give a folder relative to option \"directory\"",
+            path.escape_debug()
+        )));
     }
-    s.push_str("\nScopes: master (or coordinator), segment_host, segment. Logs: ~/gpAdminLogs/gpbackup_ddboost_plugin_YYYYMMDD.log\n");
-    s
+    Ok(Folder(parts.join("/")))
+}
+
+/// The arguments every hook takes.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct HookArgs {
+    /// The plugin config file.
+    #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
+    pub config: PathBuf,
+    /// The local backup directory (`.../<YYYYMMDD>/<timestamp>`).
+    #[arg(value_name = "LOCAL_BACKUP_DIR", allow_hyphen_values = true)]
+    pub local_dir: String,
+    /// master (or coordinator), segment_host or segment.
+    #[arg(value_name = "SCOPE", value_parser = parser(Scope::parse), allow_hyphen_values = true)]
+    pub scope: Scope,
+    /// The segment's content id; `-1` (or `"-1"`) is the coordinator.
+    #[arg(value_name = "CONTENT_ID", value_parser = parser(content_id), allow_hyphen_values = true)]
+    pub content: Option<i32>,
+}
+
+/// Every command. The variant's name attribute is the command as typed.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Print the plugin API version gpbackup checks.
+    #[command(name = "plugin_api_version")]
+    ApiVersion,
+    /// Print "gpbackup_ddboost_plugin version X.Y.Z".
+    #[command(name = "version", long_flag = "version", short_flag = 'v')]
+    Version,
+    /// Print this help.
+    #[command(name = "help", long_flag = "help", short_flag = 'h')]
+    Help,
+    /// Connect and create the backup folder.
+    #[command(name = "setup_plugin_for_backup")]
+    SetupBackup(HookArgs),
+    /// Connect; warn in the log when the backup has no objects.
+    #[command(name = "setup_plugin_for_restore")]
+    SetupRestore(HookArgs),
+    /// Remove what writers of this host killed with SIGKILL left behind.
+    #[command(name = "cleanup_plugin_for_backup")]
+    CleanupBackup(HookArgs),
+    /// Check the config.
+    #[command(name = "cleanup_plugin_for_restore")]
+    CleanupRestore(HookArgs),
+    /// Store a local file (left in place).
+    #[command(name = "backup_file")]
+    BackupFile {
+        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
+        config: PathBuf,
+        #[arg(value_name = "FILE", value_parser = parser(local_file), allow_hyphen_values = true)]
+        file: LocalFile,
+    },
+    /// Write the object to exactly that path.
+    #[command(name = "restore_file")]
+    RestoreFile {
+        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
+        config: PathBuf,
+        #[arg(value_name = "FILE", value_parser = parser(local_file), allow_hyphen_values = true)]
+        file: LocalFile,
+    },
+    /// Store standard input.
+    #[command(name = "backup_data")]
+    BackupData {
+        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
+        config: PathBuf,
+        #[arg(value_name = "DATA_FILE_KEY", value_parser = parser(object_key), allow_hyphen_values = true)]
+        key: ObjectKey,
+    },
+    /// Write the object to standard output.
+    #[command(name = "restore_data")]
+    RestoreData {
+        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
+        config: PathBuf,
+        #[arg(value_name = "DATA_FILE_KEY", value_parser = parser(object_key), allow_hyphen_values = true)]
+        key: ObjectKey,
+    },
+    /// Write the byte ranges of an offsets file (`N s1 e1 ... sN eN`) to standard output.
+    #[command(name = "restore_data_subset")]
+    RestoreDataSubset {
+        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
+        config: PathBuf,
+        #[arg(value_name = "DATA_FILE_KEY", value_parser = parser(object_key), allow_hyphen_values = true)]
+        key: ObjectKey,
+        #[arg(value_name = "OFFSETS_FILE", allow_hyphen_values = true)]
+        offsets: PathBuf,
+    },
+    /// Delete a backup (and its replica with replication on).
+    #[command(name = "delete_backup")]
+    DeleteBackup {
+        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
+        config: PathBuf,
+        #[arg(value_name = "TIMESTAMP", value_parser = parser(timestamp), allow_hyphen_values = true)]
+        timestamp: Timestamp,
+    },
+    /// Print "path<TAB>size" for each object below option directory.
+    #[command(name = "list_directory")]
+    ListDirectory {
+        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
+        config: PathBuf,
+        #[arg(value_name = "PATH", value_parser = parser(folder), allow_hyphen_values = true)]
+        path: Option<Folder>,
+    },
+    /// Delete a folder below option directory.
+    #[command(name = "delete_directory")]
+    DeleteDirectory {
+        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
+        config: PathBuf,
+        #[arg(value_name = "PATH", value_parser = parser(folder), allow_hyphen_values = true)]
+        path: Folder,
+    },
+    /// Copy a backup to the remote_* system.
+    #[command(name = "replicate_backup")]
+    ReplicateBackup {
+        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
+        config: PathBuf,
+        #[arg(value_name = "TIMESTAMP", value_parser = parser(timestamp), allow_hyphen_values = true)]
+        timestamp: Timestamp,
+    },
+    /// Delete only the remote copy of a backup.
+    #[command(name = "delete_replica")]
+    DeleteReplica {
+        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
+        config: PathBuf,
+        #[arg(value_name = "TIMESTAMP", value_parser = parser(timestamp), allow_hyphen_values = true)]
+        timestamp: Timestamp,
+    },
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = PLUGIN_NAME,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    disable_help_subcommand = true,
+    subcommand_required = true,
+    help_template = "{before-help}{usage-heading} {usage}\n\nCommands:\n{subcommands}{after-help}",
+    before_help = concat!(
+        "gpbackup_ddboost_plugin ", env!("CARGO_PKG_VERSION"), " (commit ", env!("PLUGIN_BUILD_COMMIT"), ", ", env!("PLUGIN_BUILD_TARGET"), ")\n",
+        "Storage plugin for gpbackup and gprestore: stores backups on a Dell Data Domain\n",
+        "through DD Boost, or on any mounted filesystem.\n",
+        "Use it from gpbackup/gprestore with --plugin-config <config.yaml>.\n"
+    ),
+    after_help = "\nScopes: master (or coordinator), segment_host, segment. Logs: ~/gpAdminLogs/gpbackup_ddboost_plugin_YYYYMMDD.log",
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// A clap value parser from one of the checks above; its error is kept whole.
+fn parser<T: Clone + Send + Sync + 'static>(
+    f: fn(&str) -> Result<T>,
+) -> impl Fn(&str) -> std::result::Result<T, Error> + Clone + Send + Sync + 'static {
+    move |s: &str| f(s)
+}
+
+/// A parsed command line: the command and its name as typed.
+#[derive(Debug)]
+pub struct Parsed {
+    pub name: &'static str,
+    pub command: Command,
+}
+
+/// Parses argv (including argv[0]). A wrong command or argument count is
+/// `ErrorKind::Usage`; a bad key, timestamp or folder keeps its own kind.
+pub fn parse(argv: &[OsString]) -> Result<Parsed> {
+    let matches = Cli::command()
+        .try_get_matches_from(argv)
+        .map_err(clap_error)?;
+    // Once per process: the name lives as long as the process.
+    let name: &'static str = Box::leak(
+        matches
+            .subcommand_name()
+            .unwrap_or("?")
+            .to_string()
+            .into_boxed_str(),
+    );
+    let cli = Cli::from_arg_matches(&matches).map_err(clap_error)?;
+    Ok(Parsed {
+        name,
+        command: cli.command,
+    })
+}
+
+/// One line for a clap error: the cause and the command's usage.
+fn clap_error(e: clap::Error) -> Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind as K};
+    // A value parser's own error (bad key, timestamp, scope) comes through whole.
+    if let Some(inner) = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<Error>()) {
+        return Error::new(inner.kind(), inner.message());
+    }
+    let context = |k: ContextKind| match e.get(k) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let help = format!("run \"{PLUGIN_NAME} --help\" for the list of commands");
+    let message = match e.kind() {
+        K::InvalidSubcommand => format!(
+            "unknown command \"{}\"; {help}",
+            context(ContextKind::InvalidSubcommand)
+                .unwrap_or_default()
+                .escape_debug()
+        ),
+        K::MissingSubcommand | K::DisplayHelpOnMissingArgumentOrSubcommand => {
+            format!("no command given; {help}")
+        }
+        K::InvalidUtf8 => "an argument is not valid UTF-8".to_string(),
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let first = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::Strings(missing)) if e.kind() == K::MissingRequiredArgument => {
+                    format!("missing {}", missing.join(" "))
+                }
+                _ => first.trim_end_matches(':').to_string(),
+            };
+            let usage = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Usage: "))
+                .map(|u| format!("; usage: {u}"))
+                .unwrap_or_default();
+            format!("{first}{usage}")
+        }
+    };
+    Error::new(ErrorKind::Usage, message)
+}
+
+/// The text of `--help`: every command with its arguments and what it does.
+pub fn help_text() -> String {
+    let mut cli = Cli::command();
+    let mut out = cli
+        .get_before_help()
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+    out.push_str("\nCommands:\n");
+    for sub in cli.get_subcommands_mut() {
+        let usage = sub.render_usage().to_string();
+        let usage = usage.trim_start_matches("Usage: ");
+        let usage = usage
+            .strip_prefix(&format!("{PLUGIN_NAME} "))
+            .unwrap_or(usage);
+        match sub.get_long_flag() {
+            Some(flag) => out.push_str(&format!("  --{flag} (or {usage})\n")),
+            None => out.push_str(&format!("  {usage}\n")),
+        }
+        if let Some(about) = sub.get_about() {
+            out.push_str(&format!("      {about}\n"));
+        }
+    }
+    out.push_str(
+        &cli.get_after_help()
+            .map(|h| h.to_string())
+            .unwrap_or_default(),
+    );
+    out.push('\n');
+    out
+}
+
+/// The version answer.
+pub fn version_text() -> String {
+    format!("{PLUGIN_NAME} version {VERSION}\n")
 }
 
 #[cfg(test)]
@@ -371,20 +372,20 @@ mod tests {
     fn p(args: &[&str]) -> Result<Command> {
         let mut v = vec![OsString::from("plugin")];
         v.extend(args.iter().map(OsString::from));
-        parse(&v)
+        parse(&v).map(|p| p.command)
     }
 
     #[test]
     fn hooks_accept_both_scopes_and_quoted_ids() {
+        let hook = |c: Command| match c {
+            Command::SetupBackup(h)
+            | Command::SetupRestore(h)
+            | Command::CleanupBackup(h)
+            | Command::CleanupRestore(h) => (h.scope, h.content),
+            other => panic!("not a hook: {other:?}"),
+        };
         let c = p(&["setup_plugin_for_backup", "/c", "/d", "master", "\"-1\""]).unwrap();
-        assert!(matches!(
-            c,
-            Command::Hook {
-                scope: Scope::Coordinator,
-                content: Some(-1),
-                ..
-            }
-        ));
+        assert_eq!(hook(c), (Scope::Coordinator, Some(-1)));
         let c = p(&[
             "cleanup_plugin_for_restore",
             "/c",
@@ -393,49 +394,78 @@ mod tests {
             "-1",
         ])
         .unwrap();
-        assert!(matches!(
-            c,
-            Command::Hook {
-                scope: Scope::Coordinator,
-                content: Some(-1),
-                ..
-            }
-        ));
+        assert_eq!(hook(c), (Scope::Coordinator, Some(-1)));
         let c = p(&["setup_plugin_for_restore", "/c", "/d", "segment_host"]).unwrap();
-        assert!(matches!(
-            c,
-            Command::Hook {
-                scope: Scope::SegmentHost,
-                content: None,
-                ..
-            }
-        ));
+        assert_eq!(hook(c), (Scope::SegmentHost, None));
         let c = p(&["setup_plugin_for_backup", "/c", "/d", "segment", "\"12\""]).unwrap();
-        assert!(matches!(
-            c,
-            Command::Hook {
-                scope: Scope::Segment,
-                content: Some(12),
-                ..
-            }
-        ));
+        assert_eq!(hook(c), (Scope::Segment, Some(12)));
     }
 
     #[test]
-    fn bad_arguments() {
+    fn names_and_version_forms() {
+        let v = |a: &[&str]| {
+            let mut argv = vec![OsString::from("plugin")];
+            argv.extend(a.iter().map(OsString::from));
+            parse(&argv).unwrap()
+        };
+        for a in ["--version", "-v", "version"] {
+            assert_eq!(v(&[a]).command, Command::Version, "{a}");
+        }
+        for a in ["--help", "-h", "help"] {
+            assert_eq!(v(&[a]).command, Command::Help, "{a}");
+        }
+        assert_eq!(v(&["plugin_api_version"]).name, "plugin_api_version");
+        let parsed = v(&["backup_data", "/c", "/x/20250101/20250101120000/f"]);
+        assert_eq!(parsed.name, "backup_data");
+        assert_eq!(version_text(), format!("{PLUGIN_NAME} version {VERSION}\n"));
+    }
+
+    #[test]
+    fn bad_arguments_are_usage_errors() {
         for a in [
             &[][..],
             &["nope"],
             &["backup_data", "/c"],
-            &["backup_data", "/c", "/k", "x"],
+            &["backup_data", "/c", "/x/20250101/20250101120000/f", "x"],
             &["setup_plugin_for_backup", "/c", "/d"],
             &["setup_plugin_for_backup", "/c", "/d", "host"],
             &["setup_plugin_for_backup", "/c", "/d", "segment", "\"x\""],
             &["setup_plugin_for_backup", "/c", "/d", "segment", "-2"],
             &["plugin_api_version", "extra"],
-            &["restore_data_subset", "/c", "/k"],
+            &["restore_data_subset", "/c", "/x/20250101/20250101120000/f"],
         ] {
-            assert!(p(a).is_err(), "{a:?} accepted");
+            let e = p(a).expect_err(&format!("{a:?} accepted"));
+            assert_eq!(e.kind(), ErrorKind::Usage, "{a:?}: {e}");
+            assert!(!e.message().contains('\n'), "{e}");
+        }
+        let e = p(&["nope"]).unwrap_err();
+        assert!(e.message().starts_with("unknown command \"nope\""), "{e}");
+    }
+
+    #[test]
+    fn typed_values_are_checked_while_parsing() {
+        let e = p(&["backup_data", "/c", "/x/20250101/20250101120000/.."]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid);
+        assert!(e.message().starts_with("cannot map path"), "{e}");
+        let e = p(&["delete_backup", "/c", "2025"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid);
+        let e = p(&["delete_directory", "/c", "a/../.."]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid);
+        match p(&["list_directory", "/c", "./a//b/"]).unwrap() {
+            Command::ListDirectory { path, .. } => assert_eq!(path, Some(Folder("a/b".into()))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        let h = help_text();
+        for n in [
+            "restore_data_subset",
+            "setup_plugin_for_backup",
+            "delete_replica",
+        ] {
+            assert!(h.contains(n), "{h}");
         }
     }
 }
