@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::config::BackendConfig;
 use crate::error::{Error, Result};
 use crate::protocol::args::Folder;
 use crate::protocol::keys::{Timestamp, BACKUPS_DIR};
@@ -107,11 +106,7 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
             storage.describe()
         )));
     }
-    let streams = match &ctx.config.backend {
-        BackendConfig::DdBoost(d) => d.replication_streams,
-        BackendConfig::Local(_) => 1,
-    }
-    .min(files.len());
+    let streams = replica_of(storage.as_ref())?.streams().min(files.len());
     log::info!(
         "replicate_backup: copying {} files of backup {ts} from {} to {replica_name} with {streams} streams",
         files.len(),

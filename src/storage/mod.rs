@@ -13,6 +13,8 @@ pub mod ddboost;
 pub mod faulty;
 pub mod local;
 
+use crate::config::options::Options;
+use crate::config::{KeySources, PluginConfig};
 use crate::error::Result;
 
 /// A stored object and its size, from a listing.
@@ -86,6 +88,9 @@ pub trait Replica {
     /// on the replica, atomically replacing it there; with `exclusive`, an
     /// object already on the replica is an error. Returns the bytes copied.
     fn copy(&self, path: &str, exclusive: bool) -> Result<u64>;
+
+    /// How many copies `replicate_backup` may run at once.
+    fn streams(&self) -> usize;
 }
 
 /// An object being written.
@@ -194,20 +199,69 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
-use crate::config::{BackendConfig, PluginConfig};
+/// A backend: its name (option `backend`), the options only it reads, and
+/// its schema, which checks them. Both config validation and [`open`] go
+/// through this table; a new backend is its own folder plus one line here.
+pub struct Backend {
+    pub name: &'static str,
+    pub options: &'static [&'static str],
+    /// Checks the backend's options (no I/O), recording every problem.
+    pub parse: fn(&mut Options) -> Option<Box<dyn BackendConfig>>,
+}
 
-pub use ddboost::Remote;
+/// Every backend.
+pub const BACKENDS: &[Backend] = &[
+    Backend {
+        name: "ddboost",
+        options: ddboost::config::OPTIONS,
+        parse: ddboost::config::parse,
+    },
+    Backend {
+        name: "local",
+        options: local::config::OPTIONS,
+        parse: local::config::parse,
+    },
+];
+
+/// The backend when option `backend` is not given.
+pub const DEFAULT_BACKEND: &str = "ddboost";
+
+/// A backend's checked settings.
+pub trait BackendConfig: std::fmt::Debug + Send + Sync {
+    /// Resolves what needs I/O to know (encrypted passwords); every problem
+    /// is returned, each naming its option.
+    fn resolve_secrets(&mut self, keys: &KeySources) -> std::result::Result<(), Vec<String>> {
+        let _ = keys;
+        Ok(())
+    }
+
+    /// Opens the storage; `remote` says whether the command needs a replica.
+    fn open(&self, remote: Remote) -> Result<Box<dyn Storage>>;
+
+    /// For tests that look at one backend's settings.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// What a command needs of a backend's replica system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remote {
+    /// Not at all: reads and listings work with the primary alone, so a
+    /// restore does not depend on the replica being reachable.
+    Never,
+    /// Only when writes are mirrored (`replication: on`): writes, the backup
+    /// hooks, delete_backup.
+    IfReplicating,
+    /// Always (replicate_backup, delete_replica).
+    Required,
+}
 
 /// Opens the backend the config selects; `remote` says whether the command
 /// needs the replica system.
 pub fn open(config: &PluginConfig, remote: Remote) -> Result<Box<dyn Storage>> {
-    let storage: Box<dyn Storage> = match &config.backend {
-        BackendConfig::Local(l) => Box::new(local::LocalStorage::new(l)?),
-        BackendConfig::DdBoost(d) => Box::new(ddboost::DdBoostStorage::open(d, remote)?),
-    };
+    let storage = config.backend.open(remote)?;
     // Injected failures for the test suite (debug builds only).
-    Ok(match crate::storage::faulty::Faults::from_env()? {
-        Some(f) => Box::new(crate::storage::faulty::FaultyStorage::new(storage, f)),
+    Ok(match faulty::Faults::from_env()? {
+        Some(f) => Box::new(faulty::FaultyStorage::new(storage, f)),
         None => storage,
     })
 }

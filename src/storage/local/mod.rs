@@ -23,9 +23,11 @@ use nix::libc;
 use super::{
     join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
 };
-use crate::config::LocalConfig;
+pub mod config;
+
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::signals::CleanupGuard;
+use config::LocalConfig;
 
 pub struct LocalStorage {
     root: PathBuf,
@@ -49,7 +51,7 @@ impl LocalStorage {
                 root: root.to_path_buf(),
                 fsync: config.fsync,
                 file_mode: config.file_mode,
-                dir_mode: crate::config::dir_mode_for(config.file_mode),
+                dir_mode: config::dir_mode_for(config.file_mode),
             }),
             Ok(_) => Err(Error::config(format!(
                 "backup directory {} is not a directory; fix option \"directory\"",

@@ -18,13 +18,16 @@ use backon::{BlockingRetryable, ExponentialBuilder};
 use ddboost_sys::{Connection, File as DdFile, Instance, Library, OpenMode, Stat};
 
 use super::{
-    join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Replica,
-    Storage,
+    join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Remote,
+    Replica, Storage,
 };
 use crate::about::PLUGIN_NAME;
-use crate::config::{DdBoostConfig, DdTarget, RetryPolicy, Secret};
+pub mod config;
+
+use crate::config::Secret;
 use crate::error::{Error, Result};
 use crate::process::signals::CleanupGuard;
+use config::{DdBoostConfig, DdTarget, RetryPolicy};
 
 /// Permissions of created files and folders: the owner only (backups hold
 /// table data).
@@ -361,18 +364,6 @@ pub struct DdBoostStorage {
     _instance: Instance,
 }
 
-/// What a command needs of the remote system.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Remote {
-    /// Not at all: reads and listings work with the local system alone, so a
-    /// restore does not depend on the replica being reachable.
-    Never,
-    /// Only when `replication: on` (writes, the backup hooks, delete_backup).
-    IfReplicating,
-    /// Always (replicate_backup, delete_replica): the `remote_*` options must be valid.
-    Required,
-}
-
 fn sdk_log(severity: ddboost_sys::Severity, message: &str) {
     use ddboost_sys::Severity as S;
     match severity {
@@ -388,7 +379,7 @@ impl DdBoostStorage {
         // Which remote system to connect, checked before anything is loaded.
         let remote_target = match remote {
             Remote::Never => None,
-            Remote::IfReplicating => cfg.replica.as_ref(),
+            Remote::IfReplicating => cfg.replica(),
             Remote::Required => Some(cfg.remote.as_ref().ok_or_else(|| {
                 let why = if cfg.remote_problems.is_empty() {
                     "no remote_* options are set".to_string()
@@ -417,11 +408,12 @@ impl DdBoostStorage {
             None => None,
         };
         // Mirror changes only with replication on (and a connected replica).
-        let mirror = cfg.replica.is_some();
+        let mirror = cfg.replication;
         let replica = remote_side.map(|remote| DdReplica {
             primary: local.clone(),
             remote,
             mirror,
+            streams: cfg.replication_streams,
         });
         Ok(DdBoostStorage {
             local,
@@ -512,6 +504,8 @@ struct DdReplica {
     remote: Side,
     /// replication: on
     mirror: bool,
+    /// Option replication_streams.
+    streams: usize,
 }
 
 impl Replica for DdReplica {
@@ -521,6 +515,10 @@ impl Replica for DdReplica {
 
     fn mirrors_writes(&self) -> bool {
         self.mirror
+    }
+
+    fn streams(&self) -> usize {
+        self.streams
     }
 
     /// Temporary on the replica, file copy, close, rename.

@@ -1,0 +1,325 @@
+//! The ddboost backend's options: the Data Domain, the SDK, replication and
+//! connect retries.
+
+use std::any::Any;
+use std::path::PathBuf;
+
+use crate::config::encryption;
+use crate::config::options::Options;
+use crate::config::{KeySources, Secret};
+use crate::error::Result;
+use crate::storage::{BackendConfig, Remote, Storage};
+
+/// The options only this backend reads (`directory` is shared).
+pub const OPTIONS: &[&str] = &[
+    "hostname",
+    "username",
+    "password",
+    "password_encryption",
+    "storage_unit",
+    "ddboost_library",
+    "replication",
+    "replication_streams",
+    "remote_hostname",
+    "remote_username",
+    "remote_password",
+    "remote_password_encryption",
+    "remote_storage_unit",
+    "remote_directory",
+    "retry_max_attempts",
+    "retry_initial_delay_ms",
+    "retry_max_delay_ms",
+];
+
+/// One Data Domain system and a place on it.
+#[derive(Debug, Clone)]
+pub struct DdTarget {
+    pub hostname: String,
+    pub username: String,
+    /// The password; while `encrypted`, the hex gpbackup_manager printed.
+    pub password: Secret,
+    /// `password_encryption: on` and not yet decrypted.
+    pub encrypted: bool,
+    /// The option prefix: "" or "remote_".
+    pub prefix: &'static str,
+    pub storage_unit: String,
+    pub directory: String,
+}
+
+/// `backend: ddboost`.
+#[derive(Debug, Clone)]
+pub struct DdBoostConfig {
+    pub target: DdTarget,
+    /// Explicit path of libDDBoost.so (option `ddboost_library`).
+    pub library: Option<PathBuf>,
+    /// `replication: on`: every write is copied to `remote` before success.
+    pub replication: bool,
+    /// The `remote_*` options when given, whatever `replication` says: used by
+    /// `replicate_backup` and `delete_replica`.
+    pub remote: Option<DdTarget>,
+    /// Problems with the `remote_*` options, reported when a command needs them.
+    pub remote_problems: Vec<String>,
+    pub replication_streams: usize,
+    /// How connecting to a Data Domain is retried.
+    pub retry: RetryPolicy,
+}
+
+impl DdBoostConfig {
+    /// The remote system when `replication: on`.
+    pub fn replica(&self) -> Option<&DdTarget> {
+        self.remote.as_ref().filter(|_| self.replication)
+    }
+}
+
+/// Bounded retries with exponential backoff (options `retry_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 = no retry).
+    pub attempts: usize,
+    pub initial_delay: std::time::Duration,
+    pub max_delay: std::time::Duration,
+}
+
+impl BackendConfig for DdBoostConfig {
+    fn open(&self, remote: Remote) -> Result<Box<dyn Storage>> {
+        Ok(Box::new(super::DdBoostStorage::open(self, remote)?))
+    }
+
+    /// Decrypts encrypted passwords. A remote password that cannot be
+    /// decrypted matters only to commands that need the remote system (or
+    /// to every command with replication on).
+    fn resolve_secrets(&mut self, keys: &KeySources) -> std::result::Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if let Err(p) = decrypt(&mut self.target, keys) {
+            problems.push(p);
+        }
+        if let Some(remote) = self.remote.as_mut() {
+            if let Err(p) = decrypt(remote, keys) {
+                if self.replication {
+                    problems.push(format!("{p} (replication is on)"));
+                } else {
+                    self.remote_problems.push(p);
+                    self.remote = None;
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Decrypts `t`'s password if it is encrypted: written by gpbackup_manager
+/// (or `encrypt_password`); the key comes from gpbackup (option
+/// gpbackup_ddboost_plugin) or the coordinator's `.encrypt`.
+fn decrypt(t: &mut DdTarget, keys: &KeySources) -> std::result::Result<(), String> {
+    if !t.encrypted {
+        return Ok(());
+    }
+    let plain = encryption::decrypt_with_found_key(
+        t.password.expose(),
+        keys.injected.as_ref().map(|k| k.expose()),
+        &keys.data_dirs,
+    )
+    .map_err(|e| format!("option \"{}password\": {e}", t.prefix))?;
+    t.password = Secret::new(plain);
+    t.encrypted = false;
+    Ok(())
+}
+
+/// Checks a Data Domain name option: non-empty, at most `max` characters.
+fn dd_name(opts: &mut Options, key: &str, max: usize) -> Option<String> {
+    let v = opts.required(key)?;
+    if v.chars().count() > max {
+        opts.problem(format!("option \"{key}\" is longer than {max} characters"));
+        return None;
+    }
+    Some(v)
+}
+
+/// A directory inside a storage unit: relative, no `..`, no empty components.
+fn dd_directory(opts: &mut Options, key: &str) -> Option<String> {
+    let v = opts.required(key)?;
+    let trimmed = v.trim_matches('/');
+    if trimmed.is_empty()
+        || trimmed
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        opts.problem(format!(
+            "option \"{key}\" must be a path inside the storage unit such as backups/gp (got \"{v}\")"
+        ));
+        return None;
+    }
+    Some(trimmed.to_string())
+}
+
+fn dd_target(opts: &mut Options, prefix: &'static str) -> Option<DdTarget> {
+    let key = |k: &str| format!("{prefix}{k}");
+    let encrypted = opts.on_off(&key("password_encryption"), false);
+    let hostname = dd_name(opts, &key("hostname"), 255);
+    let username = dd_name(opts, &key("username"), 30);
+    let password = opts.required(&key("password"));
+    let storage_unit = dd_name(opts, &key("storage_unit"), 255);
+    let directory = dd_directory(opts, &key("directory"));
+    if let Some(su) = &storage_unit {
+        if su.contains('/') {
+            opts.problem(format!(
+                "option \"{}\" must not contain '/'",
+                key("storage_unit")
+            ));
+            return None;
+        }
+    }
+    Some(DdTarget {
+        hostname: hostname?,
+        username: username?,
+        password: Secret::new(password?),
+        encrypted,
+        prefix,
+        storage_unit: storage_unit?,
+        directory: directory?,
+    })
+}
+
+/// Checks the ddboost backend's options (no I/O: encrypted passwords are
+/// decrypted by `resolve_secrets`).
+pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
+    let target = dd_target(opts, "");
+    let library = opts
+        .get("ddboost_library")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    if let Some(lib) = &library {
+        if !lib.is_absolute() {
+            opts.problem(format!(
+                "option \"ddboost_library\" must be an absolute path (got \"{}\")",
+                lib.display()
+            ));
+        }
+    }
+    let replication = opts.on_off("replication", false);
+    let streams = opts.number("replication_streams", 1, 1..=64) as usize;
+    let attempts = opts.number("retry_max_attempts", 3, 1..=10) as usize;
+    let initial = opts.number("retry_initial_delay_ms", 500, 1..=60_000);
+    let max = opts.number("retry_max_delay_ms", 5_000, 1..=300_000);
+    if max < initial {
+        opts.problem(format!(
+            "option \"retry_max_delay_ms\" ({max}) must not be less than \"retry_initial_delay_ms\" ({initial})"
+        ));
+    }
+    let retry = RetryPolicy {
+        attempts,
+        initial_delay: std::time::Duration::from_millis(initial),
+        max_delay: std::time::Duration::from_millis(max.max(initial)),
+    };
+    let any_remote = opts.keys().any(|k| k.starts_with("remote_"));
+    // Problems of the remote_* options are the config's problems only with
+    // replication on; otherwise they are kept for the commands that need them.
+    let (remote, remote_problems) = if any_remote || replication {
+        let mut remote_opts = opts.fresh();
+        let remote = dd_target(&mut remote_opts, "remote_");
+        (remote, remote_opts.into_problems())
+    } else {
+        (None, Vec::new())
+    };
+    if replication {
+        for p in &remote_problems {
+            opts.problem(format!("{p} (replication is on)"));
+        }
+    }
+    Some(Box::new(DdBoostConfig {
+        target: target?,
+        library,
+        replication,
+        remote,
+        remote_problems,
+        replication_streams: streams,
+        retry,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PluginConfig;
+    use std::path::Path;
+
+    fn dd(text: &str) -> crate::error::Result<DdBoostConfig> {
+        PluginConfig::parse(text, Path::new("c.yaml")).map(|c| {
+            c.backend
+                .as_any()
+                .downcast_ref::<DdBoostConfig>()
+                .expect("ddboost backend")
+                .clone()
+        })
+    }
+
+    const HEX: &str = include_str!("../../../tests/data/encryption/pgcrypto_aes256.hex");
+
+    /// `password_encryption: on` decrypts with the key gpbackup injects, in
+    /// the step after parsing.
+    #[test]
+    fn encrypted_passwords_are_decrypted() {
+        let hex = HEX.trim();
+        let text = format!(
+            "options:\n  hostname: dd1\n  username: u\n  storage_unit: SU\n  directory: d\n  password: \"{hex}\"\n  password_encryption: \"on\"\n  gpbackup_ddboost_plugin: k3v9q0x7m2p5r8t1w4y6z0a2c4e6g8\n"
+        );
+        let mut c = PluginConfig::parse(&text, Path::new("c.yaml")).unwrap();
+        c.resolve_secrets().unwrap();
+        let d = c.backend.as_any().downcast_ref::<DdBoostConfig>().unwrap();
+        assert_eq!(d.target.password.expose(), "DDboost_Pa55!");
+        let wrong = text.replace(
+            "k3v9q0x7m2p5r8t1w4y6z0a2c4e6g8",
+            "k3v9q0x7m2p5r8t1w4y6z0a2c4e6g9",
+        );
+        let mut c = PluginConfig::parse(&wrong, Path::new("c.yaml")).unwrap();
+        let e = c.resolve_secrets().unwrap_err().to_string();
+        assert!(
+            e.contains("\"password\"") && !e.contains("k3v9q0x7") && !e.contains(hex),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn retry_options() {
+        let base = "options:\n  hostname: dd1\n  username: u\n  password: p\n  storage_unit: SU\n  directory: d\n";
+        assert_eq!(dd(base).unwrap().retry.attempts, 3);
+        let bad = format!("{base}  retry_max_attempts: 0\n  retry_initial_delay_ms: 900\n  retry_max_delay_ms: 800\n");
+        let e = dd(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("retry_max_attempts") && e.contains("retry_max_delay_ms"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_options_all_named_and_password_hidden() {
+        let e = dd("options:\n  password: hunter2\n  hostname: dd1\n")
+            .unwrap_err()
+            .to_string();
+        for k in ["username", "storage_unit", "directory"] {
+            assert!(e.contains(&format!("\"{k}\" is required")), "{e}");
+        }
+        assert!(!e.contains("hunter2"));
+    }
+
+    #[test]
+    fn remote_problems_matter_only_with_replication() {
+        let base = "options:\n  hostname: dd1\n  username: u\n  password: p\n  storage_unit: SU\n  directory: d\n  remote_hostname: dd2\n";
+        let c = dd(base).unwrap();
+        assert!(c.remote.is_none());
+        assert!(c
+            .remote_problems
+            .iter()
+            .any(|p| p.contains("remote_username")));
+        let e = dd(&format!("{base}  replication: on\n")).unwrap_err();
+        assert!(e.to_string().contains("(replication is on)"), "{e}");
+    }
+}
