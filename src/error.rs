@@ -1,5 +1,5 @@
 //! The plugin's error type. Every message is one line that says what failed,
-//! on which object, and what to do; `lib::run` prints it once on stderr.
+//! on which object, and what to do; `app::run` prints it once on stderr.
 
 use std::fmt;
 
@@ -28,10 +28,12 @@ pub enum ErrorKind {
 /// inspect it (e.g. the SDK's return code).
 pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    #[source]
     source: Option<Source>,
 }
 
@@ -105,20 +107,6 @@ impl Error {
             message: format!("{what}: {}", self.message),
             source: self.source,
         }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -10,6 +10,8 @@
 //! * `process`: the log, signals, test pause points;
 //! * `about`: the plugin's name and versions; `error`: the error type.
 
+#![forbid(unsafe_code)]
+
 pub mod about;
 pub mod app;
 pub mod commands;
