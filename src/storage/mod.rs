@@ -12,6 +12,7 @@
 pub mod ddboost;
 pub mod faulty;
 pub mod local;
+pub mod memory;
 
 use crate::config::options::Options;
 use crate::config::{KeySources, PluginConfig};

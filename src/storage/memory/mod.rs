@@ -1,0 +1,201 @@
+//! An in-memory backend: the smallest complete `Storage`, used by the
+//! storage suite and as the example of what a backend provides. Objects
+//! live as long as the value; nothing is shared between processes, so it is
+//! not offered as option `backend` (a backend that is would add its schema
+//! beside it and one line to `storage::BACKENDS`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{
+    join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
+};
+use crate::error::{Error, Result};
+
+type Files = Arc<Mutex<BTreeMap<String, Arc<Vec<u8>>>>>;
+
+/// Files by path; folders exist implicitly while they hold a file, or
+/// explicitly once created.
+#[derive(Clone, Default)]
+pub struct MemoryStorage {
+    files: Files,
+    dirs: Arc<Mutex<Vec<String>>>,
+}
+
+impl MemoryStorage {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn files(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Vec<u8>>>> {
+        self.files.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn dirs(&self) -> MutexGuard<'_, Vec<String>> {
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Whether `path` is `dir` itself or below it.
+fn below(path: &str, dir: &str) -> bool {
+    dir.is_empty() || path == dir || path.starts_with(&format!("{dir}/"))
+}
+
+const BLOCK: usize = 64 << 10;
+
+impl Storage for MemoryStorage {
+    fn describe(&self) -> String {
+        "memory".to_string()
+    }
+
+    fn create_dir_all(&self, dir: &str) -> Result<()> {
+        let mut dirs = self.dirs();
+        let mut path = String::new();
+        for part in dir.split('/').filter(|p| !p.is_empty()) {
+            path = join(&path, part);
+            if !dirs.contains(&path) {
+                dirs.push(path.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+        let (dir, name) = split_path(path);
+        self.create_dir_all(dir)?;
+        let temp = join(dir, &temp_name(name));
+        self.files().insert(temp.clone(), Arc::new(Vec::new()));
+        Ok(Box::new(MemoryWriter {
+            files: self.files.clone(),
+            temp,
+            target: path.to_string(),
+            data: Vec::new(),
+            committed: false,
+        }))
+    }
+
+    fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
+        let data = self.files().get(path).cloned();
+        let data = data.ok_or_else(|| Error::not_found(format!("{path} not found in memory")))?;
+        Ok(Box::new(MemoryReader { data }))
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        let all = self.list_all(dir)?;
+        Ok(all
+            .into_iter()
+            .filter(|o| !o.path.split('/').any(|c| c.starts_with('.')))
+            .collect())
+    }
+
+    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        Ok(self
+            .files()
+            .iter()
+            .filter(|(p, _)| below(p, dir))
+            .map(|(p, d)| ObjectInfo {
+                path: p.clone(),
+                size: d.len() as u64,
+            })
+            .collect())
+    }
+
+    fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
+        let mut files = self.files();
+        let before = files.len();
+        files.retain(|p, _| !below(p, dir));
+        let mut dirs = self.dirs();
+        let dirs_before = dirs.len();
+        dirs.retain(|d| !below(d, dir));
+        Ok(DeleteSummary {
+            files: (before - files.len()) as u64,
+            dirs: (dirs_before - dirs.len()) as u64,
+        })
+    }
+
+    fn delete(&self, path: &str) -> Result<bool> {
+        Ok(self.files().remove(path).is_some())
+    }
+
+    fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
+        if self.files().keys().any(|p| below(p, dir)) {
+            return Ok(false);
+        }
+        let mut dirs = self.dirs();
+        if dirs.iter().any(|d| d != dir && below(d, dir)) {
+            return Ok(false);
+        }
+        let before = dirs.len();
+        dirs.retain(|d| d != dir);
+        Ok(dirs.len() < before)
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let mut files = self.files();
+        let data = files
+            .remove(from)
+            .ok_or_else(|| Error::not_found(format!("{from} not found in memory")))?;
+        files.insert(to.to_string(), data);
+        Ok(())
+    }
+}
+
+struct MemoryWriter {
+    files: Files,
+    temp: String,
+    target: String,
+    data: Vec<u8>,
+    committed: bool,
+}
+
+impl ObjectWriter for MemoryWriter {
+    fn block_size(&self) -> usize {
+        BLOCK
+    }
+
+    fn write(&mut self, buf: &[u8]) -> Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        files.remove(&self.temp);
+        files.insert(
+            self.target.clone(),
+            Arc::new(std::mem::take(&mut self.data)),
+        );
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for MemoryWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            files.remove(&self.temp);
+        }
+    }
+}
+
+struct MemoryReader {
+    data: Arc<Vec<u8>>,
+}
+
+impl ObjectReader for MemoryReader {
+    fn block_size(&self) -> usize {
+        BLOCK
+    }
+
+    fn size(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let start = (offset as usize).min(self.data.len());
+        let n = buf.len().min(self.data.len() - start);
+        buf[..n].copy_from_slice(&self.data[start..start + n]);
+        Ok(n)
+    }
+}
