@@ -1,5 +1,6 @@
 //! The plugin's commands. They see storage only through the `Storage` trait.
 
+mod check;
 mod hooks;
 mod manage;
 mod transfer;
@@ -98,6 +99,7 @@ pub fn execute(name: &'static str, cmd: Command) -> Result<()> {
         Command::DeleteReplica { config, timestamp } => {
             with(config, &|c| manage::delete_replica(c, timestamp))
         }
+        Command::Check { config, no_write } => check::run(config, *no_write),
     }
 }
 

@@ -227,6 +227,15 @@ pub enum Command {
         #[arg(value_name = "TIMESTAMP", value_parser = parser(timestamp), allow_hyphen_values = true)]
         timestamp: Timestamp,
     },
+    /// Check a config on this host: storage reachable, writable, readable (one line per step; exit 0 only if all pass).
+    #[command(name = "check")]
+    Check {
+        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
+        config: PathBuf,
+        /// Skip the probe object (nothing is written).
+        #[arg(long = "no-write")]
+        no_write: bool,
+    },
 }
 
 #[derive(Debug, Parser)]

@@ -14,7 +14,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::storage::{DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Replica, Storage};
+use crate::storage::{
+    DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Replica, Storage,
+};
 
 pub const VAR: &str = "GPBACKUP_DDBOOST_PLUGIN_FAULTS";
 
@@ -160,6 +162,9 @@ impl Storage for FaultyStorage {
     }
     fn replica(&self) -> Option<&dyn Replica> {
         self.inner.replica()
+    }
+    fn facts(&self, write: bool) -> Vec<Finding> {
+        self.inner.facts(write)
     }
 }
 

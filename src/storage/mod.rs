@@ -74,6 +74,62 @@ pub trait Storage {
     fn replica(&self) -> Option<&dyn Replica> {
         None
     }
+
+    /// What `check` reports about this storage beyond reading and writing:
+    /// free space, stream counts, whether flushing works (only with `write`).
+    /// A value that cannot be right is a failing finding.
+    fn facts(&self, write: bool) -> Vec<Finding> {
+        let _ = write;
+        Vec::new()
+    }
+}
+
+/// One line of `check`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub step: String,
+    pub outcome: Outcome,
+    pub detail: String,
+    pub secs: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Finding {
+    pub fn pass(step: impl Into<String>, detail: impl Into<String>, secs: f64) -> Finding {
+        Self::new(step, Outcome::Pass, detail, secs)
+    }
+    pub fn warn(step: impl Into<String>, detail: impl Into<String>, secs: f64) -> Finding {
+        Self::new(step, Outcome::Warn, detail, secs)
+    }
+    pub fn fail(step: impl Into<String>, detail: impl Into<String>, secs: f64) -> Finding {
+        Self::new(step, Outcome::Fail, detail, secs)
+    }
+    fn new(
+        step: impl Into<String>,
+        outcome: Outcome,
+        detail: impl Into<String>,
+        secs: f64,
+    ) -> Finding {
+        Finding {
+            step: step.into(),
+            outcome,
+            detail: detail.into(),
+            secs,
+        }
+    }
+}
+
+/// Runs `f` and returns its result and the seconds it took.
+pub fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let started = std::time::Instant::now();
+    let r = f();
+    (r, started.elapsed().as_secs_f64())
 }
 
 /// A replica system (DD Boost managed file replication).
@@ -238,6 +294,23 @@ pub trait BackendConfig: std::fmt::Debug + Send + Sync {
 
     /// Opens the storage; `remote` says whether the command needs a replica.
     fn open(&self, remote: Remote) -> Result<Box<dyn Storage>>;
+
+    /// Opens the storage step by step for `check`, reporting each step
+    /// (library, connection, folders; the remote system when configured);
+    /// None when a step failed.
+    fn check_open(&self, out: &mut dyn FnMut(Finding)) -> Option<Box<dyn Storage>> {
+        let (r, secs) = timed(|| self.open(Remote::Never));
+        match r {
+            Ok(s) => {
+                out(Finding::pass("storage", s.describe(), secs));
+                Some(s)
+            }
+            Err(e) => {
+                out(Finding::fail("storage", e.to_string(), secs));
+                None
+            }
+        }
+    }
 
     /// For tests that look at one backend's settings.
     fn as_any(&self) -> &dyn std::any::Any;

@@ -8,7 +8,7 @@ use crate::config::encryption;
 use crate::config::options::Options;
 use crate::config::{KeySources, Secret};
 use crate::error::Result;
-use crate::storage::{BackendConfig, Remote, Storage};
+use crate::storage::{BackendConfig, Finding, Remote, Storage};
 
 /// The options only this backend reads (`directory` is shared).
 pub const OPTIONS: &[&str] = &[
@@ -40,6 +40,9 @@ pub struct DdTarget {
     pub password: Secret,
     /// `password_encryption: on` and not yet decrypted.
     pub encrypted: bool,
+    /// `password_encryption: on` in the config (a plain-text password is
+    /// copied to every host's /tmp and into the backup by gpbackup).
+    pub stored_encrypted: bool,
     /// The option prefix: "" or "remote_".
     pub prefix: &'static str,
     pub storage_unit: String,
@@ -108,6 +111,33 @@ impl BackendConfig for DdBoostConfig {
         } else {
             Err(problems)
         }
+    }
+
+    fn check_open(&self, out: &mut dyn FnMut(Finding)) -> Option<Box<dyn Storage>> {
+        for t in std::iter::once(&self.target).chain(self.remote.as_ref()) {
+            if !t.stored_encrypted {
+                out(Finding::warn(
+                    format!("option {}password", t.prefix),
+                    "the password is plain text: gpbackup copies the plugin config to /tmp on every host and into the backup; encrypt it with encrypt_password and set password_encryption: on",
+                    0.0,
+                ));
+            }
+        }
+        if !self.remote_problems.is_empty() {
+            out(Finding::fail(
+                "remote_* options",
+                self.remote_problems.join("; "),
+                0.0,
+            ));
+        }
+        let remote = if self.remote.is_some() {
+            Remote::Required
+        } else {
+            Remote::Never
+        };
+        super::DdBoostStorage::open_reporting(self, remote, out)
+            .ok()
+            .map(|s| Box::new(s) as Box<dyn Storage>)
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -182,6 +212,7 @@ fn dd_target(opts: &mut Options, prefix: &'static str) -> Option<DdTarget> {
         username: username?,
         password: Secret::new(password?),
         encrypted,
+        stored_encrypted: encrypted,
         prefix,
         storage_unit: storage_unit?,
         directory: directory?,

@@ -18,8 +18,8 @@ use backon::{BlockingRetryable, ExponentialBuilder};
 use ddboost_sys::{Connection, File as DdFile, Instance, Library, OpenMode, Stat};
 
 use super::{
-    join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Remote,
-    Replica, Storage,
+    join, split_path, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader,
+    ObjectWriter, Remote, Replica, Storage,
 };
 use crate::about::PLUGIN_NAME;
 pub mod config;
@@ -376,6 +376,28 @@ fn sdk_log(severity: ddboost_sys::Severity, message: &str) {
 
 impl DdBoostStorage {
     pub fn open(cfg: &DdBoostConfig, remote: Remote) -> Result<DdBoostStorage> {
+        Self::open_reporting(cfg, remote, &mut |_| {})
+    }
+
+    /// [`DdBoostStorage::open`], reporting each step (for `check`): a step
+    /// that fails is reported before its error is returned.
+    pub fn open_reporting(
+        cfg: &DdBoostConfig,
+        remote: Remote,
+        report: &mut dyn FnMut(Finding),
+    ) -> Result<DdBoostStorage> {
+        let mut step = |name: &str, r: Result<String>, secs: f64| -> Result<()> {
+            match r {
+                Ok(detail) => {
+                    report(Finding::pass(name, detail, secs));
+                    Ok(())
+                }
+                Err(e) => {
+                    report(Finding::fail(name, e.to_string(), secs));
+                    Err(e)
+                }
+            }
+        };
         // Which remote system to connect, checked before anything is loaded.
         let remote_target = match remote {
             Remote::Never => None,
@@ -391,8 +413,19 @@ impl DdBoostStorage {
                 ))
             })?),
         };
-        let lib = Library::find(cfg.library.as_deref())
-            .map_err(|e| Error::config(format!("cannot load the DD Boost SDK: {e}")))?;
+        let (lib, secs) = timed(|| {
+            Library::find(cfg.library.as_deref())
+                .map_err(|e| Error::config(format!("cannot load the DD Boost SDK: {e}")))
+        });
+        let origin = lib.as_ref().map(|l| l.origin().to_string());
+        step(
+            "DD Boost SDK",
+            origin
+                .map(|o| format!("loaded from {o}"))
+                .map_err(clone_error),
+            secs,
+        )?;
+        let lib = lib?;
         let _ = ddboost_sys::set_log_sink(sdk_log);
         let info = format!("{PLUGIN_NAME} version {}", env!("CARGO_PKG_VERSION"));
         let instance = Instance::new(&lib, PLUGIN_NAME, &info).map_err(|e| {
@@ -400,11 +433,40 @@ impl DdBoostStorage {
                 "cannot start the DD Boost SDK ({}): {e}",
                 lib.origin()
             ))
-        })?;
+        });
+        step(
+            "DD Boost instance",
+            instance
+                .as_ref()
+                .map(|_| "created".to_string())
+                .map_err(clone_error),
+            0.0,
+        )?;
+        let instance = instance?;
         log::debug!("DD Boost SDK loaded from {}", lib.origin());
-        let local = Side::connect(&instance, &cfg.target, "the", &cfg.retry)?;
+        let connect =
+            |t: &DdTarget, role: &str| timed(|| Side::connect(&instance, t, role, &cfg.retry));
+        let (local, secs) = connect(&cfg.target, "the");
+        let what = |t: &DdTarget| format!("{} as {}", t.hostname, t.username);
+        step(
+            "connect",
+            local
+                .as_ref()
+                .map(|_| what(&cfg.target))
+                .map_err(clone_error),
+            secs,
+        )?;
+        let local = local?;
         let remote_side = match remote_target {
-            Some(t) => Some(Side::connect(&instance, t, "the remote", &cfg.retry)?),
+            Some(t) => {
+                let (side, secs) = connect(t, "the remote");
+                step(
+                    "connect remote",
+                    side.as_ref().map(|_| what(t)).map_err(clone_error),
+                    secs,
+                )?;
+                Some(side?)
+            }
             None => None,
         };
         // Mirror changes only with replication on (and a connected replica).
@@ -496,6 +558,15 @@ impl Storage for DdBoostStorage {
     fn replica(&self) -> Option<&dyn Replica> {
         self.replica.as_ref().map(|r| r as &dyn Replica)
     }
+
+    fn facts(&self, write: bool) -> Vec<Finding> {
+        self.local.facts(write)
+    }
+}
+
+/// The same error again (the original is returned, its copy reported).
+fn clone_error(e: &Error) -> Error {
+    Error::new(e.kind(), e.message())
 }
 
 /// The remote system and the primary it copies from.
@@ -617,6 +688,81 @@ impl Storage for Side {
             .lock()
             .rename(&self.su, &self.full(from), &self.full(to));
         r.map_err(|e| self.err(e))
+    }
+
+    /// The folder, stream counts and free space, with sanity checks on what
+    /// the SDK's structures hold: values no Data Domain reports mean this
+    /// build's declaration of them differs from the SDK's.
+    fn facts(&self, _write: bool) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let host = &self.host;
+        let layout = "; the SDK's structures may differ from this build's header: build with DDBOOST_SDK_DIR (see README)";
+        let (folder, secs) = timed(|| self.stat(""));
+        out.push(match folder {
+            Ok(Some(s)) if s.is_dir => {
+                Finding::pass("folder", format!("{} exists", self.describe()), secs)
+            }
+            Ok(Some(_)) => Finding::fail(
+                "folder",
+                format!(
+                    "/{}/{} on {host} is a file, not a folder",
+                    self.su, self.base
+                ),
+                secs,
+            ),
+            Ok(None) => Finding::warn(
+                "folder",
+                format!(
+                    "/{}/{} does not exist yet on {host}; the first backup creates it",
+                    self.su, self.base
+                ),
+                secs,
+            ),
+            Err(e) => Finding::fail("folder", e.to_string(), secs),
+        });
+        let (counts, secs) = timed(|| self.lock().stream_counts());
+        out.push(match counts {
+            Ok(c) => {
+                let l = &c.limits;
+                let u = &c.inuse;
+                let used = [u.read_streams, u.read_write_streams, u.replication_streams, u.filecopy_streams];
+                let limits = [l.backup_write_streams, l.backup_read_streams, l.total_streams_hard_limit];
+                let sane = used.iter().chain(limits.iter()).all(|v| (0..1_000_000).contains(v));
+                let detail = format!(
+                    "{} write and {} read streams allowed ({} in all); in use: {} read, {} read-write, {} replication",
+                    l.backup_write_streams, l.backup_read_streams, l.total_streams_hard_limit,
+                    u.read_streams, u.read_write_streams, u.replication_streams
+                );
+                if sane {
+                    Finding::pass("stream counts", detail, secs)
+                } else {
+                    Finding::fail("stream counts", format!("implausible: {detail}{layout}"), secs)
+                }
+            }
+            Err(e) => Finding::fail("stream counts", sdk_error(host, e).to_string(), secs),
+        });
+        let (space, secs) = timed(|| self.lock().statfs());
+        out.push(match space {
+            Ok(s) if s.blocks > 0 && s.free_blocks <= s.blocks => Finding::pass(
+                "free space",
+                format!(
+                    "{:.1}% of {} blocks free",
+                    s.free_blocks as f64 * 100.0 / s.blocks as f64,
+                    s.blocks
+                ),
+                secs,
+            ),
+            Ok(s) => Finding::fail(
+                "free space",
+                format!(
+                    "implausible: {} blocks, {} free{layout}",
+                    s.blocks, s.free_blocks
+                ),
+                secs,
+            ),
+            Err(e) => Finding::fail("free space", sdk_error(host, e).to_string(), secs),
+        });
+        out
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::config::options::Options;
 use crate::error::Result;
-use crate::storage::{BackendConfig, Remote, Storage};
+use crate::storage::{timed, BackendConfig, Finding, Remote, Storage};
 
 /// The options only this backend reads.
 pub const OPTIONS: &[&str] = &["fsync", "file_mode"];
@@ -34,6 +34,27 @@ pub fn dir_mode_for(file_mode: u32) -> u32 {
 impl BackendConfig for LocalConfig {
     fn open(&self, _remote: Remote) -> Result<Box<dyn Storage>> {
         Ok(Box::new(super::LocalStorage::new(self)?))
+    }
+
+    fn check_open(&self, out: &mut dyn FnMut(Finding)) -> Option<Box<dyn Storage>> {
+        let (r, secs) = timed(|| super::LocalStorage::new(self));
+        match r {
+            Ok(s) => {
+                out(Finding::pass(
+                    "directory",
+                    format!(
+                        "{} is a folder (the mount point, or a folder on it)",
+                        self.directory.display()
+                    ),
+                    secs,
+                ));
+                Some(Box::new(s))
+            }
+            Err(e) => {
+                out(Finding::fail("directory", e.to_string(), secs));
+                None
+            }
+        }
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use nix::libc;
 
 use super::{
-    join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
+    join, split_path, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader,
+    ObjectWriter, Storage,
 };
 pub mod config;
 
@@ -210,6 +211,72 @@ fn chmod_dir(path: &Path, mode: u32) -> io::Result<()> {
 }
 
 impl Storage for LocalStorage {
+    /// Free space, and with `write` whether a file can be created, flushed
+    /// and removed in `directory` (what every backup needs).
+    fn facts(&self, write: bool) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let (vfs, secs) = timed(|| nix::sys::statvfs::statvfs(&self.root));
+        out.push(match vfs {
+            Ok(v) => {
+                let unit = v.fragment_size() as f64;
+                let free = v.blocks_available() as f64 * unit;
+                let total = v.blocks() as f64 * unit;
+                let detail = format!(
+                    "{:.1} GiB free of {:.1} GiB in {}",
+                    free / (1u64 << 30) as f64,
+                    total / (1u64 << 30) as f64,
+                    self.root.display()
+                );
+                if v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
+                    Finding::fail(
+                        "free space",
+                        format!("{detail}, but the filesystem is read-only"),
+                        secs,
+                    )
+                } else {
+                    Finding::pass("free space", detail, secs)
+                }
+            }
+            Err(e) => Finding::fail(
+                "free space",
+                format!("cannot stat the filesystem of {}: {e}", self.root.display()),
+                secs,
+            ),
+        });
+        if write {
+            let probe = self
+                .root
+                .join(format!(".check-fsync-{}", std::process::id()));
+            let (r, secs) = timed(|| -> io::Result<()> {
+                let _cleanup = CleanupGuard::remove_file(probe.clone());
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(self.file_mode)
+                    .open(&probe)?;
+                f.write_all(&[0u8; 4096])?;
+                f.sync_all()?;
+                File::open(&self.root)?.sync_all()
+            });
+            out.push(match r {
+                Ok(()) => Finding::pass(
+                    "write and fsync",
+                    format!(
+                        "a file in {} was written, flushed and removed",
+                        self.root.display()
+                    ),
+                    secs,
+                ),
+                Err(e) => Finding::fail(
+                    "write and fsync",
+                    format!("{}: {e}", self.root.display()),
+                    secs,
+                ),
+            });
+        }
+        out
+    }
+
     fn describe(&self) -> String {
         format!("local:{}", self.root.display())
     }
