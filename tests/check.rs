@@ -126,7 +126,10 @@ fn wrong_password_and_unknown_host_fail_at_connect() {
     );
     let out = check(&env, wrong.to_str().unwrap(), &[], &[]);
     let err = fails(&out);
-    assert!(err.contains("connect") && err.contains("DD_ERR_AUTH"), "{err}");
+    assert!(
+        err.contains("connect") && err.contains("DD_ERR_AUTH"),
+        "{err}"
+    );
     assert!(!err.contains("not-the-password"), "{err}");
     assert!(tagged(&out, "FAIL")[0].starts_with("FAIL  connect"));
     let unknown = env.other_config(
@@ -184,7 +187,10 @@ fn replication_checks_the_remote_system_too() {
         std::fs::read_to_string(&cfg)
             .unwrap()
             .replace("dd-replica", "dd-gone")
-            .replace("replication: on", "replication: on\n  retry_max_attempts: 1"),
+            .replace(
+                "replication: on",
+                "replication: on\n  retry_max_attempts: 1",
+            ),
     )
     .unwrap();
     let out = check(&env, &down, &[], &[]);
@@ -198,4 +204,28 @@ fn check_is_listed_in_help() {
     let out = env.run(&["--help"]);
     ok(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("check <CONFIG> [--no-write]"));
+}
+
+#[test]
+fn a_misspelt_option_is_named_with_its_nearest_known_name() {
+    let env = Env::new(Backend::DdBoostMock);
+    let cfg = env.other_config(
+        "typo.yaml",
+        &env.dd_options("dd-primary", "gpdb/backups")
+            .replace("username:", "usernme:"),
+    );
+    let out = env.run_stdin(
+        &[
+            "backup_data",
+            cfg.to_str().unwrap(),
+            &env.key("20250101120000", "obj"),
+        ],
+        b"x",
+    );
+    let err = fails(&out);
+    assert!(err.contains("\"username\" is required"), "{err}");
+    assert!(
+        err.contains("option \"usernme\" is unknown; did you mean \"username\"?"),
+        "{err}"
+    );
 }

@@ -353,7 +353,9 @@ fn delete_backup_leaves_sibling(env: &Env) {
         env.backup_data(ts, &format!("testdata_{ts}.txt"), b"data\n");
         ok(&env.run(&["backup_file", env.cfg(), &f]));
     }
-    ok(&env.run(&["delete_backup", env.cfg(), TS]));
+    let out = env.run(&["delete_backup", env.cfg(), TS]);
+    ok(&out);
+    assert!(out.stdout.is_empty(), "a real delete prints nothing");
     fails(&env.run(&[
         "restore_data",
         env.cfg(),
@@ -374,8 +376,16 @@ fn delete_backup_leaves_sibling(env: &Env) {
         listing.contains(&format!("/{TS2}/testfile_{TS2}.txt")),
         "{listing}"
     );
-    // A repeat is harmless.
-    ok(&env.run(&["delete_backup", env.cfg(), TS]));
+    // A repeat is harmless, but says where it looked (a typo in the
+    // timestamp or the wrong config would otherwise orphan a backup).
+    let out = env.run(&["delete_backup", env.cfg(), TS]);
+    ok(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.starts_with(&format!("backup {TS}: nothing found in ")) && said.lines().count() == 1,
+        "{said}"
+    );
+    assert!(env.log_text().contains("nothing is stored for backup"));
     // Bench-style random timestamps are not checked as dates.
     env.backup_data("99998911234567", "testdata.txt", b"x");
     ok(&env.run(&["delete_backup", env.cfg(), "99998911234567"]));
@@ -587,11 +597,47 @@ fn logs_summary_lines_in_gpadminlogs(env: &Env) {
         rest.starts_with("gpbackup_ddboost_plugin:gpadmin:"),
         "{line}"
     );
+    // Small objects: size and milliseconds (a rate would say nothing).
     assert!(
-        line.contains("1048576 bytes") && line.contains("MB/s"),
+        line.contains("1048576 bytes in ") && line.ends_with(" ms"),
         "{line}"
     );
     assert!(log.contains("[INFO]:-restore_data"), "{log}");
+    // Large ones: a rate.
+    env.backup_data(TS, "big", &bytes(20 << 20, 13));
+    let log = env.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("[INFO]:-backup_data") && l.contains("/big:"))
+        .expect(&log);
+    assert!(
+        line.contains("20971520 bytes") && line.ends_with("MB/s)"),
+        "{line}"
+    );
+    // Hook lines name their scope and content id; cleanup hooks say they ran.
+    let dir = env.backup_dir(TS);
+    ok(&env.run(&["setup_plugin_for_backup", env.cfg(), &dir, "segment", "3"]));
+    ok(&env.run(&["cleanup_plugin_for_backup", env.cfg(), &dir, "segment_host"]));
+    ok(&env.run(&[
+        "cleanup_plugin_for_restore",
+        env.cfg(),
+        &dir,
+        "master",
+        "\"-1\"",
+    ]));
+    let log = env.log_text();
+    assert!(
+        log.contains("setup_plugin_for_backup (scope segment, content 3): "),
+        "{log}"
+    );
+    assert!(
+        log.contains("cleanup_plugin_for_backup (scope segment_host): done"),
+        "{log}"
+    );
+    assert!(
+        log.contains("cleanup_plugin_for_restore (scope coordinator, content -1): done"),
+        "{log}"
+    );
     let files: Vec<_> = std::fs::read_dir(env.home.join("gpAdminLogs"))
         .unwrap()
         .flatten()

@@ -23,12 +23,15 @@ pub enum Hook {
 
 pub fn run(ctx: &Context, hook: Hook, args: &HookArgs) -> Result<()> {
     let (local_dir, scope, content) = (args.local_dir.as_str(), args.scope, args.content);
-    let name = ctx.command;
     let ts = timestamp_of_dir(local_dir);
-    log::debug!(
-        "{name}: scope {scope}, content {}, local dir {local_dir}",
-        content.map(|c| c.to_string()).unwrap_or_else(|| "-".into())
-    );
+    // Every line names the scope and content id: a backup runs each hook
+    // once for the coordinator and once per segment.
+    let who = match content {
+        Some(c) => format!("{} (scope {scope}, content {c})", ctx.command),
+        None => format!("{} (scope {scope})", ctx.command),
+    };
+    let name = who.as_str();
+    log::debug!("{name}: local dir {local_dir}");
     match hook {
         Hook::SetupBackup => {
             // Connect (checks the config and the storage) and create the backup folder.
@@ -55,13 +58,14 @@ pub fn run(ctx: &Context, hook: Hook, args: &HookArgs) -> Result<()> {
         // Nothing is left open between commands; what a writer killed with
         // SIGKILL on this host left behind is removed.
         Hook::CleanupBackup => match &ts {
-            Some(ts) => sweep_stale_temporaries(ctx, &ts.prefix())?,
-            None => log::debug!("{name}: nothing to clean up"),
+            Some(ts) => {
+                let removed = sweep_stale_temporaries(ctx, &ts.prefix())?;
+                log::info!("{name}: done ({removed} stale temporaries of {ts} removed)");
+            }
+            None => log::info!("{name}: done (no backup folder named)"),
         },
         // The config was still checked when the context was loaded.
-        Hook::CleanupRestore => {
-            log::debug!("{name}: nothing to clean up");
-        }
+        Hook::CleanupRestore => log::info!("{name}: done"),
     }
     Ok(())
 }
@@ -69,7 +73,7 @@ pub fn run(ctx: &Context, hook: Hook, args: &HookArgs) -> Result<()> {
 /// Removes the temporaries below `dir` whose writer ran on this host and is
 /// gone (killed with SIGKILL, or the host restarted). Writers on other hosts
 /// and live ones are left alone; `delete_backup` removes everything.
-fn sweep_stale_temporaries(ctx: &Context, dir: &str) -> Result<()> {
+fn sweep_stale_temporaries(ctx: &Context, dir: &str) -> Result<usize> {
     let storage = ctx.storage()?;
     let fail = |e: crate::error::Error| {
         e.context(format!(
@@ -90,6 +94,5 @@ fn sweep_stale_temporaries(ctx: &Context, dir: &str) -> Result<()> {
             removed += 1;
         }
     }
-    log::debug!("{}: {removed} stale temporaries removed", ctx.command);
-    Ok(())
+    Ok(removed)
 }

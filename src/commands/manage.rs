@@ -36,11 +36,15 @@ pub fn delete_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
             storage.describe()
         );
     }
-    if summary.files == 0 && summary.dirs == 0 {
-        log::info!(
-            "delete_backup: backup {ts} was not found in {} (already deleted)",
-            storage.describe()
+    if summary.files == 0 {
+        // Harmless for a repeat, but a typo in the timestamp or the wrong
+        // plugin config would orphan the real backup: say where we looked.
+        let place = format!("{}/{prefix}", storage.describe());
+        log::warn!(
+            "delete_backup: nothing is stored for backup {ts} in {place} (already deleted, or another timestamp or plugin config was meant)"
         );
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "backup {ts}: nothing found in {place}");
     } else {
         log::info!(
             "delete_backup: deleted backup {ts}: {} files",

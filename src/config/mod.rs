@@ -83,6 +83,22 @@ pub fn is_secret_option(key: &str) -> bool {
     key.contains("password") || key.contains("secret") || key == PLUGIN_NAME
 }
 
+/// "option "x" is unknown", with the nearest known name when one is close.
+fn unknown_option(key: &str) -> String {
+    let known = COMMON_OPTIONS
+        .iter()
+        .chain(INJECTED_OPTIONS)
+        .chain(BACKENDS.iter().flat_map(|b| b.options));
+    let nearest = known
+        .map(|k| (strsim::damerau_levenshtein(key, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min();
+    match nearest {
+        Some((_, k)) => format!("option \"{key}\" is unknown; did you mean \"{k}\"?"),
+        None => format!("option \"{key}\" is unknown"),
+    }
+}
+
 impl PluginConfig {
     /// Reads the config file at `path`, checks it, and resolves its secrets
     /// (encrypted passwords: the key from gpbackup's injected option or the
@@ -134,11 +150,14 @@ impl PluginConfig {
         for p in raw.problems {
             opts.problem(p);
         }
-        for key in map.keys() {
-            if !is_known_option(key) {
-                warnings.push(format!("unknown option \"{key}\" ignored"));
-            }
-        }
+        // Unknown options are warnings in a valid config, and part of the
+        // error of an invalid one (a misspelt required option is the usual
+        // reason it is "missing").
+        let unknown: Vec<String> = map
+            .keys()
+            .filter(|k| !is_known_option(k))
+            .map(|k| unknown_option(k))
+            .collect();
         let verbosity = match opts.get("logger_verbosity") {
             None | Some("") => Verbosity::Info,
             Some(v) => match v.to_ascii_lowercase().as_str() {
@@ -192,7 +211,12 @@ impl PluginConfig {
                 None
             }
         };
-        let problems = opts.into_problems();
+        let mut problems = opts.into_problems();
+        if problems.is_empty() {
+            warnings.extend(unknown.into_iter().map(|u| format!("{u}; ignored")));
+        } else {
+            problems.extend(unknown);
+        }
         match settings {
             Some(backend) if problems.is_empty() => Ok(PluginConfig {
                 path: path.to_path_buf(),
@@ -271,6 +295,34 @@ mod tests {
             .to_string();
         assert!(e.contains("\"x\" must be a single value"), "{e}");
         assert!(e.contains("\"y\" must be a single value"), "{e}");
+    }
+
+    #[test]
+    fn misspelt_options_are_named_with_the_nearest_known_one() {
+        let e = parse("options:\n  hostname: dd1\n  usernme: u\n  password: p\n  storage_unit: SU\n  directory: d\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"username\" is required"), "{e}");
+        assert!(
+            e.contains("option \"usernme\" is unknown; did you mean \"username\"?"),
+            "{e}"
+        );
+        let c = parse("options:\n  backend: local\n  directory: /a\n  fsyncc: off\n  zzzzzz: 1\n")
+            .unwrap();
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("did you mean \"fsync\"")),
+            "{:?}",
+            c.warnings
+        );
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w == "option \"zzzzzz\" is unknown; ignored"),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]

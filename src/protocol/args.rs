@@ -228,7 +228,10 @@ pub enum Command {
         timestamp: Timestamp,
     },
     /// Check a config on this host: storage reachable, writable, readable (one line per step; exit 0 only if all pass).
-    #[command(name = "check", override_usage = "gpbackup_ddboost_plugin check <CONFIG> [--no-write]")]
+    #[command(
+        name = "check",
+        override_usage = "gpbackup_ddboost_plugin check <CONFIG> [--no-write]"
+    )]
     Check {
         #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
         config: PathBuf,
