@@ -1,0 +1,490 @@
+//! One Data Domain system: a connection, the place on it, and what the
+//! plugin does there (folders, objects, listings, deletes).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use backon::{BlockingRetryable, ExponentialBuilder};
+use ddboost_sys::{Connection, Instance, OpenMode, Stat};
+
+use super::config::{DdTarget, RetryPolicy};
+use super::io::{sdk_error, DdReader, DdWriter};
+use super::{DIR_MODE, FILE_MODE};
+use crate::config::Secret;
+use crate::error::{Error, Result};
+use crate::process::signals::CleanupGuard;
+use crate::storage::{
+    join, split_path, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader,
+    ObjectWriter, Storage,
+};
+
+/// What is needed to log in to a system again (a cleanup after a lost
+/// connection). The password stays a [`Secret`]: Debug shows `***`.
+#[derive(Debug)]
+pub(super) struct Login {
+    pub(super) user: String,
+    pub(super) password: Secret,
+    pub(super) retry: RetryPolicy,
+}
+
+/// Runs the connect `attempt`, retrying transient failures
+/// ([`ddboost_sys::Error::is_transient`]: connect failure, lost connection,
+/// stream limit) with exponential backoff as `retry` says; each retry is
+/// logged. Anything else (a wrong password above all: retried logins can lock
+/// the DD Boost user) is tried exactly once.
+pub(super) fn connect_retrying(
+    attempt: impl FnMut() -> ddboost_sys::Result<Connection>,
+    retry: &RetryPolicy,
+    what: &str,
+) -> ddboost_sys::Result<Connection> {
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(retry.initial_delay)
+        .with_max_delay(retry.max_delay)
+        .with_max_times(retry.attempts.saturating_sub(1))
+        .with_jitter();
+    attempt
+        .retry(backoff)
+        .sleep(std::thread::sleep)
+        .when(|e: &ddboost_sys::Error| e.is_transient())
+        .notify(|e, delay| {
+            log::warn!(
+                "connecting to {what} failed ({e}); retrying in {:.1} s",
+                delay.as_secs_f64()
+            )
+        })
+        .call()
+}
+
+/// One system: a connection and the place on it.
+#[derive(Clone)]
+pub struct Side {
+    pub(super) conn: Arc<Mutex<Connection>>,
+    pub(super) login: Arc<Login>,
+    pub(super) su: String,
+    pub(super) base: String,
+    pub(super) host: String,
+}
+
+impl Side {
+    /// Connects, retrying transient failures (a Data Domain busy with other
+    /// streams or a network blip is common during a cluster-wide backup); see
+    /// [`connect_retrying`].
+    pub(super) fn connect(
+        instance: &Instance,
+        t: &DdTarget,
+        role: &str,
+        retry: &RetryPolicy,
+    ) -> Result<Side> {
+        let attempt =
+            || Connection::connect(instance, &t.hostname, &t.username, t.password.expose());
+        let what = format!("{role} Data Domain {}", t.hostname);
+        let conn = connect_retrying(attempt, retry, &what).map_err(|e| {
+            let advice = if e.is_auth() {
+                "check username and password in the plugin config (a refused login is not retried)"
+            } else {
+                "check hostname, username and password in the plugin config and that the system is reachable"
+            };
+            Error::storage_from(
+                format!(
+                    "cannot connect to {role} Data Domain {} as {}: {e}; {advice}",
+                    t.hostname, t.username
+                ),
+                e,
+            )
+        })?;
+        Ok(Side {
+            conn: Arc::new(Mutex::new(conn)),
+            login: Arc::new(Login {
+                user: t.username.clone(),
+                password: t.password.clone(),
+                retry: *retry,
+            }),
+            su: t.storage_unit.clone(),
+            base: t.directory.clone(),
+            host: t.hostname.clone(),
+        })
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Path inside the storage unit of a relative path.
+    pub(super) fn full(&self, rel: &str) -> String {
+        if rel.is_empty() {
+            self.base.clone()
+        } else {
+            format!("{}/{rel}", self.base)
+        }
+    }
+
+    pub(super) fn describe(&self) -> String {
+        format!("ddboost://{}/{}/{}", self.host, self.su, self.base)
+    }
+
+    pub(super) fn err(&self, e: ddboost_sys::Error) -> Error {
+        sdk_error(&self.host, e)
+    }
+
+    /// Stat; `Ok(None)` only when the SDK says there is no such object
+    /// ([`ddboost_sys::Error::is_not_found`]); any other failure is an error.
+    pub(super) fn stat(&self, rel: &str) -> Result<Option<Stat>> {
+        let r = self.lock().stat(&self.su, &self.full(rel));
+        match r {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// mkdir each level from the storage unit down, tolerating DD_ERR_EXIST
+    /// (dozens of processes do this at once).
+    pub(super) fn mkdirs(&self, rel: &str) -> Result<()> {
+        let full = self.full(rel);
+        let conn = self.lock();
+        let mut path = String::new();
+        for part in full.split('/').filter(|p| !p.is_empty()) {
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(part);
+            match conn.mkdir(&self.su, &path, DIR_MODE) {
+                Ok(()) => {}
+                Err(e) if e.is_exist() => {}
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn create_writer(&self, path: &str) -> Result<DdWriter> {
+        let (dir, name) = split_path(path);
+        match self.stat(dir)? {
+            Some(s) if s.is_dir => {}
+            Some(_) => {
+                return Err(Error::storage(format!(
+                    "cannot store {path} on {}: {} is a file, not a folder",
+                    self.host,
+                    self.full(dir)
+                )))
+            }
+            None => self.mkdirs(dir)?,
+        }
+        let temp = self.full(&join(dir, &temp_name(name)));
+        // Registered before the temporary exists, so that a signal arriving
+        // right after ddp_open_file created it still removes it.
+        let cleanup = {
+            let (conn, login) = (Arc::clone(&self.conn), Arc::clone(&self.login));
+            let (su, t, host) = (self.su.clone(), temp.clone(), self.host.clone());
+            CleanupGuard::new(move || remove_temporary(&conn, &login, &su, &t, &host))
+        };
+        let file = self
+            .lock()
+            .open_file(&self.su, &temp, OpenMode::CreateReadWrite, FILE_MODE)
+            .map_err(|e| self.err(e))?;
+        Ok(DdWriter {
+            file: Some(file),
+            offset: 0,
+            temp,
+            target: self.full(path),
+            conn: Arc::clone(&self.conn),
+            su: self.su.clone(),
+            host: self.host.clone(),
+            cleanup: Some(cleanup),
+        })
+    }
+
+    /// Files below `dir` (a file lists itself), sorted; '.' names only
+    /// with `hidden`. A missing folder lists as empty; an entry removed while
+    /// listing (the SDK says not found) is left out; any other error fails.
+    pub(super) fn walk(&self, dir: &str, hidden: bool) -> Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        match self.stat(dir)? {
+            None => return Ok(out),
+            Some(s) if !s.is_dir => {
+                if hidden || !split_path(dir).1.starts_with('.') {
+                    out.push(ObjectInfo {
+                        path: dir.to_string(),
+                        size: s.size,
+                    });
+                }
+                return Ok(out);
+            }
+            Some(_) => {}
+        }
+        let mut stack = vec![dir.to_string()];
+        while let Some(rel) = stack.pop() {
+            let Some(names) = self.read_dir(&rel)? else {
+                continue; // removed meanwhile
+            };
+            for name in names {
+                if !hidden && name.starts_with('.') {
+                    continue;
+                }
+                let child = join(&rel, &name);
+                match self.stat(&child)? {
+                    Some(s) if s.is_dir => stack.push(child),
+                    Some(s) => out.push(ObjectInfo {
+                        path: child,
+                        size: s.size,
+                    }),
+                    None => {} // removed meanwhile
+                }
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// The entry names of folder `rel`; `Ok(None)` if it does not exist.
+    pub(super) fn read_dir(&self, rel: &str) -> Result<Option<Vec<String>>> {
+        let conn = self.lock();
+        let dir = match conn.open_dir(&self.su, &self.full(rel)) {
+            Ok(d) => d,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut names = Vec::new();
+        for entry in dir {
+            names.push(entry.map_err(|e| self.err(e))?);
+        }
+        Ok(Some(names))
+    }
+
+    pub(super) fn delete_dir_all(&self, rel: &str) -> Result<DeleteSummary> {
+        let mut summary = DeleteSummary::default();
+        match self.stat(rel)? {
+            None => return Ok(summary),
+            Some(s) if !s.is_dir => {
+                if self.delete(rel)? {
+                    summary.files += 1;
+                }
+                return Ok(summary);
+            }
+            Some(_) => {}
+        }
+        self.delete_tree(rel, &mut summary)?;
+        Ok(summary)
+    }
+
+    /// Removes folder `rel` and everything below it. Only "not found" (removed
+    /// meanwhile) is skipped; any other failure stops and fails the delete.
+    pub(super) fn delete_tree(&self, rel: &str, summary: &mut DeleteSummary) -> Result<()> {
+        let Some(names) = self.read_dir(rel)? else {
+            return Ok(()); // removed meanwhile
+        };
+        for name in names {
+            let child = join(rel, &name);
+            let unlinked = self.lock().unlink(&self.su, &self.full(&child));
+            match unlinked {
+                Ok(()) => summary.files += 1,
+                Err(e) if e.is_file_is_dir() => self.delete_tree(&child, summary)?,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+        let removed = self.lock().rmdir(&self.su, &self.full(rel));
+        match removed {
+            Ok(()) => summary.dirs += 1,
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(self.err(e)),
+        }
+        Ok(())
+    }
+
+    /// Unlinks file `rel`: `Ok(false)` if it does not exist.
+    pub(super) fn delete(&self, rel: &str) -> Result<bool> {
+        let r = self.lock().unlink(&self.su, &self.full(rel));
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// Removes folder `rel` if it is empty: `Ok(false)` if it is not empty or
+    /// does not exist.
+    pub(super) fn remove_dir_if_empty(&self, rel: &str) -> Result<bool> {
+        let r = self.lock().rmdir(&self.su, &self.full(rel));
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_empty() || e.is_not_found() => Ok(false),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+}
+
+/// The cleanup of a writer's temporary `temp` (a path in storage unit `su`
+/// on `host`), which may not exist yet or any more. When the connection was
+/// lost (the usual reason a write failed), it logs in again, as the
+/// connection did, and unlinks over the new connection. What it cannot
+/// remove is named in a warning.
+pub(super) fn remove_temporary(
+    conn: &Mutex<Connection>,
+    login: &Login,
+    su: &str,
+    temp: &str,
+    host: &str,
+) {
+    let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+    let result = match c.unlink(su, temp) {
+        Err(e) if e.is_connection_lost() => {
+            log::info!(
+                "the connection to {host} was lost; connecting again to remove the temporary /{su}/{temp}"
+            );
+            let attempt = || c.reconnect(&login.user, login.password.expose());
+            connect_retrying(attempt, &login.retry, &format!("Data Domain {host}"))
+                .and_then(|fresh| fresh.unlink(su, temp))
+        }
+        r => r,
+    };
+    match result {
+        Ok(()) => log::debug!("removed the temporary /{su}/{temp} on {host}"),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => log::warn!(
+            "cannot remove the temporary /{su}/{temp} on {host} ({e}); it is ignored by restores and listings, and delete_backup removes it"
+        ),
+    }
+}
+
+/// One system as storage (the primary, or the replica's own view).
+impl Storage for Side {
+    fn describe(&self) -> String {
+        Side::describe(self)
+    }
+
+    fn create_dir_all(&self, dir: &str) -> Result<()> {
+        self.mkdirs(dir)
+    }
+
+    fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+        Ok(Box::new(self.create_writer(path)?))
+    }
+
+    fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
+        let full = self.full(path);
+        let not_found =
+            || Error::not_found(format!("/{}/{full} not found on {}", self.su, self.host));
+        let stat = self.stat(path)?.ok_or_else(not_found)?;
+        if stat.is_dir {
+            return Err(Error::storage(format!(
+                "/{}/{full} on {} is a folder, not a file",
+                self.su, self.host
+            )));
+        }
+        let opened = self.lock().open_file(&self.su, &full, OpenMode::Read, 0);
+        let file = opened.map_err(|e| {
+            if e.is_not_found() {
+                not_found().with_source(e) // removed since the stat
+            } else {
+                self.err(e)
+            }
+        })?;
+        Ok(Box::new(DdReader {
+            file,
+            size: stat.size,
+            host: self.host.clone(),
+        }))
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        self.walk(dir, false)
+    }
+
+    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        self.walk(dir, true)
+    }
+
+    fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
+        Side::delete_dir_all(self, dir)
+    }
+
+    fn delete(&self, path: &str) -> Result<bool> {
+        Side::delete(self, path)
+    }
+
+    fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
+        Side::remove_dir_if_empty(self, dir)
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let r = self
+            .lock()
+            .rename(&self.su, &self.full(from), &self.full(to));
+        r.map_err(|e| self.err(e))
+    }
+
+    /// The folder, stream counts and free space, with sanity checks on what
+    /// the SDK's structures hold: values no Data Domain reports mean this
+    /// build's declaration of them differs from the SDK's.
+    fn facts(&self, _write: bool) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let host = &self.host;
+        let layout = "; the SDK's structures may differ from this build's header: build with DDBOOST_SDK_DIR (see README)";
+        let (folder, secs) = timed(|| self.stat(""));
+        out.push(match folder {
+            Ok(Some(s)) if s.is_dir => {
+                Finding::pass("folder", format!("{} exists", self.describe()), secs)
+            }
+            Ok(Some(_)) => Finding::fail(
+                "folder",
+                format!(
+                    "/{}/{} on {host} is a file, not a folder",
+                    self.su, self.base
+                ),
+                secs,
+            ),
+            Ok(None) => Finding::warn(
+                "folder",
+                format!(
+                    "/{}/{} does not exist yet on {host}; the first backup creates it",
+                    self.su, self.base
+                ),
+                secs,
+            ),
+            Err(e) => Finding::fail("folder", e.to_string(), secs),
+        });
+        let (counts, secs) = timed(|| self.lock().stream_counts());
+        out.push(match counts {
+            Ok(c) => {
+                let l = &c.limits;
+                let u = &c.inuse;
+                let used = [u.read_streams, u.read_write_streams, u.replication_streams, u.filecopy_streams];
+                let limits = [l.backup_write_streams, l.backup_read_streams, l.total_streams_hard_limit];
+                let sane = used.iter().chain(limits.iter()).all(|v| (0..1_000_000).contains(v));
+                let detail = format!(
+                    "{} write and {} read streams allowed ({} in all); in use: {} read, {} read-write, {} replication",
+                    l.backup_write_streams, l.backup_read_streams, l.total_streams_hard_limit,
+                    u.read_streams, u.read_write_streams, u.replication_streams
+                );
+                if sane {
+                    Finding::pass("stream counts", detail, secs)
+                } else {
+                    Finding::fail("stream counts", format!("implausible: {detail}{layout}"), secs)
+                }
+            }
+            Err(e) => Finding::fail("stream counts", sdk_error(host, e).to_string(), secs),
+        });
+        let (space, secs) = timed(|| self.lock().statfs());
+        out.push(match space {
+            Ok(s) if s.blocks > 0 && s.free_blocks <= s.blocks => Finding::pass(
+                "free space",
+                format!(
+                    "{:.1}% of {} blocks free",
+                    s.free_blocks as f64 * 100.0 / s.blocks as f64,
+                    s.blocks
+                ),
+                secs,
+            ),
+            Ok(s) => Finding::fail(
+                "free space",
+                format!(
+                    "implausible: {} blocks, {} free{layout}",
+                    s.blocks, s.free_blocks
+                ),
+                secs,
+            ),
+            Err(e) => Finding::fail("free space", sdk_error(host, e).to_string(), secs),
+        });
+        out
+    }
+}
