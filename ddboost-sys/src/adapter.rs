@@ -36,25 +36,59 @@ use crate::safe::types::{
 /// The loaded library: its handle and one function pointer per symbol.
 pub(crate) type Api = raw::DdBoost;
 
-/// A descriptor handed out by the SDK (instance, connection, file or directory).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Desc<T>(T);
+/// Declares a descriptor newtype: an opaque token handed out by the SDK and
+/// only ever passed back to it.
+macro_rules! descriptor {
+    ($(#[$doc:meta])* $name:ident($raw:ty)) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(crate) struct $name($raw);
+    };
+}
 
-// SAFETY: a descriptor is an opaque token that only the SDK interprets. The
-// crate passes it to the SDK only while holding its instance's call lock
-// (`safe::handles::InstanceInner::call`), so moving or sharing the token between
-// threads never lets two threads call the SDK on one instance's handles at the
-// same time. This matters only if a vendor header makes descriptors pointers;
-// integer descriptors are `Send` anyway.
-unsafe impl<T> Send for Desc<T> {}
-// SAFETY: as for `Send`: the token is copied, never dereferenced, by Rust code,
-// and every SDK call using it is serialised by the instance's call lock.
-unsafe impl<T> Sync for Desc<T> {}
+descriptor!(
+    /// An instance (`ddp_inst_desc_t`).
+    InstDesc(raw::ddp_inst_desc_t)
+);
+descriptor!(
+    /// A connection (`ddp_conn_desc_t`).
+    ConnDesc(raw::ddp_conn_desc_t)
+);
+descriptor!(
+    /// An open file (`ddp_file_desc_t`).
+    FileDesc(raw::ddp_file_desc_t)
+);
+descriptor!(
+    /// An open directory (`ddp_dir_desc_t`).
+    DirDesc(raw::ddp_dir_desc_t)
+);
 
-pub(crate) type InstDesc = Desc<raw::ddp_inst_desc_t>;
-pub(crate) type ConnDesc = Desc<raw::ddp_conn_desc_t>;
-pub(crate) type FileDesc = Desc<raw::ddp_file_desc_t>;
-pub(crate) type DirDesc = Desc<raw::ddp_dir_desc_t>;
+// The project header's descriptors are integers, `Send` and `Sync` anyway; a
+// vendor header may make them pointers, which are neither. These impls keep the
+// safe layer's handles `Send` whatever the header says, and are sound because
+// a descriptor is an opaque token: Rust code copies it and never dereferences
+// it, and the crate passes it to the SDK only while holding its instance's call
+// lock (`safe::handles::InstanceInner::call`), so moving or sharing the token
+// never lets two threads call the SDK on one instance's handles at once.
+//
+// Which impls are needed: `Connection`, `File` and `Dir` share their instance
+// (and files and directories their connection) through an `Arc`, which is
+// `Send` only if the shared value is `Send + Sync`; so instance and connection
+// descriptors are `Send + Sync`. File and directory descriptors are held by one
+// handle each, which is `Send` but not `Sync`; so they are `Send` only.
+
+// SAFETY: see above: an opaque token, used only under the instance's call lock.
+unsafe impl Send for InstDesc {}
+// SAFETY: see above; shared through `Arc<InstanceInner>`.
+unsafe impl Sync for InstDesc {}
+// SAFETY: see above: an opaque token, used only under the instance's call lock.
+unsafe impl Send for ConnDesc {}
+// SAFETY: see above; shared through `Arc<ConnInner>`.
+unsafe impl Sync for ConnDesc {}
+// SAFETY: see above: an opaque token, used only under the instance's call lock.
+unsafe impl Send for FileDesc {}
+// SAFETY: see above: an opaque token, used only under the instance's call lock.
+unsafe impl Send for DirDesc {}
 
 /// Return codes the crate branches on, by name.
 pub(crate) mod code {
@@ -113,58 +147,19 @@ impl SuPath {
     }
 }
 
-/// Whether `api` has the symbol, by field name.
-macro_rules! first_missing {
-    ($api:expr, $($sym:ident),+ $(,)?) => {{
-        let mut missing = None;
-        $(
-            if missing.is_none() && $api.$sym.is_err() {
-                missing = Some(stringify!($sym));
-            }
-        )+
-        missing
-    }};
-}
-
-/// The first function the crate calls that the library lacks. Checked at load
-/// time, so the generated wrappers (which panic on a missing symbol) never do.
+/// The first function the header in use declares that the library lacks
+/// (the list is generated from the bindings). Checked at load time, so the
+/// generated wrappers (which panic on a missing symbol) never do.
 pub(crate) fn first_missing_symbol(api: &Api) -> Option<&'static str> {
-    first_missing!(
-        api,
-        ddp_init,
-        ddp_shutdown,
-        ddp_instance_create,
-        ddp_instance_destroy,
-        ddp_log_init,
-        ddp_connect_with_user_pwd,
-        ddp_disconnect,
-        ddp_create_storage_unit,
-        ddp_open_file,
-        ddp_close_file,
-        ddp_read,
-        ddp_write,
-        ddp_stat,
-        ddp_fstat,
-        ddp_statfs,
-        ddp_mkdir,
-        ddp_rmdir,
-        ddp_unlink,
-        ddp_rename,
-        ddp_open_dir,
-        ddp_readdir,
-        ddp_close_dir,
-        ddp_filecopy_start,
-        ddp_filecopy_status,
-        ddp_filecopy_stop,
-        ddp_get_stream_counts,
-    )
+    api.first_missing_function()
 }
 
 /// Opens `path` with libloading and resolves the symbols.
 pub(crate) fn open_library(path: &std::ffi::OsStr) -> Result<Api, libloading::Error> {
     // SAFETY: loading a shared library runs its initialisers. The caller asked
     // for this library by name or path (configuration or the documented lookup
-    // order), which is the trust decision any dlopen-based plugin makes.
+    // order), which is the trust decision any dlopen-based plugin makes; the
+    // public API states it (`Library`'s "Trust" section).
     unsafe { raw::DdBoost::new(path) }
 }
 
@@ -206,7 +201,7 @@ pub(crate) fn instance_create(
     // SAFETY: `info` and `out` are valid for the call; the SDK copies what it
     // needs from `info` (GPDB passes a stack struct).
     let code = unsafe { api.ddp_instance_create(pool_size as _, &mut info, &mut out) };
-    ok_or(code, Desc(out))
+    ok_or(code, InstDesc(out))
 }
 
 pub(crate) fn instance_destroy(api: &Api, inst: InstDesc) -> i32 {
@@ -274,7 +269,7 @@ pub(crate) fn connect(
             &mut out,
         )
     };
-    ok_or(code, Desc(out))
+    ok_or(code, ConnDesc(out))
 }
 
 pub(crate) fn disconnect(api: &Api, conn: ConnDesc) -> i32 {
@@ -302,7 +297,7 @@ pub(crate) fn open_file(
     let mut out = raw::ddp_file_desc_t::default();
     // SAFETY: `p` points into `path`, alive for the call; `out` is valid.
     let code = unsafe { api.ddp_open_file(conn.0, &mut p, flags as _, perm as _, &mut out) };
-    ok_or(code, Desc(out))
+    ok_or(code, FileDesc(out))
 }
 
 pub(crate) fn close_file(api: &Api, fd: FileDesc) -> i32 {
@@ -407,7 +402,7 @@ pub(crate) fn open_dir(api: &Api, conn: ConnDesc, path: &SuPath) -> Result<DirDe
     let mut out = raw::ddp_dir_desc_t::default();
     // SAFETY: `p` points into `path`, alive for the call; `out` is valid.
     let code = unsafe { api.ddp_open_dir(conn.0, &mut p, &mut out) };
-    ok_or(code, Desc(out))
+    ok_or(code, DirDesc(out))
 }
 
 /// The next entry's name (lossy UTF-8), or the return code (`DD_ERR_EMPTY` at

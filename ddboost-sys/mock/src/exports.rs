@@ -315,3 +315,17 @@ pub unsafe extern "C" fn ddp_get_stream_counts(
         session::stream_counts(ctx, conn, out)
     })
 }
+
+/// Fails to compile unless every function the header declares (the list and the
+/// signatures come from ddboost-sys's generated bindings) is exported above with exactly
+/// the header's signature. Never called.
+#[allow(dead_code)]
+fn exports_match_the_header(api: &DdBoost) {
+    fn same_type<T, E>(_declared: &Result<T, E>, _exported: T) {}
+    macro_rules! check {
+        ($($name:ident),* $(,)?) => {
+            $( same_type(&api.$name, $name); )*
+        };
+    }
+    ddboost_sys::for_each_ddp_function!(check);
+}
