@@ -277,7 +277,8 @@ fn file_stat(f: &FileObj) -> DdResult<ddp_stat_t> {
 }
 
 /// `ddp_stat`. A file being written by this process reports its current size; other
-/// processes see the last published size.
+/// processes see the last published size. (`DDBOOST_MOCK_STAT_SIZE_DELTA` shifts the sizes of
+/// regular files, here and in `ddp_fstat`.)
 pub(crate) fn stat(
     ctx: &mut Ctx,
     conn: ddp_conn_desc_t,
@@ -314,7 +315,15 @@ pub(crate) fn stat(
             }
         }
     };
-    out.put(st)
+    out.put_struct(with_size_delta(st))
+}
+
+/// `st` as reported: a regular file's size off by `DDBOOST_MOCK_STAT_SIZE_DELTA`.
+fn with_size_delta(mut st: ddp_stat_t) -> ddp_stat_t {
+    if st.st_mode & S_IFREG == S_IFREG {
+        st.st_size = st.st_size.saturating_add_signed(faults::stat_size_delta());
+    }
+    st
 }
 
 /// `ddp_fstat`.
@@ -332,5 +341,5 @@ pub(crate) fn fstat(
         return Err(DdError::INVALID);
     }
     let st = file_stat(&f)?;
-    out.put(st)
+    out.put_struct(with_size_delta(st))
 }

@@ -168,7 +168,7 @@ pub(crate) fn readdir(
     for (i, b) in name.bytes().take(DDP_MAX_NAME_LEN - 1).enumerate() {
         ent.d_name[i] = b as c_char;
     }
-    out.put(ent)
+    out.put_struct(ent)
 }
 
 /// `ddp_close_dir`.

@@ -178,7 +178,7 @@ pub(crate) fn statfs(
         return Err(DdError::INVALID);
     }
     let v = rustix::fs::statvfs(&c.sys.dir).map_err(|e| DdError::from(std::io::Error::from(e)))?;
-    out.put(ddp_statvfs_t {
+    out.put_struct(ddp_statvfs_t {
         f_blocks: v.f_blocks,
         f_bfree: v.f_bfree,
     })
@@ -198,7 +198,7 @@ pub(crate) fn stream_counts(
         return Err(DdError::INVALID);
     }
     let n = c.sys.streams.all();
-    out.put(ddp_stream_counts_t {
+    out.put_struct(ddp_stream_counts_t {
         limits: ddp_stream_limits_t {
             backup_write_streams: 90,
             backup_read_streams: 50,
