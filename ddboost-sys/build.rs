@@ -75,12 +75,27 @@ fn sdk_dir() -> Option<PathBuf> {
 /// bindgen into `OUT_DIR` (and selected with `cfg(ddboost_buildtime_bindings)`).
 #[cfg(feature = "buildtime-bindgen")]
 fn bindings(out_dir: &Path) -> String {
-    let header = match sdk_dir() {
-        Some(dir) => generate::find_header(&dir).unwrap_or_else(|msg| fail(&msg)),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("include")
-            .join(HEADER_NAME),
+    let (header, vendor) = match sdk_dir() {
+        Some(dir) => (
+            generate::find_header(&dir).unwrap_or_else(|msg| fail(&msg)),
+            true,
+        ),
+        None => (
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("include")
+                .join(HEADER_NAME),
+            false,
+        ),
     };
+    // For `ddboost_sys::BINDINGS_ORIGIN`.
+    println!(
+        "cargo:rustc-env=DDBOOST_SYS_BINDINGS_HEADER={}",
+        header.display()
+    );
+    println!(
+        "cargo:rustc-env=DDBOOST_SYS_BINDINGS_VENDOR={}",
+        if vendor { "1" } else { "0" }
+    );
     generate::generate_into(&header, out_dir)
 }
 
