@@ -11,6 +11,9 @@
 //! NULL (rejected with `DD_ERR_INVALID` where a value is needed) or valid for the access the
 //! header implies (NUL-terminated strings, `ddp_path_t` with such strings, out-pointers to
 //! caller storage, read/write buffers of at least `count` bytes), for the duration of the call.
+//! With `DDBOOST_MOCK_WIDE_STRUCTS=1`, out-pointers to the structures `ddp_stat`,
+//! `ddp_fstat`, `ddp_statfs`, `ddp_readdir` and `ddp_get_stream_counts` fill must be valid for
+//! `ddboost_sys::struct_buffer_len` of the structure's size (see [`crate::faults`]).
 #![allow(clippy::missing_safety_doc)]
 
 use crate::abi::{Buf, BufMut, CStrArg, Out, PathArg};
