@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Regenerates ddboost-sys/src/bindings.rs from ddboost-sys/include/ddp_api.h,
 # through the same build.rs code path (and bindgen options) that a vendor SDK
-# build uses: `DDBOOST_SDK_DIR=<dir> cargo check -p ddboost-sys`.
+# build uses: `DDBOOST_SDK_DIR=<dir> cargo check -p ddboost-sys --features
+# buildtime-bindgen`.
 #
 # Usage:
 #   scripts/regen-ddboost-bindings.sh           rewrite the checked-in bindings
 #   scripts/regen-ddboost-bindings.sh --check   exit non-zero if they are stale;
 #       also shows that DDBOOST_SDK_DIR works: bindgen runs on a copy of the
 #       header in a temporary SDK directory (found in include/, and by the
-#       recursive search), and a directory without ddp_api.h fails clearly.
+#       recursive search), a directory without ddp_api.h fails clearly, and
+#       DDBOOST_SDK_DIR without the buildtime-bindgen feature fails naming it.
 #
 # Needs libclang. As root with CI=true the script installs it with apt-get;
 # otherwise it says how. Uses $CARGO_TARGET_DIR (default: <repo>/target).
@@ -53,11 +55,17 @@ ensure_libclang() {
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# run_build SDK_DIR: cargo check with DDBOOST_SDK_DIR=SDK_DIR; JSON messages go
-# to $tmp/out.json, the human output to $tmp/err.txt. Returns cargo's status.
+# run_build SDK_DIR [CARGO ARGS...]: cargo check of ddboost-sys with its
+# buildtime-bindgen feature and DDBOOST_SDK_DIR=SDK_DIR (other features with
+# extra arguments); JSON messages go to $tmp/out.json, the human output to
+# $tmp/err.txt. Returns cargo's status.
 run_build() {
-  (cd "$repo" && DDBOOST_SDK_DIR=$1 cargo check -p ddboost-sys --message-format=json \
-    >"$tmp/out.json" 2>"$tmp/err.txt")
+  local dir=$1
+  shift
+  local args=("$@")
+  [[ ${#args[@]} -gt 0 ]] || args=(--features buildtime-bindgen)
+  (cd "$repo" && DDBOOST_SDK_DIR=$dir cargo check -p ddboost-sys "${args[@]}" \
+    --message-format=json >"$tmp/out.json" 2>"$tmp/err.txt")
 }
 
 # The OUT_DIR of ddboost-sys's build script in the last run.
@@ -113,6 +121,14 @@ fi
 grep -q "no ddp_api.h found in DDBOOST_SDK_DIR=$tmp/empty" "$tmp/err.txt" ||
   { cat "$tmp/err.txt" >&2; die "a missing header did not give the expected message"; }
 say "ok: a directory without ddp_api.h fails: $(grep -m1 'error: ddboost-sys' "$tmp/err.txt" | sed 's/^ *//')"
+
+# DDBOOST_SDK_DIR without the feature fails with a message naming the feature.
+if run_build "$tmp/sdk" --no-default-features; then
+  die "a build with DDBOOST_SDK_DIR set and without the buildtime-bindgen feature succeeded"
+fi
+grep -q "features ddboost-sys/buildtime-bindgen" "$tmp/err.txt" ||
+  { cat "$tmp/err.txt" >&2; die "DDBOOST_SDK_DIR without the feature did not name the feature"; }
+say "ok: DDBOOST_SDK_DIR without the feature fails: $(grep -m1 'error: ddboost-sys' "$tmp/err.txt" | sed 's/^ *//' | cut -c1-160)..."
 
 # Leave the target directory built with the checked-in bindings again.
 (cd "$repo" && env -u DDBOOST_SDK_DIR cargo check -q -p ddboost-sys) || die "default build failed"

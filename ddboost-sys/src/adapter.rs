@@ -14,6 +14,17 @@
 //!
 //! Return codes leave this module as `i32`; callers compare them only with the
 //! named constants below.
+//!
+//! # Structures are passed in oversized buffers
+//!
+//! The project's `ddp_api.h` is a reconstruction: the real SDK's `ddp_stat_t`,
+//! `ddp_statvfs_t`, `ddp_dirent_t`, `ddp_stream_counts_t` (and the structures
+//! it reads, `ddp_path_t` and `ddp_client_info_t`) are very likely larger than
+//! declared here. An SDK that writes its whole structure into a Rust value of
+//! the declared size would corrupt memory. So every structure crosses the
+//! boundary in a [`Wide`] buffer: zeroed, 64-byte aligned, and
+//! [`struct_buffer_len`] bytes long (4 times the declared size, at least
+//! 4 KiB); only the fields the header names are read back from its start.
 
 // Integer conversions are written with `as` on purpose: the widths are the
 // header's business, and a cast that is a no-op for one header is needed for
@@ -26,6 +37,7 @@
 )]
 
 use std::ffi::{c_void, CStr, CString};
+use std::marker::PhantomData;
 use std::ptr;
 
 use crate::raw;
@@ -36,25 +48,59 @@ use crate::safe::types::{
 /// The loaded library: its handle and one function pointer per symbol.
 pub(crate) type Api = raw::DdBoost;
 
-/// A descriptor handed out by the SDK (instance, connection, file or directory).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Desc<T>(T);
+/// Declares a descriptor newtype: an opaque token handed out by the SDK and
+/// only ever passed back to it.
+macro_rules! descriptor {
+    ($(#[$doc:meta])* $name:ident($raw:ty)) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(crate) struct $name($raw);
+    };
+}
 
-// SAFETY: a descriptor is an opaque token that only the SDK interprets. The
-// crate passes it to the SDK only while holding its instance's call lock
-// (`safe::handles::InstanceInner::call`), so moving or sharing the token between
-// threads never lets two threads call the SDK on one instance's handles at the
-// same time. This matters only if a vendor header makes descriptors pointers;
-// integer descriptors are `Send` anyway.
-unsafe impl<T> Send for Desc<T> {}
-// SAFETY: as for `Send`: the token is copied, never dereferenced, by Rust code,
-// and every SDK call using it is serialised by the instance's call lock.
-unsafe impl<T> Sync for Desc<T> {}
+descriptor!(
+    /// An instance (`ddp_inst_desc_t`).
+    InstDesc(raw::ddp_inst_desc_t)
+);
+descriptor!(
+    /// A connection (`ddp_conn_desc_t`).
+    ConnDesc(raw::ddp_conn_desc_t)
+);
+descriptor!(
+    /// An open file (`ddp_file_desc_t`).
+    FileDesc(raw::ddp_file_desc_t)
+);
+descriptor!(
+    /// An open directory (`ddp_dir_desc_t`).
+    DirDesc(raw::ddp_dir_desc_t)
+);
 
-pub(crate) type InstDesc = Desc<raw::ddp_inst_desc_t>;
-pub(crate) type ConnDesc = Desc<raw::ddp_conn_desc_t>;
-pub(crate) type FileDesc = Desc<raw::ddp_file_desc_t>;
-pub(crate) type DirDesc = Desc<raw::ddp_dir_desc_t>;
+// The project header's descriptors are integers, `Send` and `Sync` anyway; a
+// vendor header may make them pointers, which are neither. These impls keep the
+// safe layer's handles `Send` whatever the header says, and are sound because
+// a descriptor is an opaque token: Rust code copies it and never dereferences
+// it, and the crate passes it to the SDK only while holding its instance's call
+// lock (`safe::handles::InstanceInner::call`), so moving or sharing the token
+// never lets two threads call the SDK on one instance's handles at once.
+//
+// Which impls are needed: `Connection`, `File` and `Dir` share their instance
+// (and files and directories their connection) through an `Arc`, which is
+// `Send` only if the shared value is `Send + Sync`; so instance and connection
+// descriptors are `Send + Sync`. File and directory descriptors are held by one
+// handle each, which is `Send` but not `Sync`; so they are `Send` only.
+
+// SAFETY: see above: an opaque token, used only under the instance's call lock.
+unsafe impl Send for InstDesc {}
+// SAFETY: see above; shared through `Arc<InstanceInner>`.
+unsafe impl Sync for InstDesc {}
+// SAFETY: see above: an opaque token, used only under the instance's call lock.
+unsafe impl Send for ConnDesc {}
+// SAFETY: see above; shared through `Arc<ConnInner>`.
+unsafe impl Sync for ConnDesc {}
+// SAFETY: see above: an opaque token, used only under the instance's call lock.
+unsafe impl Send for FileDesc {}
+// SAFETY: see above: an opaque token, used only under the instance's call lock.
+unsafe impl Send for DirDesc {}
 
 /// Return codes the crate branches on, by name.
 pub(crate) mod code {
@@ -64,6 +110,79 @@ pub(crate) mod code {
     pub(crate) const DD_ERR_EXIST: i32 = raw::DD_ERR_EXIST as i32;
     pub(crate) const DD_ERR_NOTEMPTY: i32 = raw::DD_ERR_NOTEMPTY as i32;
     pub(crate) const DD_ERR_FILE_IS_DIR: i32 = raw::DD_ERR_FILE_IS_DIR as i32;
+}
+
+/// How many times its declared size a structure's buffer is.
+pub const STRUCT_BUFFER_FACTOR: usize = 4;
+/// The smallest buffer a structure is passed in, in bytes.
+pub const STRUCT_BUFFER_MIN_BYTES: usize = 4096;
+/// Alignment of the buffers, in bytes (more than any C structure needs).
+const STRUCT_BUFFER_ALIGN: usize = 64;
+
+/// The size of the zeroed buffer in which a structure of `declared` bytes (its
+/// size in the bindings) is passed to the SDK: `max(4 * declared, 4096)`,
+/// rounded up to a multiple of 64. The SDK may write (or read) that many bytes
+/// without touching anything else.
+pub fn struct_buffer_len(declared: usize) -> usize {
+    let len = declared
+        .saturating_mul(STRUCT_BUFFER_FACTOR)
+        .max(STRUCT_BUFFER_MIN_BYTES);
+    // Round up; only for sizes near usize::MAX (never a structure's) down.
+    len.checked_next_multiple_of(STRUCT_BUFFER_ALIGN)
+        .unwrap_or(len / STRUCT_BUFFER_ALIGN * STRUCT_BUFFER_ALIGN)
+}
+
+/// One aligned piece of a [`Wide`] buffer.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Chunk([u8; STRUCT_BUFFER_ALIGN]);
+
+/// A zeroed, 64-byte aligned buffer of [`struct_buffer_len`] bytes standing in
+/// for one `T` that the SDK writes or reads; `T` sits at its start.
+struct Wide<T> {
+    chunks: Vec<Chunk>,
+    _t: PhantomData<T>,
+}
+
+impl<T: Copy> Wide<T> {
+    /// An all-zero buffer, as GPDB's `= {0}` structures.
+    fn zeroed() -> Self {
+        const { assert!(align_of::<T>() <= STRUCT_BUFFER_ALIGN) };
+        let len = struct_buffer_len(size_of::<T>());
+        Wide {
+            chunks: vec![Chunk([0; STRUCT_BUFFER_ALIGN]); len / STRUCT_BUFFER_ALIGN],
+            _t: PhantomData,
+        }
+    }
+
+    /// A zeroed buffer holding `value` at its start (for structures the SDK
+    /// reads: whatever it reads past our declaration is zero).
+    fn holding(value: T) -> Self {
+        let mut w = Self::zeroed();
+        // SAFETY: the buffer is at least `size_of::<T>()` bytes (`struct_buffer_len`
+        // is at least 4 KiB and 4 times the size), its start is aligned for `T`
+        // (64-byte chunks, alignment checked in `zeroed`), and it is ours alone.
+        unsafe { w.as_mut_ptr().write(value) };
+        w
+    }
+
+    /// The pointer to pass to the SDK: valid for reads and writes of the whole
+    /// buffer while `self` lives and is not otherwise used.
+    fn as_mut_ptr(&mut self) -> *mut T {
+        self.chunks.as_mut_ptr().cast()
+    }
+
+    /// The `T` at the start of the buffer: the fields the header names.
+    ///
+    /// # Safety
+    /// Every bit pattern must be a valid `T`: a C structure of integers,
+    /// integer arrays and raw pointers, as the SDK's structures are.
+    unsafe fn get(&self) -> T {
+        // SAFETY: the buffer is initialised (zeroed, then written by us or the
+        // SDK), large enough and aligned for `T` (see `holding`); any bytes are
+        // a valid `T` by the caller's contract.
+        unsafe { self.chunks.as_ptr().cast::<T>().read() }
+    }
 }
 
 /// GPDB's client type for `ddp_client_info_t` (GPDB defines `DDP_CL_DDP` as 1
@@ -101,70 +220,31 @@ impl SuPath {
         })
     }
 
-    /// A zero-initialised `ddp_path_t` with the two named fields pointing into
-    /// `self`; valid while `self` lives.
-    fn to_raw(&self) -> raw::ddp_path_t {
+    /// A zero-initialised `ddp_path_t` in a [`Wide`] buffer, with the two
+    /// named fields pointing into `self`; valid while `self` lives.
+    fn to_raw(&self) -> Wide<raw::ddp_path_t> {
         let mut p = raw::ddp_path_t::default();
         // The SDK reads these strings and never writes them (GPDB passes string
         // literals); the cast only matches the header's non-const fields.
         p.su_name = self.su.as_ptr() as _;
         p.path_name = self.path.as_ptr() as _;
-        p
+        Wide::holding(p)
     }
 }
 
-/// Whether `api` has the symbol, by field name.
-macro_rules! first_missing {
-    ($api:expr, $($sym:ident),+ $(,)?) => {{
-        let mut missing = None;
-        $(
-            if missing.is_none() && $api.$sym.is_err() {
-                missing = Some(stringify!($sym));
-            }
-        )+
-        missing
-    }};
-}
-
-/// The first function the crate calls that the library lacks. Checked at load
-/// time, so the generated wrappers (which panic on a missing symbol) never do.
+/// The first function the header in use declares that the library lacks
+/// (the list is generated from the bindings). Checked at load time, so the
+/// generated wrappers (which panic on a missing symbol) never do.
 pub(crate) fn first_missing_symbol(api: &Api) -> Option<&'static str> {
-    first_missing!(
-        api,
-        ddp_init,
-        ddp_shutdown,
-        ddp_instance_create,
-        ddp_instance_destroy,
-        ddp_log_init,
-        ddp_connect_with_user_pwd,
-        ddp_disconnect,
-        ddp_create_storage_unit,
-        ddp_open_file,
-        ddp_close_file,
-        ddp_read,
-        ddp_write,
-        ddp_stat,
-        ddp_fstat,
-        ddp_statfs,
-        ddp_mkdir,
-        ddp_rmdir,
-        ddp_unlink,
-        ddp_rename,
-        ddp_open_dir,
-        ddp_readdir,
-        ddp_close_dir,
-        ddp_filecopy_start,
-        ddp_filecopy_status,
-        ddp_filecopy_stop,
-        ddp_get_stream_counts,
-    )
+    api.first_missing_function()
 }
 
 /// Opens `path` with libloading and resolves the symbols.
 pub(crate) fn open_library(path: &std::ffi::OsStr) -> Result<Api, libloading::Error> {
     // SAFETY: loading a shared library runs its initialisers. The caller asked
     // for this library by name or path (configuration or the documented lookup
-    // order), which is the trust decision any dlopen-based plugin makes.
+    // order), which is the trust decision any dlopen-based plugin makes; the
+    // public API states it (`Library`'s "Trust" section).
     unsafe { raw::DdBoost::new(path) }
 }
 
@@ -202,11 +282,13 @@ pub(crate) fn instance_create(
     {
         *dst = *src as _;
     }
+    let mut info = Wide::holding(info);
     let mut out = raw::ddp_inst_desc_t::default();
-    // SAFETY: `info` and `out` are valid for the call; the SDK copies what it
-    // needs from `info` (GPDB passes a stack struct).
-    let code = unsafe { api.ddp_instance_create(pool_size as _, &mut info, &mut out) };
-    ok_or(code, Desc(out))
+    // SAFETY: `info` is a zeroed buffer of `struct_buffer_len` bytes holding the
+    // client info, `out` is valid for writes; the SDK copies what it needs from
+    // `info` during the call (GPDB passes a stack struct).
+    let code = unsafe { api.ddp_instance_create(pool_size as _, info.as_mut_ptr(), &mut out) };
+    ok_or(code, InstDesc(out))
 }
 
 pub(crate) fn instance_destroy(api: &Api, inst: InstDesc) -> i32 {
@@ -274,7 +356,7 @@ pub(crate) fn connect(
             &mut out,
         )
     };
-    ok_or(code, Desc(out))
+    ok_or(code, ConnDesc(out))
 }
 
 pub(crate) fn disconnect(api: &Api, conn: ConnDesc) -> i32 {
@@ -300,9 +382,11 @@ pub(crate) fn open_file(
     };
     let mut p = path.to_raw();
     let mut out = raw::ddp_file_desc_t::default();
-    // SAFETY: `p` points into `path`, alive for the call; `out` is valid.
-    let code = unsafe { api.ddp_open_file(conn.0, &mut p, flags as _, perm as _, &mut out) };
-    ok_or(code, Desc(out))
+    // SAFETY: `p` is a wide buffer whose strings point into `path`, alive for
+    // the call; `out` is valid.
+    let code =
+        unsafe { api.ddp_open_file(conn.0, p.as_mut_ptr(), flags as _, perm as _, &mut out) };
+    ok_or(code, FileDesc(out))
 }
 
 pub(crate) fn close_file(api: &Api, fd: FileDesc) -> i32 {
@@ -343,7 +427,9 @@ pub(crate) fn write(api: &Api, fd: FileDesc, buf: &[u8], offset: u64) -> Result<
     ok_or(code, done as u64)
 }
 
-fn stat_from_raw(st: &raw::ddp_stat_t) -> Stat {
+fn stat_from_raw(st: &Wide<raw::ddp_stat_t>) -> Stat {
+    // SAFETY: `ddp_stat_t` is a C structure of integers.
+    let st = unsafe { st.get() };
     let mode = st.st_mode as u32;
     Stat {
         size: st.st_size as u64,
@@ -354,24 +440,29 @@ fn stat_from_raw(st: &raw::ddp_stat_t) -> Stat {
 
 pub(crate) fn stat(api: &Api, conn: ConnDesc, path: &SuPath) -> Result<Stat, i32> {
     let mut p = path.to_raw();
-    let mut st = raw::ddp_stat_t::default();
-    // SAFETY: `p` points into `path`, alive for the call; `st` is valid.
-    let code = unsafe { api.ddp_stat(conn.0, &mut p, &mut st) };
+    let mut st = Wide::<raw::ddp_stat_t>::zeroed();
+    // SAFETY: `p` is a wide buffer whose strings point into `path`, alive for
+    // the call; `st` is a zeroed buffer of `struct_buffer_len` bytes, so the
+    // SDK may write a structure larger than the header's.
+    let code = unsafe { api.ddp_stat(conn.0, p.as_mut_ptr(), st.as_mut_ptr()) };
     ok_or(code, ()).map(|()| stat_from_raw(&st))
 }
 
 pub(crate) fn fstat(api: &Api, fd: FileDesc) -> Result<Stat, i32> {
-    let mut st = raw::ddp_stat_t::default();
-    // SAFETY: `fd` is open; `st` is valid for writes.
-    let code = unsafe { api.ddp_fstat(fd.0, &mut st) };
+    let mut st = Wide::<raw::ddp_stat_t>::zeroed();
+    // SAFETY: `fd` is open; `st` is a zeroed buffer of `struct_buffer_len` bytes.
+    let code = unsafe { api.ddp_fstat(fd.0, st.as_mut_ptr()) };
     ok_or(code, ()).map(|()| stat_from_raw(&st))
 }
 
 pub(crate) fn statfs(api: &Api, conn: ConnDesc) -> Result<StatFs, i32> {
-    let mut st = raw::ddp_statvfs_t::default();
-    // SAFETY: `conn` is open; `st` is valid for writes.
-    let code = unsafe { api.ddp_statfs(conn.0, &mut st) };
-    ok_or(code, ()).map(|()| StatFs {
+    let mut st = Wide::<raw::ddp_statvfs_t>::zeroed();
+    // SAFETY: `conn` is open; `st` is a zeroed buffer of `struct_buffer_len` bytes.
+    let code = unsafe { api.ddp_statfs(conn.0, st.as_mut_ptr()) };
+    ok_or(code, ())?;
+    // SAFETY: `ddp_statvfs_t` is a C structure of integers.
+    let st = unsafe { st.get() };
+    Ok(StatFs {
         blocks: st.f_blocks as u64,
         free_blocks: st.f_bfree as u64,
     })
@@ -379,44 +470,48 @@ pub(crate) fn statfs(api: &Api, conn: ConnDesc) -> Result<StatFs, i32> {
 
 pub(crate) fn mkdir(api: &Api, conn: ConnDesc, path: &SuPath, perm: u32) -> i32 {
     let mut p = path.to_raw();
-    // SAFETY: `p` points into `path`, alive for the call.
-    rc(unsafe { api.ddp_mkdir(conn.0, &mut p, perm as _) })
+    // SAFETY: `p` is a wide buffer whose strings point into `path`, alive for the call.
+    rc(unsafe { api.ddp_mkdir(conn.0, p.as_mut_ptr(), perm as _) })
 }
 
 pub(crate) fn rmdir(api: &Api, conn: ConnDesc, path: &SuPath) -> i32 {
     let mut p = path.to_raw();
-    // SAFETY: `p` points into `path`, alive for the call.
-    rc(unsafe { api.ddp_rmdir(conn.0, &mut p) })
+    // SAFETY: `p` is a wide buffer whose strings point into `path`, alive for the call.
+    rc(unsafe { api.ddp_rmdir(conn.0, p.as_mut_ptr()) })
 }
 
 pub(crate) fn unlink(api: &Api, conn: ConnDesc, path: &SuPath) -> i32 {
     let mut p = path.to_raw();
-    // SAFETY: `p` points into `path`, alive for the call.
-    rc(unsafe { api.ddp_unlink(conn.0, &mut p) })
+    // SAFETY: `p` is a wide buffer whose strings point into `path`, alive for the call.
+    rc(unsafe { api.ddp_unlink(conn.0, p.as_mut_ptr()) })
 }
 
 pub(crate) fn rename(api: &Api, conn: ConnDesc, from: &SuPath, to: &SuPath) -> i32 {
     let mut f = from.to_raw();
     let mut t = to.to_raw();
-    // SAFETY: `f` and `t` point into `from`/`to`, alive for the call.
-    rc(unsafe { api.ddp_rename(conn.0, &mut f, &mut t) })
+    // SAFETY: `f` and `t` are wide buffers whose strings point into `from`/`to`,
+    // alive for the call.
+    rc(unsafe { api.ddp_rename(conn.0, f.as_mut_ptr(), t.as_mut_ptr()) })
 }
 
 pub(crate) fn open_dir(api: &Api, conn: ConnDesc, path: &SuPath) -> Result<DirDesc, i32> {
     let mut p = path.to_raw();
     let mut out = raw::ddp_dir_desc_t::default();
-    // SAFETY: `p` points into `path`, alive for the call; `out` is valid.
-    let code = unsafe { api.ddp_open_dir(conn.0, &mut p, &mut out) };
-    ok_or(code, Desc(out))
+    // SAFETY: `p` is a wide buffer whose strings point into `path`, alive for
+    // the call; `out` is valid.
+    let code = unsafe { api.ddp_open_dir(conn.0, p.as_mut_ptr(), &mut out) };
+    ok_or(code, DirDesc(out))
 }
 
 /// The next entry's name (lossy UTF-8), or the return code (`DD_ERR_EMPTY` at
 /// the end).
 pub(crate) fn readdir(api: &Api, dir: DirDesc) -> Result<String, i32> {
-    let mut ent = raw::ddp_dirent_t::default();
-    // SAFETY: `dir` is open; `ent` is a zeroed entry valid for writes.
-    let code = unsafe { api.ddp_readdir(dir.0, &mut ent) };
+    let mut ent = Wide::<raw::ddp_dirent_t>::zeroed();
+    // SAFETY: `dir` is open; `ent` is a zeroed buffer of `struct_buffer_len` bytes.
+    let code = unsafe { api.ddp_readdir(dir.0, ent.as_mut_ptr()) };
     ok_or(code, ())?;
+    // SAFETY: `ddp_dirent_t` is a C structure of integers and character arrays.
+    let ent = unsafe { ent.get() };
     // `d_name` is an embedded array: take the bytes up to the first NUL, or all
     // of them if the SDK filled it completely.
     let bytes: Vec<u8> = ent
@@ -458,10 +553,12 @@ pub(crate) fn filecopy_stop(api: &Api, src_conn: ConnDesc, dst: FileDesc) -> i32
 }
 
 pub(crate) fn stream_counts(api: &Api, conn: ConnDesc) -> Result<StreamCounts, i32> {
-    let mut c = raw::ddp_stream_counts_t::default();
-    // SAFETY: `conn` is open; `c` is valid for writes.
-    let code = unsafe { api.ddp_get_stream_counts(conn.0, &mut c) };
+    let mut c = Wide::<raw::ddp_stream_counts_t>::zeroed();
+    // SAFETY: `conn` is open; `c` is a zeroed buffer of `struct_buffer_len` bytes.
+    let code = unsafe { api.ddp_get_stream_counts(conn.0, c.as_mut_ptr()) };
     ok_or(code, ())?;
+    // SAFETY: `ddp_stream_counts_t` is a C structure of integers.
+    let c = unsafe { c.get() };
     let l = &c.limits;
     let u = &c.inuse;
     Ok(StreamCounts {
@@ -526,6 +623,43 @@ mod tests {
         log_trampoline(ptr::null(), c"panic now".as_ptr(), raw::DDP_SEV_INFO);
         let seen = SEEN.lock().unwrap();
         assert_eq!(*seen, [(Severity::Warn, "hello \u{fffd} world".to_owned())]);
+    }
+
+    #[test]
+    fn structure_buffers_are_four_times_larger_and_at_least_4_kib() {
+        for declared in [1, 16, 72, 256, 1000, 1024, 1025, 5000] {
+            let len = struct_buffer_len(declared);
+            assert!(len >= 4 * declared, "{declared} -> {len}");
+            assert!(len >= 4096, "{declared} -> {len}");
+            assert_eq!(len % 64, 0, "{declared} -> {len}");
+        }
+        assert_eq!(struct_buffer_len(16), 4096);
+        assert_eq!(struct_buffer_len(2000), 8000);
+        assert_eq!(struct_buffer_len(usize::MAX), usize::MAX - 63);
+    }
+
+    #[test]
+    fn wide_buffers_are_zeroed_aligned_and_hold_the_value_at_their_start() {
+        let mut w = Wide::<raw::ddp_stat_t>::zeroed();
+        let len = w.chunks.len() * STRUCT_BUFFER_ALIGN;
+        assert_eq!(len, struct_buffer_len(size_of::<raw::ddp_stat_t>()));
+        assert_eq!(w.as_mut_ptr() as usize % STRUCT_BUFFER_ALIGN, 0);
+        assert!(w.chunks.iter().all(|c| c.0.iter().all(|&b| b == 0)));
+        // SAFETY: a structure of integers.
+        assert_eq!(unsafe { w.get() }, raw::ddp_stat_t::default());
+
+        let mut st = raw::ddp_stat_t::default();
+        st.st_size = 12345;
+        st.st_mode = 0o100644;
+        let w = Wide::holding(st);
+        // SAFETY: a structure of integers.
+        assert_eq!(unsafe { w.get() }, st);
+        let tail = w
+            .chunks
+            .iter()
+            .flat_map(|c| c.0)
+            .skip(size_of::<raw::ddp_stat_t>());
+        assert!(tail.into_iter().all(|b| b == 0), "the rest stays zero");
     }
 
     #[test]

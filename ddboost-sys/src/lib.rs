@@ -26,4 +26,5 @@ mod adapter;
 
 pub mod safe;
 
+pub use adapter::{struct_buffer_len, STRUCT_BUFFER_FACTOR, STRUCT_BUFFER_MIN_BYTES};
 pub use safe::*;

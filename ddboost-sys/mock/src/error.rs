@@ -27,47 +27,22 @@ impl DdError {
     pub const IO: DdError = DdError(DD_ERR_IO);
     pub const NOT_INIT: DdError = DdError(DD_ERR_NOT_INIT);
 
-    /// The symbolic name of a code, e.g. `"DD_ERR_NOT_FOUND"`.
+    /// The symbolic name of a code in the header, e.g. `"DD_ERR_NOT_FOUND"`.
     pub fn name(code: dd_errno_t) -> &'static str {
-        ERROR_NAMES
-            .iter()
-            .find(|(_, c)| *c == code)
-            .map(|(n, _)| *n)
-            .unwrap_or("DD_ERR_UNKNOWN")
+        ddboost_sys::code_name(code).unwrap_or("DD_ERR_UNKNOWN")
     }
 
-    /// Parses a symbolic name (`DD_ERR_NOSPACE`, or `NOSPACE`) or a number.
+    /// Parses a symbolic name of the header (`DD_ERR_NOSPACE`, or `NOSPACE`, in any case)
+    /// or a number.
     pub fn parse(s: &str) -> Option<dd_errno_t> {
         if let Ok(n) = s.parse::<i32>() {
             return Some(n);
         }
         let up = s.to_ascii_uppercase();
-        ERROR_NAMES
-            .iter()
-            .find(|(n, _)| *n == up || n.strip_prefix("DD_ERR_") == Some(up.as_str()))
-            .map(|(_, c)| *c)
+        ddboost_sys::code_by_name(&up)
+            .or_else(|| ddboost_sys::code_by_name(&format!("DD_ERR_{up}")))
     }
 }
-
-const ERROR_NAMES: &[(&str, dd_errno_t)] = &[
-    ("DD_ERR_NONE", DD_ERR_NONE),
-    ("DD_ERR_EMPTY", DD_ERR_EMPTY),
-    ("DD_ERR_EXIST", DD_ERR_EXIST),
-    ("DD_ERR_NOTEMPTY", DD_ERR_NOTEMPTY),
-    ("DD_ERR_FILE_IS_DIR", DD_ERR_FILE_IS_DIR),
-    ("DD_ERR_NOT_FOUND", DD_ERR_NOT_FOUND),
-    ("DD_ERR_PERM", DD_ERR_PERM),
-    ("DD_ERR_AUTH", DD_ERR_AUTH),
-    ("DD_ERR_CONNECT", DD_ERR_CONNECT),
-    ("DD_ERR_CONN_LOST", DD_ERR_CONN_LOST),
-    ("DD_ERR_NOSPACE", DD_ERR_NOSPACE),
-    ("DD_ERR_INVALID", DD_ERR_INVALID),
-    ("DD_ERR_BADF", DD_ERR_BADF),
-    ("DD_ERR_NOTDIR", DD_ERR_NOTDIR),
-    ("DD_ERR_STREAM_LIMIT", DD_ERR_STREAM_LIMIT),
-    ("DD_ERR_IO", DD_ERR_IO),
-    ("DD_ERR_NOT_INIT", DD_ERR_NOT_INIT),
-];
 
 impl From<io::Error> for DdError {
     fn from(e: io::Error) -> Self {

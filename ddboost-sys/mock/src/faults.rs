@@ -32,6 +32,18 @@
 //!   all processes (each stream gets R divided by the system's in-use stream count).
 //! * `DDBOOST_MOCK_TRACE=FILE`: append one line per call to FILE:
 //!   `op=write path=SU/dir/file count=1048576 offset=0 result=0` (`path=-` when none).
+//!
+//! # Emulating an SDK whose structures differ from the header
+//!
+//! * `DDBOOST_MOCK_WIDE_STRUCTS=1`: `ddp_stat`, `ddp_fstat`, `ddp_statfs`, `ddp_readdir` and
+//!   `ddp_get_stream_counts` write their structure as if it were larger than the header
+//!   declares: the declared structure, then [`WIDE_FILL`] bytes up to
+//!   [`ddboost_sys::struct_buffer_len`] of its size (4 times, at least 4 KiB). Only for
+//!   callers that pass buffers that large (ddboost-sys does); a program using the header's
+//!   structures as declared must not set it.
+//! * `DDBOOST_MOCK_STAT_SIZE_DELTA=N`: `ddp_stat` and `ddp_fstat` report every regular
+//!   file's `st_size` off by N bytes (N may be negative; the result saturates at 0), as a
+//!   layout mismatch between the header and the library would.
 
 use crate::error::DdError;
 use crate::ffi::dd_errno_t;
@@ -59,7 +71,14 @@ pub struct Config {
     pub stream_bps: Option<f64>,
     pub system_bps: Option<f64>,
     pub trace: Option<std::path::PathBuf>,
+    /// `DDBOOST_MOCK_WIDE_STRUCTS=1`.
+    pub wide_structs: bool,
+    /// `DDBOOST_MOCK_STAT_SIZE_DELTA`.
+    pub stat_size_delta: i64,
 }
+
+/// The byte the tail of a wide structure is filled with (`DDBOOST_MOCK_WIDE_STRUCTS`).
+pub const WIDE_FILL: u8 = 0xA5;
 
 /// Parses a `DDBOOST_MOCK_FAULTS` value.
 pub fn parse_faults(spec: &str) -> Result<Vec<Rule>, String> {
@@ -98,6 +117,17 @@ pub fn parse_faults(spec: &str) -> Result<Vec<Rule>, String> {
     Ok(rules)
 }
 
+/// An integer variable: unset or empty → `default`; not an integer → an error naming it.
+fn env_int<T: std::str::FromStr>(name: &str, default: T, what: &str) -> Result<T, String> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={v:?}: expected {what}")),
+        _ => Ok(default),
+    }
+}
+
 fn env_f64(name: &str) -> Option<f64> {
     std::env::var(name)
         .ok()
@@ -120,6 +150,12 @@ impl Config {
             trace: std::env::var_os("DDBOOST_MOCK_TRACE")
                 .filter(|v| !v.is_empty())
                 .map(Into::into),
+            wide_structs: match env_int("DDBOOST_MOCK_WIDE_STRUCTS", 0u8, "0 or 1")? {
+                0 => false,
+                1 => true,
+                n => return Err(format!("DDBOOST_MOCK_WIDE_STRUCTS={n}: expected 0 or 1")),
+            },
+            stat_size_delta: env_int("DDBOOST_MOCK_STAT_SIZE_DELTA", 0i64, "an integer")?,
         })
     }
 }
@@ -146,6 +182,16 @@ pub fn install(cfg: Config) {
 
 pub fn latency() -> Option<Duration> {
     CONFIG.read().latency
+}
+
+/// Whether structures are written as if wider than declared (`DDBOOST_MOCK_WIDE_STRUCTS`).
+pub fn wide_structs() -> bool {
+    CONFIG.read().wide_structs
+}
+
+/// How far off `ddp_stat`/`ddp_fstat` report a file's size (`DDBOOST_MOCK_STAT_SIZE_DELTA`).
+pub fn stat_size_delta() -> i64 {
+    CONFIG.read().stat_size_delta
 }
 
 pub fn caps() -> (Option<f64>, Option<f64>) {

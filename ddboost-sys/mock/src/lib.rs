@@ -7,18 +7,42 @@
 //! `ddboost-sys/include/ddp_api.h`. Systems live under `$DDBOOST_MOCK_ROOT/<hostname>/`
 //! (see [`store`]) and are created with the `ddboost-mock` command (see the README).
 //! Fault injection, latency, bandwidth caps and tracing: see [`faults`].
+//!
+//! Modules of the C interface, from the boundary inwards:
+//!
+//! * `exports`: the `extern "C"` functions, marshalling only;
+//! * `abi`: wrappers of pointer arguments, the only code that touches caller memory;
+//! * `entry`: what every call does around its work (latency, no panic into C, trace,
+//!   fault injection);
+//! * `handles`: the descriptor tables (instances, connections, files, directories);
+//! * `session` (init, instances, connections, storage units, statfs, stream counts),
+//!   `files`, `folders`, `filecopy`: the behaviour of the calls;
+//! * `paths` (names in a system's namespace), `pacing` (bandwidth caps), `log` (an
+//!   instance's log callback).
 
 #![allow(non_camel_case_types)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
+mod abi;
 pub mod admin;
-pub mod api;
+mod entry;
 pub mod error;
+mod exports;
 pub mod faults;
 pub mod ffi;
+mod filecopy;
+mod files;
+mod folders;
+mod handles;
+mod log;
+mod pacing;
+mod paths;
 mod pool;
 pub mod recipe;
+mod session;
 pub mod store;
 pub mod stream;
 pub mod streams;
 
-pub use api::*;
+pub use exports::*;
+pub use files::MAX_IO;

@@ -381,29 +381,22 @@ pub fn decode_segment(codec: u8, stored: &[u8], out: &mut [u8]) -> DdResult<()> 
             out.copy_from_slice(stored);
             Ok(())
         }
-        CODEC_LZ4 => {
-            let expected = i32::try_from(out.len()).map_err(|_| DdError::IO)?;
-            match lz4::block::decompress_to_buffer(stored, Some(expected), out) {
-                Ok(n) if n == out.len() => Ok(()),
-                _ => Err(DdError::IO),
-            }
-        }
+        CODEC_LZ4 => match lz4_flex::block::decompress_into(stored, out) {
+            Ok(n) if n == out.len() => Ok(()),
+            _ => Err(DdError::IO),
+        },
         _ => Err(DdError::IO),
     }
 }
 
-/// LZ4 acceleration for new segments: a Data Domain client compresses only
-/// the segments it sends, and favours speed over ratio (8: about 1.5 times
-/// the speed of the default level for a few percent less compression).
-const LZ4_ACCELERATION: i32 = 8;
-
-/// Encodes a segment: LZ4 when it saves space, raw otherwise. Appends to `out`; returns codec.
+/// Encodes a segment: LZ4 (block format, pure-Rust `lz4_flex`, fast mode, as a Data Domain
+/// client favours speed over ratio) when it saves space, raw otherwise. Appends to `out`;
+/// returns codec.
 pub fn encode_segment(raw: &[u8], out: &mut Vec<u8>) -> u8 {
     let start = out.len();
-    let max = lz4::block::compress_bound(raw.len()).unwrap_or(raw.len() + raw.len() / 255 + 16);
+    let max = lz4_flex::block::get_maximum_output_size(raw.len());
     out.resize(start + max, 0);
-    let mode = Some(lz4::block::CompressionMode::FAST(LZ4_ACCELERATION));
-    match lz4::block::compress_to_buffer(raw, mode, false, &mut out[start..]) {
+    match lz4_flex::block::compress_into(raw, &mut out[start..]) {
         Ok(n) if n < raw.len() => {
             out.truncate(start + n);
             CODEC_LZ4

@@ -310,7 +310,7 @@ extern "C" fn log_cb(
 }
 
 mod parking_lot_free {
-    pub struct Log(pub std::sync::Mutex<Vec<(i32, String)>>);
+    pub struct Log(pub std::sync::Mutex<Vec<(super::ddp_severity_t, String)>>);
 }
 
 #[test]

@@ -23,6 +23,15 @@ pub fn code_name(code: i32) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// The value of the return code called `name` (`DD_OK`, `DD_ERR_...`) in the
+/// header in use, if it declares it.
+pub fn code_by_name(name: &str) -> Option<i32> {
+    names::CODE_NAMES
+        .iter()
+        .find(|(_, n)| *n == name)
+        .and_then(|(value, _)| i32::try_from(*value).ok())
+}
+
 /// Whether `code` is the value of the constant called `name` in the header in
 /// use. Matching by name keeps working when a vendor header gives the names
 /// other values, and is simply false for a name the header does not declare.
@@ -190,6 +199,10 @@ pub(crate) fn display_path(su: &str, path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    // The constants' types are the header's business: cast them to the crate's
+    // `i32` codes whatever they are.
+    #![allow(clippy::unnecessary_cast)]
+
     use super::*;
     use crate::raw;
 
@@ -207,6 +220,18 @@ mod tests {
     fn ok_and_none_share_a_value_and_ok_wins() {
         assert_eq!(raw::DD_OK as i32, raw::DD_ERR_NONE as i32);
         assert_eq!(code_name(raw::DD_OK as i32), Some("DD_OK"));
+    }
+
+    #[test]
+    fn codes_are_found_by_name() {
+        assert_eq!(
+            code_by_name("DD_ERR_NOSPACE"),
+            Some(raw::DD_ERR_NOSPACE as i32)
+        );
+        assert_eq!(code_by_name("DD_OK"), Some(raw::DD_OK as i32));
+        assert_eq!(code_by_name("DD_ERR_NONE"), Some(raw::DD_ERR_NONE as i32));
+        assert_eq!(code_by_name("DD_ERR_NO_SUCH_NAME"), None);
+        assert_eq!(code_by_name("dd_err_nospace"), None, "names are exact");
     }
 
     #[test]
@@ -239,7 +264,7 @@ mod tests {
 
     #[test]
     fn helpers_compare_symbolic_codes() {
-        let e = |c: u32| Error::from_code("op", "p", c as i32);
+        let e = |c: raw::dd_errno_t| Error::from_code("op", "p", c as i32);
         assert!(e(raw::DD_ERR_EXIST).is_exist());
         assert!(e(raw::DD_ERR_NOTEMPTY).is_not_empty());
         assert!(e(raw::DD_ERR_FILE_IS_DIR).is_file_is_dir());
@@ -256,7 +281,7 @@ mod tests {
 
     #[test]
     fn not_found_is_only_dd_err_not_found() {
-        let e = |c: u32| Error::from_code("ddp_stat", "/su/f", c as i32);
+        let e = |c: raw::dd_errno_t| Error::from_code("ddp_stat", "/su/f", c as i32);
         assert!(e(raw::DD_ERR_NOT_FOUND).is_not_found());
         for c in [
             raw::DD_ERR_NOTDIR,
@@ -275,7 +300,7 @@ mod tests {
 
     #[test]
     fn transient_codes() {
-        let e = |c: u32| Error::from_code("ddp_connect_with_user_pwd", "dd", c as i32);
+        let e = |c: raw::dd_errno_t| Error::from_code("ddp_connect_with_user_pwd", "dd", c as i32);
         for c in [
             raw::DD_ERR_CONNECT,
             raw::DD_ERR_CONN_LOST,
@@ -302,7 +327,7 @@ mod tests {
 
     #[test]
     fn connection_lost_auth_and_permission() {
-        let e = |c: u32| Error::from_code("op", "p", c as i32);
+        let e = |c: raw::dd_errno_t| Error::from_code("op", "p", c as i32);
         assert!(e(raw::DD_ERR_CONN_LOST).is_connection_lost());
         assert!(!e(raw::DD_ERR_CONNECT).is_connection_lost());
         assert!(!e(raw::DD_ERR_IO).is_connection_lost());

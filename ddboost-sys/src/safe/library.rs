@@ -24,7 +24,7 @@ pub enum LoadError {
         /// The loader's message.
         reason: String,
     },
-    /// The library loaded but lacks a function the crate calls.
+    /// The library loaded but lacks a function the header declares.
     #[error(
         "{origin} lacks the DD Boost function {symbol}; is it the libDDBoost.so of a DD Boost SDK?"
     )]
@@ -99,6 +99,19 @@ pub(crate) fn candidates(exe: Option<&Path>) -> Vec<Candidate> {
 
 /// A loaded DD Boost library. Cheap to clone; the library stays loaded while
 /// any clone or handle made from it lives.
+///
+/// # Trust
+///
+/// [`Library::load`] and [`Library::find`] are safe functions, but loading a
+/// shared library runs its initialisers, and every later call runs its code
+/// in this process: no Rust check can make an arbitrary `.so` safe. They
+/// assume that the file is a DD Boost SDK library (or the project's mock)
+/// built for the header in use, chosen by whoever configures the program
+/// (the `ddboost_library` option, or the fixed lookup order of
+/// [`Library::find`], whose directories should be writable only by the
+/// administrator). That is the same trust a C program linked with
+/// `-lDDBoost` places in `LD_LIBRARY_PATH`. What is checked: that the file
+/// loads and exports every function the header declares.
 #[derive(Clone)]
 pub struct Library {
     pub(crate) inner: Arc<LibInner>,
@@ -126,8 +139,11 @@ static INITIALISED: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());
 
 impl Library {
     /// Loads the library at `path` (a bare name is resolved by the dynamic
-    /// loader's search path) and checks that it has every function the crate
-    /// calls.
+    /// loader's search path) and checks that it has every function the header
+    /// in use declares (the list is generated from the bindings).
+    ///
+    /// Runs the library's initialisers: `path` must name a trusted DD Boost
+    /// library (see [Trust](Library#trust)).
     pub fn load(path: impl AsRef<Path>) -> Result<Library, LoadError> {
         Self::load_os(
             path.as_ref().as_os_str(),
@@ -158,6 +174,9 @@ impl Library {
     /// `<bindir>` holds the running executable, then `libDDBoost.so` through
     /// the dynamic loader's search path. If nothing loads, the error lists
     /// every place tried and why it failed.
+    ///
+    /// Runs the initialisers of the library it loads: see
+    /// [Trust](Library#trust).
     pub fn find(explicit: Option<&Path>) -> Result<Library, LoadError> {
         let exe = std::env::current_exe().ok();
         Self::find_with(explicit, exe.as_deref())
@@ -333,6 +352,26 @@ mod tests {
             panic!("unexpected {err}")
         };
         assert_ne!(tried[1].reason, "no such file", "{err}");
+    }
+
+    /// The functions checked at load time are derived from the bindings: with
+    /// the project's header, exactly the functions it declares.
+    #[cfg(not(ddboost_buildtime_bindings))]
+    #[test]
+    fn the_load_time_check_covers_every_function_of_the_header() {
+        let header = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("include/ddp_api.h"),
+        )
+        .unwrap();
+        let mut declared: Vec<&str> = header
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("ddp_") && header.contains(&format!("{w}(")))
+            .collect();
+        declared.sort_unstable();
+        declared.dedup();
+        let mut checked = crate::raw::FUNCTION_NAMES.to_vec();
+        checked.sort_unstable();
+        assert_eq!(checked, declared);
     }
 
     #[test]

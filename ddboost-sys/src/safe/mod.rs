@@ -14,13 +14,15 @@
 
 #![forbid(unsafe_code)]
 
+mod build_info;
 mod error;
 mod handles;
 mod library;
 pub mod log;
 pub(crate) mod types;
 
-pub use error::{code_name, Error, Result, NOT_FOUND_CODES, TRANSIENT_CODES};
+pub use build_info::{BindingsOrigin, BINDINGS_ORIGIN};
+pub use error::{code_by_name, code_name, Error, Result, NOT_FOUND_CODES, TRANSIENT_CODES};
 pub use handles::{
     filecopy, Connection, Dir, File, Instance, DEFAULT_POOL_SIZE, FILECOPY_EXTENT, MAX_IO_SIZE,
 };

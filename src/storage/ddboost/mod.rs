@@ -260,7 +260,7 @@ mod tests {
 
     #[test]
     fn sdk_errors_keep_the_sdk_error_and_its_code() {
-        let code = ddboost_sys::raw::DD_ERR_CONN_LOST as i32;
+        let code = ddboost_sys::code_by_name("DD_ERR_CONN_LOST").unwrap();
         let sdk = ddboost_sys::Error::from_code("ddp_unlink", "/SU/d/.f.tmp-1", code);
         let e = sdk_error("dd1", sdk.clone()).context("delete_backup failed");
         assert_eq!(e.kind(), ErrorKind::Storage);

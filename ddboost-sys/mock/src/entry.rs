@@ -1,0 +1,47 @@
+//! What every entry point does around its work: the configured latency, no panic across
+//! the C boundary, the trace line, and fault injection.
+
+use crate::error::{DdError, DdResult};
+use crate::faults;
+use crate::ffi::{dd_errno_t, DD_ERR_CONN_LOST, DD_ERR_IO, DD_ERR_NONE};
+use crate::handles::Conn;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+
+/// What a call reports to the trace and matches fault rules against.
+#[derive(Default)]
+pub(crate) struct Ctx {
+    /// `SU/path` (or host, or `a -> b`) of the call.
+    pub(crate) path: Option<String>,
+    pub(crate) count: u64,
+    pub(crate) offset: u64,
+}
+
+/// Runs the body of the call `op`: sleeps the configured latency, turns the result (or a
+/// panic, as `DD_ERR_IO`) into a return code and traces the call.
+pub(crate) fn call(op: &'static str, f: impl FnOnce(&mut Ctx) -> DdResult<()>) -> dd_errno_t {
+    if let Some(d) = faults::latency() {
+        std::thread::sleep(d);
+    }
+    let mut ctx = Ctx::default();
+    let r = match catch_unwind(AssertUnwindSafe(|| f(&mut ctx))) {
+        Ok(Ok(())) => DD_ERR_NONE,
+        Ok(Err(e)) => e.0,
+        Err(_) => DD_ERR_IO,
+    };
+    faults::trace(op, ctx.path.as_deref(), ctx.count, ctx.offset, r);
+    r
+}
+
+/// Applies the fault rules for `op`; a lost-connection fault marks `conn` lost.
+pub(crate) fn inject(op: &str, ctx: &Ctx, conn: Option<&Conn>) -> DdResult<()> {
+    if let Some(err) = faults::check(op, ctx.path.as_deref()) {
+        if err == DD_ERR_CONN_LOST {
+            if let Some(c) = conn {
+                c.lost.store(true, Ordering::Relaxed);
+            }
+        }
+        return Err(DdError(err));
+    }
+    Ok(())
+}
