@@ -3,6 +3,7 @@
 mod hooks;
 mod manage;
 mod transfer;
+pub mod verify;
 
 use std::time::Instant;
 
@@ -62,6 +63,12 @@ pub fn execute(cmd: Command) -> Result<()> {
     let ctx = Context::load(name, config)?;
     let result = match &cmd {
         Command::ApiVersion | Command::Version | Command::Help => Ok(()),
+        Command::VerifyBackup {
+            timestamp,
+            allow_unrecorded,
+            ..
+        } => crate::protocol::keys::Timestamp::parse(timestamp)
+            .and_then(|ts| verify::verify_backup(&ctx, &ts, *allow_unrecorded)),
         Command::Hook {
             hook,
             local_dir,

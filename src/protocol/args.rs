@@ -79,6 +79,13 @@ pub enum Command {
         config: PathBuf,
         timestamp: String,
     },
+    // Temporary wiring of verify_backup until the clap CLI takes it over:
+    // commands::verify::verify_backup.
+    VerifyBackup {
+        config: PathBuf,
+        timestamp: String,
+        allow_unrecorded: bool,
+    },
 }
 
 impl Command {
@@ -86,6 +93,7 @@ impl Command {
     pub fn config(&self) -> Option<&Path> {
         match self {
             Command::ApiVersion | Command::Version | Command::Help => None,
+            Command::VerifyBackup { config, .. } => Some(config),
             Command::Hook { config, .. }
             | Command::BackupFile { config, .. }
             | Command::RestoreFile { config, .. }
@@ -122,6 +130,7 @@ impl Command {
             Command::DeleteDirectory { .. } => "delete_directory",
             Command::ReplicateBackup { .. } => "replicate_backup",
             Command::DeleteReplica { .. } => "delete_replica",
+            Command::VerifyBackup { .. } => "verify_backup",
         }
     }
 }
@@ -167,6 +176,7 @@ pub const USAGE: &[(&str, &str)] = &[
     ("delete_directory", "<config> <path>"),
     ("replicate_backup", "<config> <timestamp>"),
     ("delete_replica", "<config> <timestamp>"),
+    ("verify_backup", "<config> <timestamp> [--allow-unrecorded]"),
     ("plugin_api_version", ""),
     ("--version", ""),
     ("--help", ""),
@@ -311,6 +321,18 @@ pub fn parse(argv: &[OsString]) -> Result<Command> {
                 config: cfg(),
                 timestamp: text(&rest[1], "the timestamp")?,
             })
+        }
+        "verify_backup" => {
+            let allow_unrecorded = rest.iter().any(|a| a == "--allow-unrecorded");
+            let args: Vec<&OsString> = rest.iter().filter(|a| *a != "--allow-unrecorded").collect();
+            match args[..] {
+                [config, timestamp] => Ok(Command::VerifyBackup {
+                    config: PathBuf::from(config),
+                    timestamp: text(timestamp, "the timestamp")?,
+                    allow_unrecorded,
+                }),
+                _ => Err(Error::usage(usage_of(&name))),
+            }
         }
         other => Err(Error::usage(format!(
             "unknown command \"{}\"; run \"{PLUGIN_NAME} --help\" for the list of commands",
