@@ -2,6 +2,7 @@
 
 mod hooks;
 mod manage;
+pub mod password;
 mod transfer;
 pub mod verify;
 
@@ -57,12 +58,16 @@ pub fn execute(cmd: Command) -> Result<()> {
     let name = cmd.name();
     let started = Instant::now();
     log::debug!("{name}: starting: {cmd:?}");
+    if let Command::EncryptPassword { key_file } = &cmd {
+        return password::run(key_file.as_deref()); // takes no plugin config
+    }
     let Some(config) = cmd.config() else {
         return Ok(()); // the version answers are printed by the caller
     };
     let ctx = Context::load(name, config)?;
     let result = match &cmd {
         Command::ApiVersion | Command::Version | Command::Help => Ok(()),
+        Command::EncryptPassword { .. } => Ok(()), // run above
         Command::VerifyBackup {
             timestamp,
             allow_unrecorded,

@@ -79,8 +79,11 @@ pub enum Command {
         config: PathBuf,
         timestamp: String,
     },
-    // Temporary wiring of verify_backup until the clap CLI takes it over:
-    // commands::verify::verify_backup.
+    // Temporary wiring of encrypt_password and verify_backup until the clap
+    // CLI takes them over: commands::password::run, commands::verify::verify_backup.
+    EncryptPassword {
+        key_file: Option<PathBuf>,
+    },
     VerifyBackup {
         config: PathBuf,
         timestamp: String,
@@ -93,6 +96,7 @@ impl Command {
     pub fn config(&self) -> Option<&Path> {
         match self {
             Command::ApiVersion | Command::Version | Command::Help => None,
+            Command::EncryptPassword { .. } => None,
             Command::VerifyBackup { config, .. } => Some(config),
             Command::Hook { config, .. }
             | Command::BackupFile { config, .. }
@@ -130,6 +134,7 @@ impl Command {
             Command::DeleteDirectory { .. } => "delete_directory",
             Command::ReplicateBackup { .. } => "replicate_backup",
             Command::DeleteReplica { .. } => "delete_replica",
+            Command::EncryptPassword { .. } => "encrypt_password",
             Command::VerifyBackup { .. } => "verify_backup",
         }
     }
@@ -176,6 +181,7 @@ pub const USAGE: &[(&str, &str)] = &[
     ("delete_directory", "<config> <path>"),
     ("replicate_backup", "<config> <timestamp>"),
     ("delete_replica", "<config> <timestamp>"),
+    ("encrypt_password", "[--key-file <path>]"),
     ("verify_backup", "<config> <timestamp> [--allow-unrecorded]"),
     ("plugin_api_version", ""),
     ("--version", ""),
@@ -321,6 +327,14 @@ pub fn parse(argv: &[OsString]) -> Result<Command> {
                 config: cfg(),
                 timestamp: text(&rest[1], "the timestamp")?,
             })
+        }
+        "encrypt_password" => {
+            let key_file = match rest {
+                [] => None,
+                [flag, path] if flag == "--key-file" => Some(PathBuf::from(path)),
+                _ => return Err(Error::usage(usage_of(&name))),
+            };
+            Ok(Command::EncryptPassword { key_file })
         }
         "verify_backup" => {
             let allow_unrecorded = rest.iter().any(|a| a == "--allow-unrecorded");
