@@ -3,7 +3,9 @@
 mod check;
 mod hooks;
 mod manage;
+pub mod password;
 mod transfer;
+pub mod verify;
 
 use std::path::Path;
 use std::time::Instant;
@@ -100,6 +102,15 @@ pub fn execute(name: &'static str, cmd: Command) -> Result<()> {
             with(config, &|c| manage::delete_replica(c, timestamp))
         }
         Command::Check { config, no_write } => check::run(config, *no_write),
+        Command::VerifyBackup {
+            config,
+            timestamp,
+            allow_unrecorded,
+        } => with(config, &|c| {
+            verify::verify_backup(c, timestamp, *allow_unrecorded)
+        }),
+        // Takes no plugin config.
+        Command::EncryptPassword { key_file } => password::run(key_file.as_deref()),
     }
 }
 

@@ -6,7 +6,6 @@
 //! that talks to storage is always the calling thread, so backends need not
 //! be `Send`.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::os::fd::AsFd;
@@ -195,11 +194,12 @@ impl Iterator for Plan<'_> {
 /// fails the restore before its bytes are output. Entries of v1 records
 /// (whole-object digest only) can only be checked at the end, so when only
 /// they remain the last block is held back until the digest matches.
-/// A sink that goes away gives `ErrorKind::BrokenPipe`.
+/// A sink that goes away gives `ErrorKind::BrokenPipe`. With
+/// `std::io::sink()` it only verifies (verify_backup).
 pub fn download(
     reader: &mut dyn ObjectReader,
     ranges: &[Range<u64>],
-    sink: File,
+    sink: impl Write + Send + 'static,
     verify: Verify,
     object: &str,
 ) -> Result<u64> {
@@ -388,6 +388,7 @@ fn feed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::sync::{Arc, Mutex};
 
     struct MemWriter(Arc<Mutex<Vec<u8>>>, Vec<usize>);

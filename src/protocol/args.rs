@@ -227,6 +227,30 @@ pub enum Command {
         #[arg(value_name = "TIMESTAMP", value_parser = parser(timestamp), allow_hyphen_values = true)]
         timestamp: Timestamp,
     },
+    /// Read every object of a backup and check it against its checksum record.
+    #[command(
+        name = "verify_backup",
+        override_usage = "gpbackup_ddboost_plugin verify_backup <CONFIG> <TIMESTAMP> [--allow-unrecorded]"
+    )]
+    VerifyBackup {
+        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
+        config: PathBuf,
+        #[arg(value_name = "TIMESTAMP", value_parser = parser(timestamp), allow_hyphen_values = true)]
+        timestamp: Timestamp,
+        /// Accept objects that have no checksum record.
+        #[arg(long = "allow-unrecorded")]
+        allow_unrecorded: bool,
+    },
+    /// Print the hex of a password (read from stdin or asked for) for password_encryption: on.
+    #[command(
+        name = "encrypt_password",
+        override_usage = "gpbackup_ddboost_plugin encrypt_password [--key-file <PATH>]"
+    )]
+    EncryptPassword {
+        /// The .encrypt file holding the key (default: in $COORDINATOR_DATA_DIRECTORY or $MASTER_DATA_DIRECTORY).
+        #[arg(long = "key-file", value_name = "PATH")]
+        key_file: Option<PathBuf>,
+    },
     /// Check a config on this host: storage reachable, writable, readable (one line per step; exit 0 only if all pass).
     #[command(
         name = "check",
@@ -320,6 +344,17 @@ fn clap_error(e: clap::Error) -> Error {
             format!("no command given; {help}")
         }
         K::InvalidUtf8 => "an argument is not valid UTF-8".to_string(),
+        // Never echoed: a password typed on the command line by mistake
+        // must not reach the log or the terminal's scrollback.
+        K::UnknownArgument => {
+            let text = e.render().to_string();
+            let usage = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Usage: "))
+                .map(|u| format!("; usage: {u}"))
+                .unwrap_or_default();
+            format!("unexpected argument (not shown){usage}")
+        }
         _ => {
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
@@ -334,7 +369,7 @@ fn clap_error(e: clap::Error) -> Error {
                 .lines()
                 .find_map(|l| l.trim().strip_prefix("Usage: "))
                 .map(|u| format!("; usage: {u}"))
-                .unwrap_or_default();
+                .unwrap_or_else(|| format!("; for the usage {help}"));
             format!("{first}{usage}")
         }
     };
