@@ -991,23 +991,9 @@ fn bad_inputs_fail_cleanly_and_change_nothing(env: &Env) {
 
 // ---- instantiation -----------------------------------------------------------------------
 
-macro_rules! conformance {
-    ($backend_mod:ident, $backend:expr, [$($case:ident),* $(,)?]) => {
-        mod $backend_mod {
-            $(
-                #[test]
-                fn $case() {
-                    let env = super::Env::new($backend);
-                    super::$case(&env);
-                }
-            )*
-        }
-    };
-}
-
 macro_rules! all_cases {
     ($backend_mod:ident, $backend:expr) => {
-        conformance!(
+        per_backend!(
             $backend_mod,
             $backend,
             [

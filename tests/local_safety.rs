@@ -33,21 +33,6 @@ fn with_umask(env: &Env, umask: u32, args: &[&str]) -> Command {
     c
 }
 
-/// Runs `cmd` with `input` on stdin.
-fn feed(mut cmd: Command, input: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input).unwrap();
-    drop(stdin);
-    child.wait_with_output().unwrap()
-}
-
 /// Runs `cmd` with `input` on stdin, failing the test if it takes more than 20 s.
 fn run_bounded(mut cmd: Command, input: &[u8]) -> Output {
     use std::io::{Read, Write};

@@ -396,23 +396,9 @@ fn failure_matrix(env: &Env) {
 
 // ---- instantiation ---------------------------------------------------------------------------
 
-macro_rules! cases {
-    ($backend_mod:ident, $backend:expr, [$($case:ident),* $(,)?]) => {
-        mod $backend_mod {
-            $(
-                #[test]
-                fn $case() {
-                    let env = super::Env::new($backend);
-                    super::$case(&env);
-                }
-            )*
-        }
-    };
-}
-
 macro_rules! all_cases {
     ($backend_mod:ident, $backend:expr) => {
-        cases!(
+        per_backend!(
             $backend_mod,
             $backend,
             [

@@ -346,15 +346,7 @@ fn clap_error(e: clap::Error) -> Error {
         K::InvalidUtf8 => "an argument is not valid UTF-8".to_string(),
         // Never echoed: a password typed on the command line by mistake
         // must not reach the log or the terminal's scrollback.
-        K::UnknownArgument => {
-            let text = e.render().to_string();
-            let usage = text
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("Usage: "))
-                .map(|u| format!("; usage: {u}"))
-                .unwrap_or_default();
-            format!("unexpected argument (not shown){usage}")
-        }
+        K::UnknownArgument => format!("unexpected argument (not shown){}", usage_of(&e)),
         _ => {
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
@@ -365,15 +357,20 @@ fn clap_error(e: clap::Error) -> Error {
                 }
                 _ => first.trim_end_matches(':').to_string(),
             };
-            let usage = text
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("Usage: "))
-                .map(|u| format!("; usage: {u}"))
-                .unwrap_or_else(|| format!("; for the usage {help}"));
-            format!("{first}{usage}")
+            format!("{first}{}", usage_of(&e))
         }
     };
     Error::new(ErrorKind::Usage, message)
+}
+
+/// "; usage: ..." of the command a clap error is about.
+fn usage_of(e: &clap::Error) -> String {
+    e.render()
+        .to_string()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .map(|u| format!("; usage: {u}"))
+        .unwrap_or_else(|| format!("; for the usage run \"{PLUGIN_NAME} --help\""))
 }
 
 /// The text of `--help`: every command with its arguments and what it does.

@@ -280,20 +280,7 @@ impl Env {
         for (k, v) in vars {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let data = input.to_vec();
-        let feeder = std::thread::spawn(move || {
-            let _ = stdin.write_all(&data);
-        });
-        let out = child.wait_with_output().unwrap();
-        feeder.join().unwrap();
-        out
+        feed(cmd, input)
     }
 
     pub fn spawn_stdin(&self, args: &[&str]) -> Child {
@@ -424,6 +411,25 @@ impl Env {
     }
 }
 
+/// Runs `cmd` with `input` on stdin (fed from a thread, so a command that
+/// stops reading early cannot block the test) and collects its output.
+pub fn feed(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
 /// Files below `root` with sizes, hidden ones included, sorted.
 pub fn walk(root: &Path) -> Vec<(String, u64)> {
     let mut out = Vec::new();
@@ -520,3 +526,23 @@ pub fn csv_rows(n: usize, seed: u64) -> Vec<u8> {
     }
     s.into_bytes()
 }
+
+/// Instantiates each case (a `fn(&Env)`) once per backend, as tests in a
+/// module named after the backend:
+/// `per_backend!(local, Backend::Local, [case_a, case_b]);`
+#[allow(unused_macros)]
+macro_rules! per_backend {
+    ($backend_mod:ident, $backend:expr, [$($case:ident),* $(,)?]) => {
+        mod $backend_mod {
+            $(
+                #[test]
+                fn $case() {
+                    let env = super::Env::new($backend);
+                    super::$case(&env);
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use per_backend;
