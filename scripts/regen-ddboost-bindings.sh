@@ -33,13 +33,8 @@ esac
 die() { echo "regen-ddboost-bindings: $*" >&2; exit 1; }
 say() { echo "regen-ddboost-bindings: $*"; }
 
-have_libclang() {
-  [[ -n ${LIBCLANG_PATH:-} ]] && return 0
-  ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' && return 0
-  compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null && return 0
-  compgen -G '/usr/lib64/libclang*.so*' >/dev/null && return 0
-  return 1
-}
+# have_libclang
+source "$repo/scripts/lib/libclang.sh"
 
 ensure_libclang() {
   have_libclang && return 0

@@ -7,23 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# True when a libclang that bindgen can load is installed: libclang.so,
-# libclang.so.N, libclang-N.so or libclang-N.so.M (the names clang-sys looks
-# for). libclang-cpp.so.N, which Debian installs with clang itself, is the C++
-# API and does not count.
-have_libclang() {
-  local f
-  while read -r f; do
-    [[ ${f##*/} =~ ^libclang(-[0-9][0-9.]*)?\.so(\.[0-9][0-9.]*)?$ ]] && return 0
-  done < <(
-    ldconfig -p 2>/dev/null | sed -n 's/.* => //p'
-    compgen -G '/usr/lib/llvm-*/lib/libclang*.so*'
-    compgen -G '/usr/lib*/libclang*.so*'
-    compgen -G '/usr/lib/*-linux-gnu/libclang*.so*'
-    [[ -n ${LIBCLANG_PATH:-} ]] && compgen -G "$LIBCLANG_PATH/libclang*.so*"
-  )
-  return 1
-}
+# have_libclang
+source scripts/lib/libclang.sh
 
 if ! have_libclang && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
   echo "== installing libclang-dev (for the bindings check)"
