@@ -2,7 +2,8 @@
 # Builds the plugin and runs a gpbackup-style backup and restore on the local
 # backend with generated table data (no Data Domain needed):
 # the setup hooks, one backup_data per segment, backup_file of metadata,
-# restore_data and restore_data_subset, delete_backup, then a byte comparison.
+# restore_data and restore_data_subset, verify_backup, delete_backup, then a
+# byte comparison.
 #   scripts/demo.sh [size in MiB per segment, default 256]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,9 @@ mkdir -p "$coord"
 echo "== version handshake"
 "$plugin" plugin_api_version
 "$plugin" --version
+
+echo "== check the config and the storage"
+"$plugin" check "$cfg"
 
 echo "== setup hooks (master, segment_host, segment)"
 "$plugin" setup_plugin_for_backup "$cfg" "$coord" master '"-1"'
@@ -73,6 +77,8 @@ printf '2 10 20 1000 1010' > "$work/offsets"
 echo "   identical"
 echo "== stored objects"
 "$plugin" list_directory "$cfg"
+echo "== verify_backup (every object against its checksum record)"
+"$plugin" verify_backup "$cfg" "$ts"
 "$plugin" delete_backup "$cfg" "$ts"
 echo "== log ($HOME/gpAdminLogs)"
 tail -n 4 "$HOME"/gpAdminLogs/*.log
