@@ -229,3 +229,32 @@ fn a_misspelt_option_is_named_with_its_nearest_known_name() {
         "{err}"
     );
 }
+
+/// An SDK whose `ddp_stat` fills the size at another place than this build
+/// declares: the probe's size comes back wrong, and check says to build
+/// against the vendor header.
+#[test]
+fn a_wrong_stat_size_stops_with_the_vendor_header_advice() {
+    let env = Env::new(Backend::DdBoostMock);
+    let out = check(
+        &env,
+        env.cfg(),
+        &[],
+        &[("DDBOOST_MOCK_STAT_SIZE_DELTA", "8")],
+    );
+    let err = fails(&out);
+    assert!(err.contains("DDBOOST_SDK_DIR"), "{err}");
+    let failed = tagged(&out, "FAIL");
+    assert!(
+        failed
+            .iter()
+            .any(|l| l.starts_with("FAIL  probe") && l.contains("bytes for a 2101251-byte probe")),
+        "{failed:?}"
+    );
+    // Nothing is left behind even then.
+    assert!(
+        !env.raw_snapshot().iter().any(|(p, _)| p.contains("probe")),
+        "{:?}",
+        env.raw_snapshot()
+    );
+}
