@@ -48,9 +48,9 @@ pub(crate) fn open(
     }
     within_stream_limits(&c.sys, write)?;
     let kind = if !write {
-        let (h, entries) = recipe::load(&abs)?;
+        let (h, entries) = recipe::load_shared(&abs)?;
         FileKind::Read {
-            entries: Arc::new(entries),
+            entries,
             size: h.size,
             mode: h.mode,
         }
