@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::storage::{
-    DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Replica, Storage,
+    DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, ReaderFactory, Replica, Storage,
 };
 
 pub const VAR: &str = "GPBACKUP_DDBOOST_PLUGIN_FAULTS";
@@ -136,6 +136,16 @@ impl Storage for FaultyStorage {
             path: path.to_string(),
         }))
     }
+    fn open_at(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+        self.faults.check("stat", path)?;
+        self.faults.check("open", path)?;
+        let inner = self.inner.open_at(path, first_read)?;
+        Ok(Box::new(FaultyReader {
+            inner,
+            faults: self.faults.clone(),
+            path: path.to_string(),
+        }))
+    }
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
         self.faults.check("list", dir)?;
         self.inner.list(dir)
@@ -201,9 +211,32 @@ impl ObjectReader for FaultyReader {
     fn size(&self) -> u64 {
         self.inner.size()
     }
+    fn exact_size(&mut self) -> Result<u64> {
+        self.inner.exact_size()
+    }
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<usize> {
         self.faults.check("read", &self.path)?;
         self.inner.read_at(buf, offset)
+    }
+    fn more_readers(&self) -> Option<ReaderFactory> {
+        let inner = self.inner.more_readers()?;
+        let (faults, path) = (self.faults.clone(), self.path.clone());
+        let open = inner.open;
+        Some(ReaderFactory {
+            same_file: inner.same_file,
+            open: Box::new(move |n| {
+                open(n)
+                    .into_iter()
+                    .map(|inner| {
+                        Box::new(FaultyReader {
+                            inner,
+                            faults: faults.clone(),
+                            path: path.clone(),
+                        }) as Box<dyn ObjectReader>
+                    })
+                    .collect()
+            }),
+        })
     }
 }
 

@@ -234,7 +234,11 @@ fn local_calls_cost_no_latency_and_logins_cost_more() {
     let _ = inst;
     let t = Instant::now();
     let _c = connect("f-local");
-    assert!(t.elapsed() >= Duration::from_millis(80), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(80),
+        "{:?}",
+        t.elapsed()
+    );
     reset();
 }
 
