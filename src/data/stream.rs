@@ -15,6 +15,7 @@ use std::ops::Range;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
@@ -138,6 +139,18 @@ pub const DEFAULT_READ_AHEAD: usize = 8;
 /// The most reads in flight a config may ask for.
 pub const MAX_READ_AHEAD: usize = 32;
 
+/// A read slower than this is waiting on storage (a Data Domain, NFS, a
+/// disk), where reads in flight gain; faster ones come from memory (the page
+/// cache), where more reader threads only compete with the rest of the
+/// restore for the CPU (measured: 4 or 8 of them restore from the page cache
+/// at half the speed of 1 on two cores). A download therefore opens its
+/// other readers only when the median of its first `PROBE_READS` reads (the
+/// time spent in the backend's reads) is slow; the median, because a DD
+/// Boost object's first block was read at open and a busy machine may stall
+/// any one read.
+const SLOW_READ: Duration = Duration::from_millis(1);
+const PROBE_READS: usize = 3;
+
 /// The reads that serve `ranges`: whole `unit`-sized blocks of the object,
 /// each read once however many ranges it serves; blocks no range touches
 /// are not read.
@@ -203,8 +216,9 @@ pub fn download(
 ///
 /// Whole blocks are read, each once, with up to `read_ahead` reads in
 /// flight: `reader` and the readers its backend opens besides it
-/// ([`ObjectReader::more_readers`]), one thread each. Blocks reach `sink`
-/// strictly in order, each checked first.
+/// ([`ObjectReader::more_readers`]) once a read proved slow (see
+/// [`SLOW_READ`]), one thread each. Blocks reach `sink` strictly in order,
+/// each checked first.
 ///
 /// With `Verify::Entries`, each block is checked against the candidate
 /// entries before any of it is written: an entry with block digests that
@@ -286,11 +300,16 @@ pub fn download_ahead(
                 .spawn_scoped(s, move || shared.work(None, &jobs, &done))
                 .map_err(|e| Error::io(format!("cannot start reader thread: {e}")))?;
         }
+        let (go_tx, go_rx) = bounded::<bool>(1);
         if let Some(factory) = factory {
             // Opening more readers may take round trips: reading starts
-            // meanwhile.
+            // meanwhile, and tells whether they are worth it.
             let (jobs, done) = (job_rx.clone(), done_tx.clone());
             let opener = move || {
+                if go_rx.recv() != Ok(true) {
+                    log::debug!("{object}: reads are fast; one reader");
+                    return;
+                }
                 let more = (factory.open)(wanted - 1);
                 log::debug!("{object}: {} reads in flight", more.len() + 1);
                 for r in more {
@@ -317,6 +336,8 @@ pub fn download_ahead(
         drop((job_rx, done_tx));
         let mut run = Run {
             shared,
+            probe: (wanted > 1).then_some(go_tx),
+            read_times: Vec::new(),
             checker,
             jobs: job_tx,
             done: done_rx,
@@ -362,6 +383,7 @@ struct Done {
     seq: u64,
     buf: Vec<u8>,
     result: Result<Option<u64>>,
+    took: Duration,
     /// Whether the first reader made it (else one opened besides it).
     primary: bool,
 }
@@ -390,14 +412,15 @@ impl Shared<'_, '_> {
     ) {
         let primary = reader.is_none();
         for mut job in jobs.iter() {
+            let mut took = Duration::ZERO;
             let result = if self.cancel.load(Ordering::Relaxed) {
                 Err(Error::io("cancelled"))
             } else {
                 match reader.as_deref_mut() {
-                    Some(r) => self.read(r, &mut job.buf, job.offset, job.len),
+                    Some(r) => self.read(r, &mut job.buf, job.offset, job.len, &mut took),
                     None => {
                         let mut p = self.primary.lock().unwrap_or_else(|e| e.into_inner());
-                        self.read(&mut **p, &mut job.buf, job.offset, job.len)
+                        self.read(&mut **p, &mut job.buf, job.offset, job.len, &mut took)
                     }
                 }
             };
@@ -405,6 +428,7 @@ impl Shared<'_, '_> {
                 seq: job.seq,
                 buf: job.buf,
                 result,
+                took,
                 primary,
             });
             if sent.is_err() || (!primary && self.primary_only.load(Ordering::Relaxed)) {
@@ -414,19 +438,23 @@ impl Shared<'_, '_> {
     }
 
     /// Reads `len` bytes at `offset` into `buf` in reads of the backend's
-    /// size, each hashed while in cache; returns the block digest.
+    /// size, each hashed while in cache; returns the block digest, and adds
+    /// the time spent waiting for the reads to `waited`.
     fn read(
         &self,
         reader: &mut dyn ObjectReader,
         buf: &mut [u8],
         offset: u64,
         len: usize,
+        waited: &mut Duration,
     ) -> Result<Option<u64>> {
         let mut hasher = self.hash.then(Xxh3::new);
         let mut got = 0;
         while got < len {
             let want = (len - got).min(self.read_size);
+            let started = Instant::now();
             let n = reader.read_at(&mut buf[got..got + want], offset + got as u64)?;
+            *waited += started.elapsed();
             if n == 0 {
                 return Err(damaged(
                     self.object,
@@ -445,7 +473,8 @@ impl Shared<'_, '_> {
     /// Reads a block again with the primary reader.
     fn reread(&self, buf: &mut [u8], offset: u64, len: usize) -> Result<Option<u64>> {
         let mut p = self.primary.lock().unwrap_or_else(|e| e.into_inner());
-        self.read(&mut **p, buf, offset, len)
+        let mut waited = Duration::ZERO;
+        self.read(&mut **p, buf, offset, len, &mut waited)
     }
 }
 
@@ -453,6 +482,10 @@ impl Shared<'_, '_> {
 /// in order, checks them and passes them to the writer.
 struct Run<'s, 'r, 'o> {
     shared: &'s Shared<'r, 'o>,
+    /// Tells the opener of more readers whether reads are slow enough for
+    /// them (until it is told).
+    probe: Option<Sender<bool>>,
+    read_times: Vec<Duration>,
     checker: Option<Checker>,
     jobs: Sender<Job>,
     done: Receiver<Done>,
@@ -510,6 +543,14 @@ impl Run<'_, '_, '_> {
                 .done
                 .recv()
                 .map_err(|_| Error::io(format!("reading {object} stopped unexpectedly")))?;
+            if let Some(probe) = &self.probe {
+                self.read_times.push(d.took);
+                if self.read_times.len() == PROBE_READS {
+                    self.read_times.sort();
+                    let _ = probe.send(self.read_times[PROBE_READS / 2] >= SLOW_READ);
+                    self.probe = None;
+                }
+            }
             finished.insert(d.seq, d);
             while let Some(d) = finished.remove(&next) {
                 let (offset, len, slices) = waiting.pop_front().expect("dispatched");
@@ -817,6 +858,8 @@ mod tests {
         others: Arc<Vec<u8>>,
         same_file: bool,
         reads: Arc<std::sync::atomic::AtomicUsize>,
+        /// Readers opened besides the first.
+        opened: Arc<std::sync::atomic::AtomicUsize>,
         fail_at: Option<u64>,
     }
 
@@ -828,6 +871,7 @@ mod tests {
                 data,
                 same_file: true,
                 reads: Default::default(),
+                opened: Default::default(),
                 fail_at: None,
             }
         }
@@ -845,7 +889,9 @@ mod tests {
                 return Err(Error::storage("injected read failure"));
             }
             let k = self.reads.fetch_add(1, Ordering::Relaxed);
-            std::thread::sleep(std::time::Duration::from_micros((k as u64 * 7919) % 3000));
+            std::thread::sleep(std::time::Duration::from_micros(
+                1000 + (k as u64 * 7919) % 3000,
+            ));
             let off = (offset as usize).min(self.data.len());
             let n = buf.len().min(self.data.len() - off);
             buf[..n].copy_from_slice(&self.data[off..off + n]);
@@ -853,9 +899,11 @@ mod tests {
         }
         fn more_readers(&self) -> Option<crate::storage::ReaderFactory> {
             let (others, reads, fail_at) = (self.others.clone(), self.reads.clone(), self.fail_at);
+            let opened = self.opened.clone();
             Some(crate::storage::ReaderFactory {
                 same_file: self.same_file,
                 open: Box::new(move |n| {
+                    opened.fetch_add(n, Ordering::Relaxed);
                     (0..n)
                         .map(|_| {
                             Box::new(SlowReader {
@@ -863,6 +911,7 @@ mod tests {
                                 others: others.clone(),
                                 same_file: true,
                                 reads: reads.clone(),
+                                opened: opened.clone(),
                                 fail_at,
                             }) as Box<dyn ObjectReader>
                         })
@@ -908,6 +957,7 @@ mod tests {
                     run_ahead(&mut r, std::slice::from_ref(&whole), verify(), read_ahead);
                 assert_eq!(n.unwrap(), d.len() as u64);
                 assert!(out == d, "read_ahead {read_ahead}, verified {verified}");
+                assert_eq!(r.opened.load(Ordering::Relaxed), read_ahead.min(10) - 1);
                 let (n, out) = run_ahead(&mut r, &ranges, verify(), read_ahead);
                 assert_eq!(n.unwrap(), want_ranges.len() as u64);
                 assert!(out == want_ranges, "ranges, read_ahead {read_ahead}");
