@@ -311,7 +311,7 @@ pub fn download_ahead(
                     return;
                 }
                 let more = (factory.open)(wanted - 1);
-                log::debug!("{object}: {} reads in flight", more.len() + 1);
+                log::debug!("{object}: {} of {wanted} reads in flight", more.len() + 1);
                 for r in more {
                     let (jobs, done) = (jobs.clone(), done.clone());
                     let spawned = std::thread::Builder::new()

@@ -194,7 +194,7 @@ impl Reopen {
                 let n = n.min(free / 2);
                 if n < wanted {
                     log::info!(
-                        "reading /{}/{} with {} reads in flight instead of {}: {free} of {} read streams free on {} (read-ahead takes at most half of them)",
+                        "read-ahead of /{}/{}: {} of {} reads in flight, as {free} of {} read streams are free on {} (read-ahead takes at most half of those free)",
                         self.su,
                         self.full,
                         n + 1,
@@ -207,9 +207,10 @@ impl Reopen {
             }
             Err(e) => {
                 log::warn!(
-                    "reading /{}/{} with one read in flight: cannot tell how many read streams are free on {} ({e})",
+                    "read-ahead of /{}/{}: 1 of {} reads in flight: cannot tell how many read streams are free on {} ({e})",
                     self.su,
                     self.full,
+                    wanted + 1,
                     self.host
                 );
                 0
@@ -242,7 +243,7 @@ impl Reopen {
         }
         if let Some(why) = failed.first() {
             log::info!(
-                "reading /{}/{} with {} reads in flight instead of {}: {} read handles could not be opened ({why})",
+                "read-ahead of /{}/{}: {} of {} reads in flight, as {} read handles could not be opened ({why})",
                 self.su,
                 self.full,
                 readers.len() + 1,
