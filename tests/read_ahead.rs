@@ -50,7 +50,7 @@ fn most_in_flight(env: &Env) -> usize {
 }
 
 fn byte_exact_restores(backend: Backend) {
-    let data = bytes(11 * MIB + 4321, 3);
+    let data = bytes(27 * MIB + 4321, 3);
     for read_ahead in [Some(1), Some(6), None] {
         let env = env_with(backend, read_ahead);
         env.backup_data(TS, NAME, &data);
@@ -96,9 +96,9 @@ fn read_ahead_restores_are_byte_exact_ddboost() {
 
 fn corrupt_block_never_output(backend: Backend) {
     let env = env_with(backend, Some(8));
-    let data = bytes(9 * MIB, 12);
+    let data = bytes(24 * MIB + 2, 12);
     env.backup_data(TS, NAME, &data);
-    env.corrupt(TS, NAME); // flips the byte at 4.5 MiB
+    env.corrupt(TS, NAME); // flips the byte at 12 MiB + 1
     let out = restore(
         &env,
         &["restore_data", env.cfg(), &env.key(TS, NAME)],
@@ -107,8 +107,8 @@ fn corrupt_block_never_output(backend: Backend) {
     let err = fails(&out);
     assert!(err.contains("checksum"), "{err}");
     assert!(
-        out.stdout == data[..4 * MIB],
-        "{} bytes written, expected the 4 blocks before the damaged one",
+        out.stdout == data[..12 * MIB],
+        "{} bytes written, expected the 12 blocks before the damaged one",
         out.stdout.len()
     );
     assert!(most_in_flight(&env) > 1, "{}", env.log_text());
@@ -197,7 +197,7 @@ fn subset_with_many_ranges_is_byte_exact_ddboost() {
 #[test]
 fn read_ahead_takes_fewer_reads_when_few_read_streams_are_free() {
     let env = env_with(Backend::DdBoostMock, Some(8));
-    let data = bytes(10 * MIB + 1, 8);
+    let data = bytes(24 * MIB + 1, 8);
     env.backup_data(TS, NAME, &data);
     let key = env.key(TS, NAME);
     // 5 read streams: the restore's own leaves 4 free, of which it takes half.
