@@ -4,16 +4,17 @@
 //! reusable 1 MiB buffers, so memory is bounded whatever the stream size and
 //! nothing is allocated per block in steady state. An upload reads its input
 //! on one thread while the calling thread writes to storage (`QUEUE + 1`
-//! buffers): the next block is ready when a write returns. A download keeps
-//! up to `read_ahead` reads in flight, one reader thread each, while the
-//! calling thread puts the blocks in order and checks them and a writer
-//! thread writes them out (`read_ahead + OUT_QUEUE + 4` buffers at most).
+//! buffers): the next block is ready when a write returns. A download reads
+//! on the calling thread, which also puts the blocks in order and checks
+//! them, while a writer thread writes them out; on slow storage more reader
+//! threads keep up to `read_ahead` reads in flight (`2 * read_ahead +
+//! OUT_QUEUE + 2` buffers at most).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -220,11 +221,11 @@ pub fn download(
 /// Copies `ranges` of `reader` (in order, not overlapping) to `sink` and
 /// returns the bytes written.
 ///
-/// Whole blocks are read, each once, with up to `read_ahead` reads in
-/// flight: `reader` and the readers its backend opens besides it
-/// ([`ObjectReader::more_readers`]) once a read proved slow (see
-/// [`SLOW_READ`]), one thread each. Blocks reach `sink` strictly in order,
-/// each checked first.
+/// Whole blocks are read, each once, on the calling thread with `reader`;
+/// once a read proved slow (see [`SLOW_READ`]) the readers its backend opens
+/// besides it ([`ObjectReader::more_readers`]) read ahead on threads of
+/// their own, up to `read_ahead` reads in flight in all. Blocks reach `sink`
+/// strictly in order, each checked first, through a writer thread.
 ///
 /// With `Verify::Entries`, each block is checked against the candidate
 /// entries before any of it is written: an entry with block digests that
@@ -268,14 +269,15 @@ pub fn download_ahead(
         Verify::Nothing => None,
     };
     let hash = checker.as_ref().is_some_and(|c| !c.blocks.is_empty());
-    // Reads dispatched and not yet passed on in order: those in flight and
-    // a few more, so a reader that finishes finds its next read waiting.
+    // Reads handed out and not yet passed on in order: those in flight and
+    // as many waiting, so a reader that finishes finds its next read.
     let window = wanted + 2;
     let pool = window + OUT_QUEUE + 2;
     let shared = Shared {
         primary: Mutex::new(reader),
         cancel: AtomicBool::new(false),
         primary_only: AtomicBool::new(false),
+        helpers: AtomicUsize::new(0),
         read_size,
         hash,
         object,
@@ -284,6 +286,7 @@ pub fn download_ahead(
     let (done_tx, done_rx) = unbounded::<Done>();
     let (free_tx, free_rx) = bounded::<Vec<u8>>(pool);
     let (full_tx, full_rx) = bounded::<Piece>(OUT_QUEUE);
+    let (go_tx, go_rx) = bounded::<bool>(1);
     let mut sink = sink;
     std::thread::scope(|s| {
         let writer = std::thread::Builder::new()
@@ -299,34 +302,39 @@ pub fn download_ahead(
             })
             .map_err(|e| Error::io(format!("cannot start writer thread: {e}")))?;
         let shared = &shared;
-        {
-            let (jobs, done) = (job_rx.clone(), done_tx.clone());
-            std::thread::Builder::new()
-                .name("reader".into())
-                .spawn_scoped(s, move || shared.work(None, &jobs, &done))
-                .map_err(|e| Error::io(format!("cannot start reader thread: {e}")))?;
-        }
-        let (go_tx, go_rx) = bounded::<bool>(1);
         if let Some(factory) = factory {
-            // Opening more readers may take round trips: reading starts
+            // Opening more readers may take round trips: reading goes on
             // meanwhile, and tells whether they are worth it.
             let (jobs, done) = (job_rx.clone(), done_tx.clone());
             let opener = move || {
                 if go_rx.recv() != Ok(true) {
-                    log::debug!("{object}: reads are fast; one reader");
+                    log::debug!("{object}: one read in flight (reads are fast, or few are left)");
                     return;
                 }
                 let more = (factory.open)(wanted - 1);
                 log::debug!("{object}: {} of {wanted} reads in flight", more.len() + 1);
-                for r in more {
+                if more.is_empty() {
+                    return;
+                }
+                // The primary reader moves to a thread of its own too, so
+                // that the calling thread only hands out and passes on.
+                let readers = std::iter::once(None).chain(more.into_iter().map(Some));
+                for r in readers {
                     let (jobs, done) = (jobs.clone(), done.clone());
+                    shared.helpers.fetch_add(1, Ordering::SeqCst);
                     let spawned = std::thread::Builder::new()
                         .name("reader".into())
                         .spawn_scoped(s, move || {
-                            let mut r = r;
-                            shared.work(Some(r.as_mut()), &jobs, &done)
+                            let mut r: Option<Box<dyn ObjectReader>> = r;
+                            let reader: Option<&mut dyn ObjectReader> = match r.as_mut() {
+                                Some(b) => Some(&mut **b),
+                                None => None,
+                            };
+                            shared.help(reader, &jobs, &done);
+                            shared.helpers.fetch_sub(1, Ordering::SeqCst);
                         });
                     if let Err(e) = spawned {
+                        shared.helpers.fetch_sub(1, Ordering::SeqCst);
                         log::warn!("{object}: cannot start another reader thread: {e}");
                         break;
                     }
@@ -336,10 +344,10 @@ pub fn download_ahead(
                 .name("opener".into())
                 .spawn_scoped(s, opener)
             {
-                log::warn!("{object}: reading with one read in flight: cannot start a thread: {e}");
+                log::warn!("{object}: one read in flight: cannot start a thread: {e}");
             }
         }
-        drop((job_rx, done_tx));
+        drop(done_tx);
         let mut run = Run {
             shared,
             probe: (wanted > 1).then_some(go_tx),
@@ -347,6 +355,7 @@ pub fn download_ahead(
             reads,
             checker,
             jobs: job_tx,
+            queued: job_rx,
             done: done_rx,
             free: free_rx,
             full: full_tx,
@@ -377,7 +386,7 @@ struct Piece {
     slices: Vec<Range<usize>>,
 }
 
-/// One read for a reader thread.
+/// One read handed to a reader thread.
 struct Job {
     seq: u64,
     offset: u64,
@@ -390,28 +399,32 @@ struct Done {
     seq: u64,
     buf: Vec<u8>,
     result: Result<Option<u64>>,
-    took: Duration,
-    /// Whether the first reader made it (else one opened besides it).
+    /// Whether `download`'s own reader made it (else one opened besides it).
     primary: bool,
 }
 
-/// What the reader threads and the feeding thread share.
+/// What the reader threads and the calling thread share.
 struct Shared<'r, 'o> {
-    /// The reader `download` was given; its thread locks it for each read,
-    /// and a block read again after a mismatch is read with it too.
+    /// The reader `download` was given: the calling thread reads with it
+    /// while no reader thread runs, then a reader thread of its own; a block
+    /// read again after a mismatch is read with it too.
     primary: Mutex<&'r mut dyn ObjectReader>,
     /// The download ended: queued reads are skipped.
     cancel: AtomicBool,
     /// The other readers stop (the object changed under them).
     primary_only: AtomicBool,
+    /// Reader threads running (the calling thread then reads no more).
+    helpers: AtomicUsize,
     read_size: usize,
     hash: bool,
     object: &'o str,
 }
 
 impl Shared<'_, '_> {
-    /// A reader thread: `reader`, or the primary one when None.
-    fn work(
+    /// A reader thread: reads what it is handed with `reader`, or with the
+    /// primary reader when None, until there is nothing more; the others stop
+    /// when told to.
+    fn help(
         &self,
         mut reader: Option<&mut dyn ObjectReader>,
         jobs: &Receiver<Job>,
@@ -425,23 +438,31 @@ impl Shared<'_, '_> {
             } else {
                 match reader.as_deref_mut() {
                     Some(r) => self.read(r, &mut job.buf, job.offset, job.len, &mut took),
-                    None => {
-                        let mut p = self.primary.lock().unwrap_or_else(|e| e.into_inner());
-                        self.read(&mut **p, &mut job.buf, job.offset, job.len, &mut took)
-                    }
+                    None => self.read_primary(&mut job.buf, job.offset, job.len, &mut took),
                 }
             };
             let sent = done.send(Done {
                 seq: job.seq,
                 buf: job.buf,
                 result,
-                took,
                 primary,
             });
             if sent.is_err() || (!primary && self.primary_only.load(Ordering::Relaxed)) {
                 return;
             }
         }
+    }
+
+    /// [`Shared::read`] with the primary reader.
+    fn read_primary(
+        &self,
+        buf: &mut [u8],
+        offset: u64,
+        len: usize,
+        waited: &mut Duration,
+    ) -> Result<Option<u64>> {
+        let mut p = self.primary.lock().unwrap_or_else(|e| e.into_inner());
+        self.read(&mut **p, buf, offset, len, waited)
     }
 
     /// Reads `len` bytes at `offset` into `buf` in reads of the backend's
@@ -476,17 +497,11 @@ impl Shared<'_, '_> {
         }
         Ok(hasher.map(|h| h.digest()))
     }
-
-    /// Reads a block again with the primary reader.
-    fn reread(&self, buf: &mut [u8], offset: u64, len: usize) -> Result<Option<u64>> {
-        let mut p = self.primary.lock().unwrap_or_else(|e| e.into_inner());
-        let mut waited = Duration::ZERO;
-        self.read(&mut **p, buf, offset, len, &mut waited)
-    }
 }
 
-/// The feeding side of a download: hands out reads, puts finished blocks
-/// in order, checks them and passes them to the writer.
+/// The calling thread's side of a download: reads with `download`'s own
+/// reader, hands reads to the reader threads while there are any, puts
+/// finished blocks in order, checks them and passes them to the writer.
 struct Run<'s, 'r, 'o> {
     shared: &'s Shared<'r, 'o>,
     /// Tells the opener of more readers whether reads are slow enough for
@@ -497,6 +512,9 @@ struct Run<'s, 'r, 'o> {
     reads: usize,
     checker: Option<Checker>,
     jobs: Sender<Job>,
+    /// The same queue: reads no reader thread took yet, which the calling
+    /// thread takes itself when it has nothing else to do.
+    queued: Receiver<Job>,
     done: Receiver<Done>,
     free: Receiver<Vec<u8>>,
     full: Sender<Piece>,
@@ -519,16 +537,60 @@ impl Run<'_, '_, '_> {
         self.free.recv().map_err(|_| sink_gone())
     }
 
+    /// Reads `job` here, with `download`'s own reader.
+    fn read_here(&mut self, mut job: Job) -> Done {
+        let mut took = Duration::ZERO;
+        let result = self
+            .shared
+            .read_primary(&mut job.buf, job.offset, job.len, &mut took);
+        if let Some(probe) = &self.probe {
+            self.read_times.push(took);
+            if self.read_times.len() == PROBE_READS {
+                self.read_times.sort();
+                let slow = self.read_times[PROBE_READS / 2] >= SLOW_READ;
+                let left = self.reads.saturating_sub(PROBE_READS);
+                let _ = probe.send(slow && left >= MIN_READS_LEFT);
+                self.probe = None;
+            }
+        }
+        Done {
+            seq: job.seq,
+            buf: job.buf,
+            result,
+            primary: true,
+        }
+    }
+
     fn feed(&mut self, plan: Plan<'_>, window: usize) -> Result<u64> {
         let object = self.shared.object;
-        let mut plan = plan;
+        let mut plan = plan.peekable();
         let mut waiting: VecDeque<(u64, usize, Vec<Range<usize>>)> = VecDeque::new();
         let mut finished: BTreeMap<u64, Done> = BTreeMap::new();
         let (mut dispatched, mut next) = (0u64, 0u64);
         let mut held: Option<Piece> = None;
         let mut total = 0u64;
         loop {
-            while waiting.len() < window {
+            while let Some(d) = finished.remove(&next) {
+                let (offset, len, slices) = waiting.pop_front().expect("handed out");
+                let n: u64 = slices.iter().map(|s| s.len() as u64).sum();
+                let (piece, verified) = self.check(d, offset, len, slices)?;
+                total += n;
+                if verified {
+                    if let Some(prev) = held.take() {
+                        self.full.send(prev).map_err(|_| sink_gone())?;
+                    }
+                    self.full.send(piece).map_err(|_| sink_gone())?;
+                } else if let Some(prev) = held.replace(piece) {
+                    self.full.send(prev).map_err(|_| sink_gone())?;
+                }
+                next += 1;
+            }
+            if next == dispatched && plan.peek().is_none() {
+                break;
+            }
+            // Reads for the reader threads, while there are any.
+            let helpers = self.shared.helpers.load(Ordering::SeqCst);
+            while helpers > 0 && waiting.len() < window {
                 let Some((offset, len, slices)) = plan.next() else {
                     break;
                 };
@@ -545,39 +607,43 @@ impl Run<'_, '_, '_> {
                     .map_err(|_| Error::io(format!("reading {object} stopped unexpectedly")))?;
                 dispatched += 1;
             }
-            if next == dispatched {
-                break;
+            while let Ok(d) = self.done.try_recv() {
+                finished.insert(d.seq, d);
             }
+            if finished.contains_key(&next) {
+                continue;
+            }
+            // A read here while no reader thread runs: the oldest none took
+            // (they are starting), else the next.
+            if helpers == 0 {
+                if let Ok(job) = self.queued.try_recv() {
+                    let d = self.read_here(job);
+                    finished.insert(d.seq, d);
+                    continue;
+                }
+            }
+            if helpers == 0 && waiting.len() < window {
+                if let Some((offset, len, slices)) = plan.next() {
+                    let buf = self.buffer()?;
+                    waiting.push_back((offset, len, slices));
+                    let job = Job {
+                        seq: dispatched,
+                        offset,
+                        len,
+                        buf,
+                    };
+                    dispatched += 1;
+                    let d = self.read_here(job);
+                    finished.insert(d.seq, d);
+                    continue;
+                }
+            }
+            // Everything left is being read by the reader threads.
             let d = self
                 .done
                 .recv()
                 .map_err(|_| Error::io(format!("reading {object} stopped unexpectedly")))?;
-            if let Some(probe) = &self.probe {
-                self.read_times.push(d.took);
-                if self.read_times.len() == PROBE_READS {
-                    self.read_times.sort();
-                    let slow = self.read_times[PROBE_READS / 2] >= SLOW_READ;
-                    let left = self.reads.saturating_sub(PROBE_READS);
-                    let _ = probe.send(slow && left >= MIN_READS_LEFT);
-                    self.probe = None;
-                }
-            }
             finished.insert(d.seq, d);
-            while let Some(d) = finished.remove(&next) {
-                let (offset, len, slices) = waiting.pop_front().expect("dispatched");
-                let n: u64 = slices.iter().map(|s| s.len() as u64).sum();
-                let (piece, verified) = self.check(d, offset, len, slices)?;
-                total += n;
-                if verified {
-                    if let Some(prev) = held.take() {
-                        self.full.send(prev).map_err(|_| sink_gone())?;
-                    }
-                    self.full.send(piece).map_err(|_| sink_gone())?;
-                } else if let Some(prev) = held.replace(piece) {
-                    self.full.send(prev).map_err(|_| sink_gone())?;
-                }
-                next += 1;
-            }
         }
         if let Some(last) = held {
             // Only v1 entries were left: the whole digest decides.
@@ -591,9 +657,9 @@ impl Run<'_, '_, '_> {
         Ok(total)
     }
 
-    /// Checks a finished read, reading it again with the primary reader when
-    /// another reader's block matches nothing; returns the piece to output
-    /// and whether it is verified now (else only at the end, v1).
+    /// Checks a finished read, reading it again with `download`'s own reader
+    /// when another reader's block matches nothing; returns the piece to
+    /// output and whether it is verified now (else only at the end, v1).
     fn check(
         &mut self,
         d: Done,
@@ -608,13 +674,15 @@ impl Run<'_, '_, '_> {
             primary,
             ..
         } = d;
+        let shared = self.shared;
         let again = |buf: &mut Vec<u8>, why: &dyn std::fmt::Display| -> Result<Option<u64>> {
-            if !self.shared.primary_only.swap(true, Ordering::Relaxed) {
+            if !shared.primary_only.swap(true, Ordering::Relaxed) {
                 log::warn!(
                     "{object}: a block read on another handle did not match ({why}); the object may have been replaced while it was read: reading on with one handle"
                 );
             }
-            self.shared.reread(buf, offset, len)
+            let mut waited = Duration::ZERO;
+            shared.read_primary(buf, offset, len, &mut waited)
         };
         let digest = match result {
             Ok(d) => d,
