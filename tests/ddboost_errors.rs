@@ -105,15 +105,16 @@ fn stat_errors_fail_list_directory_with_nothing_on_stdout() {
     }
 }
 
+/// A restore looks its object up by opening it (no stat first).
 #[test]
-fn stat_errors_fail_restore_without_saying_not_found() {
+fn lookup_errors_fail_restore_without_saying_not_found() {
     let env = dd_env();
     backup(&env, env.cfg());
     for code in NOT_ABSENCE {
         let out = run_faulty(
             &env,
             &["restore_data", env.cfg(), &env.key(TS, &data_name())],
-            &format!("stat:err={code}"),
+            &format!("open:err={code}"),
         );
         let err = fails_with(&out, code);
         assert!(!err.to_lowercase().contains("not found"), "{err}");
@@ -125,15 +126,18 @@ fn stat_errors_fail_restore_without_saying_not_found() {
 fn a_definite_not_found_still_means_absent() {
     let env = dd_env();
     let data = backup(&env, env.cfg());
-    let faults = "stat:err=DD_ERR_NOT_FOUND";
     let out = run_faulty(
         &env,
         &["restore_data", env.cfg(), &env.key(TS, &data_name())],
-        faults,
+        "open:err=DD_ERR_NOT_FOUND",
     );
     let err = fails(&out);
     assert!(err.contains("not found"), "{err}");
-    let out = run_faulty(&env, &["list_directory", env.cfg()], faults);
+    let out = run_faulty(
+        &env,
+        &["list_directory", env.cfg()],
+        "stat:err=DD_ERR_NOT_FOUND",
+    );
     ok(&out);
     assert!(out.stdout.is_empty());
     restores(&env, env.cfg(), &data);

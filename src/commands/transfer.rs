@@ -91,10 +91,11 @@ struct Source {
     path: String,
 }
 
-fn open_source(ctx: &Context, key: &ObjectKey) -> Result<Source> {
+/// Opens the object `key`; its first read will be at `first_read`.
+fn open_source(ctx: &Context, key: &ObjectKey, first_read: u64) -> Result<Source> {
     let storage = ctx.storage()?;
     let path = key.relative();
-    let reader = storage.open(&path).map_err(|e| {
+    let reader = storage.open_at(&path, first_read).map_err(|e| {
         if e.kind() == ErrorKind::NotFound {
             Error::not_found(format!(
                 "backup object {path} not found in {}; check the backup timestamp and that the plugin config points at the storage the backup was written to",
@@ -113,16 +114,21 @@ fn open_source(ctx: &Context, key: &ObjectKey) -> Result<Source> {
 
 /// What to verify a restore against: the entries of the object's records
 /// whose size matches it.
-fn expected(src: &Source) -> Result<Verify> {
+fn expected(src: &mut Source) -> Result<Verify> {
     let entries = integrity::load(src.storage.as_ref(), &src.path)?;
     if entries.is_empty() {
         log::warn!(
             "{} has no checksum record (not written by this plugin?); restoring it unverified",
             src.path
         );
+        // Nothing confirms the size: ask the storage.
+        src.reader.exact_size()?;
         return Ok(Verify::Nothing);
     }
-    let size = src.reader.size();
+    let mut size = src.reader.size();
+    if !entries.iter().any(|e| e.sum.size == size) {
+        size = src.reader.exact_size()?;
+    }
     let recorded = entries[0].sum.size;
     let matching: Vec<_> = entries.into_iter().filter(|e| e.sum.size == size).collect();
     if matching.is_empty() {
@@ -145,16 +151,17 @@ fn stdout_file() -> Result<File> {
 }
 
 pub fn restore_data(ctx: &Context, key: &ObjectKey) -> Result<()> {
-    let mut src = open_source(ctx, key)?;
-    let verify = expected(&src)?;
+    let mut src = open_source(ctx, key, 0)?;
+    let verify = expected(&mut src)?;
     let started = Instant::now();
     let size = src.reader.size();
-    let n = stream::download(
+    let n = stream::download_ahead(
         src.reader.as_mut(),
         std::slice::from_ref(&(0..size)),
         stdout_file()?,
         verify,
         &src.path,
+        ctx.config.read_ahead,
     )
     .map_err(|e| restore_error(ctx, &src, e))?;
     log_summary(ctx.command, &src.path, n, started);
@@ -188,10 +195,14 @@ pub fn restore_data_subset(ctx: &Context, key: &ObjectKey, offsets_file: &Path) 
         })?;
     let ranges = offsets::parse(&text)
         .map_err(|e| e.context(format!("offsets file {}", offsets_file.display())))?;
-    let mut src = open_source(ctx, key)?;
+    let merged = offsets::merge(&ranges);
+    let first_read = merged.first().map_or(0, |r| r.start);
+    let mut src = open_source(ctx, key, first_read)?;
+    if offsets::check_within(&ranges, src.reader.size(), &src.path).is_err() {
+        src.reader.exact_size()?;
+    }
     offsets::check_within(&ranges, src.reader.size(), &src.path)
         .map_err(|e| e.context(format!("offsets file {}", offsets_file.display())))?;
-    let merged = offsets::merge(&ranges);
     log::debug!(
         "{}: {} ranges ({} reads) from {}",
         ctx.command,
@@ -201,7 +212,7 @@ pub fn restore_data_subset(ctx: &Context, key: &ObjectKey, offsets_file: &Path) 
     );
     // Every block a range touches is verified; records of 0.1.0 have no
     // block digests, so their subsets cannot be.
-    let verify = match expected(&src)? {
+    let verify = match expected(&mut src)? {
         Verify::Entries(e) if e.iter().any(|e| e.blocks.is_some()) => {
             Verify::Entries(e.into_iter().filter(|e| e.blocks.is_some()).collect())
         }
@@ -215,12 +226,13 @@ pub fn restore_data_subset(ctx: &Context, key: &ObjectKey, offsets_file: &Path) 
         Verify::Nothing => Verify::Nothing,
     };
     let started = Instant::now();
-    let n = stream::download(
+    let n = stream::download_ahead(
         src.reader.as_mut(),
         &merged,
         stdout_file()?,
         verify,
         &src.path,
+        ctx.config.read_ahead,
     )
     .map_err(|e| restore_error(ctx, &src, e))?;
     log_summary(ctx.command, &src.path, n, started);
@@ -228,8 +240,8 @@ pub fn restore_data_subset(ctx: &Context, key: &ObjectKey, offsets_file: &Path) 
 }
 
 pub fn restore_file(ctx: &Context, file: &LocalFile) -> Result<()> {
-    let mut src = open_source(ctx, &file.key)?;
-    let verify = expected(&src)?;
+    let mut src = open_source(ctx, &file.key, 0)?;
+    let verify = expected(&mut src)?;
     let target = PathBuf::from(&file.path);
     let parent = target
         .parent()
@@ -261,12 +273,13 @@ pub fn restore_file(ctx: &Context, file: &LocalFile) -> Result<()> {
     let guard = CleanupGuard::remove_file(temp.clone());
     let started = Instant::now();
     let size = src.reader.size();
-    let n = stream::download(
+    let n = stream::download_ahead(
         src.reader.as_mut(),
         std::slice::from_ref(&(0..size)),
         out,
         verify,
         &src.path,
+        ctx.config.read_ahead,
     )
     .map_err(|e| restore_error(ctx, &src, e))?;
     guard.disarm_with(|| {

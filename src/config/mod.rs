@@ -46,6 +46,8 @@ pub struct PluginConfig {
     pub backend: Box<dyn BackendConfig>,
     pub verbosity: Verbosity,
     pub restore_subset: bool,
+    /// Reads in flight in a restore (option `read_ahead`).
+    pub read_ahead: usize,
     /// Injected by gprestore: the plugin version that made the backup ("" if unknown).
     pub backup_plugin_version: String,
     /// Non-fatal findings (unknown keys, ignored options) for the log.
@@ -66,7 +68,13 @@ pub struct KeySources {
 }
 
 /// Options of every backend.
-pub const COMMON_OPTIONS: &[&str] = &["backend", "directory", "logger_verbosity", "restore_subset"];
+pub const COMMON_OPTIONS: &[&str] = &[
+    "backend",
+    "directory",
+    "logger_verbosity",
+    "restore_subset",
+    "read_ahead",
+];
 
 /// Options gpbackup and gprestore inject into the per-host copy.
 pub const INJECTED_OPTIONS: &[&str] = &["pgport", "backup_plugin_version", PLUGIN_NAME];
@@ -174,6 +182,11 @@ impl PluginConfig {
             },
         };
         let restore_subset = opts.on_off("restore_subset", true);
+        let read_ahead = opts.number(
+            "read_ahead",
+            crate::data::stream::DEFAULT_READ_AHEAD as u64,
+            1..=crate::data::stream::MAX_READ_AHEAD as u64,
+        ) as usize;
         let name = opts
             .get("backend")
             .unwrap_or("")
@@ -224,6 +237,7 @@ impl PluginConfig {
                 backend,
                 verbosity,
                 restore_subset,
+                read_ahead,
                 backup_plugin_version: map
                     .get("backup_plugin_version")
                     .cloned()

@@ -2,20 +2,22 @@
 //! the tests run on every backend.
 //!
 //! `GPBACKUP_DDBOOST_PLUGIN_FAULTS` is a `;`-separated list of rules
-//! `OP[:nth=N][:path=SUBSTR]:err=KIND`:
+//! `OP[:nth=N][:path=SUBSTR]:err=KIND` or `OP[:nth=N][:path=SUBSTR]:delay_ms=MS`:
 //! * `OP`: `mkdir` (create_dir_all), `create`, `write`, `commit`, `rename`,
 //!   `stat` (the lookup `open` starts with), `open`, `read`,
 //!   `list`, `delete` (delete_dir_all, delete, remove_dir_if_empty);
 //! * `nth=N`: only the Nth matching call of the process (1-based);
 //! * `path=SUBSTR`: only calls whose path contains SUBSTR;
 //! * `err=KIND`: `io` (a storage failure, the default) or `notfound` (a
-//!   definite "no such object").
+//!   definite "no such object");
+//! * `delay_ms=MS`: the call does not fail but takes MS ms longer (slow
+//!   storage, such as NFS).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::storage::{
-    DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Replica, Storage,
+    DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, ReaderFactory, Replica, Storage,
 };
 
 pub const VAR: &str = "GPBACKUP_DDBOOST_PLUGIN_FAULTS";
@@ -26,6 +28,7 @@ struct Rule {
     nth: Option<u64>,
     path: Option<String>,
     not_found: bool,
+    delay: Option<std::time::Duration>,
     seen: AtomicU64,
 }
 
@@ -58,6 +61,7 @@ impl Faults {
                 nth: None,
                 path: None,
                 not_found: false,
+                delay: None,
                 seen: AtomicU64::new(0),
             };
             for p in parts {
@@ -66,6 +70,10 @@ impl Faults {
                     Some(("path", s)) => rule.path = Some(s.to_string()),
                     Some(("err", "io")) => rule.not_found = false,
                     Some(("err", "notfound")) => rule.not_found = true,
+                    Some(("delay_ms", ms)) => {
+                        let ms: u64 = ms.parse().map_err(|_| bad(r))?;
+                        rule.delay = Some(std::time::Duration::from_millis(ms));
+                    }
                     _ => return Err(bad(r)),
                 }
             }
@@ -82,6 +90,10 @@ impl Faults {
             }
             let n = r.seen.fetch_add(1, Ordering::Relaxed) + 1;
             if r.nth.is_some_and(|want| want != n) {
+                continue;
+            }
+            if let Some(d) = r.delay {
+                std::thread::sleep(d);
                 continue;
             }
             return Err(if r.not_found {
@@ -130,6 +142,16 @@ impl Storage for FaultyStorage {
         self.faults.check("stat", path)?;
         self.faults.check("open", path)?;
         let inner = self.inner.open(path)?;
+        Ok(Box::new(FaultyReader {
+            inner,
+            faults: self.faults.clone(),
+            path: path.to_string(),
+        }))
+    }
+    fn open_at(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+        self.faults.check("stat", path)?;
+        self.faults.check("open", path)?;
+        let inner = self.inner.open_at(path, first_read)?;
         Ok(Box::new(FaultyReader {
             inner,
             faults: self.faults.clone(),
@@ -201,9 +223,32 @@ impl ObjectReader for FaultyReader {
     fn size(&self) -> u64 {
         self.inner.size()
     }
+    fn exact_size(&mut self) -> Result<u64> {
+        self.inner.exact_size()
+    }
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<usize> {
         self.faults.check("read", &self.path)?;
         self.inner.read_at(buf, offset)
+    }
+    fn more_readers(&self) -> Option<ReaderFactory> {
+        let inner = self.inner.more_readers()?;
+        let (faults, path) = (self.faults.clone(), self.path.clone());
+        let open = inner.open;
+        Some(ReaderFactory {
+            same_file: inner.same_file,
+            open: Box::new(move |n| {
+                open(n)
+                    .into_iter()
+                    .map(|inner| {
+                        Box::new(FaultyReader {
+                            inner,
+                            faults: faults.clone(),
+                            path: path.clone(),
+                        }) as Box<dyn ObjectReader>
+                    })
+                    .collect()
+            }),
+        })
     }
 }
 
@@ -221,6 +266,10 @@ mod tests {
         let e = f.check("open", "dir/obj").unwrap_err();
         assert_eq!(e.kind(), crate::error::ErrorKind::NotFound);
         assert!(Faults::parse("write:bogus").is_err());
+        let slow = Faults::parse("read:delay_ms=30").unwrap();
+        let t = std::time::Instant::now();
+        assert!(slow.check("read", "a").is_ok());
+        assert!(t.elapsed() >= std::time::Duration::from_millis(30));
         assert!(Faults::parse("write:nth=x").is_err());
     }
 }

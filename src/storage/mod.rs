@@ -49,6 +49,14 @@ pub trait Storage {
     /// `ErrorKind::NotFound`.
     fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>>;
 
+    /// [`Storage::open`] for a reader whose first read is at `first_read`,
+    /// which the backend may make right away (DD Boost: it tells the size of
+    /// a small object, saving a round trip).
+    fn open_at(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+        let _ = first_read;
+        self.open(path)
+    }
+
     /// Every object below the folder `dir` (recursive), skipping the plugin's
     /// own '.' names. A missing folder lists as empty.
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>>;
@@ -160,13 +168,39 @@ pub trait ObjectWriter {
     fn commit(self: Box<Self>) -> Result<()>;
 }
 
-/// An object being read, by explicit offset.
-pub trait ObjectReader {
+/// An object being read, by explicit offset. Readers move between threads:
+/// a restore with reads in flight (option `read_ahead`) reads on several.
+pub trait ObjectReader: Send {
     /// The size of reads that suits this backend.
     fn block_size(&self) -> usize;
     fn size(&self) -> u64;
+    /// The size as the storage states it. [`ObjectReader::size`] may have
+    /// been taken from a short first read, saving a round trip; a caller
+    /// about to trust a size no checksum record confirms asks this.
+    fn exact_size(&mut self) -> Result<u64> {
+        Ok(self.size())
+    }
     /// Reads at `offset`; returns 0 only at the end of the object.
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<usize>;
+
+    /// A way to open more readers of this object, each used by its own
+    /// thread, so that several reads are in flight at once; None when the
+    /// backend has no use for them.
+    fn more_readers(&self) -> Option<ReaderFactory> {
+        None
+    }
+}
+
+/// Opens more readers of one object (see [`ObjectReader::more_readers`]).
+pub struct ReaderFactory {
+    /// Whether the readers read the very bytes of the reader they came from
+    /// (the same open file), or open the object again by name, so that an
+    /// overwrite committed meanwhile shows in them (only block verification
+    /// can tell).
+    pub same_file: bool,
+    /// Opens up to `n` readers; fewer (down to none) when the storage's
+    /// limits or failures say so, which it logs.
+    pub open: Box<dyn FnOnce(usize) -> Vec<Box<dyn ObjectReader>> + Send>,
 }
 
 /// Splits `path` into its folder and file name.

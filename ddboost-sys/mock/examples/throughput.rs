@@ -2,12 +2,15 @@
 //! `ddp_write` of exactly 1 MiB per call.
 //!
 //! ```text
-//! cargo run -p ddboost-mock --release --example throughput -- [GiB]   (default 2)
+//! cargo run -p ddboost-mock --release --example throughput -- [GiB] [--first-only] [--emit]
 //! ```
 //!
 //! Phases: first write (all new data), identical rewrite, modified stream (one row inserted
 //! near the start, 5% of rows changed in runs of 200), read-back with 1 MiB reads.
-//! Prints MB/s (10^6 bytes/s) per phase, stored bytes added and the peak RSS.
+//! Prints MB/s (10^6 bytes/s) per phase, stored bytes added and the peak RSS. GiB defaults
+//! to 2. `--first-only` runs only the first write (the SDK's own sequential write rate, for
+//! comparison with a plugin at the same `DDBOOST_MOCK_LATENCY_MS`); `--emit` writes the
+//! first write's bytes to standard output instead, so a plugin can be fed the same stream.
 
 use ddboost_mock::ffi::*;
 use ddboost_mock::*;
@@ -191,12 +194,36 @@ fn peak_rss_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Writes the first write's stream to standard output.
+fn emit(total: u64) {
+    use std::io::Write;
+    let mut rows = Rows::new(false);
+    let mut buf = Vec::with_capacity(BLOCK + 4096);
+    let mut out = std::io::stdout().lock();
+    let mut off = 0u64;
+    while off < total {
+        let n = BLOCK.min((total - off) as usize);
+        rows.fill(&mut buf, n);
+        if out.write_all(&buf).is_err() {
+            return;
+        }
+        off += n as u64;
+    }
+}
+
 fn main() {
-    let gib: f64 = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let gib: f64 = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
         .and_then(|a| a.parse().ok())
         .unwrap_or(2.0);
+    let first_only = args.iter().any(|a| a == "--first-only");
     let total = (gib * (1u64 << 30) as f64) as u64;
+    if args.iter().any(|a| a == "--emit") {
+        emit(total);
+        return;
+    }
     let root =
         tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp".into())).unwrap();
     std::env::set_var("DDBOOST_MOCK_ROOT", root.path());
@@ -250,6 +277,11 @@ fn main() {
         s1 - s0,
         (s1 - s0) as f64 * 100.0 / total as f64
     );
+    if first_only {
+        // SAFETY: plain call.
+        unsafe { ddp_shutdown() };
+        return;
+    }
     let r = write_stream(conn, "repeat", total, false);
     let s2 = stored();
     println!(

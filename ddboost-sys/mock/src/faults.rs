@@ -26,7 +26,14 @@
 //!
 //! # Other variables
 //!
-//! * `DDBOOST_MOCK_LATENCY_MS=N`: sleep N ms at the start of every call.
+//! * `DDBOOST_MOCK_LATENCY_MS=N`: sleep N ms at the start of every call that reaches the
+//!   system (every call but `ddp_init`, `ddp_shutdown`, `ddp_instance_create`,
+//!   `ddp_instance_destroy` and `ddp_log_init`, which a real SDK answers locally).
+//! * `DDBOOST_MOCK_CONNECT_MS=N`: a login costs N ms more than other calls (session set-up).
+//! * `DDBOOST_MOCK_READ_STREAMS`, `DDBOOST_MOCK_WRITE_STREAMS`, `DDBOOST_MOCK_TOTAL_STREAMS`:
+//!   the stream limits `ddp_get_stream_counts` reports (default 50, 90, 140) and
+//!   `ddp_open_file` enforces: an open that would exceed them fails with
+//!   `DD_ERR_STREAM_LIMIT`.
 //! * `DDBOOST_MOCK_STREAM_MBPS=R`: cap each open read or write stream at R MB/s (10^6 B/s).
 //! * `DDBOOST_MOCK_SYSTEM_MBPS=R`: cap a system at R MB/s shared by all its open streams in
 //!   all processes (each stream gets R divided by the system's in-use stream count).
@@ -68,6 +75,10 @@ pub struct Rule {
 pub struct Config {
     pub rules: Vec<Rule>,
     pub latency: Option<Duration>,
+    /// `DDBOOST_MOCK_CONNECT_MS`: extra cost of a login.
+    pub connect_cost: Option<Duration>,
+    /// `DDBOOST_MOCK_*_STREAMS`: the stream limits reported and enforced.
+    pub limits: StreamLimits,
     pub stream_bps: Option<f64>,
     pub system_bps: Option<f64>,
     pub trace: Option<std::path::PathBuf>,
@@ -75,6 +86,26 @@ pub struct Config {
     pub wide_structs: bool,
     /// `DDBOOST_MOCK_STAT_SIZE_DELTA`.
     pub stat_size_delta: i64,
+}
+
+/// Stream limits of every system (`DDBOOST_MOCK_READ_STREAMS`, `DDBOOST_MOCK_WRITE_STREAMS`,
+/// `DDBOOST_MOCK_TOTAL_STREAMS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    pub read: i32,
+    pub write: i32,
+    pub total: i32,
+}
+
+impl Default for StreamLimits {
+    /// A mid-range appliance's limits.
+    fn default() -> Self {
+        StreamLimits {
+            read: 50,
+            write: 90,
+            total: 140,
+        }
+    }
 }
 
 /// The byte the tail of a wide structure is filled with (`DDBOOST_MOCK_WIDE_STRUCTS`).
@@ -145,6 +176,22 @@ impl Config {
             rules,
             latency: env_f64("DDBOOST_MOCK_LATENCY_MS")
                 .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+            connect_cost: env_f64("DDBOOST_MOCK_CONNECT_MS")
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+            limits: {
+                let d = StreamLimits::default();
+                let limit = |name: &str, default: i32| -> Result<i32, String> {
+                    match env_int(name, default, "a positive integer")? {
+                        n if n > 0 => Ok(n),
+                        n => Err(format!("{name}={n}: expected a positive integer")),
+                    }
+                };
+                StreamLimits {
+                    read: limit("DDBOOST_MOCK_READ_STREAMS", d.read)?,
+                    write: limit("DDBOOST_MOCK_WRITE_STREAMS", d.write)?,
+                    total: limit("DDBOOST_MOCK_TOTAL_STREAMS", d.total)?,
+                }
+            },
             stream_bps: env_f64("DDBOOST_MOCK_STREAM_MBPS").map(|m| m * 1e6),
             system_bps: env_f64("DDBOOST_MOCK_SYSTEM_MBPS").map(|m| m * 1e6),
             trace: std::env::var_os("DDBOOST_MOCK_TRACE")
@@ -182,6 +229,16 @@ pub fn install(cfg: Config) {
 
 pub fn latency() -> Option<Duration> {
     CONFIG.read().latency
+}
+
+/// The extra cost of a login (`DDBOOST_MOCK_CONNECT_MS`).
+pub fn connect_cost() -> Option<Duration> {
+    CONFIG.read().connect_cost
+}
+
+/// The stream limits of every system.
+pub fn limits() -> StreamLimits {
+    CONFIG.read().limits
 }
 
 /// Whether structures are written as if wider than declared (`DDBOOST_MOCK_WIDE_STRUCTS`).

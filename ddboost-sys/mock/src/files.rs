@@ -46,10 +46,11 @@ pub(crate) fn open(
     if abs.is_dir() {
         return Err(DdError::FILE_IS_DIR);
     }
+    within_stream_limits(&c.sys, write)?;
     let kind = if !write {
-        let (h, entries) = recipe::load(&abs)?;
+        let (h, entries) = recipe::load_shared(&abs)?;
         FileKind::Read {
-            entries: Arc::new(entries),
+            entries,
             size: h.size,
             mode: h.mode,
         }
@@ -123,6 +124,23 @@ pub(crate) fn open(
         ),
     );
     out_fd.put(d)
+}
+
+/// Whether one more read (or write) stream fits the system's limits
+/// ([`faults::limits`]), counting the streams of every process; else `DD_ERR_STREAM_LIMIT`.
+/// Processes opening at the same moment may overshoot by a few, as on a real system.
+fn within_stream_limits(sys: &crate::store::System, write: bool) -> DdResult<()> {
+    let l = faults::limits();
+    let n = sys.streams.all();
+    let (used, limit) = if write {
+        (n.write, l.write)
+    } else {
+        (n.read, l.read)
+    };
+    if used >= limit || n.total() >= l.total {
+        return Err(DdError::STREAM_LIMIT);
+    }
+    Ok(())
 }
 
 /// `ddp_close_file`. For a write handle this finalises the file: its content becomes

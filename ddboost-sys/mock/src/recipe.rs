@@ -7,9 +7,13 @@
 
 use crate::error::{DdError, DdResult};
 use crate::store::{Fp, Loc};
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Weak};
 
 const MAGIC: &[u8; 8] = b"DDMRCP01";
 const HDR: usize = 64;
@@ -85,6 +89,37 @@ pub fn load(path: &Path) -> DdResult<(Header, Vec<Entry>)> {
         return Err(DdError::IO);
     }
     Ok((h, v))
+}
+
+/// One version of a recipe file: published recipes are written to a new file and renamed
+/// into place, so a new version is a new inode.
+type Version = (u64, u64, u64, i64, i64);
+
+/// Recipes loaded for reading, by path: the system holds one recipe per file however many
+/// streams read it, so the read handles open on one version of a file share it.
+static SHARED: LazyLock<Mutex<HashMap<PathBuf, Loaded>>> = LazyLock::new(Default::default);
+
+/// A recipe loaded for reading: its version, header and entries (while a handle holds them).
+type Loaded = (Version, Header, Weak<Vec<Entry>>);
+
+/// [`load`] for a read handle: the entries are shared with the other handles open on the
+/// same version of the file.
+pub fn load_shared(path: &Path) -> DdResult<(Header, Arc<Vec<Entry>>)> {
+    let md = fs::metadata(path)?;
+    let version = (md.dev(), md.ino(), md.len(), md.mtime(), md.mtime_nsec());
+    let mut shared = SHARED.lock();
+    shared.retain(|_, (_, _, w)| w.strong_count() > 0);
+    if let Some((v, h, w)) = shared.get(path) {
+        if *v == version {
+            if let Some(entries) = w.upgrade() {
+                return Ok((*h, entries));
+            }
+        }
+    }
+    let (h, entries) = load(path)?;
+    let entries = Arc::new(entries);
+    shared.insert(path.to_path_buf(), (version, h, Arc::downgrade(&entries)));
+    Ok((h, entries))
 }
 
 /// Writes a recipe to `path` (a new temporary file; the caller renames it into place).

@@ -81,6 +81,9 @@ pub(crate) fn connect(
     let host = hostname.get()?;
     ctx.path = Some(host.to_string());
     inject("connect", ctx, None)?;
+    if let Some(d) = faults::connect_cost() {
+        std::thread::sleep(d);
+    }
     let Some(root) = std::env::var_os("DDBOOST_MOCK_ROOT").filter(|r| !r.is_empty()) else {
         let msg = "ddboost-mock: DDBOOST_MOCK_ROOT is not set: it must name the directory holding the emulated systems";
         eprintln!("{msg}");
@@ -184,8 +187,9 @@ pub(crate) fn statfs(
     })
 }
 
-/// `ddp_get_stream_counts`: limits are fixed plausible values; in-use counts cover every
-/// process using the system.
+/// `ddp_get_stream_counts`: the configured limits (`DDBOOST_MOCK_*_STREAMS`, which
+/// `ddp_open_file` enforces) and fixed plausible values for the rest; in-use counts cover
+/// every process using the system.
 pub(crate) fn stream_counts(
     ctx: &mut Ctx,
     conn: ddp_conn_desc_t,
@@ -198,22 +202,23 @@ pub(crate) fn stream_counts(
         return Err(DdError::INVALID);
     }
     let n = c.sys.streams.all();
+    let l = faults::limits();
     out.put_struct(ddp_stream_counts_t {
         limits: ddp_stream_limits_t {
-            backup_write_streams: 90,
-            backup_read_streams: 50,
+            backup_write_streams: l.write,
+            backup_read_streams: l.read,
             repl_source_streams: 60,
             repl_dest_streams: 90,
-            nearline_read_streams: 50,
-            nearline_write_streams: 90,
-            total_write_streams_hard_limit: 140,
-            total_streams_hard_limit: 140,
-            mixed_write_streams: 90,
-            mixed_read_streams: 50,
+            nearline_read_streams: l.read,
+            nearline_write_streams: l.write,
+            total_write_streams_hard_limit: l.total,
+            total_streams_hard_limit: l.total,
+            mixed_write_streams: l.write,
+            mixed_read_streams: l.read,
             mixed_repl_src_streams: 60,
             mixed_repl_dst_streams: 90,
-            mixed_repl_dst_with_write_streams: 90,
-            mixed_total_streams: 140,
+            mixed_repl_dst_with_write_streams: l.write,
+            mixed_total_streams: l.total,
         },
         inuse: ddp_stream_inuse_t {
             read_streams: n.read,

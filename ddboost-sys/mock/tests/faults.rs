@@ -219,6 +219,87 @@ fn latency_per_call() {
     reset();
 }
 
+#[test]
+fn local_calls_cost_no_latency_and_logins_cost_more() {
+    let _g = serial();
+    faults::install(Config {
+        latency: Some(Duration::from_millis(30)),
+        connect_cost: Some(Duration::from_millis(50)),
+        ..Default::default()
+    });
+    system("f-local");
+    let t = Instant::now();
+    let inst = instance();
+    assert!(t.elapsed() < Duration::from_millis(30), "{:?}", t.elapsed());
+    let _ = inst;
+    let t = Instant::now();
+    let _c = connect("f-local");
+    assert!(
+        t.elapsed() >= Duration::from_millis(80),
+        "{:?}",
+        t.elapsed()
+    );
+    reset();
+}
+
+#[test]
+fn stream_limits_are_reported_and_enforced() {
+    let _g = serial();
+    std::env::set_var("DDBOOST_MOCK_READ_STREAMS", "2");
+    std::env::set_var("DDBOOST_MOCK_WRITE_STREAMS", "1");
+    std::env::set_var("DDBOOST_MOCK_TOTAL_STREAMS", "3");
+    let cfg = Config::from_env();
+    std::env::set_var("DDBOOST_MOCK_READ_STREAMS", "0");
+    let bad = Config::from_env();
+    for v in [
+        "DDBOOST_MOCK_READ_STREAMS",
+        "DDBOOST_MOCK_WRITE_STREAMS",
+        "DDBOOST_MOCK_TOTAL_STREAMS",
+    ] {
+        std::env::remove_var(v);
+    }
+    assert!(bad.is_err());
+    faults::install(cfg.unwrap());
+    system("f-limits");
+    let c = connect("f-limits");
+    put_file(c, "r", b"data");
+    let mut s = ddp_stream_counts_t::default();
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { ddp_get_stream_counts(c, &mut s) }, 0);
+    assert_eq!(
+        (
+            s.limits.backup_read_streams,
+            s.limits.backup_write_streams,
+            s.limits.total_streams_hard_limit
+        ),
+        (2, 1, 3)
+    );
+    let r1 = open(c, "r", DDP_O_READ).unwrap();
+    let r2 = open(c, "r", DDP_O_READ).unwrap();
+    assert_eq!(open(c, "r", DDP_O_READ), Err(DD_ERR_STREAM_LIMIT));
+    let w = create(c, "w");
+    // The total limit: 2 reads and 1 write are open.
+    faults::install(Config {
+        limits: faults::StreamLimits {
+            read: 2,
+            write: 2,
+            total: 3,
+        },
+        ..Default::default()
+    });
+    assert_eq!(
+        open(c, "w2", DDP_O_CREAT | DDP_O_RDWR),
+        Err(DD_ERR_STREAM_LIMIT)
+    );
+    close(r1);
+    let w2 = create(c, "w2");
+    assert_eq!(open(c, "r", DDP_O_READ), Err(DD_ERR_STREAM_LIMIT));
+    for fd in [r2, w, w2] {
+        close(fd);
+    }
+    reset();
+}
+
 fn timed_write(c: i32, name: &str, bytes: usize) -> Duration {
     let t = Instant::now();
     let fd = create(c, name);

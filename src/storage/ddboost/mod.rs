@@ -195,6 +195,10 @@ impl Storage for DdBoostStorage {
         self.local.open(path)
     }
 
+    fn open_at(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+        self.local.open_at(path, first_read)
+    }
+
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
         self.local.list(dir)
     }

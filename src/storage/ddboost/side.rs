@@ -4,10 +4,10 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use backon::{BlockingRetryable, ExponentialBuilder};
-use ddboost_sys::{Connection, Instance, OpenMode, Stat};
+use ddboost_sys::{Connection, Instance, Library, OpenMode, Stat};
 
 use super::config::{DdTarget, RetryPolicy};
-use super::io::{sdk_error, DdReader, DdWriter};
+use super::io::{sdk_error, DdReader, DdWriter, Reopen, DD_BLOCK};
 use super::{DIR_MODE, FILE_MODE};
 use crate::config::Secret;
 use crate::error::{Error, Result};
@@ -36,6 +36,19 @@ pub(super) fn connect_retrying(
     retry: &RetryPolicy,
     what: &str,
 ) -> ddboost_sys::Result<Connection> {
+    retrying(attempt, retry, &format!("connecting to {what}"), |e| {
+        e.is_transient()
+    })
+}
+
+/// Runs `attempt`, retrying the failures `transient` accepts with
+/// exponential backoff as `retry` says; each retry is logged.
+fn retrying<T>(
+    attempt: impl FnMut() -> ddboost_sys::Result<T>,
+    retry: &RetryPolicy,
+    what: &str,
+    transient: impl Fn(&ddboost_sys::Error) -> bool,
+) -> ddboost_sys::Result<T> {
     let backoff = ExponentialBuilder::default()
         .with_min_delay(retry.initial_delay)
         .with_max_delay(retry.max_delay)
@@ -44,10 +57,10 @@ pub(super) fn connect_retrying(
     attempt
         .retry(backoff)
         .sleep(std::thread::sleep)
-        .when(|e: &ddboost_sys::Error| e.is_transient())
+        .when(|e: &ddboost_sys::Error| transient(e))
         .notify(|e, delay| {
             log::warn!(
-                "connecting to {what} failed ({e}); retrying in {:.1} s",
+                "{what} failed ({e}); retrying in {:.1} s",
                 delay.as_secs_f64()
             )
         })
@@ -57,6 +70,8 @@ pub(super) fn connect_retrying(
 /// One system: a connection and the place on it.
 #[derive(Clone)]
 pub struct Side {
+    /// The SDK, for the instances of read-ahead handles.
+    pub(super) lib: Library,
     pub(super) conn: Arc<Mutex<Connection>>,
     pub(super) login: Arc<Login>,
     pub(super) su: String,
@@ -92,6 +107,7 @@ impl Side {
             )
         })?;
         Ok(Side {
+            lib: instance.library().clone(),
             conn: Arc::new(Mutex::new(conn)),
             login: Arc::new(Login {
                 user: t.username.clone(),
@@ -156,19 +172,71 @@ impl Side {
         Ok(())
     }
 
+    /// Opens `path` for reading with no stat first: the open itself tells
+    /// "not found", and the block at `first_read` (where the caller reads
+    /// first) is read at once, its length giving the object's size when the
+    /// object ends inside it. So a small object costs an open and one read,
+    /// a larger one an open, its first read and a `ddp_fstat`. An open
+    /// refused for the stream limit (`DD_ERR_STREAM_LIMIT`: other restores'
+    /// read-ahead may hold streams for a while) is retried as logins are.
+    pub(super) fn open_reader(&self, path: &str, first_read: u64) -> Result<DdReader> {
+        let full = self.full(path);
+        let not_found =
+            || Error::not_found(format!("/{}/{full} not found on {}", self.su, self.host));
+        let attempt = || self.lock().open_file(&self.su, &full, OpenMode::Read, 0);
+        let what = format!("opening /{}/{full} on {}", self.su, self.host);
+        let opened = retrying(attempt, &self.login.retry, &what, |e| {
+            e.is_named("DD_ERR_STREAM_LIMIT")
+        });
+        let file = opened.map_err(|e| {
+            if e.is_not_found() {
+                not_found().with_source(e)
+            } else if e.is_file_is_dir() {
+                Error::storage_from(
+                    format!(
+                        "/{}/{full} on {} is a folder, not a file",
+                        self.su, self.host
+                    ),
+                    e,
+                )
+            } else {
+                self.err(e)
+            }
+        })?;
+        let at = first_read / DD_BLOCK as u64 * DD_BLOCK as u64;
+        let mut block = vec![0u8; DD_BLOCK];
+        let n = file.read_at(&mut block, at).map_err(|e| self.err(e))?;
+        block.truncate(n);
+        block.shrink_to_fit();
+        // Reads are short only at the end of a file.
+        let (size, size_inferred) = if (n > 0 && n < DD_BLOCK) || (at == 0 && n == 0) {
+            (at + n as u64, true)
+        } else {
+            (file.fstat().map_err(|e| self.err(e))?.size, false)
+        };
+        Ok(DdReader {
+            file,
+            size,
+            size_inferred,
+            host: self.host.clone(),
+            first: Some((at, block)),
+            reopen: Some(Arc::new(Reopen {
+                lib: self.lib.clone(),
+                login: Arc::clone(&self.login),
+                conn: Arc::clone(&self.conn),
+                su: self.su.clone(),
+                full,
+                host: self.host.clone(),
+            })),
+        })
+    }
+
+    /// A writer of `path` (through a temporary). The temporary is opened
+    /// right away, without asking whether its folder exists: the backup hook
+    /// made it, so one round trip usually does; only "not found" makes the
+    /// folders and opens again.
     pub(super) fn create_writer(&self, path: &str) -> Result<DdWriter> {
         let (dir, name) = split_path(path);
-        match self.stat(dir)? {
-            Some(s) if s.is_dir => {}
-            Some(_) => {
-                return Err(Error::storage(format!(
-                    "cannot store {path} on {}: {} is a file, not a folder",
-                    self.host,
-                    self.full(dir)
-                )))
-            }
-            None => self.mkdirs(dir)?,
-        }
         let temp = self.full(&join(dir, &temp_name(name)));
         // Registered before the temporary exists, so that a signal arriving
         // right after ddp_open_file created it still removes it.
@@ -177,10 +245,28 @@ impl Side {
             let (su, t, host) = (self.su.clone(), temp.clone(), self.host.clone());
             CleanupGuard::new(move || remove_temporary(&conn, &login, &su, &t, &host))
         };
-        let file = self
-            .lock()
-            .open_file(&self.su, &temp, OpenMode::CreateReadWrite, FILE_MODE)
-            .map_err(|e| self.err(e))?;
+        let open = || {
+            self.lock()
+                .open_file(&self.su, &temp, OpenMode::CreateReadWrite, FILE_MODE)
+        };
+        let file = match open() {
+            Ok(f) => f,
+            Err(e) if e.is_not_found() => {
+                self.mkdirs(dir)?;
+                open().map_err(|e| self.err(e))?
+            }
+            Err(e) if e.is_named("DD_ERR_NOTDIR") => {
+                return Err(Error::storage_from(
+                    format!(
+                        "cannot store {path} on {}: a part of {} is a file, not a folder",
+                        self.host,
+                        self.full(dir)
+                    ),
+                    e,
+                ))
+            }
+            Err(e) => return Err(self.err(e)),
+        };
         Ok(DdWriter {
             file: Some(file),
             offset: 0,
@@ -361,29 +447,11 @@ impl Storage for Side {
     }
 
     fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
-        let full = self.full(path);
-        let not_found =
-            || Error::not_found(format!("/{}/{full} not found on {}", self.su, self.host));
-        let stat = self.stat(path)?.ok_or_else(not_found)?;
-        if stat.is_dir {
-            return Err(Error::storage(format!(
-                "/{}/{full} on {} is a folder, not a file",
-                self.su, self.host
-            )));
-        }
-        let opened = self.lock().open_file(&self.su, &full, OpenMode::Read, 0);
-        let file = opened.map_err(|e| {
-            if e.is_not_found() {
-                not_found().with_source(e) // removed since the stat
-            } else {
-                self.err(e)
-            }
-        })?;
-        Ok(Box::new(DdReader {
-            file,
-            size: stat.size,
-            host: self.host.clone(),
-        }))
+        Ok(Box::new(self.open_reader(path, 0)?))
+    }
+
+    fn open_at(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+        Ok(Box::new(self.open_reader(path, first_read)?))
     }
 
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {

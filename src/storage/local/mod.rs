@@ -17,12 +17,13 @@ use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::libc;
 
 use super::{
     join, split_path, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader,
-    ObjectWriter, Storage,
+    ObjectWriter, ReaderFactory, Storage,
 };
 pub mod config;
 
@@ -364,7 +365,7 @@ impl Storage for LocalStorage {
             return Err(not_a_file(&p));
         }
         Ok(Box::new(LocalReader {
-            file,
+            file: Arc::new(file),
             size: meta.len(),
             path: p,
         }))
@@ -549,8 +550,11 @@ impl Drop for LocalWriter {
     }
 }
 
+/// Reads with `pread`, so the readers of one restore with reads in flight
+/// share one open file (the same bytes, whatever is renamed over the path
+/// meanwhile) and each reads at its own offsets.
 struct LocalReader {
-    file: File,
+    file: Arc<File>,
     size: u64,
     path: PathBuf,
 }
@@ -571,5 +575,23 @@ impl ObjectReader for LocalReader {
                 Err(e) => return Err(io_err("cannot read", &self.path, e)),
             }
         }
+    }
+
+    fn more_readers(&self) -> Option<ReaderFactory> {
+        let (file, size, path) = (Arc::clone(&self.file), self.size, self.path.clone());
+        Some(ReaderFactory {
+            same_file: true,
+            open: Box::new(move |n| {
+                (0..n)
+                    .map(|_| {
+                        Box::new(LocalReader {
+                            file: Arc::clone(&file),
+                            size,
+                            path: path.clone(),
+                        }) as Box<dyn ObjectReader>
+                    })
+                    .collect()
+            }),
+        })
     }
 }
