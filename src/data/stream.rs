@@ -7,8 +7,8 @@
 //! buffers): the next block is ready when a write returns. A download reads
 //! on the calling thread, which also puts the blocks in order and checks
 //! them, while a writer thread writes them out; on slow storage more reader
-//! threads keep up to `read_ahead` reads in flight (`2 * read_ahead +
-//! OUT_QUEUE + 2` buffers at most).
+//! threads keep up to `read_ahead` reads in flight (`read_ahead +
+//! OUT_QUEUE + 4` buffers at most).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -270,7 +270,7 @@ pub fn download_ahead(
     };
     let hash = checker.as_ref().is_some_and(|c| !c.blocks.is_empty());
     // Reads handed out and not yet passed on in order: those in flight and
-    // as many waiting, so a reader that finishes finds its next read.
+    // two more, so a reader that finishes finds its next read waiting.
     let window = wanted + 2;
     let pool = window + OUT_QUEUE + 2;
     let shared = Shared {
