@@ -537,6 +537,29 @@ impl Run<'_, '_, '_> {
         self.free.recv().map_err(|_| sink_gone())
     }
 
+    /// The next read of `plan` as a job with a buffer, remembered in
+    /// `waiting` (its place in the output order); None when the plan is done.
+    fn next_job(
+        &mut self,
+        plan: &mut std::iter::Peekable<Plan<'_>>,
+        waiting: &mut VecDeque<(u64, usize, Vec<Range<usize>>)>,
+        dispatched: &mut u64,
+    ) -> Result<Option<Job>> {
+        let Some((offset, len, slices)) = plan.next() else {
+            return Ok(None);
+        };
+        let buf = self.buffer()?;
+        waiting.push_back((offset, len, slices));
+        let job = Job {
+            seq: *dispatched,
+            offset,
+            len,
+            buf,
+        };
+        *dispatched += 1;
+        Ok(Some(job))
+    }
+
     /// Reads `job` here, with `download`'s own reader.
     fn read_here(&mut self, mut job: Job) -> Done {
         let mut took = Duration::ZERO;
@@ -591,21 +614,12 @@ impl Run<'_, '_, '_> {
             // Reads for the reader threads, while there are any.
             let helpers = self.shared.helpers.load(Ordering::SeqCst);
             while helpers > 0 && waiting.len() < window {
-                let Some((offset, len, slices)) = plan.next() else {
+                let Some(job) = self.next_job(&mut plan, &mut waiting, &mut dispatched)? else {
                     break;
-                };
-                let buf = self.buffer()?;
-                waiting.push_back((offset, len, slices));
-                let job = Job {
-                    seq: dispatched,
-                    offset,
-                    len,
-                    buf,
                 };
                 self.jobs
                     .send(job)
                     .map_err(|_| Error::io(format!("reading {object} stopped unexpectedly")))?;
-                dispatched += 1;
             }
             while let Ok(d) = self.done.try_recv() {
                 finished.insert(d.seq, d);
@@ -623,16 +637,7 @@ impl Run<'_, '_, '_> {
                 }
             }
             if helpers == 0 && waiting.len() < window {
-                if let Some((offset, len, slices)) = plan.next() {
-                    let buf = self.buffer()?;
-                    waiting.push_back((offset, len, slices));
-                    let job = Job {
-                        seq: dispatched,
-                        offset,
-                        len,
-                        buf,
-                    };
-                    dispatched += 1;
+                if let Some(job) = self.next_job(&mut plan, &mut waiting, &mut dispatched)? {
                     let d = self.read_here(job);
                     finished.insert(d.seq, d);
                     continue;
