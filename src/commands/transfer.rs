@@ -125,18 +125,7 @@ fn expected(src: &mut Source) -> Result<Verify> {
         src.reader.exact_size()?;
         return Ok(Verify::Nothing);
     }
-    let mut size = src.reader.size();
-    if !entries.iter().any(|e| e.sum.size == size) {
-        size = src.reader.exact_size()?;
-    }
-    let recorded = entries[0].sum.size;
-    let matching: Vec<_> = entries.into_iter().filter(|e| e.sum.size == size).collect();
-    if matching.is_empty() {
-        return Err(Error::integrity(format!(
-            "{} is {size} bytes but {recorded} were recorded at backup time; the stored copy is damaged or incomplete",
-            src.path
-        )));
-    }
+    let matching = integrity::entries_for(entries, src.reader.as_mut(), &src.path)?;
     Ok(Verify::Entries(matching))
 }
 

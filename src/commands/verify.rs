@@ -260,19 +260,9 @@ fn check_once(
     if entries.is_empty() {
         return Ok(Outcome::Unrecorded);
     }
+    let matching = integrity::entries_for(entries.clone(), reader.as_mut(), path)
+        .map_err(|e| (e, entries.clone()))?;
     let size = reader.size();
-    let matching: Vec<Entry> = entries
-        .iter()
-        .filter(|e| e.sum.size == size)
-        .cloned()
-        .collect();
-    if matching.is_empty() {
-        let e = Error::integrity(format!(
-            "it is {size} bytes but {} were recorded at backup time; the stored copy is damaged or incomplete",
-            entries[0].sum.size
-        ));
-        return Err((e, entries));
-    }
     match stream::download(
         reader.as_mut(),
         std::slice::from_ref(&(0..size)),
@@ -288,8 +278,13 @@ fn check_once(
 /// The error as the reason of a FAILED line, without repeating the path.
 fn reason(e: &Error, path: &str) -> String {
     let m = e.message();
+    // "<path> is 3 bytes but ..." reads "it is 3 bytes but ..." after the path.
     m.strip_prefix(path)
-        .map(|rest| rest.trim_start().to_string())
+        .map(|rest| rest.trim_start())
         .filter(|rest| !rest.is_empty())
+        .map(|rest| match rest.strip_prefix("is ") {
+            Some(_) => format!("it {rest}"),
+            None => rest.to_string(),
+        })
         .unwrap_or_else(|| m.to_string())
 }

@@ -29,7 +29,7 @@
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::storage::{split_path, Storage};
+use crate::storage::{split_path, ObjectReader, Storage};
 
 const MAGIC_V1: &str = "gpbackup_ddboost_plugin checksum v1";
 const MAGIC_V2: &str = "gpbackup_ddboost_plugin checksum v2";
@@ -264,6 +264,29 @@ pub fn load(storage: &dyn Storage, path: &str) -> Result<Vec<Entry>> {
         entries.extend(staged);
     }
     Ok(entries)
+}
+
+/// Of an object's record `entries` (not empty), those that describe the
+/// object `reader` reads: the entries of its size. A reader's size may have
+/// been inferred from a short read, so the storage is asked for the exact
+/// size before the object is called damaged.
+pub fn entries_for(
+    entries: Vec<Entry>,
+    reader: &mut dyn ObjectReader,
+    path: &str,
+) -> Result<Vec<Entry>> {
+    let mut size = reader.size();
+    if !entries.iter().any(|e| e.sum.size == size) {
+        size = reader.exact_size()?;
+    }
+    let recorded = entries.first().map(|e| e.sum.size).unwrap_or(0);
+    let matching: Vec<Entry> = entries.into_iter().filter(|e| e.sum.size == size).collect();
+    if matching.is_empty() {
+        return Err(Error::integrity(format!(
+            "{path} is {size} bytes but {recorded} were recorded at backup time; the stored copy is damaged or incomplete"
+        )));
+    }
+    Ok(matching)
 }
 
 /// Reads and decodes the record at `rec`; None when there is none.
