@@ -34,19 +34,9 @@ fn with_umask(env: &Env, umask: u32, args: &[&str]) -> Command {
 }
 
 /// Runs `cmd` with `input` on stdin, failing the test if it takes more than 20 s.
-fn run_bounded(mut cmd: Command, input: &[u8]) -> Output {
-    use std::io::{Read, Write};
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = input.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
+fn run_bounded(cmd: Command, input: &[u8]) -> Output {
+    use std::io::Read;
+    let (mut child, feeder) = spawn_fed(cmd, input);
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let out_reader = std::thread::spawn(move || {

@@ -411,9 +411,9 @@ impl Env {
     }
 }
 
-/// Runs `cmd` with `input` on stdin (fed from a thread, so a command that
-/// stops reading early cannot block the test) and collects its output.
-pub fn feed(mut cmd: Command, input: &[u8]) -> Output {
+/// Starts `cmd` with piped stdio and `input` fed to its stdin from a thread
+/// (so a command that stops reading early cannot block the test).
+pub fn spawn_fed(mut cmd: Command, input: &[u8]) -> (Child, std::thread::JoinHandle<()>) {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -425,6 +425,12 @@ pub fn feed(mut cmd: Command, input: &[u8]) -> Output {
     let feeder = std::thread::spawn(move || {
         let _ = stdin.write_all(&data);
     });
+    (child, feeder)
+}
+
+/// Runs `cmd` with `input` on stdin and collects its output.
+pub fn feed(cmd: Command, input: &[u8]) -> Output {
+    let (child, feeder) = spawn_fed(cmd, input);
     let out = child.wait_with_output().unwrap();
     feeder.join().unwrap();
     out

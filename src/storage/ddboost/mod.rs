@@ -12,17 +12,17 @@
 //! objects are copied to the remote system with managed file replication
 //! (`ddp_filecopy_*`) before the command reports success.
 
+pub mod config;
+mod io;
+mod replica;
+mod side;
+
 use ddboost_sys::{Instance, Library};
 
 use super::{
     timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Remote, Replica, Storage,
 };
 use crate::about::PLUGIN_NAME;
-pub mod config;
-mod io;
-mod replica;
-mod side;
-
 use crate::error::{Error, Result};
 use config::{DdBoostConfig, DdTarget};
 use replica::DdReplica;
@@ -67,18 +67,6 @@ impl DdBoostStorage {
         remote: Remote,
         report: &mut dyn FnMut(Finding),
     ) -> Result<DdBoostStorage> {
-        let mut step = |name: &str, r: Result<String>, secs: f64| -> Result<()> {
-            match r {
-                Ok(detail) => {
-                    report(Finding::pass(name, detail, secs));
-                    Ok(())
-                }
-                Err(e) => {
-                    report(Finding::fail(name, e.to_string(), secs));
-                    Err(e)
-                }
-            }
-        };
         // Which remote system to connect, checked before anything is loaded.
         let remote_target = match remote {
             Remote::Never => None,
@@ -94,60 +82,44 @@ impl DdBoostStorage {
                 ))
             })?),
         };
-        let (lib, secs) = timed(|| {
-            Library::find(cfg.library.as_deref())
-                .map_err(|e| Error::config(format!("cannot load the DD Boost SDK: {e}")))
-        });
-        let origin = lib.as_ref().map(|l| l.origin().to_string());
-        step(
+        let lib = step(
+            report,
             "DD Boost SDK",
-            origin
-                .map(|o| format!("loaded from {o}"))
-                .map_err(clone_error),
-            secs,
+            timed(|| {
+                Library::find(cfg.library.as_deref())
+                    .map_err(|e| Error::config(format!("cannot load the DD Boost SDK: {e}")))
+            }),
+            |l| format!("loaded from {}", l.origin()),
         )?;
-        let lib = lib?;
         let _ = ddboost_sys::set_log_sink(sdk_log);
         let info = format!("{PLUGIN_NAME} version {}", env!("CARGO_PKG_VERSION"));
-        let instance = Instance::new(&lib, PLUGIN_NAME, &info).map_err(|e| {
-            Error::storage(format!(
-                "cannot start the DD Boost SDK ({}): {e}",
-                lib.origin()
-            ))
-        });
-        step(
+        let instance = step(
+            report,
             "DD Boost instance",
-            instance
-                .as_ref()
-                .map(|_| "created".to_string())
-                .map_err(clone_error),
-            0.0,
+            timed(|| {
+                Instance::new(&lib, PLUGIN_NAME, &info).map_err(|e| {
+                    Error::storage(format!(
+                        "cannot start the DD Boost SDK ({}): {e}",
+                        lib.origin()
+                    ))
+                })
+            }),
+            |_| "created".to_string(),
         )?;
-        let instance = instance?;
         log::debug!("DD Boost SDK loaded from {}", lib.origin());
         let connect =
             |t: &DdTarget, role: &str| timed(|| Side::connect(&instance, t, role, &cfg.retry));
-        let (local, secs) = connect(&cfg.target, "the");
         let what = |t: &DdTarget| format!("{} as {}", t.hostname, t.username);
-        step(
-            "connect",
-            local
-                .as_ref()
-                .map(|_| what(&cfg.target))
-                .map_err(clone_error),
-            secs,
-        )?;
-        let local = local?;
+        let local = step(report, "connect", connect(&cfg.target, "the"), |_| {
+            what(&cfg.target)
+        })?;
         let remote_side = match remote_target {
-            Some(t) => {
-                let (side, secs) = connect(t, "the remote");
-                step(
-                    "connect remote",
-                    side.as_ref().map(|_| what(t)).map_err(clone_error),
-                    secs,
-                )?;
-                Some(side?)
-            }
+            Some(t) => Some(step(
+                report,
+                "connect remote",
+                connect(t, "the remote"),
+                |_| what(t),
+            )?),
             None => None,
         };
         // Mirror changes only with replication on (and a connected replica).
@@ -249,9 +221,19 @@ impl Storage for DdBoostStorage {
     }
 }
 
-/// The same error again (the original is returned, its copy reported).
-fn clone_error(e: &Error) -> Error {
-    Error::new(e.kind(), e.message())
+/// Reports one timed step of opening (its detail, or its error) and
+/// passes its result on.
+fn step<T>(
+    report: &mut dyn FnMut(Finding),
+    name: &str,
+    (result, secs): (Result<T>, f64),
+    detail: impl FnOnce(&T) -> String,
+) -> Result<T> {
+    match &result {
+        Ok(v) => report(Finding::pass(name, detail(v), secs)),
+        Err(e) => report(Finding::fail(name, e.to_string(), secs)),
+    }
+    result
 }
 
 #[cfg(test)]

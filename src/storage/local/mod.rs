@@ -21,11 +21,12 @@ use std::sync::Arc;
 
 use nix::libc;
 
+pub mod config;
+
 use super::{
     join, split_path, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader,
     ObjectWriter, ReaderFactory, Storage,
 };
-pub mod config;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::signals::CleanupGuard;
