@@ -119,16 +119,7 @@ fn probe(storage: &dyn Storage, prefix: &str, report: &mut Report) {
         .collect();
     let mut step = |name: &str, r: Result<String>, secs: f64| -> bool {
         let name = format!("{prefix}probe {name}");
-        match r {
-            Ok(d) => {
-                report.add(Finding::pass(name, d, secs));
-                true
-            }
-            Err(e) => {
-                report.add(Finding::fail(name, e.to_string(), secs));
-                false
-            }
-        }
+        Finding::step(&mut |f| report.add(f), &name, (r, secs), String::clone).is_ok()
     };
     let (written, secs) = timed(|| -> Result<String> {
         let mut w = storage.create(&path)?;

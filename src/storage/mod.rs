@@ -133,6 +133,23 @@ impl Finding {
     }
 }
 
+impl Finding {
+    /// Reports one timed step (its detail on success, else its error) and
+    /// passes its result on.
+    pub fn step<T>(
+        report: &mut dyn FnMut(Finding),
+        name: &str,
+        (result, secs): (Result<T>, f64),
+        detail: impl FnOnce(&T) -> String,
+    ) -> Result<T> {
+        match &result {
+            Ok(v) => report(Finding::pass(name, detail(v), secs)),
+            Err(e) => report(Finding::fail(name, e.to_string(), secs)),
+        }
+        result
+    }
+}
+
 /// Runs `f` and returns its result and the seconds it took.
 pub fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
     let started = std::time::Instant::now();
@@ -333,17 +350,8 @@ pub trait BackendConfig: std::fmt::Debug + Send + Sync {
     /// (library, connection, folders; the remote system when configured);
     /// None when a step failed.
     fn check_open(&self, out: &mut dyn FnMut(Finding)) -> Option<Box<dyn Storage>> {
-        let (r, secs) = timed(|| self.open(Remote::Never));
-        match r {
-            Ok(s) => {
-                out(Finding::pass("storage", s.describe(), secs));
-                Some(s)
-            }
-            Err(e) => {
-                out(Finding::fail("storage", e.to_string(), secs));
-                None
-            }
-        }
+        let opened = timed(|| self.open(Remote::Never));
+        Finding::step(out, "storage", opened, |s| s.describe()).ok()
     }
 
     /// For tests that look at one backend's settings.

@@ -82,7 +82,7 @@ impl DdBoostStorage {
                 ))
             })?),
         };
-        let lib = step(
+        let lib = Finding::step(
             report,
             "DD Boost SDK",
             timed(|| {
@@ -93,7 +93,7 @@ impl DdBoostStorage {
         )?;
         let _ = ddboost_sys::set_log_sink(sdk_log);
         let info = format!("{PLUGIN_NAME} version {}", env!("CARGO_PKG_VERSION"));
-        let instance = step(
+        let instance = Finding::step(
             report,
             "DD Boost instance",
             timed(|| {
@@ -110,11 +110,11 @@ impl DdBoostStorage {
         let connect =
             |t: &DdTarget, role: &str| timed(|| Side::connect(&instance, t, role, &cfg.retry));
         let what = |t: &DdTarget| format!("{} as {}", t.hostname, t.username);
-        let local = step(report, "connect", connect(&cfg.target, "the"), |_| {
+        let local = Finding::step(report, "connect", connect(&cfg.target, "the"), |_| {
             what(&cfg.target)
         })?;
         let remote_side = match remote_target {
-            Some(t) => Some(step(
+            Some(t) => Some(Finding::step(
                 report,
                 "connect remote",
                 connect(t, "the remote"),
@@ -219,21 +219,6 @@ impl Storage for DdBoostStorage {
     fn facts(&self, write: bool) -> Vec<Finding> {
         self.local.facts(write)
     }
-}
-
-/// Reports one timed step of opening (its detail, or its error) and
-/// passes its result on.
-fn step<T>(
-    report: &mut dyn FnMut(Finding),
-    name: &str,
-    (result, secs): (Result<T>, f64),
-    detail: impl FnOnce(&T) -> String,
-) -> Result<T> {
-    match &result {
-        Ok(v) => report(Finding::pass(name, detail(v), secs)),
-        Err(e) => report(Finding::fail(name, e.to_string(), secs)),
-    }
-    result
 }
 
 #[cfg(test)]

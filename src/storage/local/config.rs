@@ -37,25 +37,17 @@ impl BackendConfig for LocalConfig {
     }
 
     fn check_open(&self, out: &mut dyn FnMut(Finding)) -> Option<Box<dyn Storage>> {
-        let (r, secs) = timed(|| super::LocalStorage::new(self));
-        match r {
-            Ok(s) => {
-                out(Finding::pass(
-                    "directory",
-                    format!(
-                        "{} is a folder (the mount point, or a folder on it)",
-                        self.directory.display()
-                    ),
-                    secs,
-                ));
-                Some(Box::new(s))
-            }
-            Err(e) => {
-                out(Finding::fail("directory", e.to_string(), secs));
-                None
-            }
-        }
+        let opened = timed(|| super::LocalStorage::new(self));
+        let detail = |_: &super::LocalStorage| {
+            format!(
+                "{} is a folder (the mount point, or a folder on it)",
+                self.directory.display()
+            )
+        };
+        let storage = Finding::step(out, "directory", opened, detail).ok()?;
+        Some(Box::new(storage))
     }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
