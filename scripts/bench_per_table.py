@@ -25,7 +25,10 @@ Tables and PNG charts go to --out (docs/bench): per_table_lanes, per_table_hooks
 
   scripts/bench_per_table.py [--parts lanes,hooks] [--jobs 4] [--segments 2]
       [--objects 12] [--sizes 100,1000,10000] [--runs 1] [--baseline BIN]
-      [--out docs/bench] [--no-build] [--dir /tmp]
+      [--connect-ms 20] [--out docs/bench] [--no-build] [--dir /tmp]
+
+--connect-ms 0 shows what a login costs beyond its round trip (what sharing
+logins between processes would save).
 """
 import argparse
 import concurrent.futures as cf
@@ -360,6 +363,7 @@ def part_hooks(args, builds, work):
 
 
 def main():
+    global CONNECT_MS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parts", default="lanes,hooks")
     ap.add_argument("--jobs", type=int, default=4)
@@ -368,10 +372,12 @@ def main():
     ap.add_argument("--sizes", default="100,1000,10000")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--baseline")
+    ap.add_argument("--connect-ms", default=CONNECT_MS)
     ap.add_argument("--out", default=os.path.join(bl.ROOT, "docs", "bench"))
     ap.add_argument("--dir", default=None)
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
+    CONNECT_MS = str(args.connect_ms)
     plt()  # fail early when charts cannot be drawn
     if not args.no_build:
         bl.build()
