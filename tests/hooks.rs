@@ -356,3 +356,46 @@ fn a_journal_that_cannot_be_written_fails_the_write_before_it_starts() {
     );
     assert_eq!(env.temporaries(), Vec::<String>::new());
 }
+
+#[test]
+fn cleanup_hooks_of_every_scope_at_once_remove_each_temporary_once() {
+    let env = Env::new(Backend::DdBoostMock);
+    for i in 0..3 {
+        kill9(writer_stopped_at(
+            &env,
+            &format!("killed_{i}"),
+            "data-written",
+        ));
+    }
+    assert_eq!(env.temporaries().len(), 3);
+    // As gpbackup runs them: every segment's hooks of a phase in parallel.
+    let dir = env.backup_dir(TS);
+    let hooks: Vec<Child> = [
+        &["coordinator"][..],
+        &["segment_host", "0"],
+        &["segment_host", "1"],
+        &["segment", "0"],
+        &["segment", "1"],
+    ]
+    .iter()
+    .map(|scope| {
+        let mut args = vec!["cleanup_plugin_for_backup", env.cfg(), &dir];
+        args.extend_from_slice(scope);
+        env.command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    })
+    .collect();
+    for h in hooks {
+        ok(&h.wait_with_output().unwrap());
+    }
+    assert_eq!(env.temporaries(), Vec::<String>::new());
+    assert_eq!(journals(&run_dir(&env)), Vec::<String>::new());
+    let removed = env
+        .log_text()
+        .matches("left by a writer that is gone")
+        .count();
+    assert_eq!(removed, 3, "{}", env.log_text());
+}
