@@ -5,10 +5,11 @@
 //! per segment, all of a phase in parallel. Every hook here is idempotent and
 //! safe to run concurrently with itself.
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
+use crate::process::journal::{self, Found};
 use crate::protocol::args::{HookArgs, Scope};
-use crate::protocol::keys::timestamp_of_dir;
-use crate::storage::{is_stale_temp, split_path};
+use crate::protocol::keys::{timestamp_of_dir, Timestamp};
+use crate::storage::{is_stale_temp, join, split_path, Storage};
 
 use super::Context;
 
@@ -46,11 +47,16 @@ pub fn run(ctx: &Context, hook: Hook, args: &HookArgs) -> Result<()> {
         Hook::SetupRestore => {
             let storage = ctx.storage()?;
             if let (Some(ts), Scope::Coordinator) = (&ts, scope) {
-                if storage.list(&ts.prefix())?.is_empty() {
-                    log::warn!(
-                        "{name}: no objects found for backup {ts} in {}",
+                // One open, however large the backup: gpbackup stores the
+                // config of every backup, and gprestore needs it first.
+                let config = format!("{}/gpbackup_{ts}_config.yaml", ts.prefix());
+                match storage.open(&config) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => log::warn!(
+                        "{name}: backup {ts} not found in {}: it has no {config}",
                         storage.describe()
-                    );
+                    ),
+                    Err(e) => return Err(e.context(format!("{name}: cannot open {config}"))),
                 }
             }
             log::info!("{name}: storage {} reachable", storage.describe());
@@ -59,7 +65,7 @@ pub fn run(ctx: &Context, hook: Hook, args: &HookArgs) -> Result<()> {
         // SIGKILL on this host left behind is removed.
         Hook::CleanupBackup => match &ts {
             Some(ts) => {
-                let removed = sweep_stale_temporaries(ctx, &ts.prefix())?;
+                let removed = remove_stale_temporaries(ctx, ts)?;
                 log::info!("{name}: done ({removed} stale temporaries of {ts} removed)");
             }
             None => log::info!("{name}: done (no backup folder named)"),
@@ -70,18 +76,54 @@ pub fn run(ctx: &Context, hook: Hook, args: &HookArgs) -> Result<()> {
     Ok(())
 }
 
-/// Removes the temporaries below `dir` whose writer ran on this host and is
-/// gone (killed with SIGKILL, or the host restarted). Writers on other hosts
-/// and live ones are left alone; `delete_backup` removes everything.
-fn sweep_stale_temporaries(ctx: &Context, dir: &str) -> Result<usize> {
-    let storage = ctx.storage()?;
-    let fail = |e: crate::error::Error| {
-        e.context(format!(
-            "{}: cannot remove stale temporaries of {dir} in {}",
-            ctx.command,
-            storage.describe()
-        ))
+/// Removes the temporaries of `ts` whose writer ran on this host and is gone
+/// (killed with SIGKILL), found in the backup's journal on this host: one
+/// delete each, and no connection when there are none. Writers on other
+/// hosts and live ones are left alone; `delete_backup` removes everything.
+fn remove_stale_temporaries(ctx: &Context, ts: &Timestamp) -> Result<usize> {
+    let dir = ts.prefix();
+    let sweep = match journal::for_cleanup(&ctx.config.redacted_options, ts.as_str())? {
+        Found::Nothing => return Ok(0),
+        Found::NoFolder => return sweep_listing(ctx, &dir),
+        Found::Journal(sweep) => sweep,
     };
+    let mut removed = 0;
+    if !sweep.stale().is_empty() {
+        let storage = ctx.storage()?;
+        for writer in sweep.stale() {
+            for temp in &writer.temporaries {
+                let path = join(&dir, temp);
+                if storage
+                    .delete(&path)
+                    .map_err(|e| sweep_error(ctx, &dir, &*storage, e))?
+                {
+                    log::info!(
+                        "{}: removed {path} left by a writer that is gone (process {})",
+                        ctx.command,
+                        writer.pid
+                    );
+                    removed += 1;
+                }
+            }
+        }
+    }
+    sweep.finish()?;
+    Ok(removed)
+}
+
+fn sweep_error(ctx: &Context, dir: &str, storage: &dyn Storage, e: Error) -> Error {
+    e.context(format!(
+        "{}: cannot remove stale temporaries of {dir} in {}",
+        ctx.command,
+        storage.describe()
+    ))
+}
+
+/// Without a journal (no usable private folder on this host): the
+/// temporaries below `dir` found by listing it.
+fn sweep_listing(ctx: &Context, dir: &str) -> Result<usize> {
+    let storage = ctx.storage()?;
+    let fail = |e: Error| sweep_error(ctx, dir, &*storage, e);
     let mut removed = 0;
     for f in storage.list_all(dir).map_err(fail)? {
         if is_stale_temp(split_path(&f.path).1) && storage.delete(&f.path).map_err(fail)? {

@@ -9,8 +9,8 @@ use std::time::Instant;
 use crate::data::integrity;
 use crate::data::stream::{self, Verify};
 use crate::error::{Error, ErrorKind, Result};
-use crate::process::pause;
 use crate::process::signals::{self, CleanupGuard};
+use crate::process::{journal, pause};
 use crate::protocol::args::LocalFile;
 use crate::protocol::keys::ObjectKey;
 use crate::protocol::offsets;
@@ -33,6 +33,8 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
             storage.describe()
         ))
     };
+    let journal =
+        journal::begin(&ctx.config.redacted_options, key.timestamp.as_str()).map_err(fail)?;
     let mut writer = storage.create(&path).map_err(fail)?;
     let entry = stream::upload(input, writer.as_mut(), source).map_err(fail)?;
     let size = entry.sum.size;
@@ -46,6 +48,7 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
     writer.commit().map_err(fail)?;
     pause::pause("data-committed");
     integrity::publish(storage.as_ref(), &path).map_err(fail)?;
+    journal.done();
     pause::pause("record-committed");
     log_summary(ctx.command, &path, size, started);
     if let (Some(replica), Some(entry)) = (replica, replica_entry) {

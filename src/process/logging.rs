@@ -7,17 +7,13 @@
 //!
 //! A log problem never fails a command. When `~/gpAdminLogs` is not writable
 //! the log goes to `<temp dir>/gpbackup_ddboost_plugin-<uid>/` (`$TMPDIR` or
-//! `/tmp`), a folder only this user may write: another user could plant a
-//! link or a FIFO at a fixed name in a shared temp dir, so the plugin uses
-//! that folder only when it is a real folder owned by this user that no one
-//! else can write, and failing that keeps no log file. Every log file is
-//! opened without following links and without blocking (O_NOFOLLOW,
-//! O_NONBLOCK), created with mode 0600, and used only when it is a regular
-//! file owned by this user.
+//! `/tmp`), a folder only this user may write (see [`crate::process::private`]
+//! for the checks on the folder and on every log file), and failing that
+//! keeps no log file.
 
-use std::fs::{DirBuilder, File, OpenOptions, Permissions};
+use std::fs::{DirBuilder, File};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -26,6 +22,7 @@ use log::{Level, LevelFilter, Metadata, Record};
 
 use crate::about::PLUGIN_NAME;
 use crate::config::Verbosity;
+use crate::process::private::{open_append, private_dir};
 
 struct PluginLogger {
     file: Mutex<Option<File>>,
@@ -111,43 +108,6 @@ fn home_dir() -> Option<PathBuf> {
     }
 }
 
-/// Opens `path` for appending: never through a link, never blocking on a
-/// FIFO, created 0600; only a regular file owned by this user is used.
-fn open_append(path: &Path) -> Option<File> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    let meta = file.metadata().ok()?;
-    (meta.is_file() && meta.uid() == nix::unistd::getuid().as_raw()).then_some(file)
-}
-
-/// `<temp dir>/gpbackup_ddboost_plugin-<uid>`, created 0700, when it is a
-/// real folder owned by this user that neither group nor others can write.
-fn fallback_dir() -> Option<PathBuf> {
-    let uid = nix::unistd::getuid().as_raw();
-    let dir = std::env::temp_dir().join(format!("{PLUGIN_NAME}-{uid}"));
-    match DirBuilder::new().mode(0o700).create(&dir) {
-        Ok(()) => {
-            // The umask may have taken bits away; set the mode through a
-            // handle that cannot be a link.
-            let _ = OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
-                .open(&dir)
-                .and_then(|d| d.set_permissions(Permissions::from_mode(0o700)));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(_) => return None,
-    }
-    let meta = std::fs::symlink_metadata(&dir).ok()?;
-    let safe = meta.file_type().is_dir() && meta.uid() == uid && meta.mode() & 0o022 == 0;
-    safe.then_some(dir)
-}
-
 fn open_log_file() -> Option<(File, PathBuf)> {
     let date = chrono::Local::now().format("%Y%m%d");
     let name = format!("{PLUGIN_NAME}_{date}.log");
@@ -156,12 +116,12 @@ fn open_log_file() -> Option<(File, PathBuf)> {
         // Only the last level: a missing home is not created.
         let _ = DirBuilder::new().mode(0o700).create(&dir);
         let path = dir.join(&name);
-        if let Some(f) = open_append(&path) {
+        if let Ok(f) = open_append(&path) {
             return Some((f, path));
         }
     }
-    let path = fallback_dir()?.join(&name);
-    open_append(&path).map(|f| (f, path))
+    let path = private_dir(&std::env::temp_dir())?.join(&name);
+    open_append(&path).ok().map(|f| (f, path))
 }
 
 fn level_name(level: Level) -> &'static str {

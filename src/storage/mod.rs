@@ -239,7 +239,9 @@ pub fn join(dir: &str, name: &str) -> String {
 
 /// A unique temporary name for `name` in the same folder:
 /// `.<name>.tmp-<host>-<pid>-<nonce>`. The host and process id let a later
-/// run tell whether the writer is gone (see [`stale_temp_owner`]).
+/// run tell whether the writer is gone (see [`is_stale_temp`]). While a
+/// write is journaled (`process::journal`), the name is recorded before it is
+/// returned, so before the caller creates the temporary.
 pub fn temp_name(name: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -248,11 +250,13 @@ pub fn temp_name(name: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!(
+    let temp = format!(
         ".{name}.tmp-{}-{}-{nanos:x}x{n}",
         host_tag(),
         std::process::id()
-    )
+    );
+    crate::process::journal::note(&temp);
+    temp
 }
 
 /// This host's name as it appears in temporary names: only `[A-Za-z0-9._]`.
@@ -291,19 +295,8 @@ pub fn temp_owner(file_name: &str) -> Option<(&str, &str, u32)> {
 /// is no longer running (killed with SIGKILL, or the host restarted).
 pub fn is_stale_temp(file_name: &str) -> bool {
     match temp_owner(file_name) {
-        Some((_, host, pid)) if host == host_tag() => !process_alive(pid),
+        Some((_, host, pid)) if host == host_tag() => !crate::process::alive(pid),
         _ => false,
-    }
-}
-
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    // Signal 0 checks existence; EPERM means it exists under another user.
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(e) => e != nix::errno::Errno::ESRCH,
     }
 }
 

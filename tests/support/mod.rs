@@ -261,6 +261,8 @@ impl Env {
         let mut c = Command::new(PLUGIN);
         c.args(args).env("HOME", &self.home).env("USER", "gpadmin");
         c.env("DDBOOST_MOCK_ROOT", self.dd_root());
+        // Each test's own journal of temporaries (debug builds).
+        c.env("GPBACKUP_DDBOOST_PLUGIN_RUN_DIR", self.tmp.path());
         c
     }
 

@@ -1,0 +1,85 @@
+//! The user's private folder on local disk, and files in it.
+//!
+//! `gpbackup_ddboost_plugin-<uid>` below a shared temp dir holds what the
+//! plugin keeps on a host between processes: the fallback log (below
+//! `$TMPDIR`) and the journal of temporaries (below `/tmp`, whatever the
+//! environment: see [`run_dir`]). Another user could plant a link, a FIFO or
+//! a folder of their own at a fixed name in a shared temp dir, so the folder
+//! is used only when it is a real folder owned by this user that neither
+//! group nor others can write, and every file in it is opened without
+//! following links and without blocking (O_NOFOLLOW, O_NONBLOCK), created
+//! with mode 0600, and used only when it is a regular file owned by this user.
+
+use std::fs::{DirBuilder, File, OpenOptions, Permissions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::about::PLUGIN_NAME;
+
+/// `<parent>/gpbackup_ddboost_plugin-<uid>`, created 0700, when it is a real
+/// folder owned by this user that neither group nor others can write.
+pub fn private_dir(parent: &Path) -> Option<PathBuf> {
+    let uid = nix::unistd::getuid().as_raw();
+    let dir = parent.join(format!("{PLUGIN_NAME}-{uid}"));
+    match DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {
+            // The umask may have taken bits away; set the mode through a
+            // handle that cannot be a link.
+            let _ = OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+                .open(&dir)
+                .and_then(|d| d.set_permissions(Permissions::from_mode(0o700)));
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(_) => return None,
+    }
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    let safe = meta.file_type().is_dir() && meta.uid() == uid && meta.mode() & 0o022 == 0;
+    safe.then_some(dir)
+}
+
+/// The private folder in `/tmp`, the same for every process of this user on
+/// this host: the hooks come over ssh with the user's environment, while
+/// per-table `COPY ... TO PROGRAM` runs the plugin with the postmaster's, so
+/// neither `$HOME` nor `$TMPDIR` may choose it. Debug builds take the parent
+/// from `GPBACKUP_DDBOOST_PLUGIN_RUN_DIR` when set, so concurrent tests keep
+/// apart (release builds ignore it).
+pub fn run_dir() -> Option<PathBuf> {
+    let parent = match std::env::var_os("GPBACKUP_DDBOOST_PLUGIN_RUN_DIR") {
+        Some(p) if cfg!(debug_assertions) && !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from("/tmp"),
+    };
+    private_dir(&parent)
+}
+
+/// Opens `path` for appending: never through a link, never blocking on a
+/// FIFO, created 0600; only a regular file owned by this user is used.
+pub fn open_append(path: &Path) -> io::Result<File> {
+    open_private(path, true)
+}
+
+/// Opens an existing `path` for reading and appending, with the checks of
+/// [`open_append`]; not found when it does not exist.
+pub fn open_existing(path: &Path) -> io::Result<File> {
+    open_private(path, false)
+}
+
+fn open_private(path: &Path, create: bool) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .create(create)
+        .read(!create)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_file() && meta.uid() == nix::unistd::getuid().as_raw() {
+        Ok(file)
+    } else {
+        Err(io::Error::other(
+            "not a regular file owned by this user; remove it",
+        ))
+    }
+}
