@@ -4,6 +4,7 @@
 //! * `app`: the program (argv to exit code);
 //! * `protocol`: the command line, object keys, offsets files;
 //! * `config`: the plugin config file, options and secrets;
+//! * `crypto`: encrypted passwords (OpenPGP, the `.encrypt` key file);
 //! * `commands`: what each command does, against the `storage::Storage` trait;
 //! * `storage`: the trait and the backends (`local`, `ddboost`);
 //! * `data`: moving bytes with bounded memory, checksum records;
@@ -16,6 +17,7 @@ pub mod about;
 pub mod app;
 pub mod commands;
 pub mod config;
+pub mod crypto;
 pub mod data;
 pub mod error;
 pub mod process;

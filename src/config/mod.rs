@@ -15,7 +15,6 @@
 //! passwords and their keys) are resolved. Only the first and last step do
 //! any I/O.
 
-pub mod encryption;
 pub mod options;
 pub mod secret;
 pub mod yaml;
@@ -119,7 +118,7 @@ impl PluginConfig {
             ))
         })?;
         let mut config = Self::parse(&text, path)?;
-        config.key_sources.data_dirs = encryption::data_dirs_from_env();
+        config.key_sources.data_dirs = crate::crypto::data_dirs_from_env();
         config.resolve_secrets()?;
         Ok(config)
     }

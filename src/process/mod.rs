@@ -3,3 +3,4 @@
 pub mod logging;
 pub mod pause;
 pub mod signals;
+pub mod temp;

@@ -4,9 +4,9 @@
 use std::any::Any;
 use std::path::PathBuf;
 
-use crate::config::encryption;
 use crate::config::options::Options;
 use crate::config::{KeySources, Secret};
+use crate::crypto;
 use crate::error::Result;
 use crate::storage::{BackendConfig, Finding, Remote, Storage};
 
@@ -152,7 +152,7 @@ fn decrypt(t: &mut DdTarget, keys: &KeySources) -> std::result::Result<(), Strin
     if !t.encrypted {
         return Ok(());
     }
-    let plain = encryption::decrypt_with_found_key(
+    let plain = crypto::decrypt_with_found_key(
         t.password.expose(),
         keys.injected.as_ref().map(|k| k.expose()),
         &keys.data_dirs,
