@@ -3,8 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::pgp::MAX_PLAINTEXT;
-use super::{KEY_FILE_NAME, KEY_OPTION};
+use super::{KEY_FILE_NAME, KEY_OPTION, MAX_PLAINTEXT};
 
 /// Where an encryption key came from, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]

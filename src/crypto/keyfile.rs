@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::error::{DecryptError, KeyFileProblem, KeySource};
 use super::pgp::decrypt_password;
-use super::{DecryptError, KeyFileProblem, KeySource, DATA_DIR_VARS, KEY_FILE_NAME, KEY_OPTION};
+use super::{DATA_DIR_VARS, KEY_FILE_NAME, KEY_OPTION};
 
 /// Characters of a generated key, before it is hex-encoded for `.encrypt`.
 /// The key the gpbackup test bench writes has this form: hex of 30 lowercase

@@ -15,8 +15,8 @@
 //! Whether the passphrase is the key text as stored or, when that text is hex,
 //! the text it decodes to, is not settled; both are tried, stored form first.
 //!
-//! For the forks without gpbackup_manager, [`encrypt_password`] makes the same
-//! ciphertext (with the key as stored as the passphrase) and [`ensure_key`]
+//! For the forks without gpbackup_manager, [`pgp::encrypt_password`] makes the same
+//! ciphertext (with the key as stored as the passphrase) and [`keyfile::ensure_key`]
 //! keeps the key in `.encrypt` (`gpbackup_ddboost_plugin encrypt_password`).
 //!
 //! No error of this folder carries the key, the ciphertext or the plaintext.
@@ -30,13 +30,6 @@ pub mod error;
 pub mod keyfile;
 pub mod pgp;
 
-pub use self::error::{DecryptError, KeyFileProblem, KeySource};
-pub use self::keyfile::{
-    check_key_file, data_dirs_from_env, decrypt_with_found_key, ensure_key, find_key,
-    find_key_with_source, generate_key, key_file_for, KeyOrigin,
-};
-pub use self::pgp::{check_password, decrypt_password, encrypt_password};
-
 /// The option gpbackup injects the key under, and the plugin's entry in
 /// `.encrypt`: the plugin's name (`crate::about::PLUGIN_NAME`).
 pub const KEY_OPTION: &str = crate::about::PLUGIN_NAME;
@@ -48,6 +41,9 @@ pub const KEY_FILE_NAME: &str = ".encrypt";
 /// order they are looked at.
 pub const DATA_DIR_VARS: [&str; 2] = ["COORDINATOR_DATA_DIRECTORY", "MASTER_DATA_DIRECTORY"];
 
+/// Longest plaintext accepted: a password, not a document.
+pub const MAX_PLAINTEXT: u64 = 64 * 1024;
+
 #[cfg(test)]
 mod test_vectors {
     //! Vectors in tests/data/encryption/ (see its README.md): the
@@ -56,7 +52,7 @@ mod test_vectors {
     //! `gpg_*` one comes from GnuPG as an independent second implementation.
     //! The keys and passwords below are test values only.
 
-    use super::DecryptError;
+    use super::error::DecryptError;
     use std::fs;
     use std::path::Path;
 

@@ -7,10 +7,8 @@ use std::io::Read;
 use pgp::composed::Message;
 use pgp::types::Password;
 
-use super::DecryptError;
-
-/// Longest plaintext accepted: a password, not a document.
-pub(crate) const MAX_PLAINTEXT: u64 = 64 * 1024;
+use super::error::DecryptError;
+use super::MAX_PLAINTEXT;
 
 /// hashed, 0x7f = 253952): it chooses one at random for every message.
 const S2K_COUNTS: std::ops::RangeInclusive<u8> = 0x60..=0x7f;

@@ -25,7 +25,15 @@ use std::sync::{Mutex, OnceLock};
 use log::{Level, LevelFilter, Metadata, Record};
 
 use crate::about::PLUGIN_NAME;
-use crate::config::Verbosity;
+
+/// Log verbosity, option `logger_verbosity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Error,
+    Info,
+    Verbose,
+    Debug,
+}
 
 struct PluginLogger {
     file: Mutex<Option<File>>,

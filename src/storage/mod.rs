@@ -14,8 +14,7 @@ pub mod faulty;
 pub mod local;
 pub mod memory;
 
-use crate::config::options::Options;
-use crate::config::{KeySources, PluginConfig};
+use crate::config::KeySources;
 use crate::error::Result;
 pub use crate::process::temp::{host_tag, is_stale_temp, temp_name, temp_owner};
 
@@ -238,33 +237,6 @@ pub fn join(dir: &str, name: &str) -> String {
     }
 }
 
-/// A backend: its name (option `backend`), the options only it reads, and
-/// its schema, which checks them. Both config validation and [`open`] go
-/// through this table; a new backend is its own folder plus one line here.
-pub struct Backend {
-    pub name: &'static str,
-    pub options: &'static [&'static str],
-    /// Checks the backend's options (no I/O), recording every problem.
-    pub parse: fn(&mut Options) -> Option<Box<dyn BackendConfig>>,
-}
-
-/// Every backend.
-pub const BACKENDS: &[Backend] = &[
-    Backend {
-        name: "ddboost",
-        options: ddboost::config::OPTIONS,
-        parse: ddboost::config::parse,
-    },
-    Backend {
-        name: "local",
-        options: local::config::OPTIONS,
-        parse: local::config::parse,
-    },
-];
-
-/// The backend when option `backend` is not given.
-pub const DEFAULT_BACKEND: &str = "ddboost";
-
 /// A backend's checked settings.
 pub trait BackendConfig: std::fmt::Debug + Send + Sync {
     /// Resolves what needs I/O to know (encrypted passwords); every problem
@@ -300,15 +272,4 @@ pub enum Remote {
     IfReplicating,
     /// Always (replicate_backup, delete_replica).
     Required,
-}
-
-/// Opens the backend the config selects; `remote` says whether the command
-/// needs the replica system.
-pub fn open(config: &PluginConfig, remote: Remote) -> Result<Box<dyn Storage>> {
-    let storage = config.backend.open(remote)?;
-    // Injected failures for the test suite (debug builds only).
-    Ok(match faulty::Faults::from_env()? {
-        Some(f) => Box::new(faulty::FaultyStorage::new(storage, f)),
-        None => storage,
-    })
 }

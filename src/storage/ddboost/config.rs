@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::config::options::Options;
 use crate::config::{KeySources, Secret};
-use crate::crypto;
+use crate::crypto::keyfile;
 use crate::error::Result;
 use crate::storage::{BackendConfig, Finding, Remote, Storage};
 
@@ -152,7 +152,7 @@ fn decrypt(t: &mut DdTarget, keys: &KeySources) -> std::result::Result<(), Strin
     if !t.encrypted {
         return Ok(());
     }
-    let plain = crypto::decrypt_with_found_key(
+    let plain = keyfile::decrypt_with_found_key(
         t.password.expose(),
         keys.injected.as_ref().map(|k| k.expose()),
         &keys.data_dirs,
@@ -279,7 +279,7 @@ pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PluginConfig;
+    use crate::backends::PluginConfig;
     use std::path::Path;
 
     fn dd(text: &str) -> crate::error::Result<DdBoostConfig> {

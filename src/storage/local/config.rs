@@ -108,7 +108,7 @@ pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PluginConfig;
+    use crate::backends::PluginConfig;
     use std::path::Path;
 
     fn local(text: &str) -> crate::error::Result<LocalConfig> {
