@@ -15,7 +15,7 @@ use crate::config::{is_secret_option, yaml, KeySources, Secret, COMMON_OPTIONS, 
 use crate::data::stream::{DEFAULT_READ_AHEAD, MAX_READ_AHEAD};
 use crate::error::{Error, Result};
 use crate::process::logging::Verbosity;
-use crate::storage::{ddboost, faulty, local, BackendConfig, Remote, Storage};
+use crate::storage::{ddboost, local, BackendConfig, Remote, Storage};
 
 /// A backend: its name (option `backend`), the options only it reads, and
 /// its schema, which checks them. Both config validation and [`open`] go
@@ -48,15 +48,11 @@ pub const DEFAULT_BACKEND: &str = "ddboost";
 #[derive(Debug)]
 pub struct PluginConfig {
     pub path: PathBuf,
-    pub executable_path: Option<String>,
     /// The backend's own settings (its schema is beside the backend).
     pub backend: Box<dyn BackendConfig>,
     pub verbosity: Verbosity,
-    pub restore_subset: bool,
     /// Reads in flight in a restore (option `read_ahead`).
     pub read_ahead: usize,
-    /// Injected by gprestore: the plugin version that made the backup ("" if unknown).
-    pub backup_plugin_version: String,
     /// Non-fatal findings (unknown keys, ignored options) for the log.
     pub warnings: Vec<String>,
     /// Every option as given, secrets redacted, for the debug log.
@@ -137,7 +133,8 @@ impl PluginConfig {
             .map(|k| unknown_option(k))
             .collect();
         let verbosity = verbosity(&mut opts);
-        let restore_subset = opts.on_off("restore_subset", true);
+        // Read by gpbackup_helper, not by the plugin: only checked.
+        opts.on_off("restore_subset", true);
         let read_ahead = opts.number(
             "read_ahead",
             DEFAULT_READ_AHEAD as u64,
@@ -153,15 +150,9 @@ impl PluginConfig {
         match settings {
             Some(backend) if problems.is_empty() => Ok(PluginConfig {
                 path: path.to_path_buf(),
-                executable_path: raw.executable_path,
                 backend,
                 verbosity,
-                restore_subset,
                 read_ahead,
-                backup_plugin_version: map
-                    .get("backup_plugin_version")
-                    .cloned()
-                    .unwrap_or_default(),
                 warnings,
                 redacted_options: redacted(&map),
                 key_sources: KeySources {
@@ -253,11 +244,14 @@ fn backend_settings(
 /// needs the replica system.
 pub fn open(config: &PluginConfig, remote: Remote) -> Result<Box<dyn Storage>> {
     let storage = config.backend.open(remote)?;
-    // Injected failures for the test suite (debug builds only).
-    Ok(match faulty::Faults::from_env()? {
-        Some(f) => Box::new(faulty::FaultyStorage::new(storage, f)),
-        None => storage,
-    })
+    // Injected failures for the test suite (builds with test-support only).
+    #[cfg(feature = "test-support")]
+    if let Some(f) = crate::storage::faulty::Faults::from_env()? {
+        return Ok(Box::new(crate::storage::faulty::FaultyStorage::new(
+            storage, f,
+        )));
+    }
+    Ok(storage)
 }
 
 #[cfg(test)]
@@ -274,7 +268,6 @@ mod tests {
             "executablepath: /usr/local/bin/gpbackup_ddboost_plugin\noptions:\n  backend: local\n  directory: \"/backup\"\n  restore_subset: \"off\"\n  pgport: 6000\n  backup_plugin_version: \"\"\n  gpbackup_ddboost_plugin: 0123abc\n  logger_verbosity: debug\n",
         )
         .unwrap();
-        assert!(!c.restore_subset);
         assert_eq!(c.verbosity, Verbosity::Debug);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         let shown = format!("{:?}", c);

@@ -32,6 +32,7 @@ pub enum KeyOrigin {
 /// when non-empty, else the `gpbackup_ddboost_plugin` entry of `<dir>/.encrypt`
 /// for the first of `data_dirs` that has the file. Pass
 /// [`data_dirs_from_env`] as `data_dirs` outside tests.
+#[cfg(any(test, feature = "test-support"))]
 pub fn find_key(option: Option<&str>, data_dirs: &[PathBuf]) -> Result<String, DecryptError> {
     find_key_with_source(option, data_dirs).map(|(key, _)| key)
 }

@@ -10,8 +10,10 @@
 //! * Names starting with '.' are the plugin's own (temporaries, checksums).
 
 pub mod ddboost;
+#[cfg(feature = "test-support")]
 pub mod faulty;
 pub mod local;
+#[cfg(any(test, feature = "test-support"))]
 pub mod memory;
 
 use crate::config::KeySources;
@@ -258,6 +260,7 @@ pub trait BackendConfig: std::fmt::Debug + Send + Sync {
     }
 
     /// For tests that look at one backend's settings.
+    #[cfg(any(test, feature = "test-support"))]
     fn as_any(&self) -> &dyn std::any::Any;
 }
 

@@ -1,7 +1,6 @@
 //! The ddboost backend's options: the Data Domain, the SDK, replication and
 //! connect retries.
 
-use std::any::Any;
 use std::path::PathBuf;
 
 use crate::config::options::Options;
@@ -140,7 +139,8 @@ impl BackendConfig for DdBoostConfig {
             .map(|s| Box::new(s) as Box<dyn Storage>)
     }
 
-    fn as_any(&self) -> &dyn Any {
+    #[cfg(any(test, feature = "test-support"))]
+    fn as_any(&self) -> &dyn std::any::Any {
         self
     }
 }

@@ -1,6 +1,5 @@
 //! The local backend's options: `directory` (shared), `fsync`, `file_mode`.
 
-use std::any::Any;
 use std::path::PathBuf;
 
 use crate::config::options::Options;
@@ -48,7 +47,8 @@ impl BackendConfig for LocalConfig {
         Some(Box::new(storage))
     }
 
-    fn as_any(&self) -> &dyn Any {
+    #[cfg(any(test, feature = "test-support"))]
+    fn as_any(&self) -> &dyn std::any::Any {
         self
     }
 }
