@@ -9,10 +9,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::about::PLUGIN_NAME;
-use crate::config::options::Options;
-use crate::config::{is_secret_option, yaml, KeySources, Secret, COMMON_OPTIONS, INJECTED_OPTIONS};
-use crate::data::stream::{DEFAULT_READ_AHEAD, MAX_READ_AHEAD};
+use crate::config::options::{Opt, Options};
+use crate::config::{
+    yaml, KeySources, Secret, BACKEND, COMMON_OPTIONS, ENCRYPTION_KEY, INJECTED_OPTIONS,
+    LOGGER_VERBOSITY, READ_AHEAD, RESTORE_SUBSET,
+};
 use crate::error::{Error, Result};
 use crate::process::logging::Verbosity;
 use crate::storage::{ddboost, local, BackendConfig, Remote, Storage};
@@ -22,7 +23,7 @@ use crate::storage::{ddboost, local, BackendConfig, Remote, Storage};
 /// through this table; a new backend is its own folder plus one line here.
 pub struct Backend {
     pub name: &'static str,
-    pub options: &'static [&'static str],
+    pub options: &'static [Opt],
     /// Checks the backend's options (no I/O), recording every problem.
     pub parse: fn(&mut Options) -> Option<Box<dyn BackendConfig>>,
 }
@@ -41,9 +42,6 @@ pub const BACKENDS: &[Backend] = &[
     },
 ];
 
-/// The backend when option `backend` is not given.
-pub const DEFAULT_BACKEND: &str = "ddboost";
-
 /// The parsed plugin config.
 #[derive(Debug)]
 pub struct PluginConfig {
@@ -61,21 +59,25 @@ pub struct PluginConfig {
     pub key_sources: KeySources,
 }
 
-/// Whether some part of the plugin knows the option.
-fn is_known_option(key: &str) -> bool {
-    COMMON_OPTIONS.contains(&key)
-        || INJECTED_OPTIONS.contains(&key)
-        || BACKENDS.iter().any(|b| b.options.contains(&key))
+/// Every option the plugin knows: the common ones, the injected ones and
+/// every backend's.
+pub fn all_options() -> impl Iterator<Item = &'static Opt> {
+    COMMON_OPTIONS
+        .iter()
+        .chain(INJECTED_OPTIONS)
+        .chain(BACKENDS.iter().flat_map(|b| b.options))
+}
+
+/// The declaration of the option called `key`, if some part of the plugin
+/// knows it.
+fn declared(key: &str) -> Option<&'static Opt> {
+    all_options().find(|o| o.name == key)
 }
 
 /// "option "x" is unknown", with the nearest known name when one is close.
 fn unknown_option(key: &str) -> String {
-    let known = COMMON_OPTIONS
-        .iter()
-        .chain(INJECTED_OPTIONS)
-        .chain(BACKENDS.iter().flat_map(|b| b.options));
-    let nearest = known
-        .map(|k| (strsim::damerau_levenshtein(key, k), *k))
+    let nearest = all_options()
+        .map(|o| (strsim::damerau_levenshtein(key, o.name), o.name))
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
         .min();
     match nearest {
@@ -129,17 +131,13 @@ impl PluginConfig {
         // reason it is "missing").
         let unknown: Vec<String> = map
             .keys()
-            .filter(|k| !is_known_option(k))
+            .filter(|k| declared(k).is_none())
             .map(|k| unknown_option(k))
             .collect();
         let verbosity = verbosity(&mut opts);
         // Read by gpbackup_helper, not by the plugin: only checked.
-        opts.on_off("restore_subset", true);
-        let read_ahead = opts.number(
-            "read_ahead",
-            DEFAULT_READ_AHEAD as u64,
-            1..=MAX_READ_AHEAD as u64,
-        ) as usize;
+        opts.on_off(&RESTORE_SUBSET);
+        let read_ahead = opts.number(&READ_AHEAD) as usize;
         let settings = backend_settings(&mut opts, &mut warnings);
         let mut problems = opts.into_problems();
         if problems.is_empty() {
@@ -156,7 +154,7 @@ impl PluginConfig {
                 warnings,
                 redacted_options: redacted(&map),
                 key_sources: KeySources {
-                    injected: map.get(PLUGIN_NAME).map(Secret::new),
+                    injected: map.get(ENCRYPTION_KEY.name).map(Secret::new),
                     data_dirs: Vec::new(),
                 },
             }),
@@ -169,14 +167,14 @@ impl PluginConfig {
     }
 }
 
-/// Every option as given, secret values shown as `***`.
+/// Every option as given, the values of secret options shown as `***`, and
+/// those of unknown ones too (a misspelt secret is still a secret).
 fn redacted(map: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
     map.iter()
         .map(|(k, v)| {
-            let shown = if is_secret_option(k) {
-                "***".to_string()
-            } else {
-                v.clone()
+            let shown = match declared(k) {
+                Some(o) if !o.secret => v.clone(),
+                _ => "***".to_string(),
             };
             (k.clone(), shown)
         })
@@ -185,20 +183,18 @@ fn redacted(map: &std::collections::BTreeMap<String, String>) -> Vec<(String, St
 
 /// Option `logger_verbosity`.
 fn verbosity(opts: &mut Options) -> Verbosity {
-    match opts.get("logger_verbosity") {
-        None | Some("") => Verbosity::Info,
-        Some(v) => match v.to_ascii_lowercase().as_str() {
-            "error" => Verbosity::Error,
-            "info" => Verbosity::Info,
-            "verbose" => Verbosity::Verbose,
-            "debug" => Verbosity::Debug,
-            _ => {
-                opts.problem(format!(
-                    "option \"logger_verbosity\" must be error, info, verbose or debug (got \"{v}\")"
-                ));
-                Verbosity::Info
-            }
-        },
+    let v = opts.text(&LOGGER_VERBOSITY);
+    match v.to_ascii_lowercase().as_str() {
+        "error" => Verbosity::Error,
+        "info" => Verbosity::Info,
+        "verbose" => Verbosity::Verbose,
+        "debug" => Verbosity::Debug,
+        _ => {
+            opts.problem(format!(
+                "option \"logger_verbosity\" must be error, info, verbose or debug (got \"{v}\")"
+            ));
+            Verbosity::Info
+        }
     }
 }
 
@@ -208,16 +204,7 @@ fn backend_settings(
     opts: &mut Options,
     warnings: &mut Vec<String>,
 ) -> Option<Box<dyn BackendConfig>> {
-    let name = opts
-        .get("backend")
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let name = if name.is_empty() {
-        DEFAULT_BACKEND.to_string()
-    } else {
-        name
-    };
+    let name = opts.text(&BACKEND).to_ascii_lowercase();
     let Some(b) = BACKENDS.iter().find(|b| b.name == name) else {
         let names: Vec<&str> = BACKENDS.iter().map(|b| b.name).collect();
         opts.problem(format!(
@@ -226,11 +213,12 @@ fn backend_settings(
         ));
         return None;
     };
+    let reads = |options: &[Opt], key: &str| options.iter().any(|o| o.name == key);
     for key in opts.keys() {
-        if b.options.contains(&key) || COMMON_OPTIONS.contains(&key) {
+        if reads(b.options, key) || reads(COMMON_OPTIONS, key) {
             continue;
         }
-        if let Some(other) = BACKENDS.iter().find(|o| o.options.contains(&key)) {
+        if let Some(other) = BACKENDS.iter().find(|o| reads(o.options, key)) {
             warnings.push(format!(
                 "option \"{key}\" is used only with backend {}; ignored with backend {}",
                 other.name, b.name
@@ -353,6 +341,7 @@ mod tests {
 #[cfg(test)]
 mod doc_tests {
     use super::*;
+    use crate::config::options::Kind;
 
     /// The example config parses with no warnings.
     #[test]
@@ -374,21 +363,107 @@ mod doc_tests {
         }
     }
 
-    /// Every option the code knows is in the README's option table.
+    /// One row of the README's option table: the options it names, whether
+    /// they are required, their defaults (backticked), its text.
+    struct Row<'a> {
+        names: Vec<&'a str>,
+        required: &'a str,
+        defaults: Vec<&'a str>,
+        meaning: &'a str,
+    }
+
+    fn backticked(cell: &str) -> Vec<&str> {
+        cell.split('`').skip(1).step_by(2).collect()
+    }
+
+    fn option_rows(readme: &str) -> Vec<Row<'_>> {
+        let start = readme
+            .find("| option | required | default | meaning |")
+            .unwrap();
+        readme[start..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| {
+                let cells: Vec<&str> = l.split(" | ").map(|c| c.trim_matches('|').trim()).collect();
+                Row {
+                    names: backticked(cells[0]),
+                    required: cells[1],
+                    defaults: backticked(cells[2]),
+                    meaning: cells.get(3).copied().unwrap_or(""),
+                }
+            })
+            .collect()
+    }
+
+    /// The README's option table agrees with the declarations: every option
+    /// has a row, required ones are not marked "no", the default shown is
+    /// the declared one, and a number's range is given.
     #[test]
     fn readme_documents_every_option() {
         let readme = include_str!("../README.md");
-        let backends = BACKENDS.iter().flat_map(|b| b.options.iter().copied());
-        for key in COMMON_OPTIONS
-            .iter()
-            .copied()
-            .chain(INJECTED_OPTIONS.iter().copied())
-            .chain(backends)
-        {
-            assert!(
-                readme.contains(&format!("`{key}`")),
-                "README lacks option {key}"
+        let rows = option_rows(readme);
+        for opt in all_options() {
+            let row = rows
+                .iter()
+                .find(|r| r.names.contains(&opt.name))
+                .unwrap_or_else(|| panic!("README's option table lacks option {}", opt.name));
+            let i = row.names.iter().position(|n| *n == opt.name).unwrap();
+            let shown = match row.defaults.len() {
+                0 => None,
+                1 => Some(row.defaults[0]),
+                _ => row.defaults.get(i).copied(),
+            };
+            assert_eq!(
+                shown.map(str::to_string),
+                opt.default_text(),
+                "README's default of option {}",
+                opt.name
             );
+            match opt.kind {
+                Kind::Required => assert_ne!(row.required, "no", "{} is required", opt.name),
+                Kind::Injected => assert_eq!(row.required, "–", "{} is injected", opt.name),
+                _ => assert_eq!(row.required, "no", "{} is optional", opt.name),
+            }
+            if let Kind::Number { min, max, .. } = opt.kind {
+                assert!(
+                    row.meaning.contains(&format!("{min}-{max}")),
+                    "README gives no range {min}-{max} for option {}",
+                    opt.name
+                );
+            }
         }
+    }
+
+    /// Option `read_ahead` has the bounds the restore streams use.
+    #[test]
+    fn read_ahead_bounds_are_the_streams() {
+        use crate::data::stream::{DEFAULT_READ_AHEAD, MAX_READ_AHEAD};
+        assert_eq!(
+            READ_AHEAD.kind,
+            Kind::Number {
+                default: DEFAULT_READ_AHEAD as u64,
+                min: 1,
+                max: MAX_READ_AHEAD as u64
+            }
+        );
+    }
+
+    /// Options are secret by declaration: the passwords and the injected key.
+    #[test]
+    fn secret_options_are_declared_so() {
+        let secret: Vec<&str> = all_options().filter(|o| o.secret).map(|o| o.name).collect();
+        assert_eq!(
+            secret,
+            ["gpbackup_ddboost_plugin", "password", "remote_password"]
+        );
+        let c = PluginConfig::parse(
+            "options:\n  backend: local\n  directory: /a\n  remote_pasword: hunter2\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap();
+        assert!(c
+            .redacted_options
+            .contains(&("remote_pasword".into(), "***".into())));
     }
 }

@@ -23,7 +23,6 @@ pub mod yaml;
 
 use std::path::PathBuf;
 
-use crate::about::PLUGIN_NAME;
 pub use secret::Secret;
 
 /// Where the key of an encrypted password may come from.
@@ -35,19 +34,22 @@ pub struct KeySources {
     pub data_dirs: Vec<PathBuf>,
 }
 
-/// Options of every backend.
-pub const COMMON_OPTIONS: &[&str] = &[
-    "backend",
-    "directory",
-    "logger_verbosity",
-    "restore_subset",
-    "read_ahead",
-];
+crate::declare_options! { COMMON_OPTIONS:
+    /// The backend: a name in `backends::BACKENDS`.
+    BACKEND = text("backend", "ddboost");
+    /// Where backups go; each backend checks it its own way.
+    DIRECTORY = required("directory");
+    LOGGER_VERBOSITY = text("logger_verbosity", "info");
+    /// Read by gpbackup_helper, not by the plugin: only checked.
+    RESTORE_SUBSET = on_off("restore_subset", true);
+    /// Reads in flight in a restore (`data::stream` keeps the same bounds).
+    READ_AHEAD = number("read_ahead", 8, 1, 32);
+}
 
-/// Options gpbackup and gprestore inject into the per-host copy.
-pub const INJECTED_OPTIONS: &[&str] = &["pgport", "backup_plugin_version", PLUGIN_NAME];
-
-/// Options whose values must never be logged or shown.
-pub fn is_secret_option(key: &str) -> bool {
-    key.contains("password") || key.contains("secret") || key == PLUGIN_NAME
+// Options gpbackup and gprestore inject into the per-host copy.
+crate::declare_options! { INJECTED_OPTIONS:
+    PGPORT = injected("pgport");
+    BACKUP_PLUGIN_VERSION = injected("backup_plugin_version");
+    /// The encryption key, under the plugin's own name.
+    ENCRYPTION_KEY = injected(crate::about::PLUGIN_NAME).secret();
 }
