@@ -28,18 +28,24 @@ pub struct Backend {
     pub parse: fn(&mut Options) -> Option<Box<dyn BackendConfig>>,
 }
 
-/// Every backend.
+impl Backend {
+    pub const fn new(
+        name: &'static str,
+        options: &'static [Opt],
+        parse: fn(&mut Options) -> Option<Box<dyn BackendConfig>>,
+    ) -> Backend {
+        Backend {
+            name,
+            options,
+            parse,
+        }
+    }
+}
+
+/// Every backend, one line each.
 pub const BACKENDS: &[Backend] = &[
-    Backend {
-        name: "ddboost",
-        options: ddboost::config::OPTIONS,
-        parse: ddboost::config::parse,
-    },
-    Backend {
-        name: "local",
-        options: local::config::OPTIONS,
-        parse: local::config::parse,
-    },
+    Backend::new("ddboost", ddboost::config::OPTIONS, ddboost::config::parse),
+    Backend::new("local", local::config::OPTIONS, local::config::parse),
 ];
 
 /// The parsed plugin config.
