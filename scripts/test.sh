@@ -20,6 +20,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo clippy without test-support (what release builds compile)"
+cargo clippy -p gpbackup_ddboost_plugin --quiet -- -D warnings
 echo "== DD Boost bindings are current"
 scripts/regen-ddboost-bindings.sh --check
 echo "== build (the tests load the mock libDDBoost from target/debug)"

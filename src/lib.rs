@@ -1,21 +1,28 @@
 //! gpbackup_ddboost_plugin: a storage plugin for gpbackup and gprestore.
 //!
-//! Where things live:
-//! * `app`: the program (argv to exit code);
-//! * `protocol`: the command line, object keys, offsets files;
-//! * `config`: the plugin config file, options and secrets;
-//! * `commands`: what each command does, against the `storage::Storage` trait;
-//! * `storage`: the trait and the backends (`local`, `ddboost`);
-//! * `data`: moving bytes with bounded memory, checksum records;
-//! * `process`: the log, signals, test pause points;
-//! * `about`: the plugin's name and versions; `error`: the error type.
+//! The modules form layers. A module imports only from layers below its
+//! own (the test `tests/layers.rs` checks every `crate::` path outside unit
+//! tests against this list, top to bottom):
+//!
+//! 1. `app`: the program (argv to exit code and the one stderr line);
+//! 2. `commands`: what each command does, against the `storage::Storage` trait;
+//! 3. `backends`: the backend registry and the plugin config assembled from it;
+//! 4. `data`: moving bytes with bounded memory, checksum records, the commit steps;
+//! 5. `storage`: the `Storage` trait and the backends (`local`, `ddboost`);
+//! 6. `crypto`: encrypted passwords (OpenPGP, the `.encrypt` key file);
+//! 7. `config`: the config file's options, typed option access, secrets;
+//! 8. `protocol`: the command line, object keys, offsets files;
+//! 9. `process`: the log, signals, temporary names, test pause points;
+//! 10. `about`, `error`: the plugin's name and versions; the error type.
 
 #![forbid(unsafe_code)]
 
 pub mod about;
 pub mod app;
+pub mod backends;
 pub mod commands;
 pub mod config;
+pub mod crypto;
 pub mod data;
 pub mod error;
 pub mod process;

@@ -9,7 +9,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use gpbackup_ddboost_plugin::config::encryption::{decrypt_password, find_key};
+use gpbackup_ddboost_plugin::crypto::keyfile::find_key;
+use gpbackup_ddboost_plugin::crypto::pgp::decrypt_password;
 use support::*;
 
 const TS: &str = "20250101120000";

@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use gpbackup_ddboost_plugin::config::PluginConfig;
+use gpbackup_ddboost_plugin::backends::PluginConfig;
 use gpbackup_ddboost_plugin::error::ErrorKind;
 use gpbackup_ddboost_plugin::storage::faulty::{Faults, FaultyStorage};
 use gpbackup_ddboost_plugin::storage::memory::MemoryStorage;

@@ -102,14 +102,10 @@ unsafe impl Send for FileDesc {}
 // SAFETY: see above: an opaque token, used only under the instance's call lock.
 unsafe impl Send for DirDesc {}
 
-/// Return codes the crate branches on, by name.
+/// `DD_OK`, which the adapter branches on (error codes are `safe::DdErr`).
 pub(crate) mod code {
     use crate::raw;
     pub(crate) const DD_OK: i32 = raw::DD_OK as i32;
-    pub(crate) const DD_ERR_EMPTY: i32 = raw::DD_ERR_EMPTY as i32;
-    pub(crate) const DD_ERR_EXIST: i32 = raw::DD_ERR_EXIST as i32;
-    pub(crate) const DD_ERR_NOTEMPTY: i32 = raw::DD_ERR_NOTEMPTY as i32;
-    pub(crate) const DD_ERR_FILE_IS_DIR: i32 = raw::DD_ERR_FILE_IS_DIR as i32;
 }
 
 /// How many times its declared size a structure's buffer is.

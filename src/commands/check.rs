@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use crate::about::PLUGIN_NAME;
-use crate::config::PluginConfig;
+use crate::backends::PluginConfig;
 use crate::error::{Error, Result};
 use crate::process::logging;
 use crate::storage::{split_path, timed, Finding, Outcome, Storage};

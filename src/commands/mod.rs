@@ -10,11 +10,11 @@ pub mod verify;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::config::PluginConfig;
+use crate::backends::{self, PluginConfig};
 use crate::error::Result;
 use crate::process::logging;
 use crate::protocol::args::Command;
-use crate::storage::{self, Storage};
+use crate::storage::{Remote, Storage};
 use hooks::Hook;
 
 /// What every storage command starts with: the config and the storage it names.
@@ -41,18 +41,18 @@ impl Context {
 
     /// The storage, for reading: never connects the replica.
     pub fn storage(&self) -> Result<Box<dyn Storage>> {
-        storage::open(&self.config, storage::Remote::Never)
+        backends::open(&self.config, Remote::Never)
     }
 
     /// The storage, for changes that `replication: on` mirrors to the replica
     /// (writes, creating the backup folder, delete_backup).
     pub fn storage_for_changes(&self) -> Result<Box<dyn Storage>> {
-        storage::open(&self.config, storage::Remote::IfReplicating)
+        backends::open(&self.config, Remote::IfReplicating)
     }
 
     /// The storage with its replica system connected (replicate_backup, delete_replica).
     pub fn storage_with_replica(&self) -> Result<Box<dyn Storage>> {
-        storage::open(&self.config, storage::Remote::Required)
+        backends::open(&self.config, Remote::Required)
     }
 }
 

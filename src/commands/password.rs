@@ -5,7 +5,7 @@
 //! when standard input is a terminal; it never comes from the command line.
 //! The key is the `gpbackup_ddboost_plugin` entry of the coordinator's
 //! `.encrypt`, created when missing and reused when present (see
-//! [`encryption::ensure_key`]). The hex printed on standard output goes into
+//! [`keyfile::ensure_key`]). The hex printed on standard output goes into
 //! the plugin config as `password` (or `remote_password`).
 
 use std::io::{IsTerminal, Read, Write};
@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::config::encryption::{self, KeyOrigin, DATA_DIR_VARS, KEY_FILE_NAME, KEY_OPTION};
+use crate::crypto::keyfile::{self, KeyOrigin};
+use crate::crypto::pgp;
+use crate::crypto::{DATA_DIR_VARS, KEY_FILE_NAME, KEY_OPTION};
 use crate::error::{is_broken_pipe, Error, Result};
 
 /// Runs `encrypt_password`. `key_file` is the `--key-file` argument; without
@@ -24,15 +26,15 @@ use crate::error::{is_broken_pipe, Error, Result};
 pub fn run(key_file: Option<&Path>) -> Result<()> {
     let path = key_file_path(key_file)?;
     // A key file that cannot be used fails before the password is asked for.
-    encryption::check_key_file(&path)?;
+    keyfile::check_key_file(&path)?;
     let password = read_password()?;
-    encryption::check_password(&password)?;
-    let (key, origin) = encryption::ensure_key(&path)?;
+    pgp::check_password(&password)?;
+    let (key, origin) = keyfile::ensure_key(&path)?;
     let key = Zeroizing::new(key);
-    let hex = encryption::encrypt_password(&password, &key)?;
+    let hex = pgp::encrypt_password(&password, &key)?;
     // What goes into the config must come back out: check it here rather
     // than at the next backup.
-    match encryption::decrypt_password(&hex, &key) {
+    match pgp::decrypt_password(&hex, &key) {
         Ok(back) if back.as_bytes() == password.as_bytes() => {}
         _ => {
             return Err(Error::invalid(
@@ -63,7 +65,7 @@ fn key_file_path(key_file: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = key_file {
         return Ok(p.to_path_buf());
     }
-    encryption::key_file_for(&encryption::data_dirs_from_env()).ok_or_else(|| {
+    keyfile::key_file_for(&keyfile::data_dirs_from_env()).ok_or_else(|| {
         Error::invalid(format!(
             "no key file: set {} (or {}) to the coordinator data directory, whose {KEY_FILE_NAME} gpbackup reads, or name the file with --key-file PATH",
             DATA_DIR_VARS[0], DATA_DIR_VARS[1]

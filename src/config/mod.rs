@@ -9,54 +9,21 @@
 //! each naming its key.
 //!
 //! Reading is three steps: `yaml` turns the text into a flat option map;
-//! the common options are checked here and the backend's own options by its
-//! schema (`storage::<backend>::config`, listed in `storage::BACKENDS`),
-//! through `options::Options`; then secrets that need I/O (encrypted
+//! the common options and the backend's own options are checked through
+//! `options::Options`, each backend's by its schema
+//! (`storage::<backend>::config`); then secrets that need I/O (encrypted
 //! passwords and their keys) are resolved. Only the first and last step do
-//! any I/O.
+//! any I/O. The config assembled from these steps, and the registry of
+//! backends it picks a schema from, are `crate::backends`, above both this
+//! module and `storage`.
 
-pub mod encryption;
 pub mod options;
 pub mod secret;
 pub mod yaml;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::about::PLUGIN_NAME;
-use crate::error::{Error, Result};
-use crate::storage::{Backend, BackendConfig, BACKENDS, DEFAULT_BACKEND};
-use options::Options;
 pub use secret::Secret;
-
-/// Log verbosity, option `logger_verbosity`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verbosity {
-    Error,
-    Info,
-    Verbose,
-    Debug,
-}
-
-/// The parsed plugin config.
-#[derive(Debug)]
-pub struct PluginConfig {
-    pub path: PathBuf,
-    pub executable_path: Option<String>,
-    /// The backend's own settings (its schema is beside the backend).
-    pub backend: Box<dyn BackendConfig>,
-    pub verbosity: Verbosity,
-    pub restore_subset: bool,
-    /// Reads in flight in a restore (option `read_ahead`).
-    pub read_ahead: usize,
-    /// Injected by gprestore: the plugin version that made the backup ("" if unknown).
-    pub backup_plugin_version: String,
-    /// Non-fatal findings (unknown keys, ignored options) for the log.
-    pub warnings: Vec<String>,
-    /// Every option as given, secrets redacted, for the debug log.
-    pub redacted_options: Vec<(String, String)>,
-    /// Where keys of encrypted passwords come from (resolved on load).
-    pub key_sources: KeySources,
-}
 
 /// Where the key of an encrypted password may come from.
 #[derive(Debug, Clone, Default)]
@@ -67,333 +34,22 @@ pub struct KeySources {
     pub data_dirs: Vec<PathBuf>,
 }
 
-/// Options of every backend.
-pub const COMMON_OPTIONS: &[&str] = &[
-    "backend",
-    "directory",
-    "logger_verbosity",
-    "restore_subset",
-    "read_ahead",
-];
-
-/// Options gpbackup and gprestore inject into the per-host copy.
-pub const INJECTED_OPTIONS: &[&str] = &["pgport", "backup_plugin_version", PLUGIN_NAME];
-
-/// Whether some part of the plugin knows the option.
-pub fn is_known_option(key: &str) -> bool {
-    COMMON_OPTIONS.contains(&key)
-        || INJECTED_OPTIONS.contains(&key)
-        || BACKENDS.iter().any(|b| b.options.contains(&key))
+crate::declare_options! { COMMON_OPTIONS:
+    /// The backend: a name in `backends::BACKENDS`.
+    BACKEND = text("backend", "ddboost");
+    /// Where backups go; each backend checks it its own way.
+    DIRECTORY = required("directory");
+    LOGGER_VERBOSITY = text("logger_verbosity", "info");
+    /// Read by gpbackup_helper, not by the plugin: only checked.
+    RESTORE_SUBSET = on_off("restore_subset", true);
+    /// Reads in flight in a restore (`data::stream` keeps the same bounds).
+    READ_AHEAD = number("read_ahead", 8, 1, 32);
 }
 
-/// Options whose values must never be logged or shown.
-pub fn is_secret_option(key: &str) -> bool {
-    key.contains("password") || key.contains("secret") || key == PLUGIN_NAME
-}
-
-/// "option "x" is unknown", with the nearest known name when one is close.
-fn unknown_option(key: &str) -> String {
-    let known = COMMON_OPTIONS
-        .iter()
-        .chain(INJECTED_OPTIONS)
-        .chain(BACKENDS.iter().flat_map(|b| b.options));
-    let nearest = known
-        .map(|k| (strsim::damerau_levenshtein(key, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min();
-    match nearest {
-        Some((_, k)) => format!("option \"{key}\" is unknown; did you mean \"{k}\"?"),
-        None => format!("option \"{key}\" is unknown"),
-    }
-}
-
-impl PluginConfig {
-    /// Reads the config file at `path`, checks it, and resolves its secrets
-    /// (encrypted passwords: the key from gpbackup's injected option or the
-    /// coordinator's `.encrypt`).
-    pub fn load(path: &Path) -> Result<PluginConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::config(format!(
-                "cannot read plugin config {}: {e}; check the path passed to the plugin",
-                path.display()
-            ))
-        })?;
-        let mut config = Self::parse(&text, path)?;
-        config.key_sources.data_dirs = encryption::data_dirs_from_env();
-        config.resolve_secrets()?;
-        Ok(config)
-    }
-
-    /// Resolves the secrets that need I/O, reporting every problem at once.
-    pub fn resolve_secrets(&mut self) -> Result<()> {
-        self.backend
-            .resolve_secrets(&self.key_sources)
-            .map_err(|problems| {
-                Error::config(format!(
-                    "plugin config {}: {}",
-                    self.path.display(),
-                    problems.join("; ")
-                ))
-            })
-    }
-
-    /// Checks config text without any I/O; `path` is only used in messages.
-    /// Encrypted passwords stay encrypted until [`PluginConfig::resolve_secrets`].
-    pub fn parse(text: &str, path: &Path) -> Result<PluginConfig> {
-        let raw = yaml::read(text, path)?;
-        let map = raw.options;
-        let mut warnings = raw.warnings;
-        let redacted: Vec<(String, String)> = map
-            .iter()
-            .map(|(k, v)| {
-                let shown = if is_secret_option(k) {
-                    "***".to_string()
-                } else {
-                    v.clone()
-                };
-                (k.clone(), shown)
-            })
-            .collect();
-        let mut opts = Options::new(&map);
-        for p in raw.problems {
-            opts.problem(p);
-        }
-        // Unknown options are warnings in a valid config, and part of the
-        // error of an invalid one (a misspelt required option is the usual
-        // reason it is "missing").
-        let unknown: Vec<String> = map
-            .keys()
-            .filter(|k| !is_known_option(k))
-            .map(|k| unknown_option(k))
-            .collect();
-        let verbosity = match opts.get("logger_verbosity") {
-            None | Some("") => Verbosity::Info,
-            Some(v) => match v.to_ascii_lowercase().as_str() {
-                "error" => Verbosity::Error,
-                "info" => Verbosity::Info,
-                "verbose" => Verbosity::Verbose,
-                "debug" => Verbosity::Debug,
-                _ => {
-                    opts.problem(format!(
-                        "option \"logger_verbosity\" must be error, info, verbose or debug (got \"{v}\")"
-                    ));
-                    Verbosity::Info
-                }
-            },
-        };
-        let restore_subset = opts.on_off("restore_subset", true);
-        let read_ahead = opts.number(
-            "read_ahead",
-            crate::data::stream::DEFAULT_READ_AHEAD as u64,
-            1..=crate::data::stream::MAX_READ_AHEAD as u64,
-        ) as usize;
-        let name = opts
-            .get("backend")
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        let name = if name.is_empty() {
-            DEFAULT_BACKEND.to_string()
-        } else {
-            name
-        };
-        let backend: Option<&Backend> = BACKENDS.iter().find(|b| b.name == name);
-        let settings = match backend {
-            Some(b) => {
-                // Options of other backends are ignored, with a warning.
-                for key in map.keys() {
-                    if b.options.contains(&key.as_str()) || COMMON_OPTIONS.contains(&key.as_str()) {
-                        continue;
-                    }
-                    if let Some(other) = BACKENDS.iter().find(|o| o.options.contains(&key.as_str()))
-                    {
-                        warnings.push(format!(
-                            "option \"{key}\" is used only with backend {}; ignored with backend {}",
-                            other.name, b.name
-                        ));
-                    }
-                }
-                (b.parse)(&mut opts)
-            }
-            None => {
-                let names: Vec<&str> = BACKENDS.iter().map(|b| b.name).collect();
-                opts.problem(format!(
-                    "option \"backend\" must be {} (got \"{name}\")",
-                    names.join(" or ")
-                ));
-                None
-            }
-        };
-        let mut problems = opts.into_problems();
-        if problems.is_empty() {
-            warnings.extend(unknown.into_iter().map(|u| format!("{u}; ignored")));
-        } else {
-            problems.extend(unknown);
-        }
-        match settings {
-            Some(backend) if problems.is_empty() => Ok(PluginConfig {
-                path: path.to_path_buf(),
-                executable_path: raw.executable_path,
-                backend,
-                verbosity,
-                restore_subset,
-                read_ahead,
-                backup_plugin_version: map
-                    .get("backup_plugin_version")
-                    .cloned()
-                    .unwrap_or_default(),
-                warnings,
-                redacted_options: redacted,
-                key_sources: KeySources {
-                    injected: map.get(PLUGIN_NAME).map(Secret::new),
-                    data_dirs: Vec::new(),
-                },
-            }),
-            _ => Err(Error::config(format!(
-                "plugin config {}: {}",
-                path.display(),
-                problems.join("; ")
-            ))),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(s: &str) -> Result<PluginConfig> {
-        PluginConfig::parse(s, Path::new("/tmp/cfg.yaml"))
-    }
-
-    #[test]
-    fn bare_and_quoted_scalars_and_injected_keys() {
-        let c = parse(
-            "executablepath: /usr/local/bin/gpbackup_ddboost_plugin\noptions:\n  backend: local\n  directory: \"/backup\"\n  restore_subset: \"off\"\n  pgport: 6000\n  backup_plugin_version: \"\"\n  gpbackup_ddboost_plugin: 0123abc\n  logger_verbosity: debug\n",
-        )
-        .unwrap();
-        assert!(!c.restore_subset);
-        assert_eq!(c.verbosity, Verbosity::Debug);
-        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-        let shown = format!("{:?}", c);
-        assert!(!shown.contains("0123abc"), "{shown}");
-        let local = c
-            .backend
-            .as_any()
-            .downcast_ref::<crate::storage::local::config::LocalConfig>()
-            .expect("local backend");
-        assert_eq!(local.directory, PathBuf::from("/backup"));
-    }
-
-    #[test]
-    fn every_problem_is_reported_at_once() {
-        let e = parse(
-            "options:\n  backend: local\n  logger_verbosity: loud\n  restore_subset: maybe\n",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("\"directory\" is required"), "{e}");
-        assert!(e.contains("\"logger_verbosity\""), "{e}");
-        assert!(e.contains("\"restore_subset\""), "{e}");
-    }
-
-    #[test]
-    fn duplicates_and_nested_values_rejected() {
-        let e =
-            parse("options:\n  backend: local\n  directory: /a\n  directory: /b\n  x: [1, 2]\n")
-                .unwrap_err()
-                .to_string();
-        assert!(e.contains("directory"), "{e}");
-        let e = parse("options:\n  backend: local\n  directory: /a\n  x: [1, 2]\n  y: {a: 1}\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("\"x\" must be a single value"), "{e}");
-        assert!(e.contains("\"y\" must be a single value"), "{e}");
-    }
-
-    #[test]
-    fn misspelt_options_are_named_with_the_nearest_known_one() {
-        let e = parse("options:\n  hostname: dd1\n  usernme: u\n  password: p\n  storage_unit: SU\n  directory: d\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("\"username\" is required"), "{e}");
-        assert!(
-            e.contains("option \"usernme\" is unknown; did you mean \"username\"?"),
-            "{e}"
-        );
-        let c = parse("options:\n  backend: local\n  directory: /a\n  fsyncc: off\n  zzzzzz: 1\n")
-            .unwrap();
-        assert!(
-            c.warnings
-                .iter()
-                .any(|w| w.contains("did you mean \"fsync\"")),
-            "{:?}",
-            c.warnings
-        );
-        assert!(
-            c.warnings
-                .iter()
-                .any(|w| w == "option \"zzzzzz\" is unknown; ignored"),
-            "{:?}",
-            c.warnings
-        );
-    }
-
-    #[test]
-    fn unknown_keys_warn() {
-        let c = parse("executablepath: /x\nfoo: 1\noptions:\n  backend: local\n  directory: /a\n  colour: blue\n").unwrap();
-        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
-    }
-
-    #[test]
-    fn raw_scalar_text_is_kept() {
-        let c = parse("options:\n  backend: local\n  directory: /a\n  replication_streams: 010\n")
-            .unwrap();
-        assert!(c
-            .redacted_options
-            .contains(&("replication_streams".into(), "010".into())));
-    }
-}
-
-#[cfg(test)]
-mod doc_tests {
-    use super::*;
-
-    /// The example config parses with no warnings.
-    #[test]
-    fn example_config_is_valid() {
-        let text = include_str!("../../plugin_config.example.yaml");
-        let c = PluginConfig::parse(text, Path::new("plugin_config.example.yaml")).unwrap();
-        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-        assert!(c
-            .backend
-            .as_any()
-            .is::<crate::storage::ddboost::config::DdBoostConfig>());
-    }
-
-    proptest::proptest! {
-        /// Any text, YAML-looking or not, gives a config or an error, never a panic.
-        #[test]
-        fn never_panics(body in "(options:\n)?([ a-z_]{0,12}: ?[\\[\\]{}\"'a-z0-9/:~!&*-]{0,16}\n){0,8}") {
-            let _ = PluginConfig::parse(&body, Path::new("c.yaml"));
-        }
-    }
-
-    /// Every option the code knows is in the README's option table.
-    #[test]
-    fn readme_documents_every_option() {
-        let readme = include_str!("../../README.md");
-        let backends = BACKENDS.iter().flat_map(|b| b.options.iter().copied());
-        for key in COMMON_OPTIONS
-            .iter()
-            .copied()
-            .chain(INJECTED_OPTIONS.iter().copied())
-            .chain(backends)
-        {
-            assert!(
-                readme.contains(&format!("`{key}`")),
-                "README lacks option {key}"
-            );
-        }
-    }
+// Options gpbackup and gprestore inject into the per-host copy.
+crate::declare_options! { INJECTED_OPTIONS:
+    PGPORT = injected("pgport");
+    BACKUP_PLUGIN_VERSION = injected("backup_plugin_version");
+    /// The encryption key, under the plugin's own name.
+    ENCRYPTION_KEY = injected(crate::about::PLUGIN_NAME).secret();
 }

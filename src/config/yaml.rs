@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 
 /// What the YAML holds, before any option is interpreted.
 pub struct RawConfig {
-    pub executable_path: Option<String>,
     pub options: BTreeMap<String, String>,
     /// Shape problems (an option that is a list, no `options` key, ...).
     pub problems: Vec<String>,
@@ -90,18 +89,19 @@ pub fn read(text: &str, path: &Path) -> Result<RawConfig> {
     };
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    let mut executable_path = None;
     let mut options_value = None;
     for (key, value) in &top {
         let key = scalar_text(key).unwrap_or_default();
         match key.as_str() {
-            "executablepath" => match scalar_text(value) {
-                Some(s) => executable_path = Some(s),
-                None => problems.push(format!(
-                    "\"executablepath\" must be a path, not {}",
-                    shape(value)
-                )),
-            },
+            // The plugin's path, for gpbackup; the plugin does not need it.
+            "executablepath" => {
+                if scalar_text(value).is_none() {
+                    problems.push(format!(
+                        "\"executablepath\" must be a path, not {}",
+                        shape(value)
+                    ));
+                }
+            }
             "options" => options_value = Some(value.clone()),
             other => warnings.push(format!("unknown top-level key \"{other}\" ignored")),
         }
@@ -143,7 +143,6 @@ pub fn read(text: &str, path: &Path) -> Result<RawConfig> {
         )),
     }
     Ok(RawConfig {
-        executable_path,
         options: map,
         problems,
         warnings,

@@ -61,6 +61,7 @@ pub struct Entry {
 impl Entry {
     /// Whether block `index` of the object, `data`, matches this entry. v1
     /// entries match every block (their check is at the end).
+    #[cfg(test)]
     pub fn block_matches(&self, index: usize, data: &[u8]) -> bool {
         self.block_digest_matches(index, xxh3_64(data))
     }

@@ -21,8 +21,16 @@ use std::sync::{Mutex, OnceLock};
 use log::{Level, LevelFilter, Metadata, Record};
 
 use crate::about::PLUGIN_NAME;
-use crate::config::Verbosity;
 use crate::process::private::{open_append, private_dir};
+
+/// Log verbosity, option `logger_verbosity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Error,
+    Info,
+    Verbose,
+    Debug,
+}
 
 struct PluginLogger {
     file: Mutex<Option<File>>,

@@ -6,6 +6,7 @@ pub mod logging;
 pub mod pause;
 pub mod private;
 pub mod signals;
+pub mod temp;
 
 /// Whether process `pid` is running on this host (under any user).
 pub fn alive(pid: u32) -> bool {

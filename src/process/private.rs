@@ -43,12 +43,12 @@ pub fn private_dir(parent: &Path) -> Option<PathBuf> {
 /// The private folder in `/tmp`, the same for every process of this user on
 /// this host: the hooks come over ssh with the user's environment, while
 /// per-table `COPY ... TO PROGRAM` runs the plugin with the postmaster's, so
-/// neither `$HOME` nor `$TMPDIR` may choose it. Debug builds take the parent
+/// neither `$HOME` nor `$TMPDIR` may choose it. Builds with `test-support` take the parent
 /// from `GPBACKUP_DDBOOST_PLUGIN_RUN_DIR` when set, so concurrent tests keep
-/// apart (release builds ignore it).
+/// apart (other builds ignore it).
 pub fn run_dir() -> Option<PathBuf> {
     let parent = match std::env::var_os("GPBACKUP_DDBOOST_PLUGIN_RUN_DIR") {
-        Some(p) if cfg!(debug_assertions) && !p.is_empty() => PathBuf::from(p),
+        Some(p) if cfg!(feature = "test-support") && !p.is_empty() => PathBuf::from(p),
         _ => PathBuf::from("/tmp"),
     };
     private_dir(&parent)

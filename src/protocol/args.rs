@@ -104,12 +104,27 @@ fn folder(path: &str) -> Result<Folder> {
     Ok(Folder(parts.join("/")))
 }
 
+/// The plugin config file, the first argument of every command that
+/// reads one. It derefs to its path.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ConfigArg {
+    /// The plugin config file.
+    #[arg(id = "config", value_name = "CONFIG", allow_hyphen_values = true)]
+    pub path: PathBuf,
+}
+
+impl std::ops::Deref for ConfigArg {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
 /// The arguments every hook takes.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct HookArgs {
-    /// The plugin config file.
-    #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// The local backup directory (`.../<YYYYMMDD>/<timestamp>`).
     #[arg(value_name = "LOCAL_BACKUP_DIR", allow_hyphen_values = true)]
     pub local_dir: String,
@@ -148,40 +163,40 @@ pub enum Command {
     /// Store a local file (left in place).
     #[command(name = "backup_file")]
     BackupFile {
-        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         #[arg(value_name = "FILE", value_parser = parser(local_file), allow_hyphen_values = true)]
         file: LocalFile,
     },
     /// Write the object to exactly that path.
     #[command(name = "restore_file")]
     RestoreFile {
-        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         #[arg(value_name = "FILE", value_parser = parser(local_file), allow_hyphen_values = true)]
         file: LocalFile,
     },
     /// Store standard input.
     #[command(name = "backup_data")]
     BackupData {
-        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         #[arg(value_name = "DATA_FILE_KEY", value_parser = parser(object_key), allow_hyphen_values = true)]
         key: ObjectKey,
     },
     /// Write the object to standard output.
     #[command(name = "restore_data")]
     RestoreData {
-        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         #[arg(value_name = "DATA_FILE_KEY", value_parser = parser(object_key), allow_hyphen_values = true)]
         key: ObjectKey,
     },
     /// Write the byte ranges of an offsets file (`N s1 e1 ... sN eN`) to standard output.
     #[command(name = "restore_data_subset")]
     RestoreDataSubset {
-        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         #[arg(value_name = "DATA_FILE_KEY", value_parser = parser(object_key), allow_hyphen_values = true)]
         key: ObjectKey,
         #[arg(value_name = "OFFSETS_FILE", allow_hyphen_values = true)]
@@ -190,40 +205,40 @@ pub enum Command {
     /// Delete a backup (and its replica with replication on).
     #[command(name = "delete_backup")]
     DeleteBackup {
-        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         #[arg(value_name = "TIMESTAMP", value_parser = parser(timestamp), allow_hyphen_values = true)]
         timestamp: Timestamp,
     },
     /// Print "path<TAB>size" for each object below option directory.
     #[command(name = "list_directory")]
     ListDirectory {
-        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         #[arg(value_name = "PATH", value_parser = parser(folder), allow_hyphen_values = true)]
         path: Option<Folder>,
     },
     /// Delete a folder below option directory.
     #[command(name = "delete_directory")]
     DeleteDirectory {
-        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         #[arg(value_name = "PATH", value_parser = parser(folder), allow_hyphen_values = true)]
         path: Folder,
     },
     /// Copy a backup to the remote_* system.
     #[command(name = "replicate_backup")]
     ReplicateBackup {
-        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         #[arg(value_name = "TIMESTAMP", value_parser = parser(timestamp), allow_hyphen_values = true)]
         timestamp: Timestamp,
     },
     /// Delete only the remote copy of a backup.
     #[command(name = "delete_replica")]
     DeleteReplica {
-        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         #[arg(value_name = "TIMESTAMP", value_parser = parser(timestamp), allow_hyphen_values = true)]
         timestamp: Timestamp,
     },
@@ -233,8 +248,8 @@ pub enum Command {
         override_usage = "gpbackup_ddboost_plugin verify_backup <CONFIG> <TIMESTAMP> [--allow-unrecorded]"
     )]
     VerifyBackup {
-        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         #[arg(value_name = "TIMESTAMP", value_parser = parser(timestamp), allow_hyphen_values = true)]
         timestamp: Timestamp,
         /// Accept objects that have no checksum record.
@@ -257,8 +272,8 @@ pub enum Command {
         override_usage = "gpbackup_ddboost_plugin check <CONFIG> [--no-write]"
     )]
     Check {
-        #[arg(value_name = "CONFIG", allow_hyphen_values = true)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// Skip the probe object (nothing is written).
         #[arg(long = "no-write")]
         no_write: bool,

@@ -10,13 +10,15 @@
 //! * Names starting with '.' are the plugin's own (temporaries, checksums).
 
 pub mod ddboost;
+#[cfg(feature = "test-support")]
 pub mod faulty;
 pub mod local;
+#[cfg(any(test, feature = "test-support"))]
 pub mod memory;
 
-use crate::config::options::Options;
-use crate::config::{KeySources, PluginConfig};
+use crate::config::KeySources;
 use crate::error::Result;
+pub use crate::process::temp::{host_tag, is_stale_temp, temp_name, temp_owner};
 
 /// A stored object and its size, from a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,96 +239,6 @@ pub fn join(dir: &str, name: &str) -> String {
     }
 }
 
-/// A unique temporary name for `name` in the same folder:
-/// `.<name>.tmp-<host>-<pid>-<nonce>`. The host and process id let a later
-/// run tell whether the writer is gone (see [`is_stale_temp`]). While a
-/// write is journaled (`process::journal`), the name is recorded before it is
-/// returned, so before the caller creates the temporary.
-pub fn temp_name(name: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let temp = format!(
-        ".{name}.tmp-{}-{}-{nanos:x}x{n}",
-        host_tag(),
-        std::process::id()
-    );
-    crate::process::journal::note(&temp);
-    temp
-}
-
-/// This host's name as it appears in temporary names: only `[A-Za-z0-9._]`.
-pub fn host_tag() -> &'static str {
-    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TAG.get_or_init(|| {
-        let host = nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "localhost".into());
-        host.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    })
-}
-
-/// For a file name made by [`temp_name`]: the object's name, and the host and
-/// process id of its writer.
-pub fn temp_owner(file_name: &str) -> Option<(&str, &str, u32)> {
-    let rest = file_name.strip_prefix('.')?;
-    let (object, tail) = rest.rsplit_once(".tmp-")?;
-    let mut it = tail.rsplitn(3, '-');
-    let _nonce = it.next()?;
-    let pid = it.next()?.parse().ok()?;
-    let host = it.next()?;
-    Some((object, host, pid))
-}
-
-/// Whether the temporary `file_name` was left by a writer on this host that
-/// is no longer running (killed with SIGKILL, or the host restarted).
-pub fn is_stale_temp(file_name: &str) -> bool {
-    match temp_owner(file_name) {
-        Some((_, host, pid)) if host == host_tag() => !crate::process::alive(pid),
-        _ => false,
-    }
-}
-
-/// A backend: its name (option `backend`), the options only it reads, and
-/// its schema, which checks them. Both config validation and [`open`] go
-/// through this table; a new backend is its own folder plus one line here.
-pub struct Backend {
-    pub name: &'static str,
-    pub options: &'static [&'static str],
-    /// Checks the backend's options (no I/O), recording every problem.
-    pub parse: fn(&mut Options) -> Option<Box<dyn BackendConfig>>,
-}
-
-/// Every backend.
-pub const BACKENDS: &[Backend] = &[
-    Backend {
-        name: "ddboost",
-        options: ddboost::config::OPTIONS,
-        parse: ddboost::config::parse,
-    },
-    Backend {
-        name: "local",
-        options: local::config::OPTIONS,
-        parse: local::config::parse,
-    },
-];
-
-/// The backend when option `backend` is not given.
-pub const DEFAULT_BACKEND: &str = "ddboost";
-
 /// A backend's checked settings.
 pub trait BackendConfig: std::fmt::Debug + Send + Sync {
     /// Resolves what needs I/O to know (encrypted passwords); every problem
@@ -348,6 +260,7 @@ pub trait BackendConfig: std::fmt::Debug + Send + Sync {
     }
 
     /// For tests that look at one backend's settings.
+    #[cfg(any(test, feature = "test-support"))]
     fn as_any(&self) -> &dyn std::any::Any;
 }
 
@@ -362,39 +275,4 @@ pub enum Remote {
     IfReplicating,
     /// Always (replicate_backup, delete_replica).
     Required,
-}
-
-/// Opens the backend the config selects; `remote` says whether the command
-/// needs the replica system.
-pub fn open(config: &PluginConfig, remote: Remote) -> Result<Box<dyn Storage>> {
-    let storage = config.backend.open(remote)?;
-    // Injected failures for the test suite (debug builds only).
-    Ok(match faulty::Faults::from_env()? {
-        Some(f) => Box::new(faulty::FaultyStorage::new(storage, f)),
-        None => storage,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temp_names_carry_host_and_pid() {
-        let t = temp_name("gpbackup_0_20250101120000");
-        let (object, host, pid) = temp_owner(&t).unwrap();
-        assert_eq!(object, "gpbackup_0_20250101120000");
-        assert_eq!(host, host_tag());
-        assert_eq!(pid, std::process::id());
-        assert!(!is_stale_temp(&t), "this process is alive");
-        let dead = format!(".obj.tmp-{}-{}-abcx1", host_tag(), i32::MAX);
-        assert!(is_stale_temp(&dead));
-        let elsewhere = format!(".obj.tmp-otherhost-{}-abcx1", i32::MAX);
-        assert!(
-            !is_stale_temp(&elsewhere),
-            "another host's writer may be alive"
-        );
-        assert!(temp_owner(".obj.checksum").is_none());
-        assert!(!is_stale_temp("obj"));
-    }
 }

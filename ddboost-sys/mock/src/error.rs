@@ -1,31 +1,33 @@
 //! Error codes of the mock and their mapping from I/O errors.
 
 use crate::ffi::*;
+use ddboost_sys::DdErr;
 use std::io;
 
-/// A DD Boost error: one of the `DD_ERR_*` codes of `ddp_api.h` (never `DD_ERR_NONE`).
+/// A DD Boost error: one of the `DD_ERR_*` codes of `ddp_api.h` (never `DD_ERR_NONE`);
+/// the constants below are the codes of [`DdErr`], which the plugin compares with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DdError(pub dd_errno_t);
 
 pub type DdResult<T> = Result<T, DdError>;
 
 impl DdError {
-    pub const EMPTY: DdError = DdError(DD_ERR_EMPTY);
-    pub const EXIST: DdError = DdError(DD_ERR_EXIST);
-    pub const NOTEMPTY: DdError = DdError(DD_ERR_NOTEMPTY);
-    pub const FILE_IS_DIR: DdError = DdError(DD_ERR_FILE_IS_DIR);
-    pub const NOT_FOUND: DdError = DdError(DD_ERR_NOT_FOUND);
-    pub const PERM: DdError = DdError(DD_ERR_PERM);
-    pub const AUTH: DdError = DdError(DD_ERR_AUTH);
-    pub const CONNECT: DdError = DdError(DD_ERR_CONNECT);
-    pub const CONN_LOST: DdError = DdError(DD_ERR_CONN_LOST);
-    pub const NOSPACE: DdError = DdError(DD_ERR_NOSPACE);
-    pub const INVALID: DdError = DdError(DD_ERR_INVALID);
-    pub const BADF: DdError = DdError(DD_ERR_BADF);
-    pub const NOTDIR: DdError = DdError(DD_ERR_NOTDIR);
-    pub const STREAM_LIMIT: DdError = DdError(DD_ERR_STREAM_LIMIT);
-    pub const IO: DdError = DdError(DD_ERR_IO);
-    pub const NOT_INIT: DdError = DdError(DD_ERR_NOT_INIT);
+    pub const EMPTY: DdError = DdError(DdErr::Empty.code());
+    pub const EXIST: DdError = DdError(DdErr::Exist.code());
+    pub const NOTEMPTY: DdError = DdError(DdErr::Notempty.code());
+    pub const FILE_IS_DIR: DdError = DdError(DdErr::FileIsDir.code());
+    pub const NOT_FOUND: DdError = DdError(DdErr::NotFound.code());
+    pub const PERM: DdError = DdError(DdErr::Perm.code());
+    pub const AUTH: DdError = DdError(DdErr::Auth.code());
+    pub const CONNECT: DdError = DdError(DdErr::Connect.code());
+    pub const CONN_LOST: DdError = DdError(DdErr::ConnLost.code());
+    pub const NOSPACE: DdError = DdError(DdErr::Nospace.code());
+    pub const INVALID: DdError = DdError(DdErr::Invalid.code());
+    pub const BADF: DdError = DdError(DdErr::Badf.code());
+    pub const NOTDIR: DdError = DdError(DdErr::Notdir.code());
+    pub const STREAM_LIMIT: DdError = DdError(DdErr::StreamLimit.code());
+    pub const IO: DdError = DdError(DdErr::Io.code());
+    pub const NOT_INIT: DdError = DdError(DdErr::NotInit.code());
 
     /// The symbolic name of a code in the header, e.g. `"DD_ERR_NOT_FOUND"`.
     pub fn name(code: dd_errno_t) -> &'static str {

@@ -6,9 +6,9 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::adapter::{self, code, Api, ConnDesc, DirDesc, FileDesc, InstDesc, SuPath};
+use crate::adapter::{self, Api, ConnDesc, DirDesc, FileDesc, InstDesc, SuPath};
 
-use super::error::{display_path, Error, Result};
+use super::error::{display_path, DdErr, Error, Result};
 use super::library::Library;
 use super::types::{OpenMode, Stat, StatFs, StreamCounts};
 
@@ -441,7 +441,7 @@ impl Iterator for Dir {
             match self.conn.inst.call(|api| adapter::readdir(api, desc)) {
                 Ok(name) if name == "." || name == ".." => continue,
                 Ok(name) => return Some(Ok(name)),
-                Err(c) if c == code::DD_ERR_EMPTY => self.done = true,
+                Err(c) if c == DdErr::Empty.code() => self.done = true,
                 Err(c) => {
                     self.done = true;
                     return Some(Err(Error::from_code("ddp_readdir", self.path.clone(), c)));

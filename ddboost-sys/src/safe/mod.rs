@@ -22,7 +22,7 @@ pub mod log;
 pub(crate) mod types;
 
 pub use build_info::{BindingsOrigin, BINDINGS_ORIGIN};
-pub use error::{code_by_name, code_name, Error, Result, NOT_FOUND_CODES, TRANSIENT_CODES};
+pub use error::{code_by_name, code_name, DdErr, Error, Result, NOT_FOUND_CODES, TRANSIENT_CODES};
 pub use handles::{
     filecopy, Connection, Dir, File, Instance, DEFAULT_POOL_SIZE, FILECOPY_EXTENT, MAX_IO_SIZE,
 };

@@ -1,35 +1,68 @@
 //! The ddboost backend's options: the Data Domain, the SDK, replication and
 //! connect retries.
 
-use std::any::Any;
 use std::path::PathBuf;
 
-use crate::config::encryption;
-use crate::config::options::Options;
-use crate::config::{KeySources, Secret};
+use crate::config::options::{Opt, Options};
+use crate::config::{KeySources, Secret, DIRECTORY};
+use crate::crypto::keyfile;
 use crate::error::Result;
 use crate::storage::{BackendConfig, Finding, Remote, Storage};
 
-/// The options only this backend reads (`directory` is shared).
-pub const OPTIONS: &[&str] = &[
-    "hostname",
-    "username",
-    "password",
-    "password_encryption",
-    "storage_unit",
-    "ddboost_library",
-    "replication",
-    "replication_streams",
-    "remote_hostname",
-    "remote_username",
-    "remote_password",
-    "remote_password_encryption",
-    "remote_storage_unit",
-    "remote_directory",
-    "retry_max_attempts",
-    "retry_initial_delay_ms",
-    "retry_max_delay_ms",
-];
+// The options only this backend reads (`directory` is shared).
+crate::declare_options! { OPTIONS:
+    HOSTNAME = required("hostname");
+    USERNAME = required("username");
+    PASSWORD = required("password").secret();
+    PASSWORD_ENCRYPTION = on_off("password_encryption", false);
+    STORAGE_UNIT = required("storage_unit");
+    DDBOOST_LIBRARY = text("ddboost_library", "");
+    REPLICATION = on_off("replication", false);
+    REPLICATION_STREAMS = number("replication_streams", 1, 1, 64);
+    REMOTE_HOSTNAME = required("remote_hostname");
+    REMOTE_USERNAME = required("remote_username");
+    REMOTE_PASSWORD = required("remote_password").secret();
+    REMOTE_PASSWORD_ENCRYPTION = on_off("remote_password_encryption", false);
+    REMOTE_STORAGE_UNIT = required("remote_storage_unit");
+    REMOTE_DIRECTORY = required("remote_directory");
+    RETRY_MAX_ATTEMPTS = number("retry_max_attempts", 3, 1, 10);
+    RETRY_INITIAL_DELAY_MS = number("retry_initial_delay_ms", 500, 1, 60_000);
+    RETRY_MAX_DELAY_MS = number("retry_max_delay_ms", 5_000, 1, 300_000);
+}
+
+/// The options naming one Data Domain system and a place on it.
+struct TargetOptions {
+    /// "" or "remote_", for messages and [`DdTarget::prefix`].
+    prefix: &'static str,
+    hostname: Opt,
+    username: Opt,
+    password: Opt,
+    password_encryption: Opt,
+    storage_unit: Opt,
+    directory: Opt,
+}
+
+/// The system backups go to.
+const PRIMARY: TargetOptions = TargetOptions {
+    prefix: "",
+    hostname: HOSTNAME,
+    username: USERNAME,
+    password: PASSWORD,
+    password_encryption: PASSWORD_ENCRYPTION,
+    storage_unit: STORAGE_UNIT,
+    directory: DIRECTORY,
+};
+
+/// The system backups are copied to.
+const REMOTE: TargetOptions = TargetOptions {
+    prefix: "remote_",
+    hostname: REMOTE_HOSTNAME,
+    username: REMOTE_USERNAME,
+    password: REMOTE_PASSWORD,
+    password_encryption: REMOTE_PASSWORD_ENCRYPTION,
+    storage_unit: REMOTE_STORAGE_UNIT,
+    directory: REMOTE_DIRECTORY,
+};
 
 /// One Data Domain system and a place on it.
 #[derive(Debug, Clone)]
@@ -140,7 +173,8 @@ impl BackendConfig for DdBoostConfig {
             .map(|s| Box::new(s) as Box<dyn Storage>)
     }
 
-    fn as_any(&self) -> &dyn Any {
+    #[cfg(any(test, feature = "test-support"))]
+    fn as_any(&self) -> &dyn std::any::Any {
         self
     }
 }
@@ -152,7 +186,7 @@ fn decrypt(t: &mut DdTarget, keys: &KeySources) -> std::result::Result<(), Strin
     if !t.encrypted {
         return Ok(());
     }
-    let plain = encryption::decrypt_with_found_key(
+    let plain = keyfile::decrypt_with_found_key(
         t.password.expose(),
         keys.injected.as_ref().map(|k| k.expose()),
         &keys.data_dirs,
@@ -164,9 +198,10 @@ fn decrypt(t: &mut DdTarget, keys: &KeySources) -> std::result::Result<(), Strin
 }
 
 /// Checks a Data Domain name option: non-empty, at most `max` characters.
-fn dd_name(opts: &mut Options, key: &str, max: usize) -> Option<String> {
-    let v = opts.required(key)?;
+fn dd_name(opts: &mut Options, opt: &Opt, max: usize) -> Option<String> {
+    let v = opts.required(opt)?;
     if v.chars().count() > max {
+        let key = opt.name;
         opts.problem(format!("option \"{key}\" is longer than {max} characters"));
         return None;
     }
@@ -174,8 +209,9 @@ fn dd_name(opts: &mut Options, key: &str, max: usize) -> Option<String> {
 }
 
 /// A directory inside a storage unit: relative, no `..`, no empty components.
-fn dd_directory(opts: &mut Options, key: &str) -> Option<String> {
-    let v = opts.required(key)?;
+fn dd_directory(opts: &mut Options, opt: &Opt) -> Option<String> {
+    let v = opts.required(opt)?;
+    let key = opt.name;
     let trimmed = v.trim_matches('/');
     if trimmed.is_empty()
         || trimmed
@@ -190,19 +226,18 @@ fn dd_directory(opts: &mut Options, key: &str) -> Option<String> {
     Some(trimmed.to_string())
 }
 
-fn dd_target(opts: &mut Options, prefix: &'static str) -> Option<DdTarget> {
-    let key = |k: &str| format!("{prefix}{k}");
-    let encrypted = opts.on_off(&key("password_encryption"), false);
-    let hostname = dd_name(opts, &key("hostname"), 255);
-    let username = dd_name(opts, &key("username"), 30);
-    let password = opts.required(&key("password"));
-    let storage_unit = dd_name(opts, &key("storage_unit"), 255);
-    let directory = dd_directory(opts, &key("directory"));
+fn dd_target(opts: &mut Options, o: &TargetOptions) -> Option<DdTarget> {
+    let encrypted = opts.on_off(&o.password_encryption);
+    let hostname = dd_name(opts, &o.hostname, 255);
+    let username = dd_name(opts, &o.username, 30);
+    let password = opts.required(&o.password);
+    let storage_unit = dd_name(opts, &o.storage_unit, 255);
+    let directory = dd_directory(opts, &o.directory);
     if let Some(su) = &storage_unit {
         if su.contains('/') {
             opts.problem(format!(
                 "option \"{}\" must not contain '/'",
-                key("storage_unit")
+                o.storage_unit.name
             ));
             return None;
         }
@@ -213,7 +248,7 @@ fn dd_target(opts: &mut Options, prefix: &'static str) -> Option<DdTarget> {
         password: Secret::new(password?),
         encrypted,
         stored_encrypted: encrypted,
-        prefix,
+        prefix: o.prefix,
         storage_unit: storage_unit?,
         directory: directory?,
     })
@@ -222,9 +257,8 @@ fn dd_target(opts: &mut Options, prefix: &'static str) -> Option<DdTarget> {
 /// Checks the ddboost backend's options (no I/O: encrypted passwords are
 /// decrypted by `resolve_secrets`).
 pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
-    let target = dd_target(opts, "");
-    let library = opts
-        .get("ddboost_library")
+    let target = dd_target(opts, &PRIMARY);
+    let library = Some(opts.text(&DDBOOST_LIBRARY))
         .filter(|s| !s.is_empty())
         .map(PathBuf::from);
     if let Some(lib) = &library {
@@ -235,11 +269,11 @@ pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
             ));
         }
     }
-    let replication = opts.on_off("replication", false);
-    let streams = opts.number("replication_streams", 1, 1..=64) as usize;
-    let attempts = opts.number("retry_max_attempts", 3, 1..=10) as usize;
-    let initial = opts.number("retry_initial_delay_ms", 500, 1..=60_000);
-    let max = opts.number("retry_max_delay_ms", 5_000, 1..=300_000);
+    let replication = opts.on_off(&REPLICATION);
+    let streams = opts.number(&REPLICATION_STREAMS) as usize;
+    let attempts = opts.number(&RETRY_MAX_ATTEMPTS) as usize;
+    let initial = opts.number(&RETRY_INITIAL_DELAY_MS);
+    let max = opts.number(&RETRY_MAX_DELAY_MS);
     if max < initial {
         opts.problem(format!(
             "option \"retry_max_delay_ms\" ({max}) must not be less than \"retry_initial_delay_ms\" ({initial})"
@@ -250,12 +284,12 @@ pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
         initial_delay: std::time::Duration::from_millis(initial),
         max_delay: std::time::Duration::from_millis(max.max(initial)),
     };
-    let any_remote = opts.keys().any(|k| k.starts_with("remote_"));
+    let any_remote = opts.keys().any(|k| k.starts_with(REMOTE.prefix));
     // Problems of the remote_* options are the config's problems only with
     // replication on; otherwise they are kept for the commands that need them.
     let (remote, remote_problems) = if any_remote || replication {
         let mut remote_opts = opts.fresh();
-        let remote = dd_target(&mut remote_opts, "remote_");
+        let remote = dd_target(&mut remote_opts, &REMOTE);
         (remote, remote_opts.into_problems())
     } else {
         (None, Vec::new())
@@ -279,7 +313,7 @@ pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PluginConfig;
+    use crate::backends::PluginConfig;
     use std::path::Path;
 
     fn dd(text: &str) -> crate::error::Result<DdBoostConfig> {

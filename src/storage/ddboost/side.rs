@@ -186,7 +186,7 @@ impl Side {
         let attempt = || self.lock().open_file(&self.su, &full, OpenMode::Read, 0);
         let what = format!("opening /{}/{full} on {}", self.su, self.host);
         let opened = retrying(attempt, &self.login.retry, &what, |e| {
-            e.is_named("DD_ERR_STREAM_LIMIT")
+            e.is(ddboost_sys::DdErr::StreamLimit)
         });
         let file = opened.map_err(|e| {
             if e.is_not_found() {
@@ -255,7 +255,7 @@ impl Side {
                 self.mkdirs(dir)?;
                 open().map_err(|e| self.err(e))?
             }
-            Err(e) if e.is_named("DD_ERR_NOTDIR") => {
+            Err(e) if e.is(ddboost_sys::DdErr::Notdir) => {
                 return Err(Error::storage_from(
                     format!(
                         "cannot store {path} on {}: a part of {} is a file, not a folder",

@@ -1,14 +1,17 @@
 //! The local backend's options: `directory` (shared), `fsync`, `file_mode`.
 
-use std::any::Any;
 use std::path::PathBuf;
 
 use crate::config::options::Options;
+use crate::config::DIRECTORY;
 use crate::error::Result;
 use crate::storage::{timed, BackendConfig, Finding, Remote, Storage};
 
-/// The options only this backend reads.
-pub const OPTIONS: &[&str] = &["fsync", "file_mode"];
+// The options only this backend reads.
+crate::declare_options! { OPTIONS:
+    FSYNC = on_off("fsync", true);
+    FILE_MODE = text("file_mode", "0600");
+}
 
 /// `backend: local`: a mounted filesystem.
 #[derive(Debug, Clone)]
@@ -48,7 +51,8 @@ impl BackendConfig for LocalConfig {
         Some(Box::new(storage))
     }
 
-    fn as_any(&self) -> &dyn Any {
+    #[cfg(any(test, feature = "test-support"))]
+    fn as_any(&self) -> &dyn std::any::Any {
         self
     }
 }
@@ -56,10 +60,7 @@ impl BackendConfig for LocalConfig {
 /// Option `file_mode`: an octal mode giving the owner read and write and the
 /// group at most read and write; nothing for others, no execute or special bits.
 fn file_mode(opts: &mut Options) -> u32 {
-    let v = match opts.get("file_mode").map(str::trim) {
-        None | Some("") => return DEFAULT_FILE_MODE,
-        Some(v) => v,
-    };
+    let v = opts.text(&FILE_MODE);
     let digits = v.strip_prefix("0o").unwrap_or(v);
     let mode = if (3..=4).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
         u32::from_str_radix(digits, 8).ok()
@@ -79,9 +80,9 @@ fn file_mode(opts: &mut Options) -> u32 {
 
 /// Checks the local backend's options.
 pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
-    let fsync = opts.on_off("fsync", true);
+    let fsync = opts.on_off(&FSYNC);
     let file_mode = file_mode(opts);
-    let dir = opts.required("directory")?;
+    let dir = opts.required(&DIRECTORY)?;
     let path = PathBuf::from(&dir);
     if !path.is_absolute() {
         opts.problem(format!(
@@ -108,7 +109,7 @@ pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PluginConfig;
+    use crate::backends::PluginConfig;
     use std::path::Path;
 
     fn local(text: &str) -> crate::error::Result<LocalConfig> {

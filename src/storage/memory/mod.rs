@@ -2,7 +2,7 @@
 //! storage suite and as the example of what a backend provides. Objects
 //! live as long as the value; nothing is shared between processes, so it is
 //! not offered as option `backend` (a backend that is would add its schema
-//! beside it and one line to `storage::BACKENDS`).
+//! beside it and one line to `backends::BACKENDS`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
