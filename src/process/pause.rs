@@ -2,7 +2,7 @@
 //! binary ignores the variable): with
 //! `GPBACKUP_DDBOOST_PLUGIN_PAUSE=<point>=<marker file>`, the process stops at
 //! the named point of a commit, creates the marker file and sleeps until
-//! killed, so a test can kill it between any two steps. (Injected storage
+//! killed or signalled, so a test can kill it between any two steps. (Injected storage
 //! faults are `storage::faulty`.)
 
 /// Stops here, forever, if the pause point `point` was asked for.
@@ -22,7 +22,9 @@ pub fn pause(point: &str) {
     }
     log::info!("test pause point {point} reached; waiting to be killed");
     let _ = std::fs::write(marker, point);
-    loop {
-        std::thread::sleep(std::time::Duration::from_secs(3600));
+    // A signal ends the pause: before a commit point the signal thread exits
+    // meanwhile; after one, the command goes on as it would have.
+    while !crate::process::signals::interrupted() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

@@ -1,12 +1,9 @@
 //! The replica: a second Data Domain that committed objects are copied to
 //! with managed file replication (`ddp_filecopy_*`).
 
-use ddboost_sys::OpenMode;
-
 use super::side::Side;
-use super::EXCLUSIVE_FAILED;
 use crate::error::{Error, Result};
-use crate::storage::{ObjectWriter, Replica, Storage};
+use crate::storage::{ClosedObject, ObjectWriter, Replica, Storage};
 
 /// The remote system and the primary it copies from.
 pub(super) struct DdReplica {
@@ -31,33 +28,22 @@ impl Replica for DdReplica {
         self.streams
     }
 
-    /// Temporary on the replica, file copy, close, rename.
-    fn copy(&self, rel: &str, exclusive: bool) -> Result<u64> {
+    /// Source opened, temporary on the replica, file copy, close.
+    fn copy_closed(&self, from: &str, to: &str) -> Result<(Box<dyn ClosedObject>, u64)> {
         let (primary, remote) = (&self.primary, &self.remote);
-        if exclusive && remote.stat(rel)?.is_some() {
-            return Err(Error::storage(format!(
-                "{EXCLUSIVE_FAILED}: {rel} already exists on {}",
-                remote.describe()
-            )));
-        }
-        let src = primary
-            .lock()
-            .open_file(&primary.su, &primary.full(rel), OpenMode::Read, 0)
-            .map_err(|e| primary.err(e))?;
-        let mut dst = remote.create_writer(rel)?;
+        let src = primary.open_file_waiting(from)?;
+        let mut dst = remote.create_writer(to)?;
         let copied = {
             let src_conn = primary.lock();
-            let dst_file = dst.file.as_ref().expect("open until commit");
-            ddboost_sys::filecopy(&src_conn, &src, dst_file, |_, _| {}).map_err(|e| {
+            ddboost_sys::filecopy(&src_conn, &src, dst.file(), |_, _| {}).map_err(|e| {
                 Error::storage_from(
-                    format!("replication of {rel} to {} failed: {e}", remote.describe()),
+                    format!("replication of {to} to {} failed: {e}", remote.describe()),
                     e,
                 )
             })?
         };
         drop(src);
         dst.offset = copied;
-        Box::new(dst).commit()?;
-        Ok(copied)
+        Ok((Box::new(dst).close()?, copied))
     }
 }

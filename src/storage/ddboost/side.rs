@@ -10,7 +10,7 @@ use super::config::{DdTarget, RetryPolicy};
 use super::io::{sdk_error, DdReader, DdWriter, Reopen, DD_BLOCK};
 use super::{DIR_MODE, FILE_MODE};
 use crate::config::Secret;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::process::signals::CleanupGuard;
 use crate::storage::{
     join, split_path, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader,
@@ -65,6 +65,36 @@ fn retrying<T>(
             )
         })
         .call()
+}
+
+/// Which of a system's stream limits an open counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StreamKind {
+    Read,
+    Write,
+}
+
+impl StreamKind {
+    fn name(self) -> &'static str {
+        match self {
+            StreamKind::Read => "read",
+            StreamKind::Write => "write",
+        }
+    }
+}
+
+/// The stream counts of a system in one line, for the logs.
+fn describe_counts(c: &ddboost_sys::StreamCounts) -> String {
+    let (l, u) = (&c.limits, &c.inuse);
+    format!(
+        "in use: {} read, {} read-write, {} replication of {} read, {} write, {} in all",
+        u.read_streams,
+        u.read_write_streams,
+        u.replication_streams,
+        l.backup_read_streams,
+        l.backup_write_streams,
+        l.total_streams_hard_limit
+    )
 }
 
 /// One system: a connection and the place on it.
@@ -124,6 +154,100 @@ impl Side {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs the open `attempt`; while the system refuses it for its stream
+    /// limit (`DD_ERR_STREAM_LIMIT`: other restores and backups hold every
+    /// stream), waits for one to come free and tries again, with growing
+    /// pauses and jitter so that waiting processes do not all retry at once,
+    /// for up to option `stream_wait_seconds`. The first wait is logged with
+    /// the stream counts. Returns the opened value and whether it waited.
+    pub(super) fn wait_for_stream<T>(
+        &self,
+        kind: StreamKind,
+        what: &str,
+        attempt: impl FnMut() -> ddboost_sys::Result<T>,
+    ) -> Result<(T, bool)> {
+        let wait = self.login.retry.stream_wait;
+        let started = std::time::Instant::now();
+        let waited = std::cell::Cell::new(false);
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(std::time::Duration::from_millis(50))
+            .with_max_delay(std::time::Duration::from_secs(2))
+            .without_max_times()
+            .with_total_delay(Some(wait))
+            .with_jitter();
+        let result = attempt
+            .retry(backoff)
+            .sleep(std::thread::sleep)
+            .when(|e: &ddboost_sys::Error| e.is_named("DD_ERR_STREAM_LIMIT"))
+            .notify(|_, _| {
+                if !waited.replace(true) {
+                    let counts = match self.lock().stream_counts() {
+                        Ok(c) => describe_counts(&c),
+                        Err(e) => format!("stream counts unknown: {e}"),
+                    };
+                    log::info!(
+                        "{what}: every {} stream of {} is taken ({counts}); waiting for one, up to {} s (option stream_wait_seconds)",
+                        kind.name(),
+                        self.host,
+                        wait.as_secs()
+                    );
+                }
+            })
+            .call();
+        match result {
+            Ok(v) => {
+                if waited.get() {
+                    log::info!(
+                        "{what}: got a {} stream after waiting {:.1} s",
+                        kind.name(),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                Ok((v, waited.get()))
+            }
+            Err(e) if e.is_named("DD_ERR_STREAM_LIMIT") => Err(Error::storage_from(
+                format!(
+                    "{what}: the {} stream limit of Data Domain {} stayed reached for {:.0} s (option stream_wait_seconds, now {}): other backups or restores held every stream; raise stream_wait_seconds, or run fewer at once",
+                    kind.name(),
+                    self.host,
+                    started.elapsed().as_secs_f64(),
+                    wait.as_secs()
+                ),
+                e,
+            )),
+            Err(e) => Err(self.not_found_or(e, what)),
+        }
+    }
+
+    /// An SDK error of an open: "not found" as [`Error::not_found`], a
+    /// folder in place of the file said so, anything else as it is.
+    fn not_found_or(&self, e: ddboost_sys::Error, what: &str) -> Error {
+        if e.is_not_found() {
+            Error::not_found(format!("{what}: not found on {}", self.host)).with_source(e)
+        } else if e.is_file_is_dir() {
+            Error::storage_from(format!("{what}: a folder, not a file, on {}", self.host), e)
+        } else {
+            self.err(e)
+        }
+    }
+
+    /// Opens `path` for reading, waiting for a read stream
+    /// ([`Side::wait_for_stream`]); returns the file and whether it waited.
+    pub(super) fn open_read_waiting(&self, path: &str) -> Result<(ddboost_sys::File, bool)> {
+        let full = self.full(path);
+        let attempt = || self.lock().open_file(&self.su, &full, OpenMode::Read, 0);
+        self.wait_for_stream(
+            StreamKind::Read,
+            &format!("opening /{}/{full}", self.su),
+            attempt,
+        )
+    }
+
+    /// [`Side::open_read_waiting`], for a source of a copy.
+    pub(super) fn open_file_waiting(&self, path: &str) -> Result<ddboost_sys::File> {
+        Ok(self.open_read_waiting(path)?.0)
+    }
+
     /// Path inside the storage unit of a relative path.
     pub(super) fn full(&self, rel: &str) -> String {
         if rel.is_empty() {
@@ -181,28 +305,7 @@ impl Side {
     /// read-ahead may hold streams for a while) is retried as logins are.
     pub(super) fn open_reader(&self, path: &str, first_read: u64) -> Result<DdReader> {
         let full = self.full(path);
-        let not_found =
-            || Error::not_found(format!("/{}/{full} not found on {}", self.su, self.host));
-        let attempt = || self.lock().open_file(&self.su, &full, OpenMode::Read, 0);
-        let what = format!("opening /{}/{full} on {}", self.su, self.host);
-        let opened = retrying(attempt, &self.login.retry, &what, |e| {
-            e.is_named("DD_ERR_STREAM_LIMIT")
-        });
-        let file = opened.map_err(|e| {
-            if e.is_not_found() {
-                not_found().with_source(e)
-            } else if e.is_file_is_dir() {
-                Error::storage_from(
-                    format!(
-                        "/{}/{full} on {} is a folder, not a file",
-                        self.su, self.host
-                    ),
-                    e,
-                )
-            } else {
-                self.err(e)
-            }
-        })?;
+        let (file, waited) = self.open_read_waiting(path)?;
         let at = first_read / DD_BLOCK as u64 * DD_BLOCK as u64;
         let mut block = vec![0u8; DD_BLOCK];
         let n = file.read_at(&mut block, at).map_err(|e| self.err(e))?;
@@ -220,14 +323,17 @@ impl Side {
             size_inferred,
             host: self.host.clone(),
             first: Some((at, block)),
-            reopen: Some(Arc::new(Reopen {
-                lib: self.lib.clone(),
-                login: Arc::clone(&self.login),
-                conn: Arc::clone(&self.conn),
-                su: self.su.clone(),
-                full,
-                host: self.host.clone(),
-            })),
+            // A restore that had to wait for its stream takes no more.
+            reopen: (!waited).then(|| {
+                Arc::new(Reopen {
+                    lib: self.lib.clone(),
+                    login: Arc::clone(&self.login),
+                    conn: Arc::clone(&self.conn),
+                    su: self.su.clone(),
+                    full,
+                    host: self.host.clone(),
+                })
+            }),
         })
     }
 
@@ -237,7 +343,8 @@ impl Side {
     /// folders and opens again.
     pub(super) fn create_writer(&self, path: &str) -> Result<DdWriter> {
         let (dir, name) = split_path(path);
-        let temp = self.full(&join(dir, &temp_name(name)));
+        let rel_temp = join(dir, &temp_name(name));
+        let temp = self.full(&rel_temp);
         // Registered before the temporary exists, so that a signal arriving
         // right after ddp_open_file created it still removes it.
         let cleanup = {
@@ -249,30 +356,33 @@ impl Side {
             self.lock()
                 .open_file(&self.su, &temp, OpenMode::CreateReadWrite, FILE_MODE)
         };
-        let file = match open() {
-            Ok(f) => f,
-            Err(e) if e.is_not_found() => {
+        let what = format!("creating /{}/{temp}", self.su);
+        let file = match self.wait_for_stream(StreamKind::Write, &what, open) {
+            Ok((f, _)) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
                 self.mkdirs(dir)?;
-                open().map_err(|e| self.err(e))?
+                self.wait_for_stream(StreamKind::Write, &what, open)?.0
             }
-            Err(e) if e.is_named("DD_ERR_NOTDIR") => {
-                return Err(Error::storage_from(
-                    format!(
-                        "cannot store {path} on {}: a part of {} is a file, not a folder",
-                        self.host,
-                        self.full(dir)
-                    ),
-                    e,
-                ))
+            Err(e)
+                if e.source_as::<ddboost_sys::Error>()
+                    .is_some_and(|s| s.is_named("DD_ERR_NOTDIR")) =>
+            {
+                return Err(e.context(format!(
+                    "cannot store {path} on {}: a part of {} is a file, not a folder",
+                    self.host,
+                    self.full(dir)
+                )))
             }
-            Err(e) => return Err(self.err(e)),
+            Err(e) => return Err(e),
         };
         Ok(DdWriter {
             file: Some(file),
             offset: 0,
+            rel_temp,
             temp,
             target: self.full(path),
             conn: Arc::clone(&self.conn),
+            login: Arc::clone(&self.login),
             su: self.su.clone(),
             host: self.host.clone(),
             cleanup: Some(cleanup),
