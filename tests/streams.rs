@@ -155,3 +155,43 @@ fn a_short_stream_wait_fails_with_one_line_and_outputs_nothing_wrong() {
     }
     assert_eq!(env.temporaries(), Vec::<String>::new());
 }
+
+#[test]
+fn replication_copies_wait_for_streams_holding_none_meanwhile() {
+    let env = Env::new(Backend::DdBoostMock);
+    create_system(&env.dd_root(), "dd-replica");
+    let cfg = env.other_config(
+        "replicate.yaml",
+        &format!(
+            "{}  remote_hostname: dd-replica\n  remote_username: {DD_USER}\n  remote_password: {DD_PASSWORD}\n  remote_storage_unit: {DD_SU}\n  remote_directory: gpdb/replica\n  replication_streams: 8\n",
+            env.backend_options()
+        ),
+    );
+    let secondary = env.other_config(
+        "secondary.yaml",
+        &env.dd_options("dd-replica", "gpdb/replica"),
+    );
+    for i in 0..PROCESSES {
+        env.backup_data(TS, &name(i), &bytes(2 * MIB + i, i as u64));
+    }
+    // Eight copies at once, two write streams (on every system).
+    let out = env.run_stdin_env(
+        &["replicate_backup", cfg.to_str().unwrap(), TS],
+        b"",
+        &[
+            ("DDBOOST_MOCK_WRITE_STREAMS", "2"),
+            ("DDBOOST_MOCK_LATENCY_MS", "2"),
+        ],
+    );
+    ok(&out);
+    for i in 0..PROCESSES {
+        let out = env.run(&[
+            "restore_data",
+            secondary.to_str().unwrap(),
+            &env.key(TS, &name(i)),
+        ]);
+        ok(&out);
+        assert!(out.stdout == bytes(2 * MIB + i, i as u64), "object {i}");
+    }
+    assert!(env.log_text().contains("every write stream there is taken"));
+}

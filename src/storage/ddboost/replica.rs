@@ -1,7 +1,12 @@
 //! The replica: a second Data Domain that committed objects are copied to
 //! with managed file replication (`ddp_filecopy_*`).
 
-use super::side::Side;
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder;
+
+use super::io::DdWriter;
+use super::side::{is_stream_limit, stream_backoff, Side};
 use crate::error::{Error, Result};
 use crate::storage::{ClosedObject, ObjectWriter, Replica, Storage};
 
@@ -31,8 +36,7 @@ impl Replica for DdReplica {
     /// Source opened, temporary on the replica, file copy, close.
     fn copy_closed(&self, from: &str, to: &str) -> Result<(Box<dyn ClosedObject>, u64)> {
         let (primary, remote) = (&self.primary, &self.remote);
-        let src = primary.open_file_waiting(from)?;
-        let mut dst = remote.create_writer(to)?;
+        let (src, mut dst) = self.open_both(from, to)?;
         let copied = {
             let src_conn = primary.lock();
             ddboost_sys::filecopy(&src_conn, &src, dst.file(), |_, _| {}).map_err(|e| {
@@ -45,5 +49,47 @@ impl Replica for DdReplica {
         drop(src);
         dst.offset = copied;
         Ok((Box::new(dst).close()?, copied))
+    }
+}
+
+impl DdReplica {
+    /// Opens the copy's source on the primary (waiting for a read stream
+    /// while holding none) and its temporary on the replica, which it takes
+    /// only when a write stream is free right then: otherwise it lets go of
+    /// the source and tries both again after a pause, for up to option
+    /// `stream_wait_seconds`. So a copy never holds a stream while waiting
+    /// for another.
+    fn open_both(&self, from: &str, to: &str) -> Result<(ddboost_sys::File, DdWriter)> {
+        let (primary, remote) = (&self.primary, &self.remote);
+        let wait = remote.login.retry.stream_wait;
+        let started = Instant::now();
+        let mut pauses = stream_backoff(wait).build();
+        let mut logged = false;
+        loop {
+            let src = primary.open_file_waiting(from)?;
+            match remote.create_writer_waiting(to, Duration::ZERO) {
+                Ok(dst) => return Ok((src, dst)),
+                Err(e) if is_stream_limit(&e) => {
+                    drop(src);
+                    let Some(pause) = pauses.next() else {
+                        return Err(Error::storage(format!(
+                            "copying {to} to {}: its write stream limit stayed reached for {:.0} s (option stream_wait_seconds, now {}); raise stream_wait_seconds, or copy fewer at once",
+                            remote.describe(),
+                            started.elapsed().as_secs_f64(),
+                            wait.as_secs()
+                        )));
+                    };
+                    if !std::mem::replace(&mut logged, true) {
+                        log::info!(
+                            "copying {to} to {}: every write stream there is taken; waiting for one, up to {} s (option stream_wait_seconds)",
+                            remote.describe(),
+                            wait.as_secs()
+                        );
+                    }
+                    std::thread::sleep(pause);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }

@@ -83,6 +83,24 @@ impl StreamKind {
     }
 }
 
+/// The pauses between attempts to get a stream, for up to `wait` in all:
+/// growing from 50 ms to 2 s, each with jitter, so that the processes that
+/// wait do not all try again at once.
+pub(super) fn stream_backoff(wait: std::time::Duration) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(50))
+        .with_max_delay(std::time::Duration::from_secs(2))
+        .without_max_times()
+        .with_total_delay(Some(wait))
+        .with_jitter()
+}
+
+/// Whether `e` is an open the system refused for its stream limit.
+pub(super) fn is_stream_limit(e: &Error) -> bool {
+    e.source_as::<ddboost_sys::Error>()
+        .is_some_and(|s| s.is_named("DD_ERR_STREAM_LIMIT"))
+}
+
 /// The stream counts of a system in one line, for the logs.
 fn describe_counts(c: &ddboost_sys::StreamCounts) -> String {
     let (l, u) = (&c.limits, &c.inuse);
@@ -166,17 +184,21 @@ impl Side {
         what: &str,
         attempt: impl FnMut() -> ddboost_sys::Result<T>,
     ) -> Result<(T, bool)> {
-        let wait = self.login.retry.stream_wait;
+        self.wait_for_stream_up_to(self.login.retry.stream_wait, kind, what, attempt)
+    }
+
+    /// [`Side::wait_for_stream`] for up to `wait`.
+    fn wait_for_stream_up_to<T>(
+        &self,
+        wait: std::time::Duration,
+        kind: StreamKind,
+        what: &str,
+        attempt: impl FnMut() -> ddboost_sys::Result<T>,
+    ) -> Result<(T, bool)> {
         let started = std::time::Instant::now();
         let waited = std::cell::Cell::new(false);
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(std::time::Duration::from_millis(50))
-            .with_max_delay(std::time::Duration::from_secs(2))
-            .without_max_times()
-            .with_total_delay(Some(wait))
-            .with_jitter();
         let result = attempt
-            .retry(backoff)
+            .retry(stream_backoff(wait))
             .sleep(std::thread::sleep)
             .when(|e: &ddboost_sys::Error| e.is_named("DD_ERR_STREAM_LIMIT"))
             .notify(|_, _| {
@@ -342,6 +364,16 @@ impl Side {
     /// made it, so one round trip usually does; only "not found" makes the
     /// folders and opens again.
     pub(super) fn create_writer(&self, path: &str) -> Result<DdWriter> {
+        self.create_writer_waiting(path, self.login.retry.stream_wait)
+    }
+
+    /// [`Side::create_writer`], waiting up to `wait` for a write stream
+    /// (zero: fails at once when none is free).
+    pub(super) fn create_writer_waiting(
+        &self,
+        path: &str,
+        wait: std::time::Duration,
+    ) -> Result<DdWriter> {
         let (dir, name) = split_path(path);
         let rel_temp = join(dir, &temp_name(name));
         let temp = self.full(&rel_temp);
@@ -357,11 +389,12 @@ impl Side {
                 .open_file(&self.su, &temp, OpenMode::CreateReadWrite, FILE_MODE)
         };
         let what = format!("creating /{}/{temp}", self.su);
-        let file = match self.wait_for_stream(StreamKind::Write, &what, open) {
+        let file = match self.wait_for_stream_up_to(wait, StreamKind::Write, &what, open) {
             Ok((f, _)) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 self.mkdirs(dir)?;
-                self.wait_for_stream(StreamKind::Write, &what, open)?.0
+                self.wait_for_stream_up_to(wait, StreamKind::Write, &what, open)?
+                    .0
             }
             Err(e)
                 if e.source_as::<ddboost_sys::Error>()
