@@ -95,6 +95,10 @@ pub(super) fn stream_backoff(wait: std::time::Duration) -> ExponentialBuilder {
         .with_jitter()
 }
 
+/// Set once this process waited for a stream: it then takes no read-ahead
+/// readers (the system's streams are scarce).
+static WAITED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Whether `e` is an open the system refused for its stream limit.
 pub(super) fn is_stream_limit(e: &Error) -> bool {
     e.source_as::<ddboost_sys::Error>()
@@ -177,13 +181,13 @@ impl Side {
     /// stream), waits for one to come free and tries again, with growing
     /// pauses and jitter so that waiting processes do not all retry at once,
     /// for up to option `stream_wait_seconds`. The first wait is logged with
-    /// the stream counts. Returns the opened value and whether it waited.
+    /// the stream counts, and the process then takes no read-ahead readers.
     pub(super) fn wait_for_stream<T>(
         &self,
         kind: StreamKind,
         what: &str,
         attempt: impl FnMut() -> ddboost_sys::Result<T>,
-    ) -> Result<(T, bool)> {
+    ) -> Result<T> {
         self.wait_for_stream_up_to(self.login.retry.stream_wait, kind, what, attempt)
     }
 
@@ -194,7 +198,7 @@ impl Side {
         kind: StreamKind,
         what: &str,
         attempt: impl FnMut() -> ddboost_sys::Result<T>,
-    ) -> Result<(T, bool)> {
+    ) -> Result<T> {
         let started = std::time::Instant::now();
         let waited = std::cell::Cell::new(false);
         let result = attempt
@@ -219,13 +223,14 @@ impl Side {
         match result {
             Ok(v) => {
                 if waited.get() {
+                    WAITED.store(true, std::sync::atomic::Ordering::Relaxed);
                     log::info!(
                         "{what}: got a {} stream after waiting {:.1} s",
                         kind.name(),
                         started.elapsed().as_secs_f64()
                     );
                 }
-                Ok((v, waited.get()))
+                Ok(v)
             }
             Err(e) if e.is_named("DD_ERR_STREAM_LIMIT") => Err(Error::storage_from(
                 format!(
@@ -254,8 +259,8 @@ impl Side {
     }
 
     /// Opens `path` for reading, waiting for a read stream
-    /// ([`Side::wait_for_stream`]); returns the file and whether it waited.
-    pub(super) fn open_read_waiting(&self, path: &str) -> Result<(ddboost_sys::File, bool)> {
+    /// ([`Side::wait_for_stream`]).
+    pub(super) fn open_file_waiting(&self, path: &str) -> Result<ddboost_sys::File> {
         let full = self.full(path);
         let attempt = || self.lock().open_file(&self.su, &full, OpenMode::Read, 0);
         self.wait_for_stream(
@@ -263,11 +268,6 @@ impl Side {
             &format!("opening /{}/{full}", self.su),
             attempt,
         )
-    }
-
-    /// [`Side::open_read_waiting`], for a source of a copy.
-    pub(super) fn open_file_waiting(&self, path: &str) -> Result<ddboost_sys::File> {
-        Ok(self.open_read_waiting(path)?.0)
     }
 
     /// Path inside the storage unit of a relative path.
@@ -327,7 +327,8 @@ impl Side {
     /// read-ahead may hold streams for a while) is retried as logins are.
     pub(super) fn open_reader(&self, path: &str, first_read: u64) -> Result<DdReader> {
         let full = self.full(path);
-        let (file, waited) = self.open_read_waiting(path)?;
+        let file = self.open_file_waiting(path)?;
+        let waited = WAITED.load(std::sync::atomic::Ordering::Relaxed);
         let at = first_read / DD_BLOCK as u64 * DD_BLOCK as u64;
         let mut block = vec![0u8; DD_BLOCK];
         let n = file.read_at(&mut block, at).map_err(|e| self.err(e))?;
@@ -345,7 +346,8 @@ impl Side {
             size_inferred,
             host: self.host.clone(),
             first: Some((at, block)),
-            // A restore that had to wait for its stream takes no more.
+            // A restore that had to wait for a stream (its records' or its
+            // own) takes no more.
             reopen: (!waited).then(|| {
                 Arc::new(Reopen {
                     lib: self.lib.clone(),
@@ -390,11 +392,10 @@ impl Side {
         };
         let what = format!("creating /{}/{temp}", self.su);
         let file = match self.wait_for_stream_up_to(wait, StreamKind::Write, &what, open) {
-            Ok((f, _)) => f,
+            Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 self.mkdirs(dir)?;
                 self.wait_for_stream_up_to(wait, StreamKind::Write, &what, open)?
-                    .0
             }
             Err(e)
                 if e.source_as::<ddboost_sys::Error>()
