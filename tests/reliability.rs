@@ -513,6 +513,33 @@ fn overwrite_sweep_exit_code_is_the_commit(env: &Env) {
     assert!(failed > 0 && succeeded > 0);
 }
 
+/// A data rename that reports an error when whether it took effect cannot be
+/// told either (the temporary cannot be looked up): the command fails and
+/// says so, rather than claim the old object.
+fn an_untellable_commit_fails_saying_so(env: &Env) {
+    let old = bytes(MIB + 1, 42);
+    let new = bytes(MIB + 2, 43);
+    env.backup_data(TS, NAME, &old);
+    let (var, rule) = match env.backend {
+        Backend::Local => (
+            "GPBACKUP_DDBOOST_PLUGIN_FAULTS",
+            "commit:nth=2:err=io:when=after;stat:path=.tmp-:err=io",
+        ),
+        Backend::DdBoostMock => (
+            "DDBOOST_MOCK_FAULTS",
+            "rename:nth=2:err=DD_ERR_IO:when=after;stat:path=.tmp-:err=DD_ERR_IO",
+        ),
+    };
+    let out = env.run_stdin_env(
+        &["backup_data", env.cfg(), &env.key(TS, NAME)],
+        &new,
+        &[(var, rule)],
+    );
+    let err = fails(&out);
+    assert!(err.contains("cannot tell whether"), "{err}");
+    assert!(env.restore_data(TS, NAME) == new, "the rename took effect");
+}
+
 // ---- instantiation ---------------------------------------------------------------------------
 
 macro_rules! all_cases {
@@ -529,6 +556,7 @@ macro_rules! all_cases {
                 records_of_0_1_0_still_restore,
                 failure_matrix,
                 overwrite_sweep_exit_code_is_the_commit,
+                an_untellable_commit_fails_saying_so,
             ]
         );
     };
