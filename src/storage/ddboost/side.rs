@@ -323,8 +323,9 @@ impl Side {
     /// first) is read at once, its length giving the object's size when the
     /// object ends inside it. So a small object costs an open and one read,
     /// a larger one an open, its first read and a `ddp_fstat`. An open
-    /// refused for the stream limit (`DD_ERR_STREAM_LIMIT`: other restores'
-    /// read-ahead may hold streams for a while) is retried as logins are.
+    /// refused for the stream limit waits for a stream
+    /// ([`Side::wait_for_stream`]); a process that waited takes no
+    /// read-ahead readers.
     pub(super) fn open_reader(&self, path: &str, first_read: u64) -> Result<DdReader> {
         let full = self.full(path);
         let file = self.open_file_waiting(path)?;
