@@ -343,20 +343,21 @@ fn a_failed_replica_overwrite_keeps_the_old_replica_copy() {
     let key = env.key(TS, "gpbackup_0_x");
     let (old, new) = (bytes(3 * MIB + 1, 30), bytes(2 * MIB + 5, 31));
     ok(&env.run_stdin(&["backup_data", repl, &key], &old));
-    // Each step of the copy to the replica fails in turn: the record staged
-    // there, the file copy, the rename of the copied data, the record's rename.
-    for fault in [
-        "open:path=gpdb/replica:nth=1",
-        "filecopy_start:nth=1",
-        "rename:path=gpdb/replica:nth=2",
-        "rename:path=gpdb/replica:nth=3",
+    // Each step of the copy to the replica fails in turn: the file copy, the
+    // record staged there (its temporary), the rename of the copied data,
+    // the record's rename (a warning only: the replica's data is committed).
+    for (fault, fails_command) in [
+        ("filecopy_start:nth=1", true),
+        ("open:path=gpdb/replica:nth=3", true),
+        ("rename:path=gpdb/replica:nth=2", true),
+        ("rename:path=gpdb/replica:nth=3", false),
     ] {
         let out = env.run_stdin_env(
             &["backup_data", repl, &key],
             &new,
             &[("DDBOOST_MOCK_FAULTS", &format!("{fault}:err=DD_ERR_IO"))],
         );
-        fails(&out);
+        assert_eq!(out.status.success(), !fails_command, "{fault}: {out:?}");
         // The replica holds one whole version, verified against its records.
         let got = env.run(&["restore_data", secondary, &key]);
         ok(&got);
@@ -364,8 +365,10 @@ fn a_failed_replica_overwrite_keeps_the_old_replica_copy() {
             got.stdout == old || got.stdout == new,
             "{fault}: the replica copy is neither version"
         );
-        // The primary has the new object (its commit came first).
-        assert!(env.restore_data(TS, "gpbackup_0_x") == new, "{fault}");
+        // The primary's commit comes last: a failed replica copy leaves its
+        // old object.
+        let want = if fails_command { &old } else { &new };
+        assert!(env.restore_data(TS, "gpbackup_0_x") == *want, "{fault}");
         ok(&env.run_stdin(&["backup_data", repl, &key], &old));
     }
 }
@@ -589,4 +592,110 @@ fn connect_failures_are_retried_with_backoff() {
     let err =
         fails(&env.run_stdin_env(&["backup_data", env.cfg(), &env.key(TS, "s")], b"x", &fault));
     assert!(err.contains("DD_ERR_CONNECT"), "{err}");
+}
+
+/// The replica's temporaries (names with `.tmp-`).
+fn replica_temporaries(env: &Env) -> Vec<String> {
+    walk(
+        &env.dd_root()
+            .join(format!("dd-replica/su/{DD_SU}/gpdb/replica")),
+    )
+    .into_iter()
+    .map(|(p, _)| p)
+    .filter(|p| p.contains(".tmp-"))
+    .collect()
+}
+
+#[test]
+fn interrupted_replicate_backup_resumes_and_a_differing_replica_is_refused() {
+    let r = replicated();
+    let env = &r.env;
+    let (plain, secondary) = (r.plain.to_str().unwrap(), r.secondary.to_str().unwrap());
+    // One copy at a time, so that a pause stops the whole copy.
+    let text = std::fs::read_to_string(&r.plain).unwrap();
+    let one = r.plain.with_file_name("ddboost_config_one_stream.yaml");
+    std::fs::write(
+        &one,
+        text.replace("replication_streams: 4", "replication_streams: 1"),
+    )
+    .unwrap();
+    let one = one.to_str().unwrap();
+    let data = |c: usize| bytes(3 * MIB + c * 1000, 50 + c as u64);
+    for c in 0..3 {
+        env.backup_data(TS, &format!("gpbackup_{c}_{TS}"), &data(c));
+    }
+    // Killed between the calls of a copy: after a file's copy to its
+    // temporary, after its rename (data before its record, so the replica is
+    // never complete-looking), each at the first and at a later file.
+    for (point, nth) in [
+        ("replica-copied", 1),
+        ("replica-committed", 1),
+        ("replica-copied", 3),
+        ("replica-committed", 4),
+    ] {
+        let _ = env.run(&["delete_replica", plain, TS]);
+        let marker = env.tmp.path().join(format!("marker-{point}-{nth}"));
+        let mut child = env
+            .command(&["replicate_backup", one, TS])
+            .env(
+                "GPBACKUP_DDBOOST_PLUGIN_PAUSE",
+                format!("{point}@{nth}={}", marker.display()),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while !marker.exists() {
+            assert!(started.elapsed().as_secs() < 60, "{point} not reached");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The rerun completes the replica.
+        let out = env.run(&["replicate_backup", plain, TS]);
+        assert!(out.status.success(), "{point}@{nth}: {out:?}");
+        for c in 0..3 {
+            let out = env.run(&[
+                "restore_data",
+                secondary,
+                &env.key(TS, &format!("gpbackup_{c}_{TS}")),
+            ]);
+            ok(&out);
+            assert!(
+                out.stdout == data(c),
+                "{point}/{nth}: object {c} not byte-exact"
+            );
+        }
+        assert_eq!(
+            replica_temporaries(env),
+            Vec::<String>::new(),
+            "{point}/{nth}"
+        );
+        // A rerun on the complete replica copies nothing.
+        let err = fails(&env.run(&["replicate_backup", plain, TS]));
+        assert!(
+            err.contains("DDBoost open file in exclusive mode failed on remote"),
+            "{err}"
+        );
+    }
+    // The primary's object changed since: the replica's copy differs and is
+    // refused, naming it and what to do.
+    env.backup_data(TS, &format!("gpbackup_1_{TS}"), &data(7));
+    let err = fails(&env.run(&["replicate_backup", plain, TS]));
+    assert!(
+        err.contains(&format!("gpbackup_1_{TS}")) && err.contains("delete_replica"),
+        "{err}"
+    );
+    let out = env.run(&[
+        "restore_data",
+        secondary,
+        &env.key(TS, &format!("gpbackup_1_{TS}")),
+    ]);
+    ok(&out);
+    assert!(
+        out.stdout == data(1),
+        "the replica's copy was left as it was"
+    );
 }

@@ -276,12 +276,12 @@ fn small_objects_take_the_fewest_appliance_calls() {
             "connect",
             "open",   // the data's temporary
             "write",  // the data
+            "close",  // ... finalised (its stream released)
             "open",   // a staged record left by an interrupted write? (no)
             "open",   // the staged record's temporary
             "write",  // the staged record
             "close",  // ... finalised
             "rename", // 1. staged
-            "close",  // the data finalised
             "rename", // 2. the data in place
             "rename", // 3. the record in place
             "disconnect",
@@ -296,12 +296,12 @@ fn small_objects_take_the_fewest_appliance_calls() {
         restore_calls,
         [
             "connect",
-            "open",  // the object
-            "read",  // all of it (short: its size)
-            "open",  // its record
+            "open",  // its record (before the object: one stream at a time)
             "read",  // all of it
             "close", //
             "open",  // a staged record (none)
+            "open",  // the object
+            "read",  // all of it (short: its size)
             "close", // the object
             "disconnect",
         ],

@@ -32,8 +32,16 @@ fn wait_for(marker: &Path) {
     }
 }
 
+/// Whether pause `point` comes after the commit point of a write (the data
+/// renamed into place).
+fn committed_at(point: &str) -> bool {
+    point == "data-committed" || point == "record-committed"
+}
+
 /// Starts an overwrite of NAME with `data` that stops at pause `point`, then
-/// sends `sig`; returns once the process is gone.
+/// sends `sig`; returns once the process is gone. A signal other than KILL
+/// after the commit point lets the write finish and succeed; before it, or
+/// KILL, fails the command.
 fn overwrite_stopped_at(env: &Env, data: &[u8], point: &str, sig: &str) {
     let marker = env.tmp.path().join(format!("marker-{}", rand_u32()));
     let mut child = env
@@ -57,7 +65,14 @@ fn overwrite_stopped_at(env: &Env, data: &[u8], point: &str, sig: &str) {
         .unwrap();
     assert!(st.success());
     let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success(), "{point}/{sig}: {:?}", out.status);
+    let finishes = sig != "KILL" && committed_at(point);
+    assert_eq!(
+        out.status.success(),
+        finishes,
+        "{point}/{sig}: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 const STEPS: [&str; 4] = [
@@ -75,11 +90,7 @@ fn overwrite_killed_at_each_step_keeps_old_or_new(env: &Env) {
             env.backup_data(TS, NAME, &old);
             let before = env.temporaries();
             overwrite_stopped_at(env, &new, point, sig);
-            let want = if point.starts_with("data-committed") || point == "record-committed" {
-                &new
-            } else {
-                &old
-            };
+            let want = if committed_at(point) { &new } else { &old };
             assert!(
                 env.restore_data(TS, NAME) == *want,
                 "{point}/{sig}: restored neither the old nor the new object as expected"
@@ -253,9 +264,9 @@ fn fault(env: &Env, call: &str, outcome: Outcome) -> (&'static str, String) {
                 "commit data" => "commit:nth=2",
                 "publish record" => "rename",
                 "look up staged record" => "stat:path=.next",
-                "look up object" => "stat:path=gpbackup_0_20250101120000:nth=1",
+                "look up object" => "stat:path=/gpbackup_0_20250101120000:nth=1",
                 "look up record" => "stat:path=.checksum:nth=1",
-                "open object" => "open:nth=1",
+                "open object" => "open:path=/gpbackup_0_20250101120000:nth=1",
                 "read" => "read:nth=1",
                 "list" => "list",
                 "delete" => "delete:nth=1",
@@ -274,13 +285,13 @@ fn fault(env: &Env, call: &str, outcome: Outcome) -> (&'static str, String) {
                 "write" => "write:nth=2",
                 "create record" => "open:nth=2:path=.tmp-",
                 "commit record" => "rename:nth=1",
-                "commit data" => "close:nth=2",
+                "commit data" => "close:nth=1",
                 "publish record" => "rename:nth=3",
                 // Objects and records are looked up by opening them (no stat).
                 "look up staged record" => "open:path=.checksum.next:nth=1",
-                "look up object" => "open:path=gpbackup_0_20250101120000:nth=1",
+                "look up object" => "open:path=/gpbackup_0_20250101120000:nth=1",
                 "look up record" => "open:path=.checksum:nth=1",
-                "open object" => "open:nth=1",
+                "open object" => "open:path=/gpbackup_0_20250101120000:nth=1",
                 "read" => "read:nth=1",
                 "list" => "readdir:nth=1",
                 "delete" => "unlink:nth=1",
@@ -302,8 +313,9 @@ const MATRIX: &[(Cmd, &str, Outcome, bool)] = &[
     (Cmd::Overwrite, "commit record", Outcome::Io, false),
     (Cmd::Overwrite, "commit data", Outcome::Io, false),
     (Cmd::Overwrite, "commit data", Outcome::NotFound, false),
-    (Cmd::Overwrite, "publish record", Outcome::Io, false),
-    (Cmd::Overwrite, "publish record", Outcome::NotFound, false),
+    // After the data's rename (the commit point): a warning, not a failure.
+    (Cmd::Overwrite, "publish record", Outcome::Io, true),
+    (Cmd::Overwrite, "publish record", Outcome::NotFound, true),
     (Cmd::Overwrite, "look up staged record", Outcome::Io, false),
     // Nothing staged before: absent is the truth, the write goes on.
     (
@@ -380,8 +392,7 @@ fn failure_matrix(env: &Env) {
         }
         // The object is whole: old, or new once its data was committed.
         let now = env.restore_data(TS, NAME);
-        let committed = succeeds || call == "publish record";
-        let want = if cmd == Cmd::Overwrite && committed {
+        let want = if cmd == Cmd::Overwrite && succeeds {
             &new
         } else {
             &old
@@ -394,6 +405,139 @@ fn failure_matrix(env: &Env) {
         *counts.entry(format!("{cmd:?}/{outcome:?}")).or_insert(0) += 1;
     }
     eprintln!("{:?} failure matrix: {counts:?}", env.backend);
+}
+
+// ---- the overwrite sweep -------------------------------------------------------------------
+
+/// The fault rules that fail each call of an overwrite in turn, before and
+/// after its effect: on the mock, every appliance call the overwrite makes
+/// (from its trace) with `DD_ERR_IO` and `DD_ERR_CONN_LOST`; on the local
+/// backend, every call of the fault wrapper, as an error and as not-found.
+fn sweep_rules(env: &Env, data: &[u8]) -> (&'static str, Vec<String>) {
+    match env.backend {
+        Backend::Local => {
+            let calls = [
+                "create:nth=1",
+                "create:nth=2",
+                "write:nth=1",
+                "write:nth=3",
+                "close:nth=1",
+                "close:nth=2",
+                "commit:nth=1",
+                "commit:nth=2",
+                "rename:nth=1",
+                "stat:nth=1",
+                "open:nth=1",
+            ];
+            let rules = calls
+                .iter()
+                .flat_map(|c| {
+                    ["io", "notfound"].into_iter().flat_map(move |e| {
+                        ["before", "after"].map(|w| format!("{c}:err={e}:when={w}"))
+                    })
+                })
+                .collect();
+            ("GPBACKUP_DDBOOST_PLUGIN_FAULTS", rules)
+        }
+        Backend::DdBoostMock => {
+            let trace = env.tmp.path().join("sweep-trace");
+            let vars = [("DDBOOST_MOCK_TRACE", trace.to_str().unwrap())];
+            ok(&env.run_stdin_env(&["backup_data", env.cfg(), &env.key(TS, NAME)], data, &vars));
+            let text = std::fs::read_to_string(&trace).unwrap();
+            std::fs::remove_file(&trace).unwrap();
+            let local = [
+                "init",
+                "shutdown",
+                "instance_create",
+                "instance_destroy",
+                "log_init",
+            ];
+            let mut seen = std::collections::BTreeMap::new();
+            let mut rules = Vec::new();
+            for op in text
+                .lines()
+                .filter_map(|l| l.strip_prefix("op="))
+                .map(|l| l.split(' ').next().unwrap().to_string())
+                .filter(|op| !local.contains(&op.as_str()))
+            {
+                let n = seen.entry(op.clone()).or_insert(0);
+                *n += 1;
+                for err in ["DD_ERR_IO", "DD_ERR_CONN_LOST"] {
+                    for when in ["before", "after"] {
+                        rules.push(format!("{op}:nth={n}:err={err}:when={when}"));
+                    }
+                }
+            }
+            ("DDBOOST_MOCK_FAULTS", rules)
+        }
+    }
+}
+
+/// One failing call at each step of an overwrite, failing before or after
+/// its effect: the command either fails and the old object restores, or
+/// succeeds and the new one does. Never a failed command with the new
+/// object, nor a successful one with the old.
+fn overwrite_sweep_exit_code_is_the_commit(env: &Env) {
+    let old = bytes(2 * MIB + 11, 40);
+    let new = bytes(3 * MIB + 13, 41);
+    env.backup_data(TS, NAME, &old);
+    let (var, rules) = sweep_rules(env, &new);
+    let (mut failed, mut succeeded) = (0, 0);
+    for rule in &rules {
+        env.backup_data(TS, NAME, &old);
+        let out = env.run_stdin_env(
+            &["backup_data", env.cfg(), &env.key(TS, NAME)],
+            &new,
+            &[(var, rule.as_str())],
+        );
+        let now = env.restore_data(TS, NAME);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            assert!(now == new, "{rule}: exit 0 but the old object restores");
+            succeeded += 1;
+        } else {
+            assert!(
+                now == old,
+                "{rule}: failed ({err}) but the new object restores"
+            );
+            assert_eq!(err.trim().lines().count(), 1, "{rule}: {err}");
+            failed += 1;
+        }
+        assert_eq!(env.temporaries(), Vec::<String>::new(), "{rule}");
+    }
+    eprintln!(
+        "{:?} overwrite sweep: {} rules, {failed} failed with the old object, {succeeded} succeeded with the new",
+        env.backend,
+        rules.len()
+    );
+    assert!(failed > 0 && succeeded > 0);
+}
+
+/// A data rename that reports an error when whether it took effect cannot be
+/// told either (the temporary cannot be looked up): the command fails and
+/// says so, rather than claim the old object.
+fn an_untellable_commit_fails_saying_so(env: &Env) {
+    let old = bytes(MIB + 1, 42);
+    let new = bytes(MIB + 2, 43);
+    env.backup_data(TS, NAME, &old);
+    let (var, rule) = match env.backend {
+        Backend::Local => (
+            "GPBACKUP_DDBOOST_PLUGIN_FAULTS",
+            "commit:nth=2:err=io:when=after;stat:path=.tmp-:err=io",
+        ),
+        Backend::DdBoostMock => (
+            "DDBOOST_MOCK_FAULTS",
+            "rename:nth=2:err=DD_ERR_IO:when=after;stat:path=.tmp-:err=DD_ERR_IO",
+        ),
+    };
+    let out = env.run_stdin_env(
+        &["backup_data", env.cfg(), &env.key(TS, NAME)],
+        &new,
+        &[(var, rule)],
+    );
+    let err = fails(&out);
+    assert!(err.contains("cannot tell whether"), "{err}");
+    assert!(env.restore_data(TS, NAME) == new, "the rename took effect");
 }
 
 // ---- instantiation ---------------------------------------------------------------------------
@@ -411,6 +555,8 @@ macro_rules! all_cases {
                 corrupt_block_never_reaches_the_output,
                 records_of_0_1_0_still_restore,
                 failure_matrix,
+                overwrite_sweep_exit_code_is_the_commit,
+                an_untellable_commit_fails_saying_so,
             ]
         );
     };

@@ -6,10 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use std::collections::HashMap;
+
 use crate::error::{Error, Result};
+use crate::process::pause;
 use crate::protocol::args::Folder;
 use crate::protocol::keys::{Timestamp, BACKUPS_DIR};
-use crate::storage::Storage;
+use crate::storage::ddboost::EXCLUSIVE_FAILED;
+use crate::storage::{commit_closed, is_stale_temp, split_path, temp_owner, ObjectInfo, Storage};
 
 use super::Context;
 
@@ -100,29 +104,145 @@ pub fn delete_directory(ctx: &Context, path: &Folder) -> Result<()> {
     Ok(())
 }
 
+/// Copies backup `ts` to the replica. A rerun after an interruption
+/// completes the copy: files missing on the replica are copied, temporaries
+/// left there by a copier that is gone are removed, and files already whole
+/// (the same size, and records of the same content) are left alone. A
+/// replica that already has everything is refused as the plugin test bench
+/// expects ([`EXCLUSIVE_FAILED`]), and a file there that differs from the
+/// primary's is refused, naming it. Each object's data is copied before its
+/// checksum record, so a half-made replica never looks complete.
 pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
     let storage = ctx.storage_with_replica()?;
-    let replica_name = replica_of(storage.as_ref())?.storage().describe();
-    let files = storage.list_all(&ts.prefix())?;
+    let remote = replica_of(storage.as_ref())?.storage();
+    let replica_name = remote.describe();
+    let prefix = ts.prefix();
+    let failed = |e: Error| e.context(format!("replicate_backup of {ts} to {replica_name} failed"));
+    let files: Vec<ObjectInfo> = storage
+        .list_all(&prefix)?
+        .into_iter()
+        .filter(|f| temp_owner(split_path(&f.path).1).is_none())
+        .collect();
     if files.is_empty() {
         return Err(Error::not_found(format!(
             "backup {ts} not found in {}; check the timestamp and the plugin config",
             storage.describe()
         )));
     }
-    let streams = replica_of(storage.as_ref())?.streams().min(files.len());
+    let there = remote.list_all(&prefix).map_err(failed)?;
+    remove_dead_copiers_temporaries(remote, &there);
+    let there: HashMap<&str, u64> = there
+        .iter()
+        .filter(|f| temp_owner(split_path(&f.path).1).is_none())
+        .map(|f| (f.path.as_str(), f.size))
+        .collect();
+    let (mut data, mut records) = (Vec::new(), Vec::new());
+    for f in &files {
+        let is_record = split_path(&f.path).1.starts_with('.');
+        match there.get(f.path.as_str()) {
+            None if is_record => records.push(f.path.clone()),
+            None => data.push(f.path.clone()),
+            Some(&size) if size != f.size => {
+                return Err(differs(
+                    ts,
+                    &f.path,
+                    &replica_name,
+                    &format!("{size} bytes there, {} here", f.size),
+                ));
+            }
+            Some(_)
+                if is_record
+                    && read_all(storage.as_ref(), &f.path)?
+                        != read_all(remote, &f.path).map_err(failed)? =>
+            {
+                return Err(differs(ts, &f.path, &replica_name, "its content differs"));
+            }
+            Some(_) => {}
+        }
+    }
+    let missing = data.len() + records.len();
+    if missing == 0 {
+        return Err(Error::storage(format!(
+            "{EXCLUSIVE_FAILED}: backup {ts} is already on {replica_name} ({} files); nothing was copied",
+            files.len()
+        )));
+    }
+    if missing < files.len() {
+        log::info!(
+            "replicate_backup: {} of {} files of backup {ts} are already on {replica_name}; copying the {missing} missing",
+            files.len() - missing,
+            files.len()
+        );
+    }
+    let started = Instant::now();
+    // Data before records: a record on the replica means its data is there.
+    let copied = copy_all(ctx, storage.as_ref(), data)
+        .and_then(|a| copy_all(ctx, storage.as_ref(), records).map(|b| a + b));
+    let copied = copied.map_err(failed)?;
+    super::log_summary("replicate_backup", &prefix, copied, started);
+    Ok(())
+}
+
+/// A file of the replica that is not the primary's.
+fn differs(ts: &Timestamp, path: &str, replica: &str, why: &str) -> Error {
+    Error::storage(format!(
+        "{path} on the replica {replica} differs from the primary's ({why}); replicate_backup does not overwrite it: remove the replica's copy with delete_replica {ts}, then run replicate_backup again"
+    ))
+}
+
+/// The bytes of the small file `path` (a checksum record).
+fn read_all(storage: &dyn Storage, path: &str) -> Result<Vec<u8>> {
+    let mut r = storage.open(path)?;
+    let mut buf = vec![0u8; r.size() as usize];
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read_at(&mut buf[got..], got as u64)? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
+/// Removes the temporaries of `files` (on the replica) whose copier, on this
+/// host, is gone.
+fn remove_dead_copiers_temporaries(remote: &dyn Storage, files: &[ObjectInfo]) {
+    for f in files
+        .iter()
+        .filter(|f| is_stale_temp(split_path(&f.path).1))
+    {
+        match remote.delete(&f.path) {
+            Ok(_) => log::info!(
+                "replicate_backup: removed {} left on {} by a copy that was interrupted",
+                f.path,
+                remote.describe()
+            ),
+            Err(e) => log::warn!(
+                "replicate_backup: cannot remove {} left on {} by a copy that was interrupted: {e}",
+                f.path,
+                remote.describe()
+            ),
+        }
+    }
+}
+
+/// Copies `paths` to the replica (each replacing a partial copy there), with
+/// as many streams as option `replication_streams` allows; returns the bytes
+/// copied. The first failure stops every worker.
+fn copy_all(ctx: &Context, storage: &dyn Storage, paths: Vec<String>) -> Result<u64> {
+    if paths.is_empty() {
+        return Ok(0);
+    }
+    let streams = replica_of(storage)?.streams().min(paths.len());
     log::info!(
-        "replicate_backup: copying {} files of backup {ts} from {} to {replica_name} with {streams} streams",
-        files.len(),
+        "replicate_backup: copying {} files from {} with {streams} streams",
+        paths.len(),
         storage.describe()
     );
-    let started = Instant::now();
-    // Workers take files in path order (checksum records sort first).
-    let queue: Mutex<Vec<String>> =
-        Mutex::new(files.iter().rev().map(|f| f.path.clone()).collect());
+    let queue: Mutex<Vec<String>> = Mutex::new(paths.into_iter().rev().collect());
     let failed: Mutex<Option<Error>> = Mutex::new(None);
     let copied = AtomicU64::new(0);
-    // The first failure stops every worker.
     let fail = |e: Error| {
         if let Ok(mut f) = failed.lock() {
             f.get_or_insert(e);
@@ -135,7 +255,13 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
         let Some(path) = queue.lock().ok().and_then(|mut q| q.pop()) else {
             return;
         };
-        let result = replica_of(storage).and_then(|r| r.copy(&path, true));
+        let result = replica_of(storage).and_then(|r| {
+            let (closed, n) = r.copy_closed(&path, &path)?;
+            pause::pause("replica-copied");
+            commit_closed(closed)?;
+            pause::pause("replica-committed");
+            Ok(n)
+        });
         match result {
             Ok(n) => {
                 copied.fetch_add(n, Ordering::Relaxed);
@@ -151,18 +277,12 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
                 Err(e) => fail(e),
             });
         }
-        work(storage.as_ref());
+        work(storage);
     });
-    if let Some(e) = failed.into_inner().ok().flatten() {
-        return Err(e.context(format!("replicate_backup of {ts} to {replica_name} failed")));
+    match failed.into_inner().ok().flatten() {
+        Some(e) => Err(e),
+        None => Ok(copied.load(Ordering::Relaxed)),
     }
-    super::log_summary(
-        "replicate_backup",
-        &ts.prefix(),
-        copied.load(Ordering::Relaxed),
-        started,
-    );
-    Ok(())
 }
 
 pub fn delete_replica(ctx: &Context, ts: &Timestamp) -> Result<()> {

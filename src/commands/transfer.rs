@@ -14,14 +14,19 @@ use crate::process::{journal, pause};
 use crate::protocol::args::LocalFile;
 use crate::protocol::keys::ObjectKey;
 use crate::protocol::offsets;
-use crate::storage::{is_stale_temp, temp_name, temp_owner, ObjectReader, Storage};
+use crate::storage::{
+    commit_closed, is_stale_temp, temp_name, temp_owner, ObjectReader, Replica, Storage,
+};
 
 use super::{log_summary, Context};
 
 /// Stores `input` as the object `key`, in the steps that keep the old or the
 /// new object readable whatever step is interrupted (see `integrity`): data
-/// to a temporary, its record staged, data renamed into place, record
-/// renamed into place.
+/// to a temporary (closed before anything else is opened), its record
+/// staged, data renamed into place (the commit point: from here on the
+/// command succeeds), record renamed into place. With `replication: on` the
+/// replica gets the object, in the same steps, before the primary's commit,
+/// so that a failed replica copy leaves the primary's old object.
 fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &str) -> Result<()> {
     let storage = ctx.storage_for_changes()?;
     let path = key.relative();
@@ -41,32 +46,45 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
     // The input may have ended because a signal stopped its producer.
     signals::check().map_err(fail)?;
     pause::pause("data-written");
-    let replica = storage.replica().filter(|r| r.mirrors_writes());
-    let replica_entry = replica.map(|_| entry.clone());
+    let closed = writer.close().map_err(fail)?;
+    if let Some(replica) = storage.replica().filter(|r| r.mirrors_writes()) {
+        replicate(ctx, replica, &path, closed.temp(), entry.clone())?;
+    }
     integrity::stage(storage.as_ref(), &path, entry).map_err(fail)?;
     pause::pause("record-staged");
-    writer.commit().map_err(fail)?;
+    signals::commit_point(|| commit_closed(closed)).map_err(fail)?;
     pause::pause("data-committed");
-    integrity::publish(storage.as_ref(), &path).map_err(fail)?;
+    integrity::publish_committed(storage.as_ref(), &path);
     journal.done();
     pause::pause("record-committed");
     log_summary(ctx.command, &path, size, started);
-    if let (Some(replica), Some(entry)) = (replica, replica_entry) {
-        // Synchronous, and in the same three steps on the replica: the
-        // object is there, whole, before the command succeeds.
-        let started = Instant::now();
-        let fail = |e: Error| {
-            e.context(format!(
-                "{} of {path}: replication to {} failed",
-                ctx.command,
-                replica.storage().describe()
-            ))
-        };
-        integrity::stage(replica.storage(), &path, entry).map_err(fail)?;
-        let n = replica.copy(&path, false).map_err(fail)?;
-        integrity::publish(replica.storage(), &path).map_err(fail)?;
-        log_summary(&format!("{} (replication)", ctx.command), &path, n, started);
-    }
+    Ok(())
+}
+
+/// Copies the primary's closed temporary `temp` of `path` to the replica and
+/// commits it there in the same three steps: the object is there, whole,
+/// before the primary's commit.
+fn replicate(
+    ctx: &Context,
+    replica: &dyn Replica,
+    path: &str,
+    temp: &str,
+    entry: integrity::Entry,
+) -> Result<()> {
+    let started = Instant::now();
+    let remote = replica.storage();
+    let fail = |e: Error| {
+        e.context(format!(
+            "{} of {path}: replication to {} failed; the object is left as it was on the primary",
+            ctx.command,
+            remote.describe()
+        ))
+    };
+    let (closed, n) = replica.copy_closed(temp, path).map_err(fail)?;
+    integrity::stage(remote, path, entry).map_err(fail)?;
+    commit_closed(closed).map_err(fail)?;
+    integrity::publish_committed(remote, path);
+    log_summary(&format!("{} (replication)", ctx.command), path, n, started);
     Ok(())
 }
 
@@ -92,12 +110,17 @@ struct Source {
     storage: Box<dyn Storage>,
     reader: Box<dyn ObjectReader>,
     path: String,
+    /// The entries of its records, read before it was opened.
+    entries: Vec<integrity::Entry>,
 }
 
-/// Opens the object `key`; its first read will be at `first_read`.
+/// Opens the object `key`; its first read will be at `first_read`. Its
+/// records are read first, so that no stream is held while waiting for
+/// another (a system's streams may all be taken).
 fn open_source(ctx: &Context, key: &ObjectKey, first_read: u64) -> Result<Source> {
     let storage = ctx.storage()?;
     let path = key.relative();
+    let entries = integrity::load(storage.as_ref(), &path)?;
     let reader = storage.open_at(&path, first_read).map_err(|e| {
         if e.kind() == ErrorKind::NotFound {
             Error::not_found(format!(
@@ -112,13 +135,14 @@ fn open_source(ctx: &Context, key: &ObjectKey, first_read: u64) -> Result<Source
         storage,
         reader,
         path,
+        entries,
     })
 }
 
 /// What to verify a restore against: the entries of the object's records
 /// whose size matches it.
 fn expected(src: &mut Source) -> Result<Verify> {
-    let entries = integrity::load(src.storage.as_ref(), &src.path)?;
+    let entries = std::mem::take(&mut src.entries);
     if entries.is_empty() {
         log::warn!(
             "{} has no checksum record (not written by this plugin?); restoring it unverified",

@@ -19,6 +19,11 @@
 //! 2. the new data is renamed over `<name>`;
 //! 3. `.<name>.checksum.next` is renamed over `.<name>.checksum`.
 //!
+//! Step 2 is the commit point: once it succeeded the command succeeds, and a
+//! failure of step 3 is only a warning. A rename that reports an error is
+//! looked at again (see `storage::commit_closed`): one that took effect all
+//! the same (done, then the connection lost) is a success.
+//!
 //! Readers take every entry of both records as candidates and keep those
 //! whose size and block digests match what they read. Whatever step a write
 //! stopped at (error, signal, `kill -9`, power loss), the data in place
@@ -255,6 +260,19 @@ pub fn stage(storage: &dyn Storage, path: &str, entry: Entry) -> Result<()> {
 /// Step 3 of a commit: the staged record becomes the record.
 pub fn publish(storage: &dyn Storage, path: &str) -> Result<()> {
     storage.rename(&staged_path(path), &record_path(path))
+}
+
+/// Step 3 after step 2 succeeded: the write is committed whatever happens
+/// here, so a failure is a warning (readers take the staged record's
+/// entries, and the next write of the object carries them over).
+pub fn publish_committed(storage: &dyn Storage, path: &str) {
+    if let Err(e) = publish(storage, path) {
+        log::warn!(
+            "{path} is stored on {}, but its checksum record could not be renamed into place ({e}); restores read the staged record {}, and the next write of {path} finishes this",
+            storage.describe(),
+            staged_path(path)
+        );
+    }
 }
 
 /// Every entry that may describe the object at `path`: those of its record

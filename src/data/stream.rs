@@ -806,8 +806,8 @@ mod tests {
             self.0.lock().unwrap().extend_from_slice(buf);
             Ok(())
         }
-        fn commit(self: Box<Self>) -> Result<()> {
-            Ok(())
+        fn close(self: Box<Self>) -> Result<Box<dyn crate::storage::ClosedObject>> {
+            Err(crate::error::Error::io("not used"))
         }
     }
 

@@ -1,8 +1,9 @@
 //! Pause points for the test suite, active only in builds with the
 //! `test-support` feature (other builds ignore the variable): with
-//! `GPBACKUP_DDBOOST_PLUGIN_PAUSE=<point>=<marker file>`, the process stops at
-//! the named point of a commit, creates the marker file and sleeps until
-//! killed, so a test can kill it between any two steps. (Injected storage
+//! `GPBACKUP_DDBOOST_PLUGIN_PAUSE=<point>[@N]=<marker file>`, the process stops at
+//! the named point (the Nth time it is reached, the first by default) of a commit,
+//! creates the marker file and sleeps until killed or signalled, so a test can kill
+//! it between any two steps. (Injected storage
 //! faults are `storage::faulty`.)
 
 /// Stops here, forever, if the pause point `point` was asked for.
@@ -22,12 +23,24 @@ pub fn pause(point: &str) {
     let Some((at, marker)) = spec.split_once('=') else {
         return;
     };
+    // `point@N`: the Nth time the point is reached (by any thread).
+    let (at, nth) = match at.split_once('@') {
+        Some((at, n)) => (at, n.parse::<u64>().unwrap_or(1)),
+        None => (at, 1),
+    };
     if at != point {
+        return;
+    }
+    static REACHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let reached = REACHED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    if reached != nth {
         return;
     }
     log::info!("test pause point {point} reached; waiting to be killed");
     let _ = std::fs::write(marker, point);
-    loop {
-        std::thread::sleep(std::time::Duration::from_secs(3600));
+    // A signal ends the pause: before a commit point the signal thread exits
+    // meanwhile; after one, the command goes on as it would have.
+    while !crate::process::signals::interrupted() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

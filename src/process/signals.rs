@@ -6,6 +6,9 @@
 //! process exits with 128 + the signal number. Dropping a guard runs its
 //! cleanup too, so error paths need no extra code; committing disarms it.
 //!
+//! A signal that arrives at or after the commit point of a write
+//! ([`commit_point`]) no longer stops the process: the write finishes.
+//!
 //! A signal that arrives before a commit is made fails the commit: the flag
 //! the signal handler sets is checked under the registry lock right before
 //! the commit step, and the signal thread holds that lock from the moment it
@@ -90,6 +93,53 @@ impl CleanupGuard {
         }
         result
     }
+
+    /// Runs `step` with signal cleanups held off (not at all once a signal
+    /// arrived), keeping the cleanup armed whatever the result: the caller
+    /// decides with [`CleanupGuard::disarm`] or by dropping the guard.
+    pub fn hold<T>(
+        &self,
+        step: impl FnOnce() -> crate::error::Result<T>,
+    ) -> crate::error::Result<T> {
+        let _reg = registry();
+        if interrupted() {
+            Err(interrupted_error())
+        } else {
+            step()
+        }
+    }
+
+    /// Drops the cleanup unrun (what it cleans up is gone or committed).
+    pub fn disarm(self) {
+        take(&mut registry(), self.id);
+        std::mem::forget(self);
+    }
+}
+
+/// Set from the commit point of a write on: a signal no longer changes the
+/// outcome.
+static COMMITTING: AtomicBool = AtomicBool::new(false);
+
+/// Runs `commit`, the commit point of a write (after it, the new object is
+/// what restores). A signal that arrived before fails it unrun; one that
+/// arrives while it runs or after it succeeded no longer stops the process:
+/// the command finishes (exit 0 once committed). If `commit` fails, signals
+/// act as before (the failure is the command's outcome).
+pub fn commit_point<T>(
+    commit: impl FnOnce() -> crate::error::Result<T>,
+) -> crate::error::Result<T> {
+    {
+        let _reg = registry();
+        if interrupted() {
+            return Err(interrupted_error());
+        }
+        COMMITTING.store(true, Ordering::SeqCst);
+    }
+    let result = commit();
+    if result.is_err() {
+        COMMITTING.store(false, Ordering::SeqCst);
+    }
+    result
 }
 
 fn take(reg: &mut Vec<(u64, Action)>, id: u64) -> Option<Action> {
@@ -124,7 +174,7 @@ pub fn install() {
     let spawned = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
                 let name = match sig {
                     SIGINT => "SIGINT",
                     SIGTERM => "SIGTERM",
@@ -132,6 +182,10 @@ pub fn install() {
                 };
                 // Held until exit: no commit or new temporary after this.
                 let mut reg = registry();
+                if COMMITTING.load(Ordering::SeqCst) {
+                    log::warn!("received {name} at the commit point of a write; finishing it");
+                    continue;
+                }
                 log::warn!(
                     "received {name}; removing {} unfinished object(s) and exiting",
                     reg.len()

@@ -2,14 +2,19 @@
 //! the tests run on every backend.
 //!
 //! `GPBACKUP_DDBOOST_PLUGIN_FAULTS` is a `;`-separated list of rules
-//! `OP[:nth=N][:path=SUBSTR]:err=KIND` or `OP[:nth=N][:path=SUBSTR]:delay_ms=MS`:
-//! * `OP`: `mkdir` (create_dir_all), `create`, `write`, `commit`, `rename`,
+//! `OP[:nth=N][:path=SUBSTR][:when=after]:err=KIND` or
+//! `OP[:nth=N][:path=SUBSTR]:delay_ms=MS`:
+//! * `OP`: `mkdir` (create_dir_all), `create`, `write`, `close` (a writer
+//!   finalised), `commit` (its temporary renamed into place), `rename`,
 //!   `stat` (the lookup `open` starts with), `open`, `read`,
 //!   `list`, `delete` (delete_dir_all, delete, remove_dir_if_empty);
 //! * `nth=N`: only the Nth matching call of the process (1-based);
 //! * `path=SUBSTR`: only calls whose path contains SUBSTR;
 //! * `err=KIND`: `io` (a storage failure, the default) or `notfound` (a
 //!   definite "no such object");
+//! * `when=after`: the call is made, then fails (the effect took place but
+//!   the caller hears an error, as when a connection is lost before the
+//!   answer); `when=before`, the default, fails it without making it;
 //! * `delay_ms=MS`: the call does not fail but takes MS ms longer (slow
 //!   storage, such as NFS).
 
@@ -17,7 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::storage::{
-    DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, ReaderFactory, Replica, Storage,
+    ClosedObject, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, ReaderFactory,
+    Replica, Storage,
 };
 
 pub const VAR: &str = "GPBACKUP_DDBOOST_PLUGIN_FAULTS";
@@ -28,6 +34,7 @@ struct Rule {
     nth: Option<u64>,
     path: Option<String>,
     not_found: bool,
+    after: bool,
     delay: Option<std::time::Duration>,
     seen: AtomicU64,
 }
@@ -58,6 +65,7 @@ impl Faults {
                 nth: None,
                 path: None,
                 not_found: false,
+                after: false,
                 delay: None,
                 seen: AtomicU64::new(0),
             };
@@ -67,6 +75,8 @@ impl Faults {
                     Some(("path", s)) => rule.path = Some(s.to_string()),
                     Some(("err", "io")) => rule.not_found = false,
                     Some(("err", "notfound")) => rule.not_found = true,
+                    Some(("when", "before")) => rule.after = false,
+                    Some(("when", "after")) => rule.after = true,
                     Some(("delay_ms", ms)) => {
                         let ms: u64 = ms.parse().map_err(|_| bad(r))?;
                         rule.delay = Some(std::time::Duration::from_millis(ms));
@@ -81,6 +91,12 @@ impl Faults {
 
     /// The injected error for `op` on `path`, if a rule fires.
     fn check(&self, op: &str, path: &str) -> Result<()> {
+        self.run(op, path, || Ok(()))
+    }
+
+    /// Runs the call `f`, failing it as a rule for `op` on `path` says:
+    /// before it is made, or after.
+    fn run<T>(&self, op: &str, path: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         for r in &self.rules {
             if r.op != op || r.path.as_deref().is_some_and(|s| !path.contains(s)) {
                 continue;
@@ -93,13 +109,16 @@ impl Faults {
                 std::thread::sleep(d);
                 continue;
             }
+            if r.after {
+                f()?;
+            }
             return Err(if r.not_found {
                 Error::not_found(format!("{path} not found (injected {op} fault)"))
             } else {
                 Error::storage(format!("{op} {path} failed: injected I/O error"))
             });
         }
-        Ok(())
+        f()
     }
 }
 
@@ -127,8 +146,9 @@ impl Storage for FaultyStorage {
         self.inner.create_dir_all(dir)
     }
     fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
-        self.faults.check("create", path)?;
-        let inner = self.inner.create(path)?;
+        let inner = self
+            .faults
+            .run("create", path, || self.inner.create(path))?;
         Ok(Box::new(FaultyWriter {
             inner,
             faults: self.faults.clone(),
@@ -176,8 +196,8 @@ impl Storage for FaultyStorage {
         self.inner.remove_dir_if_empty(dir)
     }
     fn rename(&self, from: &str, to: &str) -> Result<()> {
-        self.faults.check("rename", to)?;
-        self.inner.rename(from, to)
+        self.faults
+            .run("rename", to, || self.inner.rename(from, to))
     }
     fn replica(&self) -> Option<&dyn Replica> {
         self.inner.replica()
@@ -201,9 +221,38 @@ impl ObjectWriter for FaultyWriter {
         self.faults.check("write", &self.path)?;
         self.inner.write(buf)
     }
-    fn commit(self: Box<Self>) -> Result<()> {
-        self.faults.check("commit", &self.path)?;
-        self.inner.commit()
+    fn close(self: Box<Self>) -> Result<Box<dyn ClosedObject>> {
+        let FaultyWriter {
+            inner,
+            faults,
+            path,
+        } = *self;
+        let inner = faults.run("close", &path, || inner.close())?;
+        Ok(Box::new(FaultyClosed {
+            inner,
+            faults,
+            path,
+        }))
+    }
+}
+
+struct FaultyClosed {
+    inner: Box<dyn ClosedObject>,
+    faults: std::sync::Arc<Faults>,
+    path: String,
+}
+
+impl ClosedObject for FaultyClosed {
+    fn temp(&self) -> &str {
+        self.inner.temp()
+    }
+    fn rename(&mut self) -> Result<()> {
+        let inner = &mut self.inner;
+        self.faults.run("commit", &self.path, || inner.rename())
+    }
+    fn renamed(&mut self) -> Result<bool> {
+        self.faults.check("stat", self.inner.temp())?;
+        self.inner.renamed()
     }
 }
 
@@ -268,5 +317,14 @@ mod tests {
         assert!(slow.check("read", "a").is_ok());
         assert!(t.elapsed() >= std::time::Duration::from_millis(30));
         assert!(Faults::parse("write:nth=x").is_err());
+        let after = Faults::parse("rename:when=after").unwrap();
+        let mut made = false;
+        assert!(after
+            .run("rename", "a", || {
+                made = true;
+                Ok(())
+            })
+            .is_err());
+        assert!(made, "the call is made before it fails");
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Guarantees every backend gives:
 //! * A write is atomic: readers never see a partial object. An object becomes
-//!   visible only when [`ObjectWriter::commit`] returns Ok; dropping a writer
-//!   without committing (error, signal) leaves the old state. A writer killed
+//!   visible only when it is renamed into place ([`ObjectWriter::commit`],
+//!   [`commit_closed`]); dropping a writer without committing (error,
+//!   signal) leaves the old state. A writer killed
 //!   with SIGKILL may leave a temporary behind, whose name starts with '.', so
 //!   listings and reads never see it, and deleting the backup removes it.
 //! * Paths are relative to the configured base directory and use '/'.
@@ -168,10 +169,11 @@ pub trait Replica {
     /// command reports success (`replication: on`).
     fn mirrors_writes(&self) -> bool;
 
-    /// Copies the committed object `path` from the primary to the same path
-    /// on the replica, atomically replacing it there; with `exclusive`, an
-    /// object already on the replica is an error. Returns the bytes copied.
-    fn copy(&self, path: &str, exclusive: bool) -> Result<u64>;
+    /// Copies the primary's file `from` (an object, or the closed temporary
+    /// of one being written) to a temporary for the object `to` on the
+    /// replica, and closes it: renamed into place, it replaces `to` there.
+    /// Returns it and the bytes copied.
+    fn copy_closed(&self, from: &str, to: &str) -> Result<(Box<dyn ClosedObject>, u64)>;
 
     /// How many copies `replicate_backup` may run at once.
     fn streams(&self) -> usize;
@@ -183,8 +185,53 @@ pub trait ObjectWriter {
     fn block_size(&self) -> usize;
     /// Appends bytes.
     fn write(&mut self, buf: &[u8]) -> Result<()>;
-    /// Makes the whole object visible under its name.
-    fn commit(self: Box<Self>) -> Result<()>;
+    /// Finalises what was written (DD Boost: closes the file, so no stream
+    /// is held after it); the object is not visible yet.
+    fn close(self: Box<Self>) -> Result<Box<dyn ClosedObject>>;
+    /// Closes and renames into place: the whole object becomes visible under
+    /// its name (see [`commit_closed`]).
+    fn commit(self: Box<Self>) -> Result<()> {
+        commit_closed(self.close()?)
+    }
+}
+
+/// A finished temporary waiting to be renamed over its object. Dropping it
+/// unrenamed removes the temporary.
+pub trait ClosedObject: Send {
+    /// The temporary's path, relative like every path.
+    fn temp(&self) -> &str;
+    /// Renames the temporary over its object in one atomic step (refused
+    /// once a signal arrived).
+    fn rename(&mut self) -> Result<()>;
+    /// After [`ClosedObject::rename`] failed: whether it took effect all the
+    /// same (a rename done, then the connection lost before the answer), told
+    /// by the temporary: gone (`Ok(true)`) or still there (`Ok(false)`).
+    /// An error means it cannot be told.
+    fn renamed(&mut self) -> Result<bool>;
+}
+
+/// Renames `closed` into place. A rename reporting an error is looked at
+/// again: one that took effect all the same succeeds (with a warning), one
+/// that did not fails and removes the temporary, and when that cannot be
+/// told it fails saying so.
+pub fn commit_closed(mut closed: Box<dyn ClosedObject>) -> Result<()> {
+    let Err(e) = closed.rename() else {
+        return Ok(());
+    };
+    match closed.renamed() {
+        Ok(true) => {
+            log::warn!(
+                "renaming {} into place reported an error ({e}), but it took effect: the temporary is gone",
+                closed.temp()
+            );
+            Ok(())
+        }
+        Ok(false) => Err(e),
+        Err(check) => Err(e.context(format!(
+            "cannot tell whether renaming {} into place took effect ({check}); the object may be the old or the new version",
+            closed.temp()
+        ))),
+    }
 }
 
 /// An object being read, by explicit offset. Readers move between threads:

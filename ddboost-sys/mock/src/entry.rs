@@ -15,6 +15,8 @@ pub(crate) struct Ctx {
     pub(crate) path: Option<String>,
     pub(crate) count: u64,
     pub(crate) offset: u64,
+    /// An error to return once the call took effect (a `when=after` fault).
+    pub(crate) after: std::cell::Cell<Option<dd_errno_t>>,
 }
 
 /// Calls a real SDK answers in the client, without a round trip to the system: they cost
@@ -38,7 +40,7 @@ pub(crate) fn call(op: &'static str, f: impl FnOnce(&mut Ctx) -> DdResult<()>) -
     }
     let mut ctx = Ctx::default();
     let r = match catch_unwind(AssertUnwindSafe(|| f(&mut ctx))) {
-        Ok(Ok(())) => DD_ERR_NONE,
+        Ok(Ok(())) => ctx.after.get().unwrap_or(DD_ERR_NONE),
         Ok(Err(e)) => e.0,
         Err(_) => DD_ERR_IO,
     };
@@ -46,13 +48,19 @@ pub(crate) fn call(op: &'static str, f: impl FnOnce(&mut Ctx) -> DdResult<()>) -
     r
 }
 
-/// Applies the fault rules for `op`; a lost-connection fault marks `conn` lost.
+/// Applies the fault rules for `op`; a lost-connection fault marks `conn` lost. A
+/// `when=after` fault lets the call go on and makes [`call`] return its error once the
+/// call took effect (the call's own checks of the connection come before this).
 pub(crate) fn inject(op: &str, ctx: &Ctx, conn: Option<&Conn>) -> DdResult<()> {
-    if let Some(err) = faults::check(op, ctx.path.as_deref()) {
+    if let Some((err, after)) = faults::check(op, ctx.path.as_deref()) {
         if err == DD_ERR_CONN_LOST {
             if let Some(c) = conn {
                 c.lost.store(true, Ordering::Relaxed);
             }
+        }
+        if after {
+            ctx.after.set(Some(err));
+            return Ok(());
         }
         return Err(DdError(err));
     }

@@ -17,6 +17,10 @@
 //! * `err=NAME`: the error returned, a `DD_ERR_*` name (with or without the prefix) or a
 //!   number; default `DD_ERR_IO`. `DD_ERR_CONN_LOST` also marks the connection lost: every
 //!   later call on that connection or its files fails with `DD_ERR_CONN_LOST`.
+//! * `when=after`: the call takes effect (a rename done, a file closed and published, bytes
+//!   written, a file opened and its handle left open), then returns the error, as a real
+//!   system does when the connection drops before its answer; `when=before` (the default)
+//!   fails the call without effect.
 //!
 //! With neither `nth` nor `after_bytes`, a rule fires on every matching call. Examples:
 //! `write:nth=3:err=DD_ERR_NOSPACE`, `open:nth=1:err=DD_ERR_PERM:path=data`,
@@ -68,6 +72,8 @@ pub struct Rule {
     pub after_bytes: Option<u64>,
     pub path: Option<String>,
     pub err: dd_errno_t,
+    /// `when=after`: the call takes effect before it fails.
+    pub after: bool,
     seen: AtomicU64,
 }
 
@@ -124,6 +130,7 @@ pub fn parse_faults(spec: &str) -> Result<Vec<Rule>, String> {
             after_bytes: None,
             path: None,
             err: crate::ffi::DD_ERR_IO,
+            after: false,
             seen: AtomicU64::new(0),
         };
         for kv in it {
@@ -140,6 +147,15 @@ pub fn parse_faults(spec: &str) -> Result<Vec<Rule>, String> {
                 "after_bytes" => r.after_bytes = Some(num()?),
                 "path" => r.path = Some(v.to_string()),
                 "err" => r.err = DdError::parse(v).ok_or_else(|| format!("unknown error {v:?}"))?,
+                "when" => {
+                    r.after = match v {
+                        "before" => false,
+                        "after" => true,
+                        _ => {
+                            return Err(format!("when={v:?} in {part:?}: expected before or after"))
+                        }
+                    }
+                }
                 _ => return Err(format!("unknown fault option {k:?} in {part:?}")),
             }
         }
@@ -256,8 +272,9 @@ pub fn caps() -> (Option<f64>, Option<f64>) {
     (c.stream_bps, c.system_bps)
 }
 
-/// Checks the fault rules for a call of kind `op` on `path`. Returns the error to inject.
-pub fn check(op: &str, path: Option<&str>) -> Option<dd_errno_t> {
+/// Checks the fault rules for a call of kind `op` on `path`. Returns the error to inject,
+/// and whether the call takes effect before it fails (`when=after`).
+pub fn check(op: &str, path: Option<&str>) -> Option<(dd_errno_t, bool)> {
     let cfg = CONFIG.read();
     for r in &cfg.rules {
         if r.op != op && r.op != "any" {
@@ -287,7 +304,7 @@ pub fn check(op: &str, path: Option<&str>) -> Option<dd_errno_t> {
                 continue;
             }
         }
-        return Some(r.err);
+        return Some((r.err, r.after));
     }
     None
 }

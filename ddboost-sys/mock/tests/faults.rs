@@ -168,6 +168,26 @@ fn connect_fault_and_any() {
 }
 
 #[test]
+fn a_fault_after_the_effect_makes_the_call_then_fails_it() {
+    let _g = with_faults("rename:nth=1:err=DD_ERR_CONN_LOST:when=after;close:nth=1:when=after");
+    system("f-after");
+    let c = connect("f-after");
+    let fd = create(c, "a");
+    write_all(fd, b"published", 4).unwrap();
+    // The close publishes the file, then reports the error.
+    assert_eq!(close(fd), DD_ERR_IO);
+    let c2 = connect("f-after");
+    assert_eq!(read_file(c2, "a").unwrap(), b"published");
+    // The rename is done, then the connection is lost.
+    assert_eq!(rename(c, "a", "b"), DD_ERR_CONN_LOST);
+    assert_eq!(stat(c, "b"), Err(DD_ERR_CONN_LOST));
+    assert_eq!(read_file(c2, "b").unwrap(), b"published");
+    assert!(stat(c2, "a").is_err());
+    reset();
+    assert!(faults::parse_faults("rename:when=later").is_err());
+}
+
+#[test]
 fn bad_specs_are_rejected() {
     assert!(faults::parse_faults("write:nth=x").is_err());
     assert!(faults::parse_faults("write:bogus=1").is_err());

@@ -28,6 +28,7 @@ crate::declare_options! { OPTIONS:
     RETRY_MAX_ATTEMPTS = number("retry_max_attempts", 3, 1, 10);
     RETRY_INITIAL_DELAY_MS = number("retry_initial_delay_ms", 500, 1, 60_000);
     RETRY_MAX_DELAY_MS = number("retry_max_delay_ms", 5_000, 1, 300_000);
+    STREAM_WAIT_SECONDS = number("stream_wait_seconds", 3600, 0, 86_400);
 }
 
 /// The options naming one Data Domain system and a place on it.
@@ -114,6 +115,9 @@ pub struct RetryPolicy {
     pub attempts: usize,
     pub initial_delay: std::time::Duration,
     pub max_delay: std::time::Duration,
+    /// How long an open the system refuses for its stream limit is retried
+    /// (option `stream_wait_seconds`), separately from the attempts above.
+    pub stream_wait: std::time::Duration,
 }
 
 impl BackendConfig for DdBoostConfig {
@@ -279,10 +283,15 @@ pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
             "option \"retry_max_delay_ms\" ({max}) must not be less than \"retry_initial_delay_ms\" ({initial})"
         ));
     }
+    // An hour: a restore of a cluster with more segments than the system
+    // has free streams waits for the others to finish rather than failing,
+    // as gprestore would then have to be rerun as a whole.
+    let stream_wait = opts.number(&STREAM_WAIT_SECONDS);
     let retry = RetryPolicy {
         attempts,
         initial_delay: std::time::Duration::from_millis(initial),
         max_delay: std::time::Duration::from_millis(max.max(initial)),
+        stream_wait: std::time::Duration::from_secs(stream_wait),
     };
     let any_remote = opts.keys().any(|k| k.starts_with(REMOTE.prefix));
     // Problems of the remote_* options are the config's problems only with
@@ -356,6 +365,11 @@ mod tests {
     fn retry_options() {
         let base = "options:\n  hostname: dd1\n  username: u\n  password: p\n  storage_unit: SU\n  directory: d\n";
         assert_eq!(dd(base).unwrap().retry.attempts, 3);
+        assert_eq!(dd(base).unwrap().retry.stream_wait.as_secs(), 3600);
+        let wait = format!("{base}  stream_wait_seconds: 1\n");
+        assert_eq!(dd(&wait).unwrap().retry.stream_wait.as_secs(), 1);
+        let e = dd(&format!("{base}  stream_wait_seconds: -1\n")).unwrap_err();
+        assert!(e.to_string().contains("stream_wait_seconds"), "{e}");
         let bad = format!("{base}  retry_max_attempts: 0\n  retry_initial_delay_ms: 900\n  retry_max_delay_ms: 800\n");
         let e = dd(&bad).unwrap_err().to_string();
         assert!(

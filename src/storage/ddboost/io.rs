@@ -5,24 +5,32 @@ use std::sync::{Arc, Mutex};
 
 use ddboost_sys::{Connection, File as DdFile, Instance, Library, OpenMode};
 
-use super::side::Login;
+use super::side::{connect_retrying, Login};
 use crate::about::PLUGIN_NAME;
 use crate::error::{Error, Result};
 use crate::process::signals::CleanupGuard;
-use crate::storage::{ObjectReader, ObjectWriter, ReaderFactory};
+use crate::storage::{ClosedObject, ObjectReader, ObjectWriter, ReaderFactory};
 
 pub(super) struct DdWriter {
     pub(super) file: Option<DdFile>,
     pub(super) offset: u64,
+    /// The temporary: relative, and its path in the storage unit.
+    pub(super) rel_temp: String,
     pub(super) temp: String,
     pub(super) target: String,
     pub(super) conn: Arc<Mutex<Connection>>,
+    pub(super) login: Arc<Login>,
     pub(super) su: String,
     pub(super) host: String,
     pub(super) cleanup: Option<CleanupGuard>,
 }
 
 impl DdWriter {
+    /// The open temporary (until closed).
+    pub(super) fn file(&self) -> &DdFile {
+        self.file.as_ref().expect("open until closed")
+    }
+
     fn err(&self, e: ddboost_sys::Error) -> Error {
         sdk_error(&self.host, e)
     }
@@ -61,23 +69,84 @@ impl ObjectWriter for DdWriter {
         Ok(())
     }
 
-    fn commit(mut self: Box<Self>) -> Result<()> {
-        let file = self.file.take().expect("commit runs once");
+    fn close(mut self: Box<Self>) -> Result<Box<dyn ClosedObject>> {
+        let file = self.file.take().expect("closed once");
         // Closing finalises the file; its result matters.
         file.close().map_err(|e| self.err(e))?;
-        let cleanup = self.cleanup.take().expect("commit runs once");
-        let (conn, su, temp, target) = (
-            Arc::clone(&self.conn),
-            self.su.clone(),
-            self.temp.clone(),
-            self.target.clone(),
-        );
-        let host = self.host.clone();
-        cleanup.disarm_with(move || {
-            let c = conn.lock().unwrap_or_else(|p| p.into_inner());
-            c.rename(&su, &temp, &target)
-                .map_err(|e| sdk_error(&host, e))
-        })
+        Ok(Box::new(DdClosed {
+            temp: std::mem::take(&mut self.rel_temp),
+            full_temp: self.temp.clone(),
+            target: self.target.clone(),
+            conn: Arc::clone(&self.conn),
+            login: Arc::clone(&self.login),
+            su: self.su.clone(),
+            host: self.host.clone(),
+            cleanup: self.cleanup.take(),
+        }))
+    }
+}
+
+/// A finalised temporary; dropped unrenamed, it is removed (by its guard).
+pub(super) struct DdClosed {
+    /// The temporary, relative, and its path in the storage unit.
+    temp: String,
+    full_temp: String,
+    target: String,
+    conn: Arc<Mutex<Connection>>,
+    login: Arc<Login>,
+    su: String,
+    host: String,
+    cleanup: Option<CleanupGuard>,
+}
+
+impl ClosedObject for DdClosed {
+    fn temp(&self) -> &str {
+        &self.temp
+    }
+
+    fn rename(&mut self) -> Result<()> {
+        let cleanup = self.cleanup.as_ref().expect("renamed once");
+        cleanup.hold(|| {
+            let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            c.rename(&self.su, &self.full_temp, &self.target)
+                .map_err(|e| sdk_error(&self.host, e))
+        })?;
+        self.cleanup.take().expect("renamed once").disarm();
+        Ok(())
+    }
+
+    /// Stats the temporary, logging in again first when the connection was
+    /// lost (the new connection replaces it, for the steps that follow).
+    fn renamed(&mut self) -> Result<bool> {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = c.stat(&self.su, &self.full_temp);
+        if matches!(&r, Err(e) if e.is_connection_lost()) {
+            log::info!(
+                "the connection to {} was lost; connecting again to see whether /{}/{} was renamed",
+                self.host,
+                self.su,
+                self.full_temp
+            );
+            let attempt = || c.reconnect(&self.login.user, self.login.password.expose());
+            let fresh = connect_retrying(
+                attempt,
+                &self.login.retry,
+                &format!("Data Domain {}", self.host),
+            )
+            .map_err(|e| sdk_error(&self.host, e))?;
+            *c = fresh;
+            r = c.stat(&self.su, &self.full_temp);
+        }
+        match r {
+            Ok(_) => Ok(false),
+            Err(e) if e.is_not_found() => {
+                if let Some(g) = self.cleanup.take() {
+                    g.disarm();
+                }
+                Ok(true)
+            }
+            Err(e) => Err(sdk_error(&self.host, e)),
+        }
     }
 }
 

@@ -253,6 +253,7 @@ mod tests {
                 attempts: 1,
                 initial_delay: std::time::Duration::from_millis(1),
                 max_delay: std::time::Duration::from_millis(1),
+                stream_wait: std::time::Duration::from_secs(1),
             },
         };
         let shown = format!("{login:?}");

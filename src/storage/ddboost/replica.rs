@@ -1,12 +1,14 @@
 //! The replica: a second Data Domain that committed objects are copied to
 //! with managed file replication (`ddp_filecopy_*`).
 
-use ddboost_sys::OpenMode;
+use std::time::{Duration, Instant};
 
-use super::side::Side;
-use super::EXCLUSIVE_FAILED;
+use backon::BackoffBuilder;
+
+use super::io::DdWriter;
+use super::side::{is_stream_limit, stream_backoff, Side};
 use crate::error::{Error, Result};
-use crate::storage::{ObjectWriter, Replica, Storage};
+use crate::storage::{ClosedObject, ObjectWriter, Replica, Storage};
 
 /// The remote system and the primary it copies from.
 pub(super) struct DdReplica {
@@ -31,33 +33,63 @@ impl Replica for DdReplica {
         self.streams
     }
 
-    /// Temporary on the replica, file copy, close, rename.
-    fn copy(&self, rel: &str, exclusive: bool) -> Result<u64> {
+    /// Source opened, temporary on the replica, file copy, close.
+    fn copy_closed(&self, from: &str, to: &str) -> Result<(Box<dyn ClosedObject>, u64)> {
         let (primary, remote) = (&self.primary, &self.remote);
-        if exclusive && remote.stat(rel)?.is_some() {
-            return Err(Error::storage(format!(
-                "{EXCLUSIVE_FAILED}: {rel} already exists on {}",
-                remote.describe()
-            )));
-        }
-        let src = primary
-            .lock()
-            .open_file(&primary.su, &primary.full(rel), OpenMode::Read, 0)
-            .map_err(|e| primary.err(e))?;
-        let mut dst = remote.create_writer(rel)?;
+        let (src, mut dst) = self.open_both(from, to)?;
         let copied = {
             let src_conn = primary.lock();
-            let dst_file = dst.file.as_ref().expect("open until commit");
-            ddboost_sys::filecopy(&src_conn, &src, dst_file, |_, _| {}).map_err(|e| {
+            ddboost_sys::filecopy(&src_conn, &src, dst.file(), |_, _| {}).map_err(|e| {
                 Error::storage_from(
-                    format!("replication of {rel} to {} failed: {e}", remote.describe()),
+                    format!("replication of {to} to {} failed: {e}", remote.describe()),
                     e,
                 )
             })?
         };
         drop(src);
         dst.offset = copied;
-        Box::new(dst).commit()?;
-        Ok(copied)
+        Ok((Box::new(dst).close()?, copied))
+    }
+}
+
+impl DdReplica {
+    /// Opens the copy's source on the primary (waiting for a read stream
+    /// while holding none) and its temporary on the replica, which it takes
+    /// only when a write stream is free right then: otherwise it lets go of
+    /// the source and tries both again after a pause, for up to option
+    /// `stream_wait_seconds`. So a copy never holds a stream while waiting
+    /// for another.
+    fn open_both(&self, from: &str, to: &str) -> Result<(ddboost_sys::File, DdWriter)> {
+        let (primary, remote) = (&self.primary, &self.remote);
+        let wait = remote.login.retry.stream_wait;
+        let started = Instant::now();
+        let mut pauses = stream_backoff(wait).build();
+        let mut logged = false;
+        loop {
+            let src = primary.open_file_waiting(from)?;
+            match remote.create_writer_waiting(to, Duration::ZERO) {
+                Ok(dst) => return Ok((src, dst)),
+                Err(e) if is_stream_limit(&e) => {
+                    drop(src);
+                    let Some(pause) = pauses.next() else {
+                        return Err(Error::storage(format!(
+                            "copying {to} to {}: its write stream limit stayed reached for {:.0} s (option stream_wait_seconds, now {}); raise stream_wait_seconds, or copy fewer at once",
+                            remote.describe(),
+                            started.elapsed().as_secs_f64(),
+                            wait.as_secs()
+                        )));
+                    };
+                    if !std::mem::replace(&mut logged, true) {
+                        log::info!(
+                            "copying {to} to {}: every write stream there is taken; waiting for one, up to {} s (option stream_wait_seconds)",
+                            remote.describe(),
+                            wait.as_secs()
+                        );
+                    }
+                    std::thread::sleep(pause);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ use super::config::{DdTarget, RetryPolicy};
 use super::io::{sdk_error, DdReader, DdWriter, Reopen, DD_BLOCK};
 use super::{DIR_MODE, FILE_MODE};
 use crate::config::Secret;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::process::signals::CleanupGuard;
 use crate::storage::{
     join, split_path, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader,
@@ -65,6 +65,58 @@ fn retrying<T>(
             )
         })
         .call()
+}
+
+/// Which of a system's stream limits an open counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StreamKind {
+    Read,
+    Write,
+}
+
+impl StreamKind {
+    fn name(self) -> &'static str {
+        match self {
+            StreamKind::Read => "read",
+            StreamKind::Write => "write",
+        }
+    }
+}
+
+/// The pauses between attempts to get a stream, for up to `wait` in all:
+/// growing from 50 ms to 2 s, each with jitter, so that the processes that
+/// wait do not all try again at once.
+pub(super) fn stream_backoff(wait: std::time::Duration) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(50))
+        .with_max_delay(std::time::Duration::from_secs(2))
+        .without_max_times()
+        .with_total_delay(Some(wait))
+        .with_jitter()
+}
+
+/// Set once this process waited for a stream: it then takes no read-ahead
+/// readers (the system's streams are scarce).
+static WAITED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `e` is an open the system refused for its stream limit.
+pub(super) fn is_stream_limit(e: &Error) -> bool {
+    e.source_as::<ddboost_sys::Error>()
+        .is_some_and(|s| s.is(ddboost_sys::DdErr::StreamLimit))
+}
+
+/// The stream counts of a system in one line, for the logs.
+fn describe_counts(c: &ddboost_sys::StreamCounts) -> String {
+    let (l, u) = (&c.limits, &c.inuse);
+    format!(
+        "in use: {} read, {} read-write, {} replication of {} read, {} write, {} in all",
+        u.read_streams,
+        u.read_write_streams,
+        u.replication_streams,
+        l.backup_read_streams,
+        l.backup_write_streams,
+        l.total_streams_hard_limit
+    )
 }
 
 /// One system: a connection and the place on it.
@@ -124,6 +176,100 @@ impl Side {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs the open `attempt`; while the system refuses it for its stream
+    /// limit (`DD_ERR_STREAM_LIMIT`: other restores and backups hold every
+    /// stream), waits for one to come free and tries again, with growing
+    /// pauses and jitter so that waiting processes do not all retry at once,
+    /// for up to option `stream_wait_seconds`. The first wait is logged with
+    /// the stream counts, and the process then takes no read-ahead readers.
+    pub(super) fn wait_for_stream<T>(
+        &self,
+        kind: StreamKind,
+        what: &str,
+        attempt: impl FnMut() -> ddboost_sys::Result<T>,
+    ) -> Result<T> {
+        self.wait_for_stream_up_to(self.login.retry.stream_wait, kind, what, attempt)
+    }
+
+    /// [`Side::wait_for_stream`] for up to `wait`.
+    fn wait_for_stream_up_to<T>(
+        &self,
+        wait: std::time::Duration,
+        kind: StreamKind,
+        what: &str,
+        attempt: impl FnMut() -> ddboost_sys::Result<T>,
+    ) -> Result<T> {
+        let started = std::time::Instant::now();
+        let waited = std::cell::Cell::new(false);
+        let result = attempt
+            .retry(stream_backoff(wait))
+            .sleep(std::thread::sleep)
+            .when(|e: &ddboost_sys::Error| e.is(ddboost_sys::DdErr::StreamLimit))
+            .notify(|_, _| {
+                if !waited.replace(true) {
+                    let counts = match self.lock().stream_counts() {
+                        Ok(c) => describe_counts(&c),
+                        Err(e) => format!("stream counts unknown: {e}"),
+                    };
+                    log::info!(
+                        "{what}: every {} stream of {} is taken ({counts}); waiting for one, up to {} s (option stream_wait_seconds)",
+                        kind.name(),
+                        self.host,
+                        wait.as_secs()
+                    );
+                }
+            })
+            .call();
+        match result {
+            Ok(v) => {
+                if waited.get() {
+                    WAITED.store(true, std::sync::atomic::Ordering::Relaxed);
+                    log::info!(
+                        "{what}: got a {} stream after waiting {:.1} s",
+                        kind.name(),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                Ok(v)
+            }
+            Err(e) if e.is(ddboost_sys::DdErr::StreamLimit) => Err(Error::storage_from(
+                format!(
+                    "{what}: the {} stream limit of Data Domain {} stayed reached for {:.0} s (option stream_wait_seconds, now {}): other backups or restores held every stream; raise stream_wait_seconds, or run fewer at once",
+                    kind.name(),
+                    self.host,
+                    started.elapsed().as_secs_f64(),
+                    wait.as_secs()
+                ),
+                e,
+            )),
+            Err(e) => Err(self.not_found_or(e, what)),
+        }
+    }
+
+    /// An SDK error of an open: "not found" as [`Error::not_found`], a
+    /// folder in place of the file said so, anything else as it is.
+    fn not_found_or(&self, e: ddboost_sys::Error, what: &str) -> Error {
+        if e.is_not_found() {
+            Error::not_found(format!("{what}: not found on {}", self.host)).with_source(e)
+        } else if e.is_file_is_dir() {
+            Error::storage_from(format!("{what}: a folder, not a file, on {}", self.host), e)
+        } else {
+            self.err(e)
+        }
+    }
+
+    /// Opens `path` for reading, waiting for a read stream
+    /// ([`Side::wait_for_stream`]).
+    pub(super) fn open_file_waiting(&self, path: &str) -> Result<ddboost_sys::File> {
+        let full = self.full(path);
+        let attempt = || self.lock().open_file(&self.su, &full, OpenMode::Read, 0);
+        self.wait_for_stream(
+            StreamKind::Read,
+            &format!("opening /{}/{full}", self.su),
+            attempt,
+        )
+    }
+
     /// Path inside the storage unit of a relative path.
     pub(super) fn full(&self, rel: &str) -> String {
         if rel.is_empty() {
@@ -177,32 +323,13 @@ impl Side {
     /// first) is read at once, its length giving the object's size when the
     /// object ends inside it. So a small object costs an open and one read,
     /// a larger one an open, its first read and a `ddp_fstat`. An open
-    /// refused for the stream limit (`DD_ERR_STREAM_LIMIT`: other restores'
-    /// read-ahead may hold streams for a while) is retried as logins are.
+    /// refused for the stream limit waits for a stream
+    /// ([`Side::wait_for_stream`]); a process that waited takes no
+    /// read-ahead readers.
     pub(super) fn open_reader(&self, path: &str, first_read: u64) -> Result<DdReader> {
         let full = self.full(path);
-        let not_found =
-            || Error::not_found(format!("/{}/{full} not found on {}", self.su, self.host));
-        let attempt = || self.lock().open_file(&self.su, &full, OpenMode::Read, 0);
-        let what = format!("opening /{}/{full} on {}", self.su, self.host);
-        let opened = retrying(attempt, &self.login.retry, &what, |e| {
-            e.is(ddboost_sys::DdErr::StreamLimit)
-        });
-        let file = opened.map_err(|e| {
-            if e.is_not_found() {
-                not_found().with_source(e)
-            } else if e.is_file_is_dir() {
-                Error::storage_from(
-                    format!(
-                        "/{}/{full} on {} is a folder, not a file",
-                        self.su, self.host
-                    ),
-                    e,
-                )
-            } else {
-                self.err(e)
-            }
-        })?;
+        let file = self.open_file_waiting(path)?;
+        let waited = WAITED.load(std::sync::atomic::Ordering::Relaxed);
         let at = first_read / DD_BLOCK as u64 * DD_BLOCK as u64;
         let mut block = vec![0u8; DD_BLOCK];
         let n = file.read_at(&mut block, at).map_err(|e| self.err(e))?;
@@ -220,14 +347,18 @@ impl Side {
             size_inferred,
             host: self.host.clone(),
             first: Some((at, block)),
-            reopen: Some(Arc::new(Reopen {
-                lib: self.lib.clone(),
-                login: Arc::clone(&self.login),
-                conn: Arc::clone(&self.conn),
-                su: self.su.clone(),
-                full,
-                host: self.host.clone(),
-            })),
+            // A restore that had to wait for a stream (its records' or its
+            // own) takes no more.
+            reopen: (!waited).then(|| {
+                Arc::new(Reopen {
+                    lib: self.lib.clone(),
+                    login: Arc::clone(&self.login),
+                    conn: Arc::clone(&self.conn),
+                    su: self.su.clone(),
+                    full,
+                    host: self.host.clone(),
+                })
+            }),
         })
     }
 
@@ -236,8 +367,19 @@ impl Side {
     /// made it, so one round trip usually does; only "not found" makes the
     /// folders and opens again.
     pub(super) fn create_writer(&self, path: &str) -> Result<DdWriter> {
+        self.create_writer_waiting(path, self.login.retry.stream_wait)
+    }
+
+    /// [`Side::create_writer`], waiting up to `wait` for a write stream
+    /// (zero: fails at once when none is free).
+    pub(super) fn create_writer_waiting(
+        &self,
+        path: &str,
+        wait: std::time::Duration,
+    ) -> Result<DdWriter> {
         let (dir, name) = split_path(path);
-        let temp = self.full(&join(dir, &temp_name(name)));
+        let rel_temp = join(dir, &temp_name(name));
+        let temp = self.full(&rel_temp);
         // Registered before the temporary exists, so that a signal arriving
         // right after ddp_open_file created it still removes it.
         let cleanup = {
@@ -249,30 +391,33 @@ impl Side {
             self.lock()
                 .open_file(&self.su, &temp, OpenMode::CreateReadWrite, FILE_MODE)
         };
-        let file = match open() {
+        let what = format!("creating /{}/{temp}", self.su);
+        let file = match self.wait_for_stream_up_to(wait, StreamKind::Write, &what, open) {
             Ok(f) => f,
-            Err(e) if e.is_not_found() => {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
                 self.mkdirs(dir)?;
-                open().map_err(|e| self.err(e))?
+                self.wait_for_stream_up_to(wait, StreamKind::Write, &what, open)?
             }
-            Err(e) if e.is(ddboost_sys::DdErr::Notdir) => {
-                return Err(Error::storage_from(
-                    format!(
-                        "cannot store {path} on {}: a part of {} is a file, not a folder",
-                        self.host,
-                        self.full(dir)
-                    ),
-                    e,
-                ))
+            Err(e)
+                if e.source_as::<ddboost_sys::Error>()
+                    .is_some_and(|s| s.is(ddboost_sys::DdErr::Notdir)) =>
+            {
+                return Err(e.context(format!(
+                    "cannot store {path} on {}: a part of {} is a file, not a folder",
+                    self.host,
+                    self.full(dir)
+                )))
             }
-            Err(e) => return Err(self.err(e)),
+            Err(e) => return Err(e),
         };
         Ok(DdWriter {
             file: Some(file),
             offset: 0,
+            rel_temp,
             temp,
             target: self.full(path),
             conn: Arc::clone(&self.conn),
+            login: Arc::clone(&self.login),
             su: self.su.clone(),
             host: self.host.clone(),
             cleanup: Some(cleanup),

@@ -24,8 +24,8 @@ use nix::libc;
 pub mod config;
 
 use super::{
-    join, split_path, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader,
-    ObjectWriter, ReaderFactory, Storage,
+    join, split_path, temp_name, timed, ClosedObject, DeleteSummary, Finding, ObjectInfo,
+    ObjectReader, ObjectWriter, ReaderFactory, Storage,
 };
 
 use crate::error::{Error, ErrorKind, Result};
@@ -316,7 +316,8 @@ impl Storage for LocalStorage {
         let (dir, name) = split_path(path);
         self.create_dir_all(dir)?;
         let (final_path, _) = self.resolve(path)?;
-        let temp_path = self.full(dir).join(temp_name(name));
+        let temp = join(dir, &temp_name(name));
+        let temp_path = self.full(&temp);
         // create_new (O_EXCL) never follows a link at the temporary's name.
         // Registered first, so a signal cannot fall between the two.
         let cleanup = CleanupGuard::remove_file(temp_path.clone());
@@ -337,6 +338,7 @@ impl Storage for LocalStorage {
         Ok(Box::new(LocalWriter {
             flusher,
             file,
+            temp,
             temp_path,
             final_path,
             written: 0,
@@ -472,6 +474,8 @@ fn delete_tree(path: &Path, summary: &mut DeleteSummary) -> Result<()> {
 
 struct LocalWriter {
     file: File,
+    /// The temporary, relative.
+    temp: String,
     temp_path: PathBuf,
     final_path: PathBuf,
     written: u64,
@@ -521,26 +525,20 @@ impl ObjectWriter for LocalWriter {
         Ok(())
     }
 
-    fn commit(mut self: Box<Self>) -> Result<()> {
+    fn close(mut self: Box<Self>) -> Result<Box<dyn ClosedObject>> {
         self.flusher = None;
         if self.fsync {
             self.file
                 .sync_all()
                 .map_err(|e| io_err("cannot flush", &self.temp_path, e))?;
         }
-        let cleanup = self.cleanup.take().expect("commit runs once");
-        // Rename while holding off signal cleanup, so an interrupt sees either
-        // the temporary (and removes it) or the finished object.
-        cleanup.disarm_with(|| {
-            fs::rename(&self.temp_path, &self.final_path)
-                .map_err(|e| io_err("cannot rename into place", &self.final_path, e))
-        })?;
-        if self.fsync {
-            if let Some(parent) = self.final_path.parent() {
-                sync_dir(parent)?;
-            }
-        }
-        Ok(())
+        Ok(Box::new(LocalClosed {
+            temp: std::mem::take(&mut self.temp),
+            temp_path: self.temp_path.clone(),
+            final_path: self.final_path.clone(),
+            fsync: self.fsync,
+            cleanup: self.cleanup.take(),
+        }))
     }
 }
 
@@ -548,6 +546,51 @@ impl Drop for LocalWriter {
     fn drop(&mut self) {
         // Not committed: remove the temporary (the guard does it).
         drop(self.cleanup.take());
+    }
+}
+
+/// A written temporary; dropped unrenamed, it is removed (by its guard).
+struct LocalClosed {
+    temp: String,
+    temp_path: PathBuf,
+    final_path: PathBuf,
+    fsync: bool,
+    cleanup: Option<CleanupGuard>,
+}
+
+impl ClosedObject for LocalClosed {
+    fn temp(&self) -> &str {
+        &self.temp
+    }
+
+    fn rename(&mut self) -> Result<()> {
+        let cleanup = self.cleanup.as_ref().expect("renamed once");
+        // Rename while holding off signal cleanup, so an interrupt sees either
+        // the temporary (and removes it) or the finished object.
+        cleanup.hold(|| {
+            fs::rename(&self.temp_path, &self.final_path)
+                .map_err(|e| io_err("cannot rename into place", &self.final_path, e))
+        })?;
+        self.cleanup.take().expect("renamed once").disarm();
+        if self.fsync {
+            if let Some(parent) = self.final_path.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn renamed(&mut self) -> Result<bool> {
+        match fs::symlink_metadata(&self.temp_path) {
+            Ok(_) => Ok(false),
+            Err(e) if is_enoent(&e) => {
+                if let Some(c) = self.cleanup.take() {
+                    c.disarm();
+                }
+                Ok(true)
+            }
+            Err(e) => Err(io_err("cannot stat", &self.temp_path, e)),
+        }
     }
 }
 

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    join, split_path, temp_name, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
+    join, split_path, temp_name, ClosedObject, DeleteSummary, ObjectInfo, ObjectReader,
+    ObjectWriter, Storage,
 };
 use crate::error::{Error, Result};
 
@@ -158,15 +159,53 @@ impl ObjectWriter for MemoryWriter {
         Ok(())
     }
 
-    fn commit(mut self: Box<Self>) -> Result<()> {
+    fn close(mut self: Box<Self>) -> Result<Box<dyn ClosedObject>> {
+        self.committed = true;
+        Ok(Box::new(MemoryClosed {
+            files: self.files.clone(),
+            temp: self.temp.clone(),
+            target: self.target.clone(),
+            data: std::mem::take(&mut self.data),
+            renamed: false,
+        }))
+    }
+}
+
+struct MemoryClosed {
+    files: Files,
+    temp: String,
+    target: String,
+    data: Vec<u8>,
+    renamed: bool,
+}
+
+impl ClosedObject for MemoryClosed {
+    fn temp(&self) -> &str {
+        &self.temp
+    }
+
+    fn rename(&mut self) -> Result<()> {
         let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
         files.remove(&self.temp);
         files.insert(
             self.target.clone(),
             Arc::new(std::mem::take(&mut self.data)),
         );
-        self.committed = true;
+        self.renamed = true;
         Ok(())
+    }
+
+    fn renamed(&mut self) -> Result<bool> {
+        Ok(self.renamed)
+    }
+}
+
+impl Drop for MemoryClosed {
+    fn drop(&mut self) {
+        if !self.renamed {
+            let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            files.remove(&self.temp);
+        }
     }
 }
 
