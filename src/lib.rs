@@ -14,6 +14,7 @@
 
 pub mod about;
 pub mod app;
+pub mod backups;
 pub mod commands;
 pub mod config;
 pub mod data;

@@ -64,6 +64,24 @@ pub trait Storage {
     /// Every file below `dir`, the plugin's own '.' names included.
     fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>>;
 
+    /// The names in the folder `dir` itself (files and folders, not
+    /// recursive, no sizes), skipping the plugin's own '.' names; sorted. A
+    /// missing folder lists as empty. Backends override it to read only that
+    /// folder (one call per entry on DD Boost, no stat); this default walks
+    /// everything below it.
+    fn list_names(&self, dir: &str) -> Result<Vec<String>> {
+        let skip = if dir.is_empty() { 0 } else { dir.len() + 1 };
+        let mut names: Vec<String> = self
+            .list(dir)?
+            .into_iter()
+            .filter_map(|o| o.path.get(skip..)?.split('/').next().map(str::to_string))
+            .filter(|n| !n.is_empty())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     /// Removes the folder `dir` and everything in it. A missing folder is not
     /// an error (the summary is zero).
     fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary>;
