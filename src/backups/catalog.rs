@@ -23,9 +23,9 @@ pub fn find(storage: &dyn Storage) -> Result<Vec<Timestamp>> {
         .filter(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
     {
         let dir = join(BACKUPS_DIR, date);
-        let names = storage.list_names(&dir).map_err(|e| {
-            e.context(format!("cannot list {dir} in {}", storage.describe()))
-        })?;
+        let names = storage
+            .list_names(&dir)
+            .map_err(|e| e.context(format!("cannot list {dir} in {}", storage.describe())))?;
         out.extend(
             names
                 .iter()
@@ -58,11 +58,7 @@ mod tests {
             w.write(b"x").unwrap();
             w.commit().unwrap();
         }
-        let found: Vec<String> = find(&s)
-            .unwrap()
-            .iter()
-            .map(|t| t.to_string())
-            .collect();
+        let found: Vec<String> = find(&s).unwrap().iter().map(|t| t.to_string()).collect();
         assert_eq!(found, ["20250101120000", "20250102010101"]);
         assert!(find(&MemoryStorage::new()).unwrap().is_empty());
     }

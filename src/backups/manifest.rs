@@ -71,7 +71,10 @@ impl BackupConfig {
         match self.compressiontype.as_str() {
             "" | "gzip" => Ok(".gz"),
             "zstd" => Ok(".zst"),
-            other => Err(format!("unknown compression type \"{}\"", other.escape_debug())),
+            other => Err(format!(
+                "unknown compression type \"{}\"",
+                other.escape_debug()
+            )),
         }
     }
 
@@ -509,7 +512,12 @@ impl Manifest {
         let in_folder = |name: String| join(&folder, &name);
         let toc_path = in_folder(names::file(plan_ts, names::TOC));
         if plan_ts != self.ts {
-            self.push(plan_ts, &toc_path, format!("the TOC of earlier backup {plan_ts}"), None);
+            self.push(
+                plan_ts,
+                &toc_path,
+                format!("the TOC of earlier backup {plan_ts}"),
+                None,
+            );
         }
         // Single-data-file restores fetch every segment's TOC
         // (`RestoreSegmentTOCs`, utils/plugin.go).
@@ -569,7 +577,11 @@ impl Manifest {
                 // Segment TOC byte ranges are those of the uncompressed
                 // stream: only an uncompressed file's size is known.
                 let size = if ext.is_empty() {
-                    self.segment_data_size(storage, &in_folder(names::segment_toc(c, plan_ts)), plan_ts)?
+                    self.segment_data_size(
+                        storage,
+                        &in_folder(names::segment_toc(c, plan_ts)),
+                        plan_ts,
+                    )?
                 } else {
                     None
                 };
@@ -580,7 +592,12 @@ impl Manifest {
                 // cluster of the same size reads every segment's file).
                 for e in &matching {
                     let p = in_folder(names::data_file(c, plan_ts, Some(e.oid), ext));
-                    self.push(plan_ts, &p, format!("table {} on segment {c}", e.fqn()), None);
+                    self.push(
+                        plan_ts,
+                        &p,
+                        format!("table {} on segment {c}", e.fqn()),
+                        None,
+                    );
                 }
             }
         }

@@ -32,7 +32,12 @@ impl Progress {
     /// labelled `what`; hidden when stderr is not a terminal.
     pub fn start(what: &str, total_objects: u64, total_bytes: u64) -> Progress {
         if std::io::stderr().is_terminal() {
-            Self::drawn(what, total_objects, total_bytes, ProgressDrawTarget::stderr())
+            Self::drawn(
+                what,
+                total_objects,
+                total_bytes,
+                ProgressDrawTarget::stderr(),
+            )
         } else {
             Self::hidden()
         }
@@ -47,7 +52,12 @@ impl Progress {
         }
     }
 
-    fn drawn(what: &str, total_objects: u64, total_bytes: u64, target: ProgressDrawTarget) -> Progress {
+    fn drawn(
+        what: &str,
+        total_objects: u64,
+        total_bytes: u64,
+        target: ProgressDrawTarget,
+    ) -> Progress {
         let bar = ProgressBar::with_draw_target(Some(total_bytes), target);
         let style = ProgressStyle::with_template(&format!(
             "{what}: {{msg}} objects, {{bytes}} of {{total_bytes}} ({{bytes_per_sec}}, {{eta}} left) [{{wide_bar}}]"
