@@ -54,11 +54,8 @@ impl Fixture {
 
     /// The file gpbackup stored, if it is a manifest file (not data).
     fn manifest_file(&self, object: &str) -> Option<Vec<u8>> {
-        let p = fixture_dir(self.name).join(format!(
-            "backups/{}/{}/{object}",
-            &self.ts[..8],
-            self.ts
-        ));
+        let p =
+            fixture_dir(self.name).join(format!("backups/{}/{}/{object}", &self.ts[..8], self.ts));
         std::fs::read(p).ok()
     }
 
@@ -218,7 +215,10 @@ fn single_data_file_backup(env: &Env) {
             f.ts
         )]
     );
-    assert!(lines.iter().any(|l| l.starts_with(&format!("BACKUP {} DAMAGED: 1 objects failed verification", f.ts))));
+    assert!(lines.iter().any(|l| l.starts_with(&format!(
+        "BACKUP {} DAMAGED: 1 objects failed verification",
+        f.ts
+    ))));
     env.backup_data(&f.ts, &seg0, &whole);
     assert_eq!(verify(env, &f.ts, &[]).0.status.code(), Some(0));
 
@@ -229,8 +229,10 @@ fn single_data_file_backup(env: &Env) {
     let (out, lines) = verify(env, &f.ts, &[]);
     let err = fails(&out);
     assert!(
-        err.contains(&format!("backup {} is INCOMPLETE: 1 of 8 objects missing", f.ts))
-            && err.contains("MISSING lines"),
+        err.contains(&format!(
+            "backup {} is INCOMPLETE: 1 of 8 objects missing",
+            f.ts
+        )) && err.contains("MISSING lines"),
         "{err}"
     );
     assert_eq!(
@@ -238,7 +240,9 @@ fn single_data_file_backup(env: &Env) {
         [format!("MISSING {}: the data of segment 1", f.rel(&seg1))]
     );
     assert_eq!(starting(&lines, "OK ").len(), 7);
-    assert!(last(&lines).ends_with("7 OK, 0 FAILED, 0 UNRECORDED, 1 MISSING, 1 EXTRA (not in the manifest): INCOMPLETE"));
+    assert!(last(&lines).ends_with(
+        "7 OK, 0 FAILED, 0 UNRECORDED, 1 MISSING, 1 EXTRA (not in the manifest): INCOMPLETE"
+    ));
     let (out, lines) = verify(env, &f.ts, &["--json"]);
     fails(&out);
     let doc: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
@@ -272,11 +276,20 @@ fn per_table_backup(env: &Env) {
     let name = format!("gpbackup_{}_config.yaml", f.ts);
     let text = String::from_utf8(f.manifest_file(&name).unwrap()).unwrap();
     assert!(text.contains("status: Success"));
-    backup_file(env, &f.ts, &name, text.replace("status: Success", "status: Failure").as_bytes());
+    backup_file(
+        env,
+        &f.ts,
+        &name,
+        text.replace("status: Success", "status: Failure")
+            .as_bytes(),
+    );
     let (out, lines) = verify(env, &f.ts, &[]);
     let err = fails(&out);
     assert!(
-        err.contains(&format!("backup {} is FAILED: gpbackup recorded status \"Failure\"", f.ts)),
+        err.contains(&format!(
+            "backup {} is FAILED: gpbackup recorded status \"Failure\"",
+            f.ts
+        )),
         "{err}"
     );
     assert!(last(&lines).ends_with("0 MISSING: FAILED"), "{lines:?}");
@@ -361,8 +374,12 @@ fn incremental_backup_and_its_base(env: &Env) {
         )]
     );
     assert!(
-        lines.iter().any(|l| l.starts_with(&format!("BACKUP {} INCOMPLETE: ", base.ts))
-            && l.contains("is missing, so the table data a restore takes from it cannot be named")),
+        lines.iter().any(
+            |l| l.starts_with(&format!("BACKUP {} INCOMPLETE: ", base.ts))
+                && l.contains(
+                    "is missing, so the table data a restore takes from it cannot be named"
+                )
+        ),
         "{lines:?}"
     );
 }
@@ -373,8 +390,10 @@ fn backup_interrupted_before_teardown(env: &Env) {
     let (out, lines) = verify(env, &f.ts, &[]);
     let err = fails(&out);
     assert!(
-        err.contains(&format!("backup {} is INCOMPLETE: no gpbackup_{}_config.yaml and no report", f.ts, f.ts))
-            && err.contains("teardown"),
+        err.contains(&format!(
+            "backup {} is INCOMPLETE: no gpbackup_{}_config.yaml and no report",
+            f.ts, f.ts
+        )) && err.contains("teardown"),
         "{err}"
     );
     // What its TOCs allow is still checked: both segments' data, with the
@@ -447,7 +466,13 @@ fn list_backups_shows_each_backup(env: &Env) {
     let out = env.run(&["list_backups", env.cfg(), "--sizes"]);
     ok(&out);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.lines().next().unwrap().ends_with("OBJECTS  STORED  BYTES"), "{text}");
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .ends_with("OBJECTS  STORED  BYTES"),
+        "{text}"
+    );
 
     // Nothing stored yet is an empty list, not an error.
     let empty = Env::new(env.backend);
@@ -471,7 +496,10 @@ fn list_backups_with_a_replica() {
     let remote = format!(
         "  remote_hostname: dd-replica\n  remote_username: {DD_USER}\n  remote_password: {DD_PASSWORD}\n  remote_storage_unit: {DD_SU}\n  remote_directory: gpdb/replica\n"
     );
-    let with_remote = env.other_config("with_remote.yaml", &format!("{}{remote}", env.backend_options()));
+    let with_remote = env.other_config(
+        "with_remote.yaml",
+        &format!("{}{remote}", env.backend_options()),
+    );
     let with_remote = with_remote.to_str().unwrap();
     let copied = Fixture::new("per-table-gzip");
     let not_copied = Fixture::new("metadata-only");
@@ -490,17 +518,32 @@ fn list_backups_with_a_replica() {
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].ends_with("OBJECTS  REPLICA"), "{text}");
-    assert!(lines[1].starts_with(&copied.ts) && lines[1].ends_with("  yes"), "{text}");
-    assert!(lines[2].starts_with(&not_copied.ts) && lines[2].ends_with("  no"), "{text}");
+    assert!(
+        lines[1].starts_with(&copied.ts) && lines[1].ends_with("  yes"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with(&not_copied.ts) && lines[2].ends_with("  no"),
+        "{text}"
+    );
 
     // With sizes both systems' objects are compared.
     let (_i, conn) = env.dd_connect("dd-replica");
     conn.unlink(
         DD_SU,
-        &format!("gpdb/replica/{}", copied.rel(&format!("gpbackup_1_{}_16446.gz", copied.ts))),
+        &format!(
+            "gpdb/replica/{}",
+            copied.rel(&format!("gpbackup_1_{}_16446.gz", copied.ts))
+        ),
     )
     .unwrap();
-    let out = env.run(&["list_backups", with_remote, "--replica", "--sizes", "--json"]);
+    let out = env.run(&[
+        "list_backups",
+        with_remote,
+        "--replica",
+        "--sizes",
+        "--json",
+    ]);
     ok(&out);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["backups"][0]["replica"], "partial:16/17");
@@ -550,7 +593,10 @@ fn progress_is_drawn_on_a_terminal_only() {
     );
     // stdout is the same as without a terminal.
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.lines().last().unwrap().ends_with(": COMPLETE"), "{text}");
+    assert!(
+        text.lines().last().unwrap().ends_with(": COMPLETE"),
+        "{text}"
+    );
 }
 
 // ---- instantiation ---------------------------------------------------------------------------

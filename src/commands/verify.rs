@@ -168,7 +168,6 @@ pub fn verify_backup(
                 "backup {ts} has no gpbackup manifest (neither gpbackup_{ts}_config.yaml nor gpbackup_{ts}_toc.yaml): its stored objects are checked against their checksum records only, so a missing object cannot be found"
             );
             log::warn!("verify_backup: {w}");
-            eprintln!("{PLUGIN_NAME} verify_backup: warning: {w}");
             warning = Some(w);
             objects
                 .iter()
@@ -387,15 +386,24 @@ pub fn verify_backup(
             }
         )));
     }
+    // Without a manifest: the warning goes with the one error line, or
+    // alone on stderr after a success.
+    let note = match &warning {
+        Some(w) => format!("; note: {w}"),
+        None => String::new(),
+    };
     if failed > 0 {
         return Err(Error::integrity(format!(
-            "backup {ts}: {failed} of {named} objects failed verification (see the FAILED lines on standard output)"
+            "backup {ts}: {failed} of {named} objects failed verification (see the FAILED lines on standard output){note}"
         )));
     }
     if unrecorded > 0 && !allow_unrecorded {
         return Err(Error::integrity(format!(
-            "backup {ts}: {unrecorded} of {named} objects have no checksum record and cannot be verified (see the UNRECORDED lines; written by another tool? --allow-unrecorded accepts them)"
+            "backup {ts}: {unrecorded} of {named} objects have no checksum record and cannot be verified (see the UNRECORDED lines; written by another tool? --allow-unrecorded accepts them){note}"
         )));
+    }
+    if let Some(w) = &warning {
+        eprintln!("{PLUGIN_NAME} verify_backup: warning: {w}");
     }
     Ok(())
 }
