@@ -108,15 +108,7 @@ fn remove_object(env: &Env, rel: &str) {
 }
 
 fn verify(env: &Env, ts: &str, extra: &[&str]) -> (Output, Vec<String>) {
-    let mut args = vec!["verify_backup", env.cfg(), ts];
-    args.extend_from_slice(extra);
-    let out = env.run(&args);
-    let lines = String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    (out, lines)
+    verify_lines(env, ts, extra)
 }
 
 fn starting(lines: &[String], prefix: &str) -> Vec<String> {

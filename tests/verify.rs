@@ -65,15 +65,7 @@ fn ok_without_manifest(out: &Output) {
 }
 
 fn verify(env: &Env, extra: &[&str]) -> (Output, Vec<String>) {
-    let mut args = vec!["verify_backup", env.cfg(), TS];
-    args.extend_from_slice(extra);
-    let out = env.run(&args);
-    let lines = String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    (out, lines)
+    verify_lines(env, TS, extra)
 }
 
 /// The lines that start with `status`, sorted.

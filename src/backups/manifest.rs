@@ -702,18 +702,29 @@ fn parse_yaml<T: serde::de::DeserializeOwned>(text: &[u8]) -> std::result::Resul
 
 /// Reads a whole (small) object.
 pub fn read_object(storage: &dyn Storage, path: &str) -> Result<Vec<u8>> {
+    // Opened for a first read at 0, which on DD Boost also tells a small
+    // object's size (a short first read is its end): no stat.
     let mut reader = storage
-        .open(path)
+        .open_at(path, 0)
         .map_err(|e| e.context(format!("cannot read {path} in {}", storage.describe())))?;
-    let size = reader.exact_size()?;
+    let size = reader.size();
     if size > MAX_MANIFEST_BYTES {
         return Err(Error::invalid(format!(
             "{path} is {size} bytes, more than a gpbackup manifest file can be"
         )));
     }
-    let mut buf = vec![0u8; size as usize];
+    // Read to the end, whatever size the first read suggested.
+    let mut buf = vec![0u8; size as usize + 1];
     let mut got = 0;
-    while got < buf.len() {
+    loop {
+        if got == buf.len() {
+            if got as u64 > MAX_MANIFEST_BYTES {
+                return Err(Error::invalid(format!(
+                    "{path} is more than {MAX_MANIFEST_BYTES} bytes, more than a gpbackup manifest file can be"
+                )));
+            }
+            buf.resize(got * 2, 0);
+        }
         let n = reader.read_at(&mut buf[got..], got as u64)?;
         if n == 0 {
             break;

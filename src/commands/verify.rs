@@ -69,6 +69,7 @@ enum Outcome {
 }
 
 /// One object to read.
+#[derive(Clone)]
 struct Target {
     path: String,
     backup: String,
@@ -512,7 +513,7 @@ fn verdict_text(v: &BackupVerdict, ts: &str) -> String {
 /// The shared state of one run: the objects left, the results, the output.
 struct Run {
     queue: Mutex<Vec<usize>>,
-    targets: Vec<(String, String, Option<(u64, String)>, u64)>,
+    targets: Vec<Target>,
     stdout_gone: AtomicBool,
     json: bool,
     lines: Mutex<Vec<Line>>,
@@ -530,10 +531,7 @@ impl Run {
         });
         Run {
             queue: Mutex::new(order),
-            targets: targets
-                .iter()
-                .map(|t| (t.path.clone(), t.backup.clone(), t.size.clone(), t.listed))
-                .collect(),
+            targets: targets.to_vec(),
             stdout_gone: AtomicBool::new(false),
             json,
             lines: Mutex::new(Vec::new()),
@@ -551,7 +549,12 @@ impl Run {
             let Some(i) = self.queue.lock().ok().and_then(|mut q| q.pop()) else {
                 return;
             };
-            let (path, backup, size, listed) = &self.targets[i];
+            let Target {
+                path,
+                backup,
+                listed,
+                size,
+            } = &self.targets[i];
             let started = Instant::now();
             let outcome = match size {
                 // The listing already shows the wrong size: nothing to read.
