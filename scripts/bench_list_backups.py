@@ -15,7 +15,7 @@ object: at full scale and 5 ms it runs for an hour, so it is timed on
 --sizes-backups backups (a second folder) and the full figure is extrapolated
 from its call count (calls x latency + the time the same run takes at 0 ms).
 
-  scripts/bench_list_backups.py [--backups 100] [--objects 2000] [--latency-ms 5] [--sizes-backups 2]
+  scripts/bench_list_backups.py [--backups 100] [--objects 2000] [--latency-ms 5] [--sizes-backups 2] [--no-sizes]
 """
 import argparse
 import concurrent.futures
@@ -133,6 +133,7 @@ def main():
     ap.add_argument("--latency-ms", type=float, default=5)
     ap.add_argument("--sizes-backups", type=int, default=2)
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--no-sizes", action="store_true", help="time only list_backups without --sizes")
     args = ap.parse_args()
     b.build()
     work = b.workdir("bench_list_backups_", args.dir)
@@ -142,8 +143,8 @@ def main():
         env = b.plugin_env(os.path.join(work, "home"), root)
         tables = args.objects // SEGMENTS
         results = {}
-        for label, count, directory in (("all", args.backups, "gpdb"),
-                                        ("few", args.sizes_backups, "gpdb_few")):
+        sets = [("all", args.backups, "gpdb"), ("few", args.sizes_backups, "gpdb_few")]
+        for label, count, directory in sets[:1] if args.no_sizes else sets:
             cfg = b.write_config(os.path.join(work, f"{label}.yaml"), directory)
             namespace = os.path.join(root, b.HOST, "su", b.STORAGE_UNIT, directory)
             t0 = time.monotonic()
@@ -157,6 +158,11 @@ def main():
         secs, calls, out = run_list(cfg, env, [], args.latency_ms, trace)
         rows = len(out.splitlines()) - 1
         assert rows == args.backups, out[:500]
+        lat = args.latency_ms
+        print(f"list_backups, {args.backups} backups of {args.objects + 5} objects, {lat:g} ms per call:")
+        print(f"  without --sizes: {secs:.2f} s, {calls} calls ({calls / args.backups:.1f} per backup), measured")
+        if args.no_sizes:
+            return
         zsecs, zcalls, _ = run_list(cfg, env, ["--sizes"], 0, trace)
         few = results["few"]
         fsecs, fcalls, fout = run_list(few, env, ["--sizes"], args.latency_ms, trace)
@@ -166,9 +172,6 @@ def main():
         per_call = (fsecs - fzsecs) / fcalls if fcalls else 0
         extrapolated = zsecs + zcalls * args.latency_ms / 1000
 
-        lat = args.latency_ms
-        print(f"list_backups, {args.backups} backups of {args.objects + 5} objects, {lat:g} ms per call:")
-        print(f"  without --sizes: {secs:.2f} s, {calls} calls ({calls / args.backups:.1f} per backup), measured")
         print(f"  with --sizes:    {extrapolated:.0f} s = {zcalls} calls x {lat:g} ms + {zsecs:.2f} s at 0 ms "
               f"(extrapolated; {zcalls / args.backups:.0f} calls per backup)")
         print(f"  with --sizes, {args.sizes_backups} backups measured: {fsecs:.1f} s, {fcalls} calls "

@@ -713,18 +713,11 @@ pub fn read_object(storage: &dyn Storage, path: &str) -> Result<Vec<u8>> {
             "{path} is {size} bytes, more than a gpbackup manifest file can be"
         )));
     }
-    // Read to the end, whatever size the first read suggested.
-    let mut buf = vec![0u8; size as usize + 1];
+    // The size the first read gave, as restores take it (a short read is
+    // the end): no read at the end to learn it.
+    let mut buf = vec![0u8; size as usize];
     let mut got = 0;
-    loop {
-        if got == buf.len() {
-            if got as u64 > MAX_MANIFEST_BYTES {
-                return Err(Error::invalid(format!(
-                    "{path} is more than {MAX_MANIFEST_BYTES} bytes, more than a gpbackup manifest file can be"
-                )));
-            }
-            buf.resize(got * 2, 0);
-        }
+    while got < buf.len() {
         let n = reader.read_at(&mut buf[got..], got as u64)?;
         if n == 0 {
             break;
