@@ -806,4 +806,116 @@ mod tests {
         assert!(c.succeeded(), "no status: older gpbackup");
         assert!(BackupConfig::parse(b"segmentcount: [").is_err());
     }
+
+    fn store(files: &[(&str, &str)]) -> (crate::storage::memory::MemoryStorage, Vec<ObjectInfo>) {
+        let s = crate::storage::memory::MemoryStorage::new();
+        for (p, text) in files {
+            let mut w = s.create(p).unwrap();
+            w.write(text.as_bytes()).unwrap();
+            w.commit().unwrap();
+        }
+        let listing = s.list("backups/20250101/20250101120000").unwrap();
+        (s, listing)
+    }
+
+    const TOC_TWO_TABLES: &str = "dataentries:\n- schema: public\n  name: a\n  oid: 100\n  isreplicated: true\n- schema: s\n  name: b\n  oid: 200\n";
+
+    fn expected_names(m: &Manifest) -> Vec<String> {
+        m.expected
+            .iter()
+            .map(|e| split_path(&e.path).1.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn legacy_config_takes_every_toc_entry_and_zstd_suffixes() {
+        let d = "backups/20250101/20250101120000";
+        let (s, listing) = store(&[
+            (
+                &format!("{d}/gpbackup_20250101120000_config.yaml"),
+                "compressed: true\ncompressiontype: zstd\nsegmentcount: 2\nstatus: Success\n",
+            ),
+            (
+                &format!("{d}/gpbackup_20250101120000_toc.yaml"),
+                TOC_TWO_TABLES,
+            ),
+            (&format!("{d}/gpbackup_20250101120000_unrelated"), "x"),
+        ]);
+        let ts = Timestamp::parse("20250101120000").unwrap();
+        let m = Manifest::read(&s, &ts, &listing).unwrap().unwrap();
+        assert_eq!(
+            expected_names(&m),
+            [
+                "gpbackup_20250101120000_config.yaml",
+                "gpbackup_20250101120000_report",
+                "gpbackup_20250101120000_metadata.sql",
+                "gpbackup_20250101120000_toc.yaml",
+                // The replicated table too, on every segment.
+                "gpbackup_0_20250101120000_100.zst",
+                "gpbackup_0_20250101120000_200.zst",
+                "gpbackup_1_20250101120000_100.zst",
+                "gpbackup_1_20250101120000_200.zst",
+            ]
+        );
+        assert!(m.problems.is_empty(), "{:?}", m.problems);
+        assert_eq!(m.extra.len(), 1);
+        assert!(m.earlier.is_empty());
+    }
+
+    #[test]
+    fn compressed_single_data_file_has_no_known_size_and_plan_gaps_are_problems() {
+        let d = "backups/20250101/20250101120000";
+        let (s, listing) = store(&[
+            (
+                &format!("{d}/gpbackup_20250101120000_config.yaml"),
+                "compressed: true\nsegmentcount: 1\nsingledatafile: true\nstatus: In Progress\nrestoreplan:\n- timestamp: \"20250101120000\"\n  tablefqns: [public.a, public.gone]\n",
+            ),
+            (&format!("{d}/gpbackup_20250101120000_toc.yaml"), TOC_TWO_TABLES),
+            (&format!("{d}/gpbackup_0_20250101120000_toc.yaml"), "dataentries:\n  100: {startbyte: 0, endbyte: 7}\n"),
+        ]);
+        let ts = Timestamp::parse("20250101120000").unwrap();
+        let m = Manifest::read(&s, &ts, &listing).unwrap().unwrap();
+        let data = m
+            .expected
+            .iter()
+            .find(|e| e.path.ends_with("gpbackup_0_20250101120000.gz"))
+            .unwrap();
+        assert_eq!(
+            data.size, None,
+            "byte ranges are of the uncompressed stream"
+        );
+        let kinds: Vec<ProblemKind> = m.problems.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, [ProblemKind::NotSuccess, ProblemKind::Underivable]);
+        assert!(
+            m.problems[1].text.contains("public.gone"),
+            "{:?}",
+            m.problems
+        );
+    }
+
+    #[test]
+    fn no_config_infers_the_layout_from_stored_names() {
+        let d = "backups/20250101/20250101120000";
+        let (s, listing) = store(&[
+            (
+                &format!("{d}/gpbackup_20250101120000_toc.yaml"),
+                TOC_TWO_TABLES,
+            ),
+            (&format!("{d}/gpbackup_0_20250101120000_100.gz"), "x"),
+            (&format!("{d}/gpbackup_2_20250101120000_200.gz"), "x"),
+        ]);
+        let ts = Timestamp::parse("20250101120000").unwrap();
+        let m = Manifest::read(&s, &ts, &listing).unwrap().unwrap();
+        assert!(m.layout.inferred && !m.layout.single_data_file);
+        assert_eq!((m.layout.segments, m.layout.extension), (3, ".gz"));
+        assert_eq!(m.problems[0].kind, ProblemKind::NoTeardown);
+        assert_eq!(
+            m.expected.len(),
+            2 + 6,
+            "metadata, TOC, 2 tables x 3 segments"
+        );
+        // Neither config nor TOC: no manifest.
+        let (s, listing) = store(&[(&format!("{d}/gpbackup_0_20250101120000"), "x")]);
+        assert!(Manifest::read(&s, &ts, &listing).unwrap().is_none());
+    }
 }
