@@ -715,17 +715,7 @@ pub fn read_object(storage: &dyn Storage, path: &str) -> Result<Vec<u8>> {
     }
     // The size the first read gave, as restores take it (a short read is
     // the end): no read at the end to learn it.
-    let mut buf = vec![0u8; size as usize];
-    let mut got = 0;
-    while got < buf.len() {
-        let n = reader.read_at(&mut buf[got..], got as u64)?;
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
-    buf.truncate(got);
-    Ok(buf)
+    crate::storage::read_to_end(reader.as_mut())
 }
 
 /// The config of backup `ts`: None when it has none (running, or stopped

@@ -160,60 +160,12 @@ pub fn verify_backup(
         ))
     })?;
 
-    let mut missing = Vec::new();
-    let mut extra = Vec::new();
-    let mut warning = None;
-    let targets: Vec<Target> = match &manifest {
-        None => {
-            let w = format!(
-                "backup {ts} has no gpbackup manifest (neither gpbackup_{ts}_config.yaml nor gpbackup_{ts}_toc.yaml): its stored objects are checked against their checksum records only, so a missing object cannot be found"
-            );
-            log::warn!("verify_backup: {w}");
-            warning = Some(w);
-            objects
-                .iter()
-                .map(|o| Target {
-                    path: o.path.clone(),
-                    backup: ts.to_string(),
-                    listed: o.size,
-                    size: None,
-                })
-                .collect()
-        }
-        Some(m) => {
-            let mut seen = HashSet::new();
-            let mut targets = Vec::new();
-            for e in m.expected.iter().filter(|e| seen.insert(e.path.clone())) {
-                match m.stored_size(&e.path) {
-                    Some(listed) => targets.push(Target {
-                        path: e.path.clone(),
-                        backup: e.backup.clone(),
-                        listed,
-                        size: e.size.clone(),
-                    }),
-                    None => missing.push(Line {
-                        status: "MISSING",
-                        path: e.path.clone(),
-                        backup: e.backup.clone(),
-                        bytes: None,
-                        reason: Some(e.what.clone()),
-                    }),
-                }
-            }
-            extra = m
-                .extra
-                .iter()
-                .map(|o| Line {
-                    status: "EXTRA",
-                    path: o.path.clone(),
-                    backup: ts.to_string(),
-                    bytes: Some(o.size),
-                    reason: None,
-                })
-                .collect();
-            targets
-        }
-    };
+    let Plan {
+        targets,
+        missing,
+        extra,
+        warning,
+    } = plan(ts, &objects, manifest.as_ref());
 
     let total: u64 = targets.iter().map(|t| t.listed).sum();
     let readers = READERS.min(targets.len()).max(1);
@@ -407,6 +359,81 @@ pub fn verify_backup(
         eprintln!("{PLUGIN_NAME} verify_backup: warning: {w}");
     }
     Ok(())
+}
+
+/// What to read, and what is already known missing or extra.
+struct Plan {
+    targets: Vec<Target>,
+    missing: Vec<Line>,
+    extra: Vec<Line>,
+    /// Without a manifest: why completeness is not checked.
+    warning: Option<String>,
+}
+
+/// The objects to read: with a manifest, those a restore opens (the missing
+/// ones as MISSING lines, the folder's others as EXTRA lines); without one,
+/// every stored object of the folder.
+fn plan(ts: &Timestamp, objects: &[ObjectInfo], manifest: Option<&Manifest>) -> Plan {
+    let mut missing = Vec::new();
+    let mut extra = Vec::new();
+    let mut warning = None;
+    let targets: Vec<Target> = match manifest {
+        None => {
+            let w = format!(
+                "backup {ts} has no gpbackup manifest (neither gpbackup_{ts}_config.yaml nor gpbackup_{ts}_toc.yaml): its stored objects are checked against their checksum records only, so a missing object cannot be found"
+            );
+            log::warn!("verify_backup: {w}");
+            warning = Some(w);
+            objects
+                .iter()
+                .map(|o| Target {
+                    path: o.path.clone(),
+                    backup: ts.to_string(),
+                    listed: o.size,
+                    size: None,
+                })
+                .collect()
+        }
+        Some(m) => {
+            let mut seen = HashSet::new();
+            let mut targets = Vec::new();
+            for e in m.expected.iter().filter(|e| seen.insert(e.path.clone())) {
+                match m.stored_size(&e.path) {
+                    Some(listed) => targets.push(Target {
+                        path: e.path.clone(),
+                        backup: e.backup.clone(),
+                        listed,
+                        size: e.size.clone(),
+                    }),
+                    None => missing.push(Line {
+                        status: "MISSING",
+                        path: e.path.clone(),
+                        backup: e.backup.clone(),
+                        bytes: None,
+                        reason: Some(e.what.clone()),
+                    }),
+                }
+            }
+            extra = m
+                .extra
+                .iter()
+                .map(|o| Line {
+                    status: "EXTRA",
+                    path: o.path.clone(),
+                    backup: ts.to_string(),
+                    bytes: Some(o.size),
+                    reason: None,
+                })
+                .collect();
+            targets
+        }
+    };
+    Plan {
+        targets,
+        missing,
+        extra,
+        warning,
+    }
 }
 
 /// The verdict of each backup involved: the earlier backups of the restore

@@ -226,6 +226,22 @@ pub trait ObjectReader: Send {
     }
 }
 
+/// Reads a whole (small) object from `reader`: the size it gives, or less
+/// when the object ends first.
+pub fn read_to_end(reader: &mut dyn ObjectReader) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; reader.size() as usize];
+    let mut got = 0;
+    while got < buf.len() {
+        let n = reader.read_at(&mut buf[got..], got as u64)?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
 /// Opens more readers of one object (see [`ObjectReader::more_readers`]).
 pub struct ReaderFactory {
     /// Whether the readers read the very bytes of the reader they came from
