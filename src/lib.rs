@@ -6,20 +6,22 @@
 //!
 //! 1. `app`: the program (argv to exit code and the one stderr line);
 //! 2. `commands`: what each command does, against the `storage::Storage` trait;
-//! 3. `backends`: the backend registry and the plugin config assembled from it;
-//! 4. `data`: moving bytes with bounded memory, checksum records, the commit steps;
-//! 5. `storage`: the `Storage` trait and the backends (`local`, `ddboost`);
-//! 6. `crypto`: encrypted passwords (OpenPGP, the `.encrypt` key file);
-//! 7. `config`: the config file's options, typed option access, secrets;
-//! 8. `protocol`: the command line, object keys, offsets files;
-//! 9. `process`: the log, signals, temporary names, test pause points;
-//! 10. `about`, `error`: the plugin's name and versions; the error type.
+//! 3. `backups`: the backups as gpbackup describes them (its config and TOCs);
+//! 4. `backends`: the backend registry and the plugin config assembled from it;
+//! 5. `data`: moving bytes with bounded memory, checksum records, the commit steps;
+//! 6. `storage`: the `Storage` trait and the backends (`local`, `ddboost`);
+//! 7. `crypto`: encrypted passwords (OpenPGP, the `.encrypt` key file);
+//! 8. `config`: the config file's options, typed option access, secrets;
+//! 9. `protocol`: the command line, object keys, offsets files;
+//! 10. `process`: the log, signals, temporary names, test pause points;
+//! 11. `about`, `error`: the plugin's name and versions; the error type.
 
 #![forbid(unsafe_code)]
 
 pub mod about;
 pub mod app;
 pub mod backends;
+pub mod backups;
 pub mod commands;
 pub mod config;
 pub mod crypto;

@@ -360,11 +360,14 @@ fn encrypted_password_connects_to_the_mock() {
     ]);
     ok(&out);
     assert_eq!(out.stdout, b"encrypted login");
-    // verify_backup takes the same config.
-    ok(&with_dir(
-        &["verify_backup", direct.to_str().unwrap(), TS],
-        b"",
-    ));
+    // verify_backup takes the same config (this folder has no gpbackup
+    // manifest: it says so on stderr and succeeds).
+    let out = with_dir(&["verify_backup", direct.to_str().unwrap(), TS], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Another key does not open it; nothing secret in the error.
     let wrong = env.other_config(
         "wrong.yaml",

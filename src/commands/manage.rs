@@ -10,10 +10,13 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::process::pause;
+use crate::process::progress::Progress;
 use crate::protocol::args::Folder;
 use crate::protocol::keys::{Timestamp, BACKUPS_DIR};
 use crate::storage::ddboost::EXCLUSIVE_FAILED;
-use crate::storage::{commit_closed, is_stale_temp, split_path, temp_owner, ObjectInfo, Storage};
+use crate::storage::{
+    commit_closed, is_stale_temp, read_to_end, split_path, temp_owner, ObjectInfo, Storage,
+};
 
 use super::Context;
 
@@ -175,9 +178,17 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
         );
     }
     let started = Instant::now();
+    let sizes: HashMap<&str, u64> = files.iter().map(|f| (f.path.as_str(), f.size)).collect();
+    let bytes = data
+        .iter()
+        .chain(&records)
+        .filter_map(|p| sizes.get(p.as_str()))
+        .sum();
+    let progress = Progress::start("replicate_backup", missing as u64, bytes);
     // Data before records: a record on the replica means its data is there.
-    let copied = copy_all(ctx, storage.as_ref(), data)
-        .and_then(|a| copy_all(ctx, storage.as_ref(), records).map(|b| a + b));
+    let copied = copy_all(ctx, storage.as_ref(), data, &progress)
+        .and_then(|a| copy_all(ctx, storage.as_ref(), records, &progress).map(|b| a + b));
+    progress.finish();
     let copied = copied.map_err(failed)?;
     super::log_summary("replicate_backup", &prefix, copied, started);
     Ok(())
@@ -192,17 +203,7 @@ fn differs(ts: &Timestamp, path: &str, replica: &str, why: &str) -> Error {
 
 /// The bytes of the small file `path` (a checksum record).
 fn read_all(storage: &dyn Storage, path: &str) -> Result<Vec<u8>> {
-    let mut r = storage.open(path)?;
-    let mut buf = vec![0u8; r.size() as usize];
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read_at(&mut buf[got..], got as u64)? {
-            0 => break,
-            n => got += n,
-        }
-    }
-    buf.truncate(got);
-    Ok(buf)
+    read_to_end(storage.open(path)?.as_mut())
 }
 
 /// Removes the temporaries of `files` (on the replica) whose copier, on this
@@ -230,7 +231,12 @@ fn remove_dead_copiers_temporaries(remote: &dyn Storage, files: &[ObjectInfo]) {
 /// Copies `paths` to the replica (each replacing a partial copy there), with
 /// as many streams as option `replication_streams` allows; returns the bytes
 /// copied. The first failure stops every worker.
-fn copy_all(ctx: &Context, storage: &dyn Storage, paths: Vec<String>) -> Result<u64> {
+fn copy_all(
+    ctx: &Context,
+    storage: &dyn Storage,
+    paths: Vec<String>,
+    progress: &Progress,
+) -> Result<u64> {
     if paths.is_empty() {
         return Ok(0);
     }
@@ -265,6 +271,7 @@ fn copy_all(ctx: &Context, storage: &dyn Storage, paths: Vec<String>) -> Result<
         match result {
             Ok(n) => {
                 copied.fetch_add(n, Ordering::Relaxed);
+                progress.inc(1, n);
                 log::debug!("replicate_backup: copied {path} ({n} bytes)");
             }
             Err(e) => return fail(e),

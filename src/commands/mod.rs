@@ -2,6 +2,7 @@
 
 mod check;
 mod hooks;
+mod list_backups;
 mod manage;
 pub mod password;
 mod transfer;
@@ -106,8 +107,24 @@ pub fn execute(name: &'static str, cmd: Command) -> Result<()> {
             config,
             timestamp,
             allow_unrecorded,
+            json,
         } => with(config, &|c| {
-            verify::verify_backup(c, timestamp, *allow_unrecorded)
+            verify::verify_backup(c, timestamp, *allow_unrecorded, *json)
+        }),
+        Command::ListBackups {
+            config,
+            sizes,
+            replica,
+            json,
+        } => with(config, &|c| {
+            list_backups::run(
+                c,
+                list_backups::Flags {
+                    sizes: *sizes,
+                    replica: *replica,
+                    json: *json,
+                },
+            )
         }),
         // Takes no plugin config.
         Command::EncryptPassword { key_file } => password::run(key_file.as_deref()),

@@ -321,16 +321,8 @@ fn read_record(storage: &dyn Storage, rec: &str) -> Result<Option<Vec<Entry>>> {
             "checksum record {rec} is damaged (too large)"
         )));
     }
-    let mut buf = vec![0u8; size as usize];
-    let mut got = 0;
-    while got < buf.len() {
-        let n = r.read_at(&mut buf[got..], got as u64)?;
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
-    let text = std::str::from_utf8(&buf[..got]).ok();
+    let buf = crate::storage::read_to_end(r.as_mut())?;
+    let text = std::str::from_utf8(&buf).ok();
     text.and_then(decode)
         .map(Some)
         .ok_or_else(|| Error::integrity(format!("checksum record {rec} is damaged")))

@@ -1,10 +1,11 @@
-//! Process plumbing: the log, signals, the journal of temporaries, the
-//! user's private folder, and test-only pause points.
+//! Process plumbing: the log, signals, progress on a terminal, the journal
+//! of temporaries, the user's private folder, and test-only pause points.
 
 pub mod journal;
 pub mod logging;
 pub mod pause;
 pub mod private;
+pub mod progress;
 pub mod signals;
 pub mod temp;
 

@@ -242,10 +242,10 @@ pub enum Command {
         #[arg(value_name = "TIMESTAMP", value_parser = parser(timestamp), allow_hyphen_values = true)]
         timestamp: Timestamp,
     },
-    /// Read every object of a backup and check it against its checksum record.
+    /// Check that a backup is complete (from gpbackup's manifest) and every object matches its checksum record.
     #[command(
         name = "verify_backup",
-        override_usage = "gpbackup_ddboost_plugin verify_backup <CONFIG> <TIMESTAMP> [--allow-unrecorded]"
+        override_usage = "gpbackup_ddboost_plugin verify_backup <CONFIG> <TIMESTAMP> [--allow-unrecorded] [--json]"
     )]
     VerifyBackup {
         #[command(flatten)]
@@ -255,6 +255,27 @@ pub enum Command {
         /// Accept objects that have no checksum record.
         #[arg(long = "allow-unrecorded")]
         allow_unrecorded: bool,
+        /// Print one JSON document instead of lines.
+        #[arg(long = "json")]
+        json: bool,
+    },
+    /// List the backups below option directory, from their gpbackup configs.
+    #[command(
+        name = "list_backups",
+        override_usage = "gpbackup_ddboost_plugin list_backups <CONFIG> [--sizes] [--replica] [--json]"
+    )]
+    ListBackups {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Add each backup's stored objects and bytes (lists every backup folder).
+        #[arg(long = "sizes")]
+        sizes: bool,
+        /// Ask the remote_* system which backups it holds.
+        #[arg(long = "replica")]
+        replica: bool,
+        /// Print one JSON document instead of lines.
+        #[arg(long = "json")]
+        json: bool,
     },
     /// Print the hex of a password (read from stdin or asked for) for password_encryption: on.
     #[command(

@@ -183,6 +183,10 @@ impl Storage for FaultyStorage {
         self.faults.check("list", dir)?;
         self.inner.list_all(dir)
     }
+    fn list_names(&self, dir: &str) -> Result<Vec<String>> {
+        self.faults.check("list", dir)?;
+        self.inner.list_names(dir)
+    }
     fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
         self.faults.check("delete", dir)?;
         self.inner.delete_dir_all(dir)

@@ -67,6 +67,24 @@ pub trait Storage {
     /// Every file below `dir`, the plugin's own '.' names included.
     fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>>;
 
+    /// The names in the folder `dir` itself (files and folders, not
+    /// recursive, no sizes), skipping the plugin's own '.' names; sorted. A
+    /// missing folder lists as empty. Backends override it to read only that
+    /// folder (one call per entry on DD Boost, no stat); this default walks
+    /// everything below it.
+    fn list_names(&self, dir: &str) -> Result<Vec<String>> {
+        let skip = if dir.is_empty() { 0 } else { dir.len() + 1 };
+        let mut names: Vec<String> = self
+            .list(dir)?
+            .into_iter()
+            .filter_map(|o| o.path.get(skip..)?.split('/').next().map(str::to_string))
+            .filter(|n| !n.is_empty())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     /// Removes the folder `dir` and everything in it. A missing folder is not
     /// an error (the summary is zero).
     fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary>;
@@ -255,6 +273,22 @@ pub trait ObjectReader: Send {
     fn more_readers(&self) -> Option<ReaderFactory> {
         None
     }
+}
+
+/// Reads a whole (small) object from `reader`: the size it gives, or less
+/// when the object ends first.
+pub fn read_to_end(reader: &mut dyn ObjectReader) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; reader.size() as usize];
+    let mut got = 0;
+    while got < buf.len() {
+        let n = reader.read_at(&mut buf[got..], got as u64)?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    buf.truncate(got);
+    Ok(buf)
 }
 
 /// Opens more readers of one object (see [`ObjectReader::more_readers`]).

@@ -461,6 +461,19 @@ pub fn walk(root: &Path) -> Vec<(String, u64)> {
     out
 }
 
+/// Runs verify_backup of `ts` with `extra` arguments: the output and its
+/// stdout lines.
+pub fn verify_lines(env: &Env, ts: &str, extra: &[&str]) -> (Output, Vec<String>) {
+    let mut args = vec!["verify_backup", env.cfg(), ts];
+    args.extend_from_slice(extra);
+    let out = env.run(&args);
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    (out, lines)
+}
+
 /// Asserts success with silent stderr.
 #[track_caller]
 pub fn ok(out: &Output) {

@@ -179,6 +179,10 @@ impl Storage for DdBoostStorage {
         self.local.list_all(dir)
     }
 
+    fn list_names(&self, dir: &str) -> Result<Vec<String>> {
+        self.local.list_names(dir)
+    }
+
     fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
         let s = self.local.delete_dir_all(dir)?;
         if let Some(remote) = self.mirror() {

@@ -607,6 +607,17 @@ impl Storage for Side {
         self.walk(dir, true)
     }
 
+    fn list_names(&self, dir: &str) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .read_dir(dir)?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
         Side::delete_dir_all(self, dir)
     }

@@ -382,6 +382,32 @@ impl Storage for LocalStorage {
         self.walk(dir, true)
     }
 
+    fn list_names(&self, dir: &str) -> Result<Vec<String>> {
+        let (abs, meta) = self.resolve(dir)?;
+        if !meta.is_some_and(|m| m.is_dir()) {
+            return Ok(Vec::new());
+        }
+        let entries = match fs::read_dir(&abs) {
+            Ok(e) => e,
+            Err(e) if is_enoent(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("cannot list", &abs, e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err("cannot list", &abs, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Links are never followed, so never named.
+            let ft = entry
+                .file_type()
+                .map_err(|e| io_err("cannot stat", &entry.path(), e))?;
+            if !name.starts_with('.') && (ft.is_dir() || ft.is_file()) {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
         let (abs, _) = self.resolve(dir)?;
         let mut summary = DeleteSummary::default();

@@ -1,0 +1,911 @@
+//! gpbackup's own manifest of a backup, and every object a restore of it
+//! opens.
+//!
+//! gpbackup stores, through the plugin, `gpbackup_<ts>_config.yaml` (its
+//! `history.BackupConfig`: segment count, single-data-file, compression,
+//! data-only and metadata-only, the incremental restore plan, the status),
+//! `gpbackup_<ts>_toc.yaml` (one data entry per table: schema, name, oid) and,
+//! for single-data-file backups, `gpbackup_<content>_<ts>_toc.yaml` per
+//! segment (each table's byte range in that segment's data file). From them
+//! [`Manifest::read`] derives the objects gprestore opens, with the rules of
+//! gpbackup's own source (greenplum-db/gpbackup, cited at each rule), and
+//! compares them with one listing of each backup folder involved.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::keys::Timestamp;
+use crate::storage::{join, split_path, ObjectInfo, Storage};
+
+/// The largest manifest file read (a TOC of a database with very many tables).
+const MAX_MANIFEST_BYTES: u64 = 1 << 30;
+
+/// gpbackup's `history.BackupConfig` (history/history.go): the fields read here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct BackupConfig {
+    pub compressed: bool,
+    pub compressiontype: String,
+    pub databasename: String,
+    pub segmentcount: u32,
+    pub dataonly: bool,
+    pub metadataonly: bool,
+    pub incremental: bool,
+    pub leafpartitiondata: bool,
+    /// None in backups older than incremental support (gprestore then takes
+    /// every data entry of the TOC: `SetRestorePlanForLegacyBackup`).
+    pub restoreplan: Option<Vec<RestorePlanEntry>>,
+    pub singledatafile: bool,
+    pub timestamp: String,
+    pub endtime: String,
+    pub withstatistics: bool,
+    pub status: String,
+}
+
+/// `history.RestorePlanEntry`: the tables a restore takes from one backup.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RestorePlanEntry {
+    pub timestamp: String,
+    pub tablefqns: Vec<String>,
+}
+
+/// gpbackup's `history.BackupStatusSucceed`.
+pub const STATUS_SUCCESS: &str = "Success";
+
+impl BackupConfig {
+    pub fn parse(text: &[u8]) -> std::result::Result<BackupConfig, String> {
+        serde_yaml_ng::from_slice(text).map_err(|e| e.to_string())
+    }
+
+    /// The data files' suffix, as `utils.InitializePipeThroughParameters`
+    /// (utils/compression.go) sets it from `compressed` and
+    /// `compressiontype`: none when uncompressed (whatever the type says),
+    /// `.gz` for gzip (and for an empty type, older backups), `.zst` for zstd.
+    pub fn extension(&self) -> std::result::Result<&'static str, String> {
+        if !self.compressed {
+            return Ok("");
+        }
+        match self.compressiontype.as_str() {
+            "" | "gzip" => Ok(".gz"),
+            "zstd" => Ok(".zst"),
+            other => Err(format!(
+                "unknown compression type \"{}\"",
+                other.escape_debug()
+            )),
+        }
+    }
+
+    /// The compression as a word for listings.
+    pub fn compression(&self) -> &str {
+        match self.extension() {
+            Ok("") => "none",
+            Ok(".zst") => "zstd",
+            Ok(_) => "gzip",
+            Err(_) => self.compressiontype.as_str(),
+        }
+    }
+
+    /// Whether gpbackup recorded a success. Configs of gpbackup versions
+    /// before the `status` field count as successful: gpbackup stored them
+    /// only at the end of a run.
+    pub fn succeeded(&self) -> bool {
+        self.status.is_empty() || self.status == STATUS_SUCCESS
+    }
+
+    /// The earlier backups an incremental restore of `ts` reads from (the
+    /// restore plan's other timestamps), in plan order.
+    pub fn depends_on(&self, ts: &str) -> Vec<String> {
+        self.restoreplan
+            .iter()
+            .flatten()
+            .filter(|e| e.timestamp != ts)
+            .map(|e| e.timestamp.clone())
+            .collect()
+    }
+
+    /// How many objects gpbackup stores in the folder of backup `ts`, from
+    /// the config alone: the config, metadata, TOC, report and plugin config
+    /// (`backupMetadata` and `DoTeardown`, backup/backup.go), the statistics
+    /// with `--with-stats`, and unless metadata-only, per segment one data
+    /// file and one segment TOC with `--single-data-file`, else one data file
+    /// per table of this backup's own restore-plan entry. None for a backup
+    /// without a restore plan (older gpbackup: only its TOC says).
+    pub fn named_objects(&self, ts: &str) -> Option<u64> {
+        let mut n = 5 + u64::from(self.withstatistics);
+        if self.metadataonly {
+            return Some(n);
+        }
+        let segments = u64::from(self.segmentcount);
+        if self.singledatafile {
+            n += 2 * segments;
+        } else {
+            let plan = self.restoreplan.as_ref()?;
+            let own = plan.iter().find(|e| e.timestamp == ts)?;
+            n += segments * own.tablefqns.len() as u64;
+        }
+        Some(n)
+    }
+}
+
+/// The part of gpbackup's coordinator TOC (`toc.TOC`) read here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Toc {
+    pub dataentries: Vec<TocDataEntry>,
+}
+
+/// `toc.CoordinatorDataEntry`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TocDataEntry {
+    pub schema: String,
+    pub name: String,
+    pub oid: u32,
+    pub isreplicated: bool,
+}
+
+impl TocDataEntry {
+    /// `utils.MakeFQN`: schema and name joined by a dot, as the restore
+    /// plan lists tables.
+    pub fn fqn(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+/// A segment TOC (`toc.SegmentTOC`): each table's byte range in that
+/// segment's single data file, in the uncompressed stream.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SegmentToc {
+    pub dataentries: BTreeMap<u32, ByteRange>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct ByteRange {
+    pub startbyte: u64,
+    pub endbyte: u64,
+}
+
+impl SegmentToc {
+    /// The size of the uncompressed data file: the end of its last table.
+    pub fn data_size(&self) -> u64 {
+        self.dataentries
+            .values()
+            .map(|r| r.endbyte)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// File names, as gpbackup's filepath/filepath.go makes them.
+pub mod names {
+    /// `GetBackupFilePath`: `gpbackup_<ts>_<suffix>` (suffixes from its
+    /// `metadataFilenameMap`).
+    pub fn file(ts: &str, suffix: &str) -> String {
+        format!("gpbackup_{ts}_{suffix}")
+    }
+    pub const CONFIG: &str = "config.yaml";
+    pub const METADATA: &str = "metadata.sql";
+    pub const TOC: &str = "toc.yaml";
+    pub const REPORT: &str = "report";
+    pub const STATISTICS: &str = "statistics.sql";
+    pub const PLUGIN_CONFIG: &str = "plugin_config.yaml";
+
+    /// `GetSegmentTOCFilePath`: `gpbackup_<content>_<ts>_toc.yaml`.
+    pub fn segment_toc(content: u32, ts: &str) -> String {
+        format!("gpbackup_{content}_{ts}_toc.yaml")
+    }
+
+    /// `GetTableBackupFilePathForCopyCommand`: `gpbackup_<content>_<ts>`,
+    /// then `_<oid>` unless single-data-file, then the compression suffix.
+    pub fn data_file(content: u32, ts: &str, oid: Option<u32>, extension: &str) -> String {
+        match oid {
+            Some(oid) => format!("gpbackup_{content}_{ts}_{oid}{extension}"),
+            None => format!("gpbackup_{content}_{ts}{extension}"),
+        }
+    }
+
+    /// What a segment's file of backup `ts` is, by its name.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum SegmentFile {
+        Data {
+            content: u32,
+            oid: Option<u32>,
+            extension: &'static str,
+        },
+        Toc {
+            content: u32,
+        },
+    }
+
+    /// Reads a name made by [`segment_toc`] or [`data_file`].
+    pub fn segment_file(name: &str, ts: &str) -> Option<SegmentFile> {
+        let rest = name.strip_prefix("gpbackup_")?;
+        let (content, rest) = rest.split_once('_')?;
+        if content.is_empty() || !content.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let content: u32 = content.parse().ok()?;
+        let rest = rest.strip_prefix(ts)?;
+        if rest == "_toc.yaml" {
+            return Some(SegmentFile::Toc { content });
+        }
+        let (rest, extension) = [".gz", ".zst"]
+            .into_iter()
+            .find_map(|e| rest.strip_suffix(e).map(|r| (r, e)))
+            .unwrap_or((rest, ""));
+        let oid = match rest {
+            "" => None,
+            r => Some(r.strip_prefix('_')?.parse().ok()?),
+        };
+        Some(SegmentFile::Data {
+            content,
+            oid,
+            extension,
+        })
+    }
+}
+
+/// How the backup's data is laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub single_data_file: bool,
+    pub extension: &'static str,
+    pub segments: u32,
+    pub metadata_only: bool,
+    pub statistics: bool,
+    /// Taken from the stored files' names, for want of a config.
+    pub inferred: bool,
+}
+
+/// An object a restore opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// Relative to `directory`.
+    pub path: String,
+    /// The backup whose folder holds it.
+    pub backup: String,
+    /// What it is, for MISSING lines.
+    pub what: String,
+    /// The exact size and the segment TOC that implies it (uncompressed
+    /// single data files only).
+    pub size: Option<(u64, String)>,
+}
+
+/// Why a backup is not whole, beyond single objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// No config (and report): gpbackup never reached its teardown.
+    NoTeardown,
+    /// The config's status is not Success.
+    NotSuccess,
+    /// A manifest file that cannot be parsed.
+    Unreadable,
+    /// Objects that cannot be named because a TOC is missing, or a table of
+    /// the restore plan that its TOC does not have.
+    Underivable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub backup: String,
+    pub kind: ProblemKind,
+    pub text: String,
+}
+
+/// A backup's manifest and what it implies.
+#[derive(Debug)]
+pub struct Manifest {
+    pub ts: String,
+    pub config: Option<BackupConfig>,
+    pub layout: Layout,
+    /// Every object a restore of this backup opens, earlier backups' included.
+    pub expected: Vec<Expected>,
+    /// Objects in this backup's folder that the manifest does not name.
+    pub extra: Vec<ObjectInfo>,
+    /// The earlier backups of the restore plan, in plan order.
+    pub earlier: Vec<String>,
+    pub problems: Vec<Problem>,
+    /// Size of every object listed in the folders involved, by path.
+    stored: BTreeMap<String, u64>,
+}
+
+impl Manifest {
+    /// The manifest of backup `ts`, whose folder lists as `listing`; the
+    /// folders of earlier backups in its restore plan are listed once each.
+    /// None when the folder holds neither a config nor a TOC of `ts` (not a
+    /// gpbackup backup, or one still in its data phase). A storage failure
+    /// is an error; a manifest file that cannot be parsed is a problem.
+    pub fn read(
+        storage: &dyn Storage,
+        ts: &Timestamp,
+        listing: &[ObjectInfo],
+    ) -> Result<Option<Manifest>> {
+        let ts_s = ts.as_str();
+        let folder = ts.prefix();
+        let own: BTreeSet<&str> = listing
+            .iter()
+            .filter_map(|o| {
+                let (dir, name) = split_path(&o.path);
+                (dir == folder).then_some(name)
+            })
+            .collect();
+        let own_path = |suffix: &str| join(&folder, &names::file(ts_s, suffix));
+        let has = |suffix: &str| own.contains(names::file(ts_s, suffix).as_str());
+        if !has(names::CONFIG) && !has(names::TOC) {
+            return Ok(None);
+        }
+        let mut problems = Vec::new();
+        let problem = |problems: &mut Vec<Problem>, backup: &str, kind, text: String| {
+            problems.push(Problem {
+                backup: backup.to_string(),
+                kind,
+                text,
+            })
+        };
+
+        let config = if has(names::CONFIG) {
+            let path = own_path(names::CONFIG);
+            match BackupConfig::parse(&read_object(storage, &path)?) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    problem(
+                        &mut problems,
+                        ts_s,
+                        ProblemKind::Unreadable,
+                        format!("cannot parse {path}: {e}"),
+                    );
+                    None
+                }
+            }
+        } else {
+            problem(
+                &mut problems,
+                ts_s,
+                ProblemKind::NoTeardown,
+                format!(
+                    "no {}{}: gpbackup stores the config and the report only at its teardown, so this backup is still running or was stopped before it finished",
+                    names::file(ts_s, names::CONFIG),
+                    if has(names::REPORT) { "" } else { " and no report" },
+                ),
+            );
+            None
+        };
+        if let Some(c) = config.as_ref().filter(|c| !c.succeeded()) {
+            problem(
+                &mut problems,
+                ts_s,
+                ProblemKind::NotSuccess,
+                format!("gpbackup recorded status \"{}\"", c.status.escape_debug()),
+            );
+        }
+        let layout = match &config {
+            Some(c) => Layout {
+                single_data_file: c.singledatafile,
+                extension: c.extension().unwrap_or_else(|e| {
+                    problem(&mut problems, ts_s, ProblemKind::Unreadable, e);
+                    ""
+                }),
+                segments: c.segmentcount,
+                metadata_only: c.metadataonly,
+                statistics: c.withstatistics,
+                inferred: false,
+            },
+            None => infer_layout(&own, ts_s),
+        };
+
+        let mut m = Manifest {
+            ts: ts_s.to_string(),
+            config,
+            layout,
+            expected: Vec::new(),
+            extra: Vec::new(),
+            earlier: Vec::new(),
+            problems,
+            stored: listing.iter().map(|o| (o.path.clone(), o.size)).collect(),
+        };
+        // gprestore restores the config, the metadata and the report first,
+        // and the statistics with --with-stats (`RecoverMetadataFilesUsingPlugin`,
+        // restore/wrappers.go), then the TOC of every backup in the restore
+        // plan, or only this one's when metadata-only.
+        let mut own_files = Vec::new();
+        if m.config.is_some() || has(names::REPORT) {
+            own_files.push((names::CONFIG, "its config"));
+            own_files.push((names::REPORT, "its report"));
+        }
+        own_files.push((names::METADATA, "its metadata"));
+        if m.layout.statistics {
+            own_files.push((names::STATISTICS, "its statistics"));
+        }
+        own_files.push((names::TOC, "its TOC"));
+        for (suffix, what) in own_files {
+            m.push(ts_s, &own_path(suffix), what.to_string(), None);
+        }
+
+        for (plan_ts, tables) in m.plan() {
+            m.add_plan_entry(storage, &plan_ts, tables.as_ref())?;
+        }
+
+        // Objects of this folder that gpbackup's manifest does not name (the
+        // plugin config is stored by gpbackup but opened by no restore).
+        let mut known: BTreeSet<String> = m
+            .expected
+            .iter()
+            .filter(|e| e.backup == ts_s)
+            .map(|e| e.path.clone())
+            .collect();
+        for suffix in [
+            names::CONFIG,
+            names::REPORT,
+            names::PLUGIN_CONFIG,
+            names::STATISTICS,
+        ] {
+            known.insert(own_path(suffix));
+        }
+        m.extra = listing
+            .iter()
+            .filter(|o| !known.contains(&o.path))
+            .cloned()
+            .collect();
+        Ok(Some(m))
+    }
+
+    /// The restore plan as gprestore follows it: each backup's timestamp and
+    /// the tables taken from it (None: every data entry of its TOC, gprestore's
+    /// `SetRestorePlanForLegacyBackup` for configs without a plan, used here
+    /// too for a backup without a config). Empty when metadata-only.
+    fn plan(&self) -> Vec<(String, Option<BTreeSet<String>>)> {
+        if self.layout.metadata_only {
+            return Vec::new();
+        }
+        match self.config.as_ref().and_then(|c| c.restoreplan.as_ref()) {
+            Some(plan) => plan
+                .iter()
+                .map(|e| {
+                    (
+                        e.timestamp.clone(),
+                        Some(e.tablefqns.iter().cloned().collect()),
+                    )
+                })
+                .collect(),
+            None => vec![(self.ts.clone(), None)],
+        }
+    }
+
+    /// The objects a restore opens for one restore-plan entry
+    /// (`restoreData` and `restoreDataFromTimestamp`, restore/restore.go and
+    /// restore/data.go). As gprestore does, the file names use this backup's
+    /// settings (single data file, compression) for every backup of the plan.
+    fn add_plan_entry(
+        &mut self,
+        storage: &dyn Storage,
+        plan_ts: &str,
+        tables: Option<&BTreeSet<String>>,
+    ) -> Result<()> {
+        let Ok(pts) = Timestamp::parse(plan_ts) else {
+            self.problems.push(Problem {
+                backup: self.ts.clone(),
+                kind: ProblemKind::Unreadable,
+                text: format!(
+                    "the restore plan names \"{}\", not a backup timestamp",
+                    plan_ts.escape_debug()
+                ),
+            });
+            return Ok(());
+        };
+        let folder = pts.prefix();
+        if plan_ts != self.ts {
+            self.earlier.push(plan_ts.to_string());
+            let listing = storage.list(&folder).map_err(|e| {
+                e.context(format!(
+                    "cannot list the earlier backup {plan_ts} of the restore plan in {}",
+                    storage.describe()
+                ))
+            })?;
+            self.stored
+                .extend(listing.into_iter().map(|o| (o.path, o.size)));
+        }
+        let in_folder = |name: String| join(&folder, &name);
+        let toc_path = in_folder(names::file(plan_ts, names::TOC));
+        if plan_ts != self.ts {
+            self.push(
+                plan_ts,
+                &toc_path,
+                format!("the TOC of earlier backup {plan_ts}"),
+                None,
+            );
+        }
+        // Single-data-file restores fetch every segment's TOC
+        // (`RestoreSegmentTOCs`, utils/plugin.go).
+        let sdf = self.layout.single_data_file;
+        if sdf {
+            for c in 0..self.layout.segments {
+                let p = in_folder(names::segment_toc(c, plan_ts));
+                self.push(plan_ts, &p, format!("the TOC of segment {c}"), None);
+            }
+        }
+        // The tables taken from it: the TOC's data entries the plan names
+        // (`GetDataEntriesMatching`, toc/toc.go).
+        if !self.stored.contains_key(&toc_path) {
+            let what = if plan_ts == self.ts {
+                "its TOC is missing, so the table data it holds cannot be named".to_string()
+            } else {
+                format!("the TOC of earlier backup {plan_ts} is missing, so the table data a restore takes from it cannot be named")
+            };
+            return self.underivable(plan_ts, what);
+        }
+        let toc = match parse_yaml::<Toc>(&read_object(storage, &toc_path)?) {
+            Ok(t) => t,
+            Err(e) => {
+                self.problems.push(Problem {
+                    backup: plan_ts.to_string(),
+                    kind: ProblemKind::Unreadable,
+                    text: format!("cannot parse {toc_path}: {e}"),
+                });
+                return Ok(());
+            }
+        };
+        let matching: Vec<&TocDataEntry> = toc
+            .dataentries
+            .iter()
+            .filter(|e| tables.is_none_or(|t| t.contains(&e.fqn())))
+            .collect();
+        if let Some(tables) = tables {
+            let in_toc: BTreeSet<String> = toc.dataentries.iter().map(|e| e.fqn()).collect();
+            let absent: Vec<&String> = tables.iter().filter(|t| !in_toc.contains(*t)).collect();
+            if !absent.is_empty() {
+                let text = format!(
+                    "{} table(s) of the restore plan have no data entry in the TOC of backup {plan_ts} (first: {}): a restore would skip their data",
+                    absent.len(),
+                    absent[0]
+                );
+                self.underivable(plan_ts, text)?;
+            }
+        }
+        // No table from this backup: gprestore opens none of its data.
+        if matching.is_empty() {
+            return Ok(());
+        }
+        let ext = self.layout.extension;
+        for c in 0..self.layout.segments {
+            if sdf {
+                let p = in_folder(names::data_file(c, plan_ts, None, ext));
+                // Segment TOC byte ranges are those of the uncompressed
+                // stream: only an uncompressed file's size is known.
+                let size = if ext.is_empty() {
+                    self.segment_data_size(
+                        storage,
+                        &in_folder(names::segment_toc(c, plan_ts)),
+                        plan_ts,
+                    )?
+                } else {
+                    None
+                };
+                self.push(plan_ts, &p, format!("the data of segment {c}"), size);
+            } else {
+                // One file per table and segment, replicated tables too
+                // (`COPY ... ON SEGMENT`, backup/data.go; a restore to a
+                // cluster of the same size reads every segment's file).
+                for e in &matching {
+                    let p = in_folder(names::data_file(c, plan_ts, Some(e.oid), ext));
+                    self.push(
+                        plan_ts,
+                        &p,
+                        format!("table {} on segment {c}", e.fqn()),
+                        None,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, backup: &str, path: &str, what: String, size: Option<(u64, String)>) {
+        self.expected.push(Expected {
+            path: path.to_string(),
+            backup: backup.to_string(),
+            what,
+            size,
+        });
+    }
+
+    fn underivable(&mut self, backup: &str, text: String) -> Result<()> {
+        self.problems.push(Problem {
+            backup: backup.to_string(),
+            kind: ProblemKind::Underivable,
+            text,
+        });
+        Ok(())
+    }
+
+    /// The size the segment TOC at `path` implies for its data file, when it
+    /// is stored and parses.
+    fn segment_data_size(
+        &mut self,
+        storage: &dyn Storage,
+        path: &str,
+        backup: &str,
+    ) -> Result<Option<(u64, String)>> {
+        if !self.stored.contains_key(path) {
+            return Ok(None);
+        }
+        match parse_yaml::<SegmentToc>(&read_object(storage, path)?) {
+            Ok(t) => Ok(Some((t.data_size(), split_path(path).1.to_string()))),
+            Err(e) => {
+                self.problems.push(Problem {
+                    backup: backup.to_string(),
+                    kind: ProblemKind::Unreadable,
+                    text: format!("cannot parse {path}: {e}"),
+                });
+                Ok(None)
+            }
+        }
+    }
+
+    /// The listed size of `path`, if it is stored.
+    pub fn stored_size(&self, path: &str) -> Option<u64> {
+        self.stored.get(path).copied()
+    }
+
+    /// Every backup involved: the earlier ones of the plan, then this one.
+    pub fn backups(&self) -> Vec<String> {
+        let mut v = self.earlier.clone();
+        v.push(self.ts.clone());
+        v
+    }
+}
+
+/// The layout a backup without a config shows by its stored files' names:
+/// single-data-file when a segment TOC or an oid-less data file is there,
+/// the segment count from the highest content id, the suffix of its data files.
+fn infer_layout(own: &BTreeSet<&str>, ts: &str) -> Layout {
+    let mut layout = Layout {
+        single_data_file: false,
+        extension: "",
+        segments: 0,
+        metadata_only: true,
+        statistics: own.contains(names::file(ts, names::STATISTICS).as_str()),
+        inferred: true,
+    };
+    for name in own {
+        let Some(f) = names::segment_file(name, ts) else {
+            continue;
+        };
+        layout.metadata_only = false;
+        let content = match f {
+            names::SegmentFile::Toc { content } => {
+                layout.single_data_file = true;
+                content
+            }
+            names::SegmentFile::Data {
+                content,
+                oid,
+                extension,
+            } => {
+                layout.single_data_file |= oid.is_none();
+                layout.extension = extension;
+                content
+            }
+        };
+        layout.segments = layout.segments.max(content + 1);
+    }
+    layout
+}
+
+fn parse_yaml<T: serde::de::DeserializeOwned>(text: &[u8]) -> std::result::Result<T, String> {
+    serde_yaml_ng::from_slice(text).map_err(|e| e.to_string())
+}
+
+/// Reads a whole (small) object.
+pub fn read_object(storage: &dyn Storage, path: &str) -> Result<Vec<u8>> {
+    // Opened for a first read at 0, which on DD Boost also tells a small
+    // object's size (a short first read is its end): no stat.
+    let mut reader = storage
+        .open_at(path, 0)
+        .map_err(|e| e.context(format!("cannot read {path} in {}", storage.describe())))?;
+    let size = reader.size();
+    if size > MAX_MANIFEST_BYTES {
+        return Err(Error::invalid(format!(
+            "{path} is {size} bytes, more than a gpbackup manifest file can be"
+        )));
+    }
+    // The size the first read gave, as restores take it (a short read is
+    // the end): no read at the end to learn it.
+    crate::storage::read_to_end(reader.as_mut())
+}
+
+/// The config of backup `ts`: None when it has none (running, or stopped
+/// before gpbackup's teardown); Some(Err) when it does not parse.
+pub fn read_config(
+    storage: &dyn Storage,
+    ts: &Timestamp,
+) -> Result<Option<std::result::Result<BackupConfig, String>>> {
+    let path = join(&ts.prefix(), &names::file(ts.as_str(), names::CONFIG));
+    match read_object(storage, &path) {
+        Ok(text) => Ok(Some(BackupConfig::parse(&text))),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names::*;
+    use super::*;
+
+    #[test]
+    fn names_follow_gpbackup() {
+        let ts = "20261202004029";
+        assert_eq!(file(ts, CONFIG), "gpbackup_20261202004029_config.yaml");
+        assert_eq!(segment_toc(1, ts), "gpbackup_1_20261202004029_toc.yaml");
+        assert_eq!(data_file(0, ts, None, ""), "gpbackup_0_20261202004029");
+        assert_eq!(
+            data_file(12, ts, Some(16385), ".zst"),
+            "gpbackup_12_20261202004029_16385.zst"
+        );
+        for (c, oid, ext) in [(0, None, ""), (3, Some(7), ".gz"), (1, None, ".zst")] {
+            assert_eq!(
+                segment_file(&data_file(c, ts, oid, ext), ts),
+                Some(SegmentFile::Data {
+                    content: c,
+                    oid,
+                    extension: ext
+                })
+            );
+        }
+        assert_eq!(
+            segment_file(&segment_toc(5, ts), ts),
+            Some(SegmentFile::Toc { content: 5 })
+        );
+        for other in [
+            file(ts, CONFIG),
+            file(ts, TOC),
+            "gpbackup_x_20261202004029".into(),
+            "gpbackup_0_20261202004030".into(),
+            "gpbackup_0_20261202004029_abc".into(),
+        ] {
+            assert_eq!(segment_file(&other, ts), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn extension_follows_compressed_then_type() {
+        let c = |compressed, t: &str| BackupConfig {
+            compressed,
+            compressiontype: t.into(),
+            ..Default::default()
+        };
+        assert_eq!(c(false, "gzip").extension(), Ok(""));
+        assert_eq!(c(true, "").extension(), Ok(".gz"));
+        assert_eq!(c(true, "gzip").extension(), Ok(".gz"));
+        assert_eq!(c(true, "zstd").extension(), Ok(".zst"));
+        assert!(c(true, "lz4").extension().is_err());
+        assert_eq!(c(false, "zstd").compression(), "none");
+    }
+
+    #[test]
+    fn legacy_and_failed_configs() {
+        let c = BackupConfig::parse(b"segmentcount: 2\nstatus: Failure\n").unwrap();
+        assert!(c.restoreplan.is_none() && !c.succeeded());
+        let c = BackupConfig::parse(b"segmentcount: 2\nrestoreplan: []\n").unwrap();
+        assert_eq!(c.restoreplan.as_ref().map(Vec::len), Some(0));
+        assert!(c.succeeded(), "no status: older gpbackup");
+        assert!(BackupConfig::parse(b"segmentcount: [").is_err());
+    }
+
+    fn store(files: &[(&str, &str)]) -> (crate::storage::memory::MemoryStorage, Vec<ObjectInfo>) {
+        let s = crate::storage::memory::MemoryStorage::new();
+        for (p, text) in files {
+            let mut w = s.create(p).unwrap();
+            w.write(text.as_bytes()).unwrap();
+            w.commit().unwrap();
+        }
+        let listing = s.list("backups/20250101/20250101120000").unwrap();
+        (s, listing)
+    }
+
+    const TOC_TWO_TABLES: &str = "dataentries:\n- schema: public\n  name: a\n  oid: 100\n  isreplicated: true\n- schema: s\n  name: b\n  oid: 200\n";
+
+    fn expected_names(m: &Manifest) -> Vec<String> {
+        m.expected
+            .iter()
+            .map(|e| split_path(&e.path).1.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn legacy_config_takes_every_toc_entry_and_zstd_suffixes() {
+        let d = "backups/20250101/20250101120000";
+        let (s, listing) = store(&[
+            (
+                &format!("{d}/gpbackup_20250101120000_config.yaml"),
+                "compressed: true\ncompressiontype: zstd\nsegmentcount: 2\nstatus: Success\n",
+            ),
+            (
+                &format!("{d}/gpbackup_20250101120000_toc.yaml"),
+                TOC_TWO_TABLES,
+            ),
+            (&format!("{d}/gpbackup_20250101120000_unrelated"), "x"),
+        ]);
+        let ts = Timestamp::parse("20250101120000").unwrap();
+        let m = Manifest::read(&s, &ts, &listing).unwrap().unwrap();
+        assert_eq!(
+            expected_names(&m),
+            [
+                "gpbackup_20250101120000_config.yaml",
+                "gpbackup_20250101120000_report",
+                "gpbackup_20250101120000_metadata.sql",
+                "gpbackup_20250101120000_toc.yaml",
+                // The replicated table too, on every segment.
+                "gpbackup_0_20250101120000_100.zst",
+                "gpbackup_0_20250101120000_200.zst",
+                "gpbackup_1_20250101120000_100.zst",
+                "gpbackup_1_20250101120000_200.zst",
+            ]
+        );
+        assert!(m.problems.is_empty(), "{:?}", m.problems);
+        assert_eq!(m.extra.len(), 1);
+        assert!(m.earlier.is_empty());
+    }
+
+    #[test]
+    fn compressed_single_data_file_has_no_known_size_and_plan_gaps_are_problems() {
+        let d = "backups/20250101/20250101120000";
+        let (s, listing) = store(&[
+            (
+                &format!("{d}/gpbackup_20250101120000_config.yaml"),
+                "compressed: true\nsegmentcount: 1\nsingledatafile: true\nstatus: In Progress\nrestoreplan:\n- timestamp: \"20250101120000\"\n  tablefqns: [public.a, public.gone]\n",
+            ),
+            (&format!("{d}/gpbackup_20250101120000_toc.yaml"), TOC_TWO_TABLES),
+            (&format!("{d}/gpbackup_0_20250101120000_toc.yaml"), "dataentries:\n  100: {startbyte: 0, endbyte: 7}\n"),
+        ]);
+        let ts = Timestamp::parse("20250101120000").unwrap();
+        let m = Manifest::read(&s, &ts, &listing).unwrap().unwrap();
+        let data = m
+            .expected
+            .iter()
+            .find(|e| e.path.ends_with("gpbackup_0_20250101120000.gz"))
+            .unwrap();
+        assert_eq!(
+            data.size, None,
+            "byte ranges are of the uncompressed stream"
+        );
+        let kinds: Vec<ProblemKind> = m.problems.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, [ProblemKind::NotSuccess, ProblemKind::Underivable]);
+        assert!(
+            m.problems[1].text.contains("public.gone"),
+            "{:?}",
+            m.problems
+        );
+    }
+
+    #[test]
+    fn no_config_infers_the_layout_from_stored_names() {
+        let d = "backups/20250101/20250101120000";
+        let (s, listing) = store(&[
+            (
+                &format!("{d}/gpbackup_20250101120000_toc.yaml"),
+                TOC_TWO_TABLES,
+            ),
+            (&format!("{d}/gpbackup_0_20250101120000_100.gz"), "x"),
+            (&format!("{d}/gpbackup_2_20250101120000_200.gz"), "x"),
+        ]);
+        let ts = Timestamp::parse("20250101120000").unwrap();
+        let m = Manifest::read(&s, &ts, &listing).unwrap().unwrap();
+        assert!(m.layout.inferred && !m.layout.single_data_file);
+        assert_eq!((m.layout.segments, m.layout.extension), (3, ".gz"));
+        assert_eq!(m.problems[0].kind, ProblemKind::NoTeardown);
+        assert_eq!(
+            m.expected.len(),
+            2 + 6,
+            "metadata, TOC, 2 tables x 3 segments"
+        );
+        // Neither config nor TOC: no manifest.
+        let (s, listing) = store(&[(&format!("{d}/gpbackup_0_20250101120000"), "x")]);
+        assert!(Manifest::read(&s, &ts, &listing).unwrap().is_none());
+    }
+}

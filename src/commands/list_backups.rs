@@ -1,0 +1,288 @@
+//! list_backups: the backups stored below `directory`, one line each, from
+//! what gpbackup stored with them, for a DBA without `gpbackup_history.db`.
+//!
+//! Backups are found by their folders (`backups::catalog`) and described by
+//! their config (`backups::manifest`): a few calls per backup, none per
+//! object. `--sizes` lists each backup folder (per object); `--replica`
+//! asks the remote system too (otherwise it is never connected).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use serde_json::json;
+
+use crate::backups::{catalog, manifest};
+use crate::error::{Error, Result};
+use crate::protocol::keys::Timestamp;
+use crate::storage::Storage;
+
+use super::Context;
+
+/// The command's switches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flags {
+    pub sizes: bool,
+    pub replica: bool,
+    pub json: bool,
+}
+
+/// What is stored of one backup.
+#[derive(Debug, Default)]
+struct Stored {
+    objects: u64,
+    bytes: u64,
+}
+
+/// One backup as listed.
+#[derive(Debug)]
+struct Row {
+    ts: Timestamp,
+    config: Option<std::result::Result<manifest::BackupConfig, String>>,
+    stored: Option<Stored>,
+    replica: Option<String>,
+}
+
+impl Row {
+    fn status(&self) -> String {
+        match &self.config {
+            None => "incomplete".into(),
+            Some(Err(_)) => "unreadable".into(),
+            Some(Ok(c)) if c.status.is_empty() => "unknown".into(),
+            Some(Ok(c)) => c.status.clone(),
+        }
+    }
+
+    fn config(&self) -> Option<&manifest::BackupConfig> {
+        self.config.as_ref().and_then(|c| c.as_ref().ok())
+    }
+
+    fn depends_on(&self) -> Vec<String> {
+        self.config()
+            .map(|c| c.depends_on(self.ts.as_str()))
+            .unwrap_or_default()
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.config() {
+            None => "-",
+            Some(c) if c.incremental => "incremental",
+            Some(_) => "full",
+        }
+    }
+
+    fn data(&self) -> String {
+        let Some(c) = self.config() else {
+            return "-".into();
+        };
+        let mut words = vec![if c.metadataonly {
+            "metadata-only"
+        } else if c.singledatafile {
+            "single-data-file"
+        } else {
+            "per-table"
+        }];
+        if c.dataonly {
+            words.push("data-only");
+        }
+        words.join(",")
+    }
+
+    fn note(&self) -> Option<String> {
+        match &self.config {
+            None => Some(format!(
+                "no {}: still running, or stopped before gpbackup's teardown",
+                manifest::names::file(self.ts.as_str(), manifest::names::CONFIG)
+            )),
+            Some(Err(e)) => Some(format!("config does not parse: {e}")),
+            Some(Ok(_)) => None,
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let c = self.config();
+        json!({
+            "timestamp": self.ts.as_str(),
+            "database": c.map(|c| c.databasename.as_str()),
+            "status": self.status(),
+            "type": c.map(|_| self.kind()),
+            "depends_on": self.depends_on(),
+            "single_data_file": c.map(|c| c.singledatafile),
+            "data_only": c.map(|c| c.dataonly),
+            "metadata_only": c.map(|c| c.metadataonly),
+            "compression": c.map(|c| c.compression()),
+            "segments": c.map(|c| c.segmentcount),
+            "end_time": c.map(|c| c.endtime.as_str()).filter(|e| !e.is_empty()),
+            "objects": c.and_then(|c| c.named_objects(self.ts.as_str())),
+            "stored_objects": self.stored.as_ref().map(|s| s.objects),
+            "stored_bytes": self.stored.as_ref().map(|s| s.bytes),
+            "replica": self.replica,
+            "note": self.note(),
+        })
+    }
+
+    fn cells(&self, flags: Flags) -> Vec<String> {
+        let c = self.config();
+        let dash = || "-".to_string();
+        let mut kind = self.kind().to_string();
+        let deps = self.depends_on();
+        if !deps.is_empty() {
+            kind = format!("{kind}:{}", deps.join(","));
+        }
+        let mut cells = vec![
+            self.ts.to_string(),
+            c.map(|c| c.databasename.clone())
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(dash),
+            self.status(),
+            kind,
+            self.data(),
+            c.map(|c| c.compression().to_string()).unwrap_or_else(dash),
+            c.and_then(|c| c.named_objects(self.ts.as_str()))
+                .map(|n| n.to_string())
+                .unwrap_or_else(dash),
+        ];
+        if flags.sizes {
+            let s = self.stored.as_ref();
+            cells.push(s.map(|s| s.objects.to_string()).unwrap_or_else(dash));
+            cells.push(s.map(|s| s.bytes.to_string()).unwrap_or_else(dash));
+        }
+        if flags.replica {
+            cells.push(self.replica.clone().unwrap_or_else(dash));
+        }
+        cells
+    }
+}
+
+pub fn run(ctx: &Context, flags: Flags) -> Result<()> {
+    let storage = if flags.replica {
+        ctx.storage_with_replica()?
+    } else {
+        ctx.storage()?
+    };
+    let found = catalog::find(storage.as_ref())?;
+    let remote = match flags.replica {
+        false => None,
+        true => {
+            let replica = storage.replica().ok_or_else(|| {
+                Error::config(format!(
+                    "list_backups --replica: {} has no remote system (backend ddboost with remote_* options)",
+                    storage.describe()
+                ))
+            })?;
+            let held: BTreeSet<Timestamp> = catalog::find(replica.storage())?.into_iter().collect();
+            Some((replica.storage(), held))
+        }
+    };
+    let mut rows = Vec::new();
+    for ts in found {
+        let config = manifest::read_config(storage.as_ref(), &ts).map_err(|e| {
+            e.context(format!(
+                "list_backups: cannot read the config of backup {ts}"
+            ))
+        })?;
+        let stored = match flags.sizes {
+            true => Some(stored(storage.as_ref(), &ts)?),
+            false => None,
+        };
+        let replica = match &remote {
+            None => None,
+            Some((_, held)) if !held.contains(&ts) => Some("no".to_string()),
+            Some((r, _)) => Some(match &stored {
+                // With sizes, compare what both systems hold.
+                Some(here) => {
+                    let there = self::stored(*r, &ts)?;
+                    if there.objects == here.objects && there.bytes == here.bytes {
+                        "yes".to_string()
+                    } else {
+                        format!("partial:{}/{}", there.objects, here.objects)
+                    }
+                }
+                None => "yes".to_string(),
+            }),
+        };
+        rows.push(Row {
+            ts,
+            config,
+            stored,
+            replica,
+        });
+    }
+    log::info!(
+        "list_backups: {} backups in {}",
+        rows.len(),
+        storage.describe()
+    );
+    let text = if flags.json {
+        let doc = json!({
+            "storage": storage.describe(),
+            "backups": rows.iter().map(Row::json).collect::<Vec<_>>(),
+        });
+        format!("{doc}\n")
+    } else {
+        table(&rows, flags)
+    };
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if crate::error::is_broken_pipe(&e) => Err(Error::broken_pipe()),
+        Err(e) => Err(Error::io(format!("cannot write to standard output: {e}"))),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// The objects and bytes stored for backup `ts`.
+fn stored(storage: &dyn Storage, ts: &Timestamp) -> Result<Stored> {
+    let listing = storage.list(&ts.prefix()).map_err(|e| {
+        e.context(format!(
+            "list_backups: cannot list backup {ts} in {}",
+            storage.describe()
+        ))
+    })?;
+    Ok(Stored {
+        objects: listing.len() as u64,
+        bytes: listing.iter().map(|o| o.size).sum(),
+    })
+}
+
+/// Aligned columns with a header; notes (a missing or broken config) follow
+/// their row's cells.
+fn table(rows: &[Row], flags: Flags) -> String {
+    let mut header: Vec<String> = [
+        "TIMESTAMP",
+        "DATABASE",
+        "STATUS",
+        "TYPE",
+        "DATA",
+        "COMPRESSION",
+        "OBJECTS",
+    ]
+    .map(String::from)
+    .to_vec();
+    if flags.sizes {
+        header.push("STORED".into());
+        header.push("BYTES".into());
+    }
+    if flags.replica {
+        header.push("REPLICA".into());
+    }
+    let mut all = vec![header];
+    all.extend(rows.iter().map(|r| r.cells(flags)));
+    let widths: Vec<usize> = (0..all[0].len())
+        .map(|i| all.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (i, cells) in all.iter().enumerate() {
+        let mut line: String = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        if let Some(note) = i.checked_sub(1).and_then(|r| rows[r].note()) {
+            line.push_str("  # ");
+            line.push_str(&note);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
