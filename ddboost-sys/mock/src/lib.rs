@@ -32,6 +32,7 @@ pub mod faults;
 pub mod ffi;
 mod filecopy;
 mod files;
+pub mod fill;
 mod folders;
 mod handles;
 pub mod index;
