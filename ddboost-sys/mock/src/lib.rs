@@ -25,6 +25,7 @@
 
 mod abi;
 pub mod admin;
+mod conn;
 mod entry;
 pub mod error;
 mod exports;
