@@ -45,7 +45,12 @@ A tool that is not installed (apt-get install borgbackup restic) shows "n/a".
 
   scripts/bench_ddboost_dedup.py [--size-mib 2048] [--tools plugin,borg,restic]
       [--change-pct 5] [--change-runs 10] [--wait-idle 120] [--dir /tmp]
-      [--no-verify] [--no-build]
+      [--no-verify] [--no-build] [--baseline-mock-lib PATH]
+
+--baseline-mock-lib PATH adds the tool "mockbase": the same plugin binary with another
+mock libDDBoost (for example one built from an earlier commit), run right after
+"plugin" in every step, so the two mocks are compared in the same run; its system is
+read with this build's ddboost-mock totals (the on-disk formats are compatible).
 """
 import argparse
 import hashlib
@@ -195,11 +200,12 @@ class Tool:
 class Plugin(Tool):
     name = "plugin"
     TS = {"first": "20250101120000", "repeated": "20250102120000", "modified": "20250103120000"}
+    library = None  # the mock libDDBoost of this build
 
     def setup(self):
         self.root = os.path.join(self.work, "dd")
         bl.create_system(self.root)
-        self.cfg = bl.write_config(os.path.join(self.work, "plugin.yaml"))
+        self.cfg = bl.write_config(os.path.join(self.work, "plugin.yaml"), library=self.library)
         self.env = bl.plugin_env(os.path.join(self.work, "home_plugin"), self.root)
 
     def key(self, step):
@@ -214,6 +220,11 @@ class Plugin(Tool):
     def stored(self):
         t = bl.totals(self.root)
         return t["unique_segment_bytes"], t["stored_bytes"]
+
+
+class PluginBaseMock(Plugin):
+    """The same plugin on another mock libDDBoost (--baseline-mock-lib)."""
+    name = "mockbase"
 
 
 class Borg(Tool):
@@ -278,7 +289,7 @@ class Restic(Tool):
         return sum(blobs.values()), bl.du_bytes(self.repo)
 
 
-TOOLS = {"plugin": Plugin, "borg": Borg, "restic": Restic}
+TOOLS = {"plugin": Plugin, "mockbase": PluginBaseMock, "borg": Borg, "restic": Restic}
 EXECUTABLE = {"borg": "borg", "restic": "restic"}
 
 
@@ -289,7 +300,8 @@ def main():
         description="Deduplication: the plugin on a mock DD system against borg and restic.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--size-mib", type=int, default=2048, help="size of each stream in MiB (default 2048)")
-    ap.add_argument("--tools", default="plugin,borg,restic", help="comma-separated subset of plugin,borg,restic")
+    ap.add_argument("--tools", default="plugin,borg,restic",
+                    help="comma-separated subset of plugin,borg,restic (mockbase: see --baseline-mock-lib)")
     ap.add_argument("--dir", default=None, help="parent of the temporary work directory (default $TMPDIR or /tmp)")
     ap.add_argument("--no-verify", action="store_true", help="skip the untimed SHA-256 check of each restore")
     ap.add_argument("--change-pct", type=float, default=5.0,
@@ -299,13 +311,23 @@ def main():
     ap.add_argument("--wait-idle", type=float, default=120,
                     help="seconds to wait for other CPU load to go away before starting (default 120)")
     ap.add_argument("--no-build", action="store_true", help="skip cargo build --release")
+    ap.add_argument("--baseline-mock-lib", default=None, metavar="PATH",
+                    help="also run the plugin with this mock libDDBoost (tool \"mockbase\"), side by side")
     a = ap.parse_args()
     names = [t.strip() for t in a.tools.split(",") if t.strip()]
+    if a.baseline_mock_lib:
+        if not os.path.isfile(a.baseline_mock_lib):
+            sys.exit(f"--baseline-mock-lib: no such file: {a.baseline_mock_lib}")
+        PluginBaseMock.library = os.path.abspath(a.baseline_mock_lib)
+        if "mockbase" not in names:
+            names.insert(names.index("plugin") + 1 if "plugin" in names else 0, "mockbase")
+    if "mockbase" in names and not a.baseline_mock_lib:
+        sys.exit("--tools mockbase needs --baseline-mock-lib PATH")
     for n in names:
         if n not in TOOLS:
             sys.exit(f"--tools: unknown tool {n}")
     bl.need_gnu_time()
-    if "plugin" in names and not a.no_build:
+    if ("plugin" in names or "mockbase" in names) and not a.no_build:
         bl.build()
 
     work = bl.workdir("bench_ddboost_dedup.", a.dir)
@@ -404,6 +426,14 @@ def main():
         if verified:
             print("restore verified (SHA-256 of the modified stream): "
                   + ", ".join(f"{n} {'ok' if ok else 'MISMATCH'}" for n, ok in verified.items()))
+
+        if "mockbase" in names:
+            print()
+            print(f"this mock against {PluginBaseMock.library} (MB/s ratio, same run):")
+            for step in STEPS:
+                r, b = results.get(("plugin", step)), results.get(("mockbase", step))
+                if r and b:
+                    print(f"  {step:9} {r['mbps']:7.0f} / {b['mbps']:7.0f} MB/s = {r['mbps'] / b['mbps']:.2f}x")
 
         if "plugin" in names:
             print()
