@@ -6,6 +6,23 @@ fn cli() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ddboost-mock"))
 }
 
+/// `create-system` of host dd1 (user u, password p) under `root` with storage unit `su`.
+fn create_system<'a>(root: &'a str, su: &'a str) -> [&'a str; 11] {
+    [
+        "create-system",
+        "--root",
+        root,
+        "--host",
+        "dd1",
+        "--user",
+        "u",
+        "--password",
+        "p",
+        "--storage-unit",
+        su,
+    ]
+}
+
 #[test]
 fn create_system_and_totals() {
     let root = tempfile::tempdir().unwrap();
@@ -19,33 +36,9 @@ fn create_system_and_totals() {
         );
         String::from_utf8(o.stdout).unwrap()
     };
-    ok(&[
-        "create-system",
-        "--root",
-        r,
-        "--host",
-        "dd1",
-        "--user",
-        "u",
-        "--password",
-        "p",
-        "--storage-unit",
-        "SU1",
-    ]);
+    ok(&create_system(r, "SU1"));
     // Idempotent; adds a storage unit to an existing system.
-    ok(&[
-        "create-system",
-        "--root",
-        r,
-        "--host",
-        "dd1",
-        "--user",
-        "u",
-        "--password",
-        "p",
-        "--storage-unit",
-        "SU2",
-    ]);
+    ok(&create_system(r, "SU2"));
     assert!(root.path().join("dd1/su/SU1").is_dir());
     assert!(root.path().join("dd1/su/SU2").is_dir());
     let cfg = std::fs::read_to_string(root.path().join("dd1/system.json")).unwrap();
@@ -95,19 +88,7 @@ fn fill_writes_objects_as_many_writers_leave_them() {
     let root = tempfile::tempdir().unwrap();
     let r = root.path().to_str().unwrap();
     let run = |args: &[&str]| cli().args(args).output().unwrap();
-    let o = run(&[
-        "create-system",
-        "--root",
-        r,
-        "--host",
-        "dd1",
-        "--user",
-        "u",
-        "--password",
-        "p",
-        "--storage-unit",
-        "SU1",
-    ]);
+    let o = run(&create_system(r, "SU1"));
     assert!(o.status.success());
     let fill_in = |su: &str, folder: &str, extra: &[&str]| {
         let mut args = vec![
