@@ -5,7 +5,7 @@
 //! ```text
 //! system.json                  users (salted SHA-256 password hashes)
 //! su/<storage-unit>/...        the namespace: real directories, and one recipe file per file
-//! store/containers/<id>.ctr    append-only containers of compressed segments
+//! store/containers/<xy>/<id>.ctr  append-only containers of compressed segments
 //! store/index/<id>.idx         append-only index log of the container with the same id
 //! store/fp/<xyz>, logical, SEQ the shared index: compacted logs, by fingerprint (see index)
 //! store/compact.lock           held by the process compacting logs
@@ -261,12 +261,7 @@ impl System {
             let d = Sha256::digest(seed.as_bytes());
             let id =
                 u64::from_le_bytes(d[..8].try_into().expect("8 bytes")) & 0x7fff_ffff_ffff_ffff;
-            let cpath = self.containers_dir().join(format!("{id:016x}.ctr"));
-            match OpenOptions::new()
-                .append(true)
-                .create_new(true)
-                .open(&cpath)
-            {
+            match create_container(&self.container_path(id)) {
                 Ok(ctr) => {
                     let idx = self.create_log(id)?;
                     self.scan.lock().own.insert(id);
@@ -311,13 +306,26 @@ impl System {
         }
     }
 
+    /// `store/containers/<xy>/<id>.ctr`, `xy` from bits 48-55 of the id: 256 folders, so
+    /// creating a container stays cheap in a system holding hundreds of thousands.
+    fn container_path(&self, id: u64) -> PathBuf {
+        self.containers_dir()
+            .join(format!("{:02x}", (id >> 48) & 0xff))
+            .join(format!("{id:016x}.ctr"))
+    }
+
     fn container(&self, id: u64) -> DdResult<Arc<File>> {
         if let Some(f) = self.containers.read().get(&id) {
             return Ok(f.clone());
         }
-        let f = Arc::new(File::open(
-            self.containers_dir().join(format!("{id:016x}.ctr")),
-        )?);
+        let f = match File::open(self.container_path(id)) {
+            // Systems written before containers had folders.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                File::open(self.containers_dir().join(format!("{id:016x}.ctr")))
+            }
+            r => r,
+        };
+        let f = Arc::new(f?);
         self.containers.write().insert(id, f.clone());
         Ok(f)
     }
@@ -332,6 +340,20 @@ impl System {
                 e.into()
             }
         })
+    }
+}
+
+/// Creates a new container file (and its folder when missing).
+fn create_container(path: &Path) -> std::io::Result<File> {
+    let create = || OpenOptions::new().append(true).create_new(true).open(path);
+    match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            create()
+        }
+        r => r,
     }
 }
 

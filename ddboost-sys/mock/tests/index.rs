@@ -197,3 +197,20 @@ fn processes_compacting_at_once_and_one_killed() {
         "dedup against every process"
     );
 }
+
+#[test]
+fn containers_of_systems_written_before_container_folders_are_read() {
+    let dir = system("ix-flat");
+    fill(&dir, &spec("o", 2, 12), |_| {}).unwrap();
+    let containers = dir.join("store/containers");
+    for sub in std::fs::read_dir(&containers).unwrap() {
+        let sub = sub.unwrap().path();
+        for f in std::fs::read_dir(&sub).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::rename(&f, containers.join(f.file_name().unwrap())).unwrap();
+        }
+        std::fs::remove_dir(&sub).unwrap();
+    }
+    let c = connect("ix-flat");
+    assert_eq!(read_file(c, "bk/o1").unwrap(), contents(12, 1, SIZE));
+}
