@@ -176,7 +176,7 @@ fn main() -> ExitCode {
 fn fill(root: &std::path::Path, host: &str, spec: &ddboost_mock::fill::Fill<'_>) -> ExitCode {
     let start = std::time::Instant::now();
     let progress = |n: u64| {
-        if n % 10_000 == 0 {
+        if n.is_multiple_of(10_000) {
             eprintln!("ddboost-mock: fill: {n} of {} objects", spec.objects);
         }
     };
