@@ -144,32 +144,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Totals { root, host, json } => {
-            let dir = root.join(&host);
-            match ddboost_mock::store::totals(&dir) {
-                Ok(t) => {
-                    if json {
-                        println!("{}", serde_json::to_string(&t).unwrap_or_default());
-                    } else {
-                        println!("logical_bytes_written={}", t.logical_bytes_written);
-                        println!("unique_segment_bytes={}", t.unique_segment_bytes);
-                        println!("stored_bytes={}", t.stored_bytes);
-                        println!("unique_segments={}", t.unique_segments);
-                        println!("files={}", t.files);
-                        println!("logical_bytes_present={}", t.logical_bytes_present);
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!(
-                        "ddboost-mock: no system {host:?} under {}: {}",
-                        root.display(),
-                        ddboost_mock::error::DdError::name(e.0)
-                    );
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Cmd::Totals { root, host, json } => totals(&root, &host, json),
     }
 }
 
@@ -192,6 +167,32 @@ fn fill(root: &std::path::Path, host: &str, spec: &ddboost_mock::fill::Fill<'_>)
         Err(e) => {
             eprintln!(
                 "ddboost-mock: fill of {host:?} under {} failed: {}",
+                root.display(),
+                ddboost_mock::error::DdError::name(e.0)
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn totals(root: &std::path::Path, host: &str, json: bool) -> ExitCode {
+    match ddboost_mock::store::totals(&root.join(host)) {
+        Ok(t) => {
+            if json {
+                println!("{}", serde_json::to_string(&t).unwrap_or_default());
+            } else {
+                println!("logical_bytes_written={}", t.logical_bytes_written);
+                println!("unique_segment_bytes={}", t.unique_segment_bytes);
+                println!("stored_bytes={}", t.stored_bytes);
+                println!("unique_segments={}", t.unique_segments);
+                println!("files={}", t.files);
+                println!("logical_bytes_present={}", t.logical_bytes_present);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "ddboost-mock: no system {host:?} under {}: {}",
                 root.display(),
                 ddboost_mock::error::DdError::name(e.0)
             );
