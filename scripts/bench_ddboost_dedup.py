@@ -36,6 +36,7 @@ Table columns:
                   plugin: delta of the mock's stored_bytes
                   borg, restic: delta of du -sb of the repository
   peak RSS      peak RSS of the tool's process (GNU time)
+  CPU s         user + system CPU seconds of the tool's process (GNU time)
   other CPU     CPUs used by other processes during the step; well above 0.1
                 means the step shared the machine: rerun when idle
 Then the plugin's results are checked against the targets (first >= 400 MB/s,
@@ -43,9 +44,14 @@ repeated >= 1000, modified >= 800, restore >= 800, modified new/in raw <= 0.11,
 peak RSS <= 150 MiB). Restores are verified by SHA-256 in an extra untimed pass.
 A tool that is not installed (apt-get install borgbackup restic) shows "n/a".
 
-  scripts/bench_ddboost_dedup.py [--size-mib 2048] [--tools plugin,borg,restic]
+  scripts/bench_ddboost_dedup.py [--size-mib 2048] [--tools plugin,borg,restic] [--steps ...]
       [--change-pct 5] [--change-runs 10] [--wait-idle 120] [--dir /tmp]
-      [--no-verify] [--no-build]
+      [--no-verify] [--no-build] [--baseline-mock-lib PATH]
+
+--baseline-mock-lib PATH adds the tool "mockbase": the same plugin binary with another
+mock libDDBoost (for example one built from an earlier commit), run right after
+"plugin" in every step, so the two mocks are compared in the same run; its system is
+read with this build's ddboost-mock totals (the on-disk formats are compatible).
 """
 import argparse
 import hashlib
@@ -172,12 +178,12 @@ class Tool:
 
     def backup(self, step, src):
         secs = bl.pipeline(["cat", src], bl.measured(self.backup_cmd(step), self.stats), env=self.env)
-        return secs, bl.read_stats(self.stats)[0]
+        return (secs, *bl.read_stats(self.stats))
 
     def restore(self, step):
         secs = bl.pipeline(bl.measured(self.restore_cmd(step), self.stats), ["cat"], env=self.env,
                            stdout=subprocess.DEVNULL)
-        return secs, bl.read_stats(self.stats)[0]
+        return (secs, *bl.read_stats(self.stats))
 
     def restore_digest(self, step):
         p = subprocess.Popen(self.restore_cmd(step), stdout=subprocess.PIPE, env=self.env)
@@ -195,11 +201,12 @@ class Tool:
 class Plugin(Tool):
     name = "plugin"
     TS = {"first": "20250101120000", "repeated": "20250102120000", "modified": "20250103120000"}
+    library = None  # the mock libDDBoost of this build
 
     def setup(self):
         self.root = os.path.join(self.work, "dd")
         bl.create_system(self.root)
-        self.cfg = bl.write_config(os.path.join(self.work, "plugin.yaml"))
+        self.cfg = bl.write_config(os.path.join(self.work, "plugin.yaml"), library=self.library)
         self.env = bl.plugin_env(os.path.join(self.work, "home_plugin"), self.root)
 
     def key(self, step):
@@ -214,6 +221,11 @@ class Plugin(Tool):
     def stored(self):
         t = bl.totals(self.root)
         return t["unique_segment_bytes"], t["stored_bytes"]
+
+
+class PluginBaseMock(Plugin):
+    """The same plugin on another mock libDDBoost (--baseline-mock-lib)."""
+    name = "mockbase"
 
 
 class Borg(Tool):
@@ -278,7 +290,7 @@ class Restic(Tool):
         return sum(blobs.values()), bl.du_bytes(self.repo)
 
 
-TOOLS = {"plugin": Plugin, "borg": Borg, "restic": Restic}
+TOOLS = {"plugin": Plugin, "mockbase": PluginBaseMock, "borg": Borg, "restic": Restic}
 EXECUTABLE = {"borg": "borg", "restic": "restic"}
 
 
@@ -289,7 +301,8 @@ def main():
         description="Deduplication: the plugin on a mock DD system against borg and restic.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--size-mib", type=int, default=2048, help="size of each stream in MiB (default 2048)")
-    ap.add_argument("--tools", default="plugin,borg,restic", help="comma-separated subset of plugin,borg,restic")
+    ap.add_argument("--tools", default="plugin,borg,restic",
+                    help="comma-separated subset of plugin,borg,restic (mockbase: see --baseline-mock-lib)")
     ap.add_argument("--dir", default=None, help="parent of the temporary work directory (default $TMPDIR or /tmp)")
     ap.add_argument("--no-verify", action="store_true", help="skip the untimed SHA-256 check of each restore")
     ap.add_argument("--change-pct", type=float, default=5.0,
@@ -299,13 +312,29 @@ def main():
     ap.add_argument("--wait-idle", type=float, default=120,
                     help="seconds to wait for other CPU load to go away before starting (default 120)")
     ap.add_argument("--no-build", action="store_true", help="skip cargo build --release")
+    ap.add_argument("--steps", default=",".join(STEPS),
+                    help="comma-separated subset of first,repeated,modified,restore (restore needs modified)")
+    ap.add_argument("--baseline-mock-lib", default=None, metavar="PATH",
+                    help="also run the plugin with this mock libDDBoost (tool \"mockbase\"), side by side")
     a = ap.parse_args()
     names = [t.strip() for t in a.tools.split(",") if t.strip()]
+    steps = [s.strip() for s in a.steps.split(",") if s.strip()]
+    if any(s not in STEPS for s in steps) or ("restore" in steps and "modified" not in steps):
+        sys.exit(f"--steps: a subset of {','.join(STEPS)}; restore needs modified")
+    steps = [s for s in STEPS if s in steps]
+    if a.baseline_mock_lib:
+        if not os.path.isfile(a.baseline_mock_lib):
+            sys.exit(f"--baseline-mock-lib: no such file: {a.baseline_mock_lib}")
+        PluginBaseMock.library = os.path.abspath(a.baseline_mock_lib)
+        if "mockbase" not in names:
+            names.insert(names.index("plugin") + 1 if "plugin" in names else 0, "mockbase")
+    if "mockbase" in names and not a.baseline_mock_lib:
+        sys.exit("--tools mockbase needs --baseline-mock-lib PATH")
     for n in names:
         if n not in TOOLS:
             sys.exit(f"--tools: unknown tool {n}")
     bl.need_gnu_time()
-    if "plugin" in names and not a.no_build:
+    if ("plugin" in names or "mockbase" in names) and not a.no_build:
         bl.build()
 
     work = bl.workdir("bench_ddboost_dedup.", a.dir)
@@ -346,7 +375,7 @@ def main():
         results = {}  # (tool, step) -> dict
         inputs = {"first": (orig, size_o), "repeated": (orig, size_o), "modified": (mod, size_m),
                   "restore": (None, size_m)}
-        for step in STEPS:
+        for step in steps:
             for n in names:
                 t = tools.get(n)
                 if t is None:
@@ -357,9 +386,9 @@ def main():
                     bl.settle()
                     other = bl.OtherLoad().start()
                     if step == "restore":
-                        secs, rss = t.restore(step)
+                        secs, rss, cpu = t.restore(step)
                     else:
-                        secs, rss = t.backup(step, src)
+                        secs, rss, cpu = t.backup(step, src)
                     other = other.stop()
                     raw1, disk1 = t.stored()
                 except Exception as e:  # noqa: BLE001
@@ -367,14 +396,14 @@ def main():
                     missing[n] = f"failed at {step}"
                     tools.pop(n)
                     continue
-                r = {"mbps": size / secs / bl.MB, "secs": secs, "rss": rss,
+                r = {"mbps": size / secs / bl.MB, "secs": secs, "rss": rss, "cpu": cpu,
                      "raw": (raw1 - raw0) / size, "disk": (disk1 - disk0) / size, "other": other}
                 results[(n, step)] = r
-                print(f"  {n:7} {step:9} {r['mbps']:7.0f} MB/s  {secs:6.2f} s  raw {r['raw']:.3f}  "
-                      f"disk {r['disk']:.3f}  RSS {rss / 1024:.1f} MiB", file=sys.stderr, flush=True)
+                print(f"  {n:8} {step:9} {r['mbps']:7.0f} MB/s  {secs:6.2f} s  raw {r['raw']:.3f}  "
+                      f"disk {r['disk']:.3f}  RSS {rss / 1024:.1f} MiB  CPU {cpu:.2f} s", file=sys.stderr, flush=True)
 
         verified = {}
-        if not a.no_verify:
+        if not a.no_verify and "restore" in steps:
             for n, t in tools.items():
                 try:
                     verified[n] = t.restore_digest("restore") == sha_m
@@ -385,31 +414,43 @@ def main():
         print(f"dedup benchmark: {size_o / bl.MiB:.0f} MiB of CSV rows ({rows} rows), modified stream "
               f"{size_m / bl.MiB:.0f} MiB ({changes.changed_rows / rows:.1%} of rows changed in "
               f"{len(changes.runs)} runs, {inserted} inserted); MB/s = 10^6 bytes/s; {os.cpu_count()} CPUs")
-        hdr = (f"{'tool':7} {'step':9} {'MB/s':>7} {'seconds':>8} {'new/in raw':>10} "
-               f"{'new/in disk':>11} {'peak RSS':>10} {'other CPU':>9}")
+        hdr = (f"{'tool':8} {'step':9} {'MB/s':>7} {'seconds':>8} {'new/in raw':>10} "
+               f"{'new/in disk':>11} {'peak RSS':>10} {'CPU s':>7} {'other CPU':>9}")
         print(hdr)
         print("-" * len(hdr))
         for n in names:
-            for step in STEPS:
+            for step in steps:
                 r = results.get((n, step))
                 if r is None:
-                    print(f"{n:7} {step:9} {'n/a':>7} {'n/a':>8} {'n/a':>10} {'n/a':>11} {'n/a':>10}")
+                    print(f"{n:8} {step:9} {'n/a':>7} {'n/a':>8} {'n/a':>10} {'n/a':>11} {'n/a':>10}")
                     continue
                 raw = f"{r['raw']:.3f}" if step != "restore" else "-"
                 disk = f"{r['disk']:.3f}" if step != "restore" else "-"
-                print(f"{n:7} {step:9} {r['mbps']:7.0f} {r['secs']:8.2f} {raw:>10} {disk:>11} "
-                      f"{r['rss'] / 1024:>6.1f} MiB {r['other']:>9.2f}")
+                print(f"{n:8} {step:9} {r['mbps']:7.0f} {r['secs']:8.2f} {raw:>10} {disk:>11} "
+                      f"{r['rss'] / 1024:>6.1f} MiB {r['cpu']:>7.2f} {r['other']:>9.2f}")
         for n, why in missing.items():
             print(f"{n}: n/a ({why})")
         if verified:
             print("restore verified (SHA-256 of the modified stream): "
                   + ", ".join(f"{n} {'ok' if ok else 'MISMATCH'}" for n, ok in verified.items()))
 
+        if "mockbase" in names:
+            print()
+            print(f"this mock against {PluginBaseMock.library}, same run (MB/s ratio; CPU seconds of")
+            print("the plugin process, which runs the mock inside it: less sensitive to other load):")
+            for step in steps:
+                r, b = results.get(("plugin", step)), results.get(("mockbase", step))
+                if r and b:
+                    print(f"  {step:9} {r['mbps']:7.0f} / {b['mbps']:7.0f} MB/s = {r['mbps'] / b['mbps']:.2f}x   "
+                          f"CPU {r['cpu']:6.2f} / {b['cpu']:6.2f} s = {r['cpu'] / b['cpu']:.2f}x")
+
         if "plugin" in names:
             print()
             print("plugin targets:")
             checks = []
             for step, want in TARGETS.items():
+                if step not in steps:
+                    continue
                 r = results.get(("plugin", step))
                 got = r["mbps"] if r else None
                 checks.append((f"{step} >= {want} MB/s", got is not None and got >= want,

@@ -77,7 +77,7 @@ def totals(root):
     return result
 
 
-def write_config(path, directory="gpdb"):
+def write_config(path, directory="gpdb", library=None):
     with open(path, "w") as f:
         f.write(
             f"executablepath: {PLUGIN}\n"
@@ -88,7 +88,7 @@ def write_config(path, directory="gpdb"):
             f"  password: {PASSWORD}\n"
             f"  storage_unit: {STORAGE_UNIT}\n"
             f"  directory: {directory}\n"
-            f"  ddboost_library: {MOCK_LIB}\n"
+            f"  ddboost_library: {library or MOCK_LIB}\n"
         )
     return path
 

@@ -1,7 +1,7 @@
 //! Creating systems and users (used by the `ddboost-mock` CLI and by tests).
 
 use crate::error::{DdError, DdResult};
-use crate::store::{hex, now_nanos};
+use crate::util::{hex, now_nanos};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs;

@@ -1,10 +1,10 @@
 //! What every entry point does around its work: the configured latency, no panic across
 //! the C boundary, the trace line, and fault injection.
 
+use crate::conn::Conn;
 use crate::error::{DdError, DdResult};
 use crate::faults;
 use crate::ffi::{dd_errno_t, DD_ERR_CONN_LOST, DD_ERR_IO, DD_ERR_NONE};
-use crate::handles::Conn;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 

@@ -6,21 +6,8 @@ use crate::abi::Out;
 use crate::entry::{inject, Ctx};
 use crate::error::{DdError, DdResult};
 use crate::ffi::*;
-use crate::handles::{FileKind, T};
-use crate::recipe::Entry;
-use crate::store::System;
+use crate::handles::{CopyJob, FileKind, T};
 use crate::streams::Kind;
-use std::sync::Arc;
-
-/// A copy running into a destination file.
-pub(crate) struct CopyJob {
-    src_fd: i32,
-    src_sys: Arc<System>,
-    entries: Arc<Vec<Entry>>,
-    /// Index of the next source segment to copy.
-    next: usize,
-    copied: u64,
-}
 
 /// `ddp_filecopy_start`: `src_fd` open for reading into `dst_fd` (open with CREAT|RDWR,
 /// empty or with everything written so far finished), possibly on another system. The copy

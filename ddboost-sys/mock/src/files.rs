@@ -1,6 +1,7 @@
 //! Files: open, close, read, write and stat.
 
 use crate::abi::{Buf, BufMut, Out, PathArg};
+use crate::conn::Conn;
 use crate::entry::{inject, Ctx};
 use crate::error::{DdError, DdResult};
 use crate::faults;
@@ -12,6 +13,7 @@ use crate::recipe;
 use crate::stream::{self, SegCache, WriteStream};
 use crate::streams::Kind;
 use parking_lot::Mutex;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -47,51 +49,71 @@ pub(crate) fn open(
         return Err(DdError::FILE_IS_DIR);
     }
     within_stream_limits(&c.sys, write)?;
-    let kind = if !write {
+    let kind = if write {
+        open_write(&c, &abs, flags & DDP_O_CREAT != 0, mode)?
+    } else {
         let (h, entries) = recipe::load_shared(&abs)?;
         FileKind::Read {
             entries,
             size: h.size,
             mode: h.mode,
         }
-    } else {
-        if T.lock().writing.contains_key(&abs) {
-            return Err(DdError::PERM);
-        }
-        let (m, entries) = match recipe::load(&abs) {
-            Ok((h, e)) => (h.mode, e),
-            Err(DdError::NOT_FOUND) if flags & DDP_O_CREAT != 0 => {
-                let parent = abs.parent().ok_or(DdError::INVALID)?;
-                if !parent.is_dir() {
-                    return Err(if parent.exists() {
-                        DdError::NOTDIR
-                    } else {
-                        DdError::NOT_FOUND
-                    });
-                }
-                match recipe::write(&abs, mode_bits(mode), &[]) {
-                    Ok(()) => {}
-                    Err(DdError::EXIST) => {}
-                    Err(e) => return Err(e),
-                }
-                (mode_bits(mode), Vec::new())
-            }
-            Err(e) => return Err(e),
-        };
-        FileKind::Write(Some(Box::new(WriteStream::new(
-            c.sys.clone(),
-            abs.clone(),
-            m,
-            entries,
-        )?)))
     };
+    let d = register(&c, conn, canon.clone(), abs, kind)?;
+    c.sys
+        .streams
+        .add(if write { Kind::Write } else { Kind::Read }, 1);
+    let what = if write { "write" } else { "read" };
+    c.inst
+        .log(DDP_SEV_DEBUG, &format!("open {canon} ({what}) fd {d}"));
+    out_fd.put(d)
+}
+
+/// A write stream on `abs`: appending to the file, or to a new empty one when `create`
+/// (its parent must exist; it is visible at once with size 0).
+fn open_write(c: &Arc<Conn>, abs: &Path, create: bool, mode: u32) -> DdResult<FileKind> {
+    if T.lock().writing.contains_key(abs) {
+        return Err(DdError::PERM);
+    }
+    let (m, entries) = match recipe::load(abs) {
+        Ok((h, e)) => (h.mode, e),
+        Err(DdError::NOT_FOUND) if create => {
+            let parent = abs.parent().ok_or(DdError::INVALID)?;
+            if !parent.is_dir() {
+                return Err(if parent.exists() {
+                    DdError::NOTDIR
+                } else {
+                    DdError::NOT_FOUND
+                });
+            }
+            match recipe::write(abs, mode_bits(mode), &[]) {
+                Ok(()) | Err(DdError::EXIST) => {}
+                Err(e) => return Err(e),
+            }
+            (mode_bits(mode), Vec::new())
+        }
+        Err(e) => return Err(e),
+    };
+    let ws = WriteStream::new(c.sys.clone(), abs.to_path_buf(), m, entries)?;
+    Ok(FileKind::Write(Some(Box::new(ws))))
+}
+
+/// Enters an open file in the tables; a second writer of one path loses (`DD_ERR_PERM`).
+fn register(
+    c: &Arc<Conn>,
+    conn: ddp_conn_desc_t,
+    canon: String,
+    abs: PathBuf,
+    kind: FileKind,
+) -> DdResult<ddp_file_desc_t> {
     let is_write = matches!(kind, FileKind::Write(_));
     let mut t = T.lock();
-    t.inited()?;
-    if is_write && t.writing.contains_key(&abs) {
+    let taken = t.inited().is_err() || (is_write && t.writing.contains_key(&abs));
+    if taken {
         if let FileKind::Write(Some(ws)) = kind {
             ws.abort();
         }
+        t.inited()?;
         return Err(DdError::PERM);
     }
     let d = t.alloc();
@@ -103,7 +125,7 @@ pub(crate) fn open(
         Arc::new(Mutex::new(FileObj {
             conn: c.clone(),
             conn_id: conn,
-            path: canon.clone(),
+            path: canon,
             abs,
             kind,
             cache: SegCache::default(),
@@ -112,18 +134,7 @@ pub(crate) fn open(
             copy: None,
         })),
     );
-    drop(t);
-    c.sys
-        .streams
-        .add(if is_write { Kind::Write } else { Kind::Read }, 1);
-    c.inst.log(
-        DDP_SEV_DEBUG,
-        &format!(
-            "open {canon} ({}) fd {d}",
-            if is_write { "write" } else { "read" }
-        ),
-    );
-    out_fd.put(d)
+    Ok(d)
 }
 
 /// Whether one more read (or write) stream fits the system's limits

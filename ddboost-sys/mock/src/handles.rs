@@ -5,10 +5,9 @@
 //! The tables are guarded by one short-held lock ([`T`]); each open file and directory has
 //! its own lock, so threads using different handles run in parallel.
 
+use crate::conn::{Conn, Instance};
 use crate::error::{DdError, DdResult};
-use crate::ffi::{ddp_severity_t, DDP_INVALID_DESCRIPTOR};
-use crate::filecopy::CopyJob;
-use crate::log::LogSink;
+use crate::ffi::DDP_INVALID_DESCRIPTOR;
 use crate::pacing::Pacer;
 use crate::recipe::Entry;
 use crate::store::System;
@@ -17,38 +16,7 @@ use crate::streams::Kind;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
-
-/// An instance (`ddp_instance_create`): its log callback.
-#[derive(Default)]
-pub(crate) struct Instance {
-    pub(crate) log: LogSink,
-}
-
-impl Instance {
-    pub(crate) fn log(&self, sev: ddp_severity_t, msg: &str) {
-        self.log.log(sev, msg);
-    }
-}
-
-/// A connection to one system.
-pub(crate) struct Conn {
-    pub(crate) inst: Arc<Instance>,
-    pub(crate) sys: Arc<System>,
-    /// Set by a `DD_ERR_CONN_LOST` fault: every later call fails that way.
-    pub(crate) lost: AtomicBool,
-}
-
-impl Conn {
-    pub(crate) fn alive(&self) -> DdResult<()> {
-        if self.lost.load(Ordering::Relaxed) {
-            Err(DdError::CONN_LOST)
-        } else {
-            Ok(())
-        }
-    }
-}
 
 pub(crate) enum FileKind {
     Read {
@@ -58,6 +26,16 @@ pub(crate) enum FileKind {
     },
     /// `None` once the stream is finished or aborted.
     Write(Option<Box<WriteStream>>),
+}
+
+/// A copy running into a destination file (see `filecopy`).
+pub(crate) struct CopyJob {
+    pub(crate) src_fd: i32,
+    pub(crate) src_sys: Arc<System>,
+    pub(crate) entries: Arc<Vec<Entry>>,
+    /// Index of the next source segment to copy.
+    pub(crate) next: usize,
+    pub(crate) copied: u64,
 }
 
 /// An open file.

@@ -3,12 +3,16 @@
 //! ```text
 //! ddboost-mock create-system --root DIR --host NAME --user U --password P [--storage-unit SU]...
 //! ddboost-mock totals --root DIR --host NAME [--json]
+//! ddboost-mock fill --root DIR --host NAME --folder PATH --objects N [--size BYTES]
+//!     [--storage-unit SU] [--prefix P] [--first N] [--seed S]
 //! ```
 //!
 //! `create-system` is idempotent: on an existing system it adds (or re-keys) the user and
 //! adds the storage units. `totals` prints `key=value` lines (or one JSON object):
 //! `logical_bytes_written`, `unique_segment_bytes`, `stored_bytes`, `unique_segments`,
-//! `files`, `logical_bytes_present`.
+//! `files`, `logical_bytes_present`. `fill` writes N small objects into one folder, each
+//! with a container and index log of its own, compacted as processes opening the system
+//! compact them: a system as many writer processes leave it.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -55,11 +59,61 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write many small objects into one folder, as many writer processes would.
+    Fill {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        host: String,
+        /// Storage unit (must exist).
+        #[arg(long = "storage-unit", default_value = "GPDB")]
+        storage_unit: String,
+        /// Folder inside the storage unit (created when missing).
+        #[arg(long)]
+        folder: String,
+        /// Number of objects.
+        #[arg(long)]
+        objects: u64,
+        /// Bytes per object.
+        #[arg(long, default_value_t = 20_000)]
+        size: usize,
+        /// Object names are PREFIX<n>.
+        #[arg(long, default_value = "object_")]
+        prefix: String,
+        /// Number of the first object.
+        #[arg(long, default_value_t = 0)]
+        first: u64,
+        /// Seed of the contents (other seeds, other bytes).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Fill {
+            root,
+            host,
+            storage_unit,
+            folder,
+            objects,
+            size,
+            prefix,
+            first,
+            seed,
+        } => {
+            let spec = ddboost_mock::fill::Fill {
+                su: &storage_unit,
+                folder: &folder,
+                prefix: &prefix,
+                first,
+                objects,
+                size,
+                seed,
+            };
+            fill(&root, &host, &spec)
+        }
         Cmd::CreateSystem {
             root,
             host,
@@ -90,31 +144,59 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Totals { root, host, json } => {
-            let dir = root.join(&host);
-            match ddboost_mock::store::totals(&dir) {
-                Ok(t) => {
-                    if json {
-                        println!("{}", serde_json::to_string(&t).unwrap_or_default());
-                    } else {
-                        println!("logical_bytes_written={}", t.logical_bytes_written);
-                        println!("unique_segment_bytes={}", t.unique_segment_bytes);
-                        println!("stored_bytes={}", t.stored_bytes);
-                        println!("unique_segments={}", t.unique_segments);
-                        println!("files={}", t.files);
-                        println!("logical_bytes_present={}", t.logical_bytes_present);
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!(
-                        "ddboost-mock: no system {host:?} under {}: {}",
-                        root.display(),
-                        ddboost_mock::error::DdError::name(e.0)
-                    );
-                    ExitCode::FAILURE
-                }
+        Cmd::Totals { root, host, json } => totals(&root, &host, json),
+    }
+}
+
+fn fill(root: &std::path::Path, host: &str, spec: &ddboost_mock::fill::Fill<'_>) -> ExitCode {
+    let start = std::time::Instant::now();
+    let progress = |n: u64| {
+        if n.is_multiple_of(10_000) {
+            eprintln!("ddboost-mock: fill: {n} of {} objects", spec.objects);
+        }
+    };
+    match ddboost_mock::fill::fill(&root.join(host), spec, progress) {
+        Ok(bytes) => {
+            eprintln!(
+                "ddboost-mock: fill: {} objects, {bytes} bytes in {:.1} s",
+                spec.objects,
+                start.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "ddboost-mock: fill of {host:?} under {} failed: {}",
+                root.display(),
+                ddboost_mock::error::DdError::name(e.0)
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn totals(root: &std::path::Path, host: &str, json: bool) -> ExitCode {
+    match ddboost_mock::store::totals(&root.join(host)) {
+        Ok(t) => {
+            if json {
+                println!("{}", serde_json::to_string(&t).unwrap_or_default());
+            } else {
+                println!("logical_bytes_written={}", t.logical_bytes_written);
+                println!("unique_segment_bytes={}", t.unique_segment_bytes);
+                println!("stored_bytes={}", t.stored_bytes);
+                println!("unique_segments={}", t.unique_segments);
+                println!("files={}", t.files);
+                println!("logical_bytes_present={}", t.logical_bytes_present);
             }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "ddboost-mock: no system {host:?} under {}: {}",
+                root.display(),
+                ddboost_mock::error::DdError::name(e.0)
+            );
+            ExitCode::FAILURE
         }
     }
 }

@@ -6,7 +6,7 @@
 //! read at any offset finds its segment by binary search.
 
 use crate::error::{DdError, DdResult};
-use crate::store::{Fp, Loc};
+use crate::segment::{Fp, Loc};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fs::{self, File};

@@ -2,11 +2,12 @@
 //! storage units, space (`ddp_statfs`) and stream counts.
 
 use crate::abi::{CStrArg, Out};
+use crate::conn::{Conn, Instance};
 use crate::entry::{inject, Ctx};
 use crate::error::{DdError, DdResult};
 use crate::faults;
 use crate::ffi::*;
-use crate::handles::{drop_handles, Conn, Instance, T};
+use crate::handles::{drop_handles, T};
 use crate::store::System;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

@@ -5,8 +5,10 @@
 //! ```text
 //! system.json                  users (salted SHA-256 password hashes)
 //! su/<storage-unit>/...        the namespace: real directories, and one recipe file per file
-//! store/containers/<id>.ctr    append-only containers of compressed segments
+//! store/containers/<xy>/<id>.ctr  append-only containers of compressed segments
 //! store/index/<id>.idx         append-only index log of the container with the same id
+//! store/fp/<xyz>, logical, SEQ the shared index: compacted logs, by fingerprint (see index)
+//! store/compact.lock           held by the process compacting logs
 //! tmp/                         recipes being published
 //! streams/<pid>                open read/write streams and file copies of each process
 //! ```
@@ -17,98 +19,29 @@
 //! namespace) only after every segment it references is in a container, so a process killed
 //! at any point leaves a store that is consistent for everyone else: index logs are read
 //! up to their last whole record, and unreferenced container bytes are merely unused.
+//! Logs of writers that are gone are compacted into the shared index ([`crate::index`]),
+//! so a process reads only the logs of live writers and the shards its lookups need.
 
 use crate::error::{DdError, DdResult};
+use crate::index::{self, SharedIndex};
+use crate::records::{self, decode_all, encode_logical, encode_seg, Record};
+use crate::segment::{Fp, Loc};
+use crate::util::now_nanos;
 use parking_lot::{Mutex, RwLock};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-/// A SHA-256 segment fingerprint.
-pub type Fp = [u8; 32];
+pub use crate::totals::{totals, Totals};
 
-pub const CODEC_RAW: u8 = 0;
-pub const CODEC_LZ4: u8 = 1;
-
-/// Where a segment's stored bytes are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Loc {
-    pub container: u64,
-    pub offset: u64,
-    pub stored: u32,
-    pub raw: u32,
-    pub codec: u8,
-}
-
-pub const REC_SIZE: usize = 64;
-const REC_SEG: u8 = 1;
-const REC_LOGICAL: u8 = 2;
 const FLUSH_BYTES: usize = 4 << 20;
 const CONTAINER_ROLL_BYTES: u64 = 1 << 30;
 const REFRESH_EVERY: Duration = Duration::from_millis(500);
-
-fn encode_seg(fp: &Fp, loc: &Loc) -> [u8; REC_SIZE] {
-    let mut r = [0u8; REC_SIZE];
-    r[0] = REC_SEG;
-    r[1] = loc.codec;
-    r[4..8].copy_from_slice(&loc.stored.to_le_bytes());
-    r[8..12].copy_from_slice(&loc.raw.to_le_bytes());
-    r[16..24].copy_from_slice(&loc.offset.to_le_bytes());
-    r[24..56].copy_from_slice(fp);
-    r
-}
-
-fn encode_logical(bytes: u64) -> [u8; REC_SIZE] {
-    let mut r = [0u8; REC_SIZE];
-    r[0] = REC_LOGICAL;
-    r[56..64].copy_from_slice(&bytes.to_le_bytes());
-    r
-}
-
-enum Record {
-    Seg(Fp, Loc),
-    Logical(u64),
-    Unknown,
-}
-
-fn decode(container: u64, r: &[u8]) -> Record {
-    let u32at = |i: usize| u32::from_le_bytes(r[i..i + 4].try_into().expect("4 bytes"));
-    let u64at = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().expect("8 bytes"));
-    match r[0] {
-        REC_SEG => {
-            let mut fp = [0u8; 32];
-            fp.copy_from_slice(&r[24..56]);
-            Record::Seg(
-                fp,
-                Loc {
-                    container,
-                    offset: u64at(16),
-                    stored: u32at(4),
-                    raw: u32at(8),
-                    codec: r[1],
-                },
-            )
-        }
-        REC_LOGICAL => Record::Logical(u64at(56)),
-        _ => Record::Unknown,
-    }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn now_nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
 
 /// A container and its index log, owned by one write stream at a time.
 pub struct Writer {
@@ -125,6 +58,19 @@ pub struct Writer {
 }
 
 impl Writer {
+    fn new(id: u64, ctr: File, idx: File) -> Writer {
+        Writer {
+            id,
+            ctr,
+            idx,
+            ctr_len: 0,
+            ctr_buf: Vec::with_capacity(FLUSH_BYTES + (1 << 20)),
+            idx_buf: Vec::new(),
+            pending: HashMap::new(),
+            broken: false,
+        }
+    }
+
     pub fn pending(&self, fp: &Fp) -> Option<Loc> {
         self.pending.get(fp).copied()
     }
@@ -155,7 +101,8 @@ impl Writer {
     }
 
     pub fn add_logical(&mut self, bytes: u64) {
-        self.idx_buf.extend_from_slice(&encode_logical(bytes));
+        self.idx_buf
+            .extend_from_slice(&encode_logical(bytes, (0, 0)));
     }
 
     /// Writes buffered container bytes, then their index records, then publishes them in
@@ -182,7 +129,7 @@ impl Writer {
             self.idx_buf.clear();
         }
         if !self.pending.is_empty() {
-            let mut index = sys.index.write();
+            let mut index = sys.logs.write();
             for (fp, loc) in self.pending.drain() {
                 index.entry(fp).or_insert(loc);
             }
@@ -201,6 +148,7 @@ impl Writer {
 
 #[derive(Default)]
 struct ScanState {
+    /// Bytes read so far of the logs of other writers.
     offsets: HashMap<u64, u64>,
     own: HashSet<u64>,
     last: Option<Instant>,
@@ -210,7 +158,9 @@ struct ScanState {
 pub struct System {
     pub dir: PathBuf,
     pub host: String,
-    index: RwLock<HashMap<Fp, Loc>>,
+    /// Records of the logs not yet compacted (other writers' and this process's own).
+    logs: RwLock<HashMap<Fp, Loc>>,
+    shared: SharedIndex,
     scan: Mutex<ScanState>,
     pool: Mutex<Vec<Writer>>,
     containers: RwLock<HashMap<u64, Arc<File>>>,
@@ -220,6 +170,9 @@ pub struct System {
 impl System {
     pub fn su_root(&self) -> PathBuf {
         self.dir.join("su")
+    }
+    fn store_dir(&self) -> PathBuf {
+        self.dir.join("store")
     }
     fn containers_dir(&self) -> PathBuf {
         self.dir.join("store").join("containers")
@@ -231,7 +184,7 @@ impl System {
         self.dir.join("tmp")
     }
 
-    /// Opens an existing system directory and loads the index logs of all writers.
+    /// Opens an existing system directory and reads the index logs of live writers.
     pub fn open(dir: &Path, host: &str) -> DdResult<Arc<System>> {
         if !dir.join("system.json").is_file() {
             return Err(DdError::CONNECT);
@@ -242,7 +195,8 @@ impl System {
         let sys = Arc::new(System {
             dir: dir.to_path_buf(),
             host: host.to_string(),
-            index: RwLock::new(HashMap::new()),
+            logs: RwLock::new(HashMap::new()),
+            shared: SharedIndex::new(&dir.join("store")),
             scan: Mutex::new(ScanState::default()),
             pool: Mutex::new(Vec::new()),
             containers: RwLock::new(HashMap::new()),
@@ -252,11 +206,16 @@ impl System {
         Ok(sys)
     }
 
+    /// Where the system holds the segment `fp`, as far as this process has looked.
     pub fn lookup(&self, fp: &Fp) -> Option<Loc> {
-        self.index.read().get(fp).copied()
+        if let Some(l) = self.logs.read().get(fp) {
+            return Some(*l);
+        }
+        self.shared.lookup(fp)
     }
 
-    /// Loads index records appended by other processes since the last look.
+    /// Reads index records appended by other processes since the last look (at most every
+    /// 0.5 s unless `force`); compacts the logs first when there are many.
     pub fn refresh(&self, force: bool) -> DdResult<()> {
         let mut scan = self.scan.lock();
         if !force {
@@ -267,35 +226,27 @@ impl System {
             }
         }
         scan.last = Some(Instant::now());
-        let mut fresh: Vec<(Fp, Loc)> = Vec::new();
-        for (id, ent) in index_logs(&self.index_dir())? {
-            if scan.own.contains(&id) {
-                continue;
-            }
-            let off = scan.offsets.get(&id).copied().unwrap_or(0);
-            let len = ent.metadata()?.len();
-            let whole = len - len % REC_SIZE as u64;
-            if whole <= off {
-                continue;
-            }
-            let f = File::open(ent.path())?;
-            let mut buf = vec![0u8; (whole - off) as usize];
-            f.read_exact_at(&mut buf, off)?;
-            for r in buf.chunks_exact(REC_SIZE) {
-                if let Record::Seg(fp, loc) = decode(id, r) {
-                    fresh.push((fp, loc));
-                }
-            }
-            scan.offsets.insert(id, whole);
+        let mut logs = records::index_logs(&self.index_dir())?;
+        if logs.len() >= index::COMPACT_AT && index::compact(&self.store_dir())? > 0 {
+            logs = records::index_logs(&self.index_dir())?;
         }
+        let fresh = read_logs(&mut scan, &logs)?;
+        // After the logs: a log compacted meanwhile is in the shards this makes current.
+        self.shared.sync();
         if !fresh.is_empty() {
-            let mut index = self.index.write();
+            let mut index = self.logs.write();
             index.reserve(fresh.len());
             for (fp, loc) in fresh {
                 index.entry(fp).or_insert(loc);
             }
         }
         Ok(())
+    }
+
+    /// Drops the pooled writers: the next stream gets a new container and log, as a new
+    /// process would (used by bulk fill).
+    pub fn retire_writers(&self) {
+        self.pool.lock().clear();
     }
 
     /// Takes a writer from the pool, or creates a new container and index log.
@@ -310,33 +261,38 @@ impl System {
             let d = Sha256::digest(seed.as_bytes());
             let id =
                 u64::from_le_bytes(d[..8].try_into().expect("8 bytes")) & 0x7fff_ffff_ffff_ffff;
-            let cpath = self.containers_dir().join(format!("{id:016x}.ctr"));
-            match OpenOptions::new()
-                .append(true)
-                .create_new(true)
-                .open(&cpath)
-            {
+            match create_container(&self.container_path(id)) {
                 Ok(ctr) => {
-                    let idx = OpenOptions::new()
-                        .append(true)
-                        .create(true)
-                        .open(self.index_dir().join(format!("{id:016x}.idx")))?;
+                    let idx = self.create_log(id)?;
                     self.scan.lock().own.insert(id);
-                    return Ok(Writer {
-                        id,
-                        ctr,
-                        idx,
-                        ctr_len: 0,
-                        ctr_buf: Vec::with_capacity(FLUSH_BYTES + (1 << 20)),
-                        idx_buf: Vec::new(),
-                        pending: HashMap::new(),
-                        broken: false,
-                    });
+                    return Ok(Writer::new(id, ctr, idx));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Creates the index log of container `id`, locked for as long as this process keeps
+    /// it open: it is created under a name compaction ignores, locked, then renamed.
+    fn create_log(&self, id: u64) -> DdResult<File> {
+        let dir = self.index_dir();
+        let tmp = dir.join(format!(".{id:016x}.new"));
+        let idx = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&tmp)?;
+        let placed = index::try_lock(&idx).and_then(|locked| {
+            if !locked {
+                return Err(DdError::IO);
+            }
+            fs::rename(&tmp, dir.join(format!("{id:016x}.idx"))).map_err(DdError::from)
+        });
+        if let Err(e) = placed {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(idx)
     }
 
     /// Returns a flushed writer to the pool (a large container is retired instead).
@@ -350,13 +306,26 @@ impl System {
         }
     }
 
+    /// `store/containers/<xy>/<id>.ctr`, `xy` from bits 48-55 of the id: 256 folders, so
+    /// creating a container stays cheap in a system holding hundreds of thousands.
+    fn container_path(&self, id: u64) -> PathBuf {
+        self.containers_dir()
+            .join(format!("{:02x}", (id >> 48) & 0xff))
+            .join(format!("{id:016x}.ctr"))
+    }
+
     fn container(&self, id: u64) -> DdResult<Arc<File>> {
         if let Some(f) = self.containers.read().get(&id) {
             return Ok(f.clone());
         }
-        let f = Arc::new(File::open(
-            self.containers_dir().join(format!("{id:016x}.ctr")),
-        )?);
+        let f = match File::open(self.container_path(id)) {
+            // Systems written before containers had folders.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                File::open(self.containers_dir().join(format!("{id:016x}.ctr")))
+            }
+            r => r,
+        };
+        let f = Arc::new(f?);
         self.containers.write().insert(id, f.clone());
         Ok(f)
     }
@@ -374,119 +343,43 @@ impl System {
     }
 }
 
-/// Decodes stored segment bytes into `out` (exactly the segment's raw length).
-pub fn decode_segment(codec: u8, stored: &[u8], out: &mut [u8]) -> DdResult<()> {
-    match codec {
-        CODEC_RAW if stored.len() == out.len() => {
-            out.copy_from_slice(stored);
-            Ok(())
+/// Creates a new container file (and its folder when missing).
+fn create_container(path: &Path) -> std::io::Result<File> {
+    let create = || OpenOptions::new().append(true).create_new(true).open(path);
+    match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            create()
         }
-        CODEC_LZ4 => match lz4_flex::block::decompress_into(stored, out) {
-            Ok(n) if n == out.len() => Ok(()),
-            _ => Err(DdError::IO),
-        },
-        _ => Err(DdError::IO),
+        r => r,
     }
 }
 
-/// Encodes a segment: LZ4 (block format, pure-Rust `lz4_flex`, fast mode, as a Data Domain
-/// client favours speed over ratio) when it saves space, raw otherwise. Appends to `out`;
-/// returns codec.
-pub fn encode_segment(raw: &[u8], out: &mut Vec<u8>) -> u8 {
-    let start = out.len();
-    let max = lz4_flex::block::get_maximum_output_size(raw.len());
-    out.resize(start + max, 0);
-    match lz4_flex::block::compress_into(raw, &mut out[start..]) {
-        Ok(n) if n < raw.len() => {
-            out.truncate(start + n);
-            CODEC_LZ4
+/// Reads the records other writers appended to `logs` since the last look. A log that is
+/// gone was compacted: its records are in the shared index.
+fn read_logs(scan: &mut ScanState, logs: &[(u64, PathBuf)]) -> DdResult<Vec<(Fp, Loc)>> {
+    let mut fresh = Vec::new();
+    for (id, path) in logs {
+        if scan.own.contains(id) {
+            continue;
         }
-        _ => {
-            out.truncate(start);
-            out.extend_from_slice(raw);
-            CODEC_RAW
-        }
-    }
-}
-
-/// Totals of one system, computed from its index logs and namespace.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Totals {
-    /// Bytes written by clients (all closed write streams and file copies), before dedup.
-    pub logical_bytes_written: u64,
-    /// Raw size of the distinct segments the system holds.
-    pub unique_segment_bytes: u64,
-    /// Bytes the segments occupy in containers after compression.
-    pub stored_bytes: u64,
-    /// Number of segments stored (distinct).
-    pub unique_segments: u64,
-    /// Number of regular files in all storage units.
-    pub files: u64,
-    /// Logical size of all files present.
-    pub logical_bytes_present: u64,
-}
-
-/// The index logs in `dir` (`<hex id>.idx`) with their container ids.
-fn index_logs(dir: &Path) -> DdResult<Vec<(u64, fs::DirEntry)>> {
-    let mut out = Vec::new();
-    for ent in fs::read_dir(dir)? {
-        let ent = ent?;
-        let id = ent
-            .file_name()
-            .to_str()
-            .and_then(|n| n.strip_suffix(".idx"))
-            .and_then(|h| u64::from_str_radix(h, 16).ok());
-        if let Some(id) = id {
-            out.push((id, ent));
-        }
-    }
-    Ok(out)
-}
-
-pub fn totals(sysdir: &Path) -> DdResult<Totals> {
-    let mut t = Totals::default();
-    let mut seen: HashSet<Fp> = HashSet::new();
-    let idir = sysdir.join("store").join("index");
-    if !sysdir.join("system.json").is_file() {
-        return Err(DdError::NOT_FOUND);
-    }
-    if idir.is_dir() {
-        for (id, ent) in index_logs(&idir)? {
-            let mut buf = Vec::new();
-            File::open(ent.path())?.read_to_end(&mut buf)?;
-            for r in buf.chunks_exact(REC_SIZE) {
-                match decode(id, r) {
-                    Record::Seg(fp, loc) => {
-                        t.stored_bytes += loc.stored as u64;
-                        if seen.insert(fp) {
-                            t.unique_segment_bytes += loc.raw as u64;
-                            t.unique_segments += 1;
-                        }
-                    }
-                    Record::Logical(b) => t.logical_bytes_written += b,
-                    Record::Unknown => {}
-                }
+        let f = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let off = scan.offsets.get(id).copied().unwrap_or(0);
+        let (buf, end) = records::read_whole(&f, off)?;
+        for r in decode_all(*id, off, &buf) {
+            if let Record::Seg(fp, loc) = r {
+                fresh.push((fp, loc));
             }
         }
+        scan.offsets.insert(*id, end);
     }
-    fn walk(dir: &Path, t: &mut Totals) -> DdResult<()> {
-        for ent in fs::read_dir(dir)? {
-            let ent = ent?;
-            let ft = ent.file_type()?;
-            if ft.is_dir() {
-                walk(&ent.path(), t)?;
-            } else if ft.is_file() {
-                t.files += 1;
-                if let Ok(h) = crate::recipe::read_header(&ent.path()) {
-                    t.logical_bytes_present += h.size;
-                }
-            }
-        }
-        Ok(())
-    }
-    let su = sysdir.join("su");
-    if su.is_dir() {
-        walk(&su, &mut t)?;
-    }
-    Ok(t)
+    let listed: HashSet<u64> = logs.iter().map(|(id, _)| *id).collect();
+    scan.offsets.retain(|id, _| listed.contains(id));
+    Ok(fresh)
 }

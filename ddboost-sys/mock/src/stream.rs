@@ -9,7 +9,9 @@
 
 use crate::error::{DdError, DdResult};
 use crate::recipe::{self, Entry};
-use crate::store::{self, Fp, Loc, System, Writer};
+use crate::segment::{self, Fp, Loc};
+use crate::store::{System, Writer};
+use crate::util::now_nanos;
 use crossbeam_channel::{bounded, Receiver};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
@@ -51,9 +53,9 @@ fn process_batch(sys: &System, data: &[u8], cuts: &[(usize, usize)]) -> BatchOut
         let known = sys.lookup(&fp);
         let start = out.stored.len();
         let codec = if known.is_none() {
-            store::encode_segment(raw, &mut out.stored)
+            segment::encode_segment(raw, &mut out.stored)
         } else {
-            store::CODEC_RAW
+            segment::CODEC_RAW
         };
         out.segs.push(SegOut {
             fp,
@@ -257,11 +259,9 @@ impl WriteStream {
             let w = self.writer.as_mut().ok_or(DdError::IO)?;
             w.add_logical(self.added);
             w.flush(&sys)?;
-            let tmp = sys.tmp_dir().join(format!(
-                "{}-{}.recipe",
-                std::process::id(),
-                store::now_nanos()
-            ));
+            let tmp = sys
+                .tmp_dir()
+                .join(format!("{}-{}.recipe", std::process::id(), now_nanos()));
             recipe::write(&tmp, self.mode, &self.entries)?;
             if let Err(e) = std::fs::rename(&tmp, &self.path) {
                 let _ = std::fs::remove_file(&tmp);
@@ -359,11 +359,11 @@ pub fn read_at(
             if cached_first {
                 buf[done..done + n].copy_from_slice(&cache.data[skip..skip + n]);
             } else if skip == 0 && n == e.loc.raw as usize {
-                store::decode_segment(e.loc.codec, stored, &mut buf[done..done + n])?;
+                segment::decode_segment(e.loc.codec, stored, &mut buf[done..done + n])?;
             } else {
                 if cache.key != Some(key) {
                     cache.data.resize(e.loc.raw as usize, 0);
-                    store::decode_segment(e.loc.codec, stored, &mut cache.data)?;
+                    segment::decode_segment(e.loc.codec, stored, &mut cache.data)?;
                     cache.key = Some(key);
                 }
                 buf[done..done + n].copy_from_slice(&cache.data[skip..skip + n]);

@@ -6,6 +6,23 @@ fn cli() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ddboost-mock"))
 }
 
+/// `create-system` of host dd1 (user u, password p) under `root` with storage unit `su`.
+fn create_system<'a>(root: &'a str, su: &'a str) -> [&'a str; 11] {
+    [
+        "create-system",
+        "--root",
+        root,
+        "--host",
+        "dd1",
+        "--user",
+        "u",
+        "--password",
+        "p",
+        "--storage-unit",
+        su,
+    ]
+}
+
 #[test]
 fn create_system_and_totals() {
     let root = tempfile::tempdir().unwrap();
@@ -19,33 +36,9 @@ fn create_system_and_totals() {
         );
         String::from_utf8(o.stdout).unwrap()
     };
-    ok(&[
-        "create-system",
-        "--root",
-        r,
-        "--host",
-        "dd1",
-        "--user",
-        "u",
-        "--password",
-        "p",
-        "--storage-unit",
-        "SU1",
-    ]);
+    ok(&create_system(r, "SU1"));
     // Idempotent; adds a storage unit to an existing system.
-    ok(&[
-        "create-system",
-        "--root",
-        r,
-        "--host",
-        "dd1",
-        "--user",
-        "u",
-        "--password",
-        "p",
-        "--storage-unit",
-        "SU2",
-    ]);
+    ok(&create_system(r, "SU2"));
     assert!(root.path().join("dd1/su/SU1").is_dir());
     assert!(root.path().join("dd1/su/SU2").is_dir());
     let cfg = std::fs::read_to_string(root.path().join("dd1/system.json")).unwrap();
@@ -88,4 +81,65 @@ fn create_system_and_totals() {
     assert!(!o.status.success());
     let o = cli().args(["frobnicate"]).output().unwrap();
     assert!(!o.status.success());
+}
+
+#[test]
+fn fill_writes_objects_as_many_writers_leave_them() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().to_str().unwrap();
+    let run = |args: &[&str]| cli().args(args).output().unwrap();
+    let o = run(&create_system(r, "SU1"));
+    assert!(o.status.success());
+    let fill_in = |su: &str, folder: &str, extra: &[&str]| {
+        let mut args = vec![
+            "fill",
+            "--root",
+            r,
+            "--host",
+            "dd1",
+            "--storage-unit",
+            su,
+            "--folder",
+            folder,
+            "--objects",
+            "40",
+            "--size",
+            "5000",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let fill = |extra: &[&str]| fill_in("SU1", "a/b", extra);
+    let o = fill(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = ddboost_mock::store::totals(&root.path().join("dd1")).unwrap();
+    assert_eq!(t.files, 40);
+    assert_eq!(t.logical_bytes_present, 40 * 5000);
+    assert_eq!(t.logical_bytes_written, 40 * 5000);
+    let dir = root.path().join("dd1/su/SU1/a/b");
+    assert!(dir.join("object_0").is_file() && dir.join("object_39").is_file());
+    let logs = std::fs::read_dir(root.path().join("dd1/store/index"))
+        .unwrap()
+        .count();
+    assert!(logs <= ddboost_mock::index::COMPACT_AT, "{logs} logs left");
+    // The same objects again (same seed) store nothing new.
+    let o = fill(&["--prefix", "again_"]);
+    assert!(o.status.success());
+    let t2 = ddboost_mock::store::totals(&root.path().join("dd1")).unwrap();
+    assert_eq!(t2.stored_bytes, t.stored_bytes);
+    assert_eq!(t2.files, 80);
+    // A missing storage unit or a path leaving it: one line, non-zero exit, nothing written.
+    for (su, folder) in [("NOPE", "a/b"), ("SU1", "../x")] {
+        let o = fill_in(su, folder, &[]);
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("fill"), "{err}");
+    }
+    assert_eq!(
+        ddboost_mock::store::totals(&root.path().join("dd1"))
+            .unwrap()
+            .files,
+        80
+    );
 }
