@@ -1,8 +1,8 @@
 //! Many writers and readers on one system: threads in one process and separate processes.
 
-mod common;
-use common::*;
+mod support;
 use std::process::Command;
+use support::*;
 
 fn content(seed: u64, n: usize) -> Vec<u8> {
     // Half of each file is shared by all writers (cross-stream dedup), half is own.
@@ -85,7 +85,7 @@ fn child_writer() {
     let root = std::env::var("DDMOCK_CHILD_ROOT").unwrap();
     let id: u64 = id.parse().unwrap();
     std::env::set_var("DDBOOST_MOCK_ROOT", &root);
-    let _ = common::root();
+    let _ = support::root();
     std::env::set_var("DDBOOST_MOCK_ROOT", &root);
     let c = connect("cc-procs");
     for k in 0..3u64 {
@@ -204,7 +204,7 @@ fn child_killed() {
     let Ok(root) = std::env::var("DDMOCK_KILL_ROOT") else {
         return;
     };
-    let _ = common::root();
+    let _ = support::root();
     std::env::set_var("DDBOOST_MOCK_ROOT", &root);
     let c = connect("cc-kill");
     put_file(c, "done", &content(1, 3_000));

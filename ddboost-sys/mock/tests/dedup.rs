@@ -1,9 +1,9 @@
 //! Deduplication ratios, totals and file copy between systems.
 
-mod common;
-use common::*;
+mod support;
 use ddboost_mock::ffi::*;
 use ddboost_mock::*;
+use support::*;
 
 /// About 4 MiB of CSV-like rows (small enough for debug builds).
 const ROWS: usize = 45_000;

@@ -1,13 +1,13 @@
 //! Fault injection, latency, bandwidth caps and tracing. The configuration is process-wide,
 //! so these tests run one at a time.
 
-mod common;
-use common::*;
+mod support;
 use ddboost_mock::faults::{self, Config};
 use ddboost_mock::ffi::*;
 use ddboost_mock::*;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use support::*;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

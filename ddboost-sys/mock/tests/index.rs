@@ -1,13 +1,13 @@
 //! The shared index: logs of finished writers compacted into fingerprint shards, dedup
 //! across processes kept exact, compaction killed at any point or run by many processes.
 
-mod common;
-use common::*;
+mod support;
 use ddboost_mock::fill::{contents, fill, Fill};
 use ddboost_mock::index::{self, COMPACT_AT};
 use ddboost_mock::store::System;
 use std::path::Path;
 use std::process::Command;
+use support::*;
 
 const SIZE: usize = 30_000;
 

@@ -2,13 +2,13 @@
 //! (structures written as if larger) and `DDBOOST_MOCK_STAT_SIZE_DELTA` (sizes reported
 //! off). The configuration is process-wide, so these tests run one at a time.
 
-mod common;
-use common::*;
+mod support;
 use ddboost_mock::faults::{self, Config, WIDE_FILL};
 use ddboost_mock::ffi::*;
 use ddboost_mock::*;
 use std::mem::size_of;
 use std::sync::Mutex;
+use support::*;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

@@ -1,9 +1,9 @@
 //! Semantics of every call through the exported C ABI.
 
-mod common;
-use common::*;
+mod support;
 use ddboost_mock::ffi::*;
 use ddboost_mock::*;
+use support::*;
 
 #[test]
 fn connect_failures() {
