@@ -7,7 +7,8 @@
 //! 1. `app`: the program (argv to exit code and the one stderr line);
 //! 2. `commands`: what each command does, against the `storage::Storage` trait;
 //! 3. `backends`: the backend registry and the plugin config assembled from it;
-//! 4. `data`: moving bytes with bounded memory, checksum records, the commit steps;
+//! 4. `data`: the repository (`data::repo`: a whole write through its commit
+//!    point, verified reads), moving bytes with bounded memory, checksum records;
 //! 5. `storage`: the `Storage` trait and the backends (`local`, `ddboost`);
 //! 6. `crypto`: encrypted passwords (OpenPGP, the `.encrypt` key file);
 //! 7. `config`: the config file's options, typed option access, secrets;
