@@ -8,7 +8,8 @@
 //! 2. `commands`: what each command does, against the `storage::Storage` trait;
 //! 3. `backups`: the backups as gpbackup describes them (its config and TOCs);
 //! 4. `backends`: the backend registry and the plugin config assembled from it;
-//! 5. `data`: moving bytes with bounded memory, checksum records, the commit steps;
+//! 5. `data`: the repository (`data::repo`: a whole write through its commit
+//!    point, verified reads), moving bytes with bounded memory, checksum records;
 //! 6. `storage`: the `Storage` trait and the backends (`local`, `ddboost`);
 //! 7. `crypto`: encrypted passwords (OpenPGP, the `.encrypt` key file);
 //! 8. `config`: the config file's options, typed option access, secrets;

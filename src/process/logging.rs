@@ -168,3 +168,44 @@ impl log::Log for PluginLogger {
 
     fn flush(&self) {}
 }
+
+/// The per-object summary line: a rate for objects large enough for one to
+/// mean something, milliseconds for small ones (a metadata file's "0.1 MB/s"
+/// says nothing about the storage).
+pub fn log_summary(command: &str, object: &str, bytes: u64, started: std::time::Instant) {
+    log::info!(
+        "{}",
+        summary_text(command, object, bytes, started.elapsed().as_secs_f64())
+    );
+}
+
+fn summary_text(command: &str, object: &str, bytes: u64, secs: f64) -> String {
+    const RATE_FROM: u64 = 16 << 20;
+    if bytes < RATE_FROM {
+        return format!(
+            "{command} {object}: {bytes} bytes in {:.0} ms",
+            secs * 1000.0
+        );
+    }
+    let mbps = if secs > 0.0 {
+        bytes as f64 / secs / 1e6
+    } else {
+        0.0
+    };
+    format!("{command} {object}: {bytes} bytes in {secs:.3} s ({mbps:.1} MB/s)")
+}
+
+#[cfg(test)]
+mod summary_tests {
+    #[test]
+    fn small_objects_log_milliseconds_large_ones_a_rate() {
+        assert_eq!(
+            super::summary_text("backup_file", "x", 336, 0.0042),
+            "backup_file x: 336 bytes in 4 ms"
+        );
+        assert_eq!(
+            super::summary_text("backup_data", "y", 100_000_000, 0.5),
+            "backup_data y: 100000000 bytes in 0.500 s (200.0 MB/s)"
+        );
+    }
+}

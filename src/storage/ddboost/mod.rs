@@ -13,9 +13,12 @@
 //! (`ddp_filecopy_*`) before the command reports success.
 
 pub mod config;
-mod io;
+mod connect;
+mod read;
 mod replica;
-mod side;
+mod streams;
+mod system;
+mod write;
 
 use ddboost_sys::{Instance, Library};
 
@@ -26,19 +29,22 @@ use crate::about::PLUGIN_NAME;
 use crate::error::{Error, Result};
 use config::{DdBoostConfig, DdTarget};
 use replica::DdReplica;
-pub use side::Side;
+pub use system::System;
 
 /// Permissions of created files and folders: the owner only (backups hold
 /// table data).
 const FILE_MODE: u32 = 0o600;
 const DIR_MODE: u32 = 0o700;
 
+/// DD Boost's largest (and most efficient) I/O.
+const DD_BLOCK: usize = 1 << 20;
+
 /// Message the plugin test bench expects when a replica already exists.
 pub const EXCLUSIVE_FAILED: &str = "DDBoost open file in exclusive mode failed on remote";
 
 /// The `ddboost` backend, with an optional second system for replication.
 pub struct DdBoostStorage {
-    local: Side,
+    local: System,
     /// The remote system, when the command needs it.
     replica: Option<DdReplica>,
     // Last, so connections close before the instance.
@@ -108,12 +114,12 @@ impl DdBoostStorage {
         )?;
         log::debug!("DD Boost SDK loaded from {}", lib.origin());
         let connect =
-            |t: &DdTarget, role: &str| timed(|| Side::connect(&instance, t, role, &cfg.retry));
+            |t: &DdTarget, role: &str| timed(|| System::connect(&instance, t, role, &cfg.retry));
         let what = |t: &DdTarget| format!("{} as {}", t.hostname, t.username);
         let local = Finding::step(report, "connect", connect(&cfg.target, "the"), |_| {
             what(&cfg.target)
         })?;
-        let remote_side = match remote_target {
+        let remote_system = match remote_target {
             Some(t) => Some(Finding::step(
                 report,
                 "connect remote",
@@ -124,7 +130,7 @@ impl DdBoostStorage {
         };
         // Mirror changes only with replication on (and a connected replica).
         let mirror = cfg.replication;
-        let replica = remote_side.map(|remote| DdReplica {
+        let replica = remote_system.map(|remote| DdReplica {
             primary: local.clone(),
             remote,
             mirror,
@@ -138,7 +144,7 @@ impl DdBoostStorage {
     }
 
     /// The replica, when changes are mirrored to it (replication: on).
-    fn mirror(&self) -> Option<&Side> {
+    fn mirror(&self) -> Option<&System> {
         self.replica
             .as_ref()
             .filter(|r| r.mirror)
@@ -228,8 +234,7 @@ impl Storage for DdBoostStorage {
 #[cfg(test)]
 mod tests {
     use super::config::RetryPolicy;
-    use super::io::sdk_error;
-    use super::side::Login;
+    use super::connect::{sdk_error, Login};
     use crate::config::Secret;
     use crate::error::ErrorKind;
 

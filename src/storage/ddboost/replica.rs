@@ -5,15 +5,16 @@ use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 
-use super::io::DdWriter;
-use super::side::{is_stream_limit, stream_backoff, Side};
+use super::streams::{is_stream_limit, stream_backoff};
+use super::system::System;
+use super::write::DdWriter;
 use crate::error::{Error, Result};
 use crate::storage::{ClosedObject, ObjectWriter, Replica, Storage};
 
 /// The remote system and the primary it copies from.
 pub(super) struct DdReplica {
-    pub(super) primary: Side,
-    pub(super) remote: Side,
+    pub(super) primary: System,
+    pub(super) remote: System,
     /// replication: on
     pub(super) mirror: bool,
     /// Option replication_streams.

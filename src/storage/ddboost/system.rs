@@ -3,13 +3,15 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use backon::{BlockingRetryable, ExponentialBuilder};
+use backon::BlockingRetryable;
 use ddboost_sys::{Connection, Instance, Library, OpenMode, Stat};
 
 use super::config::{DdTarget, RetryPolicy};
-use super::io::{sdk_error, DdReader, DdWriter, Reopen, DD_BLOCK};
-use super::{DIR_MODE, FILE_MODE};
-use crate::config::Secret;
+use super::connect::{connect_retrying, sdk_error, Login};
+use super::read::{DdReader, Reopen};
+use super::streams::{describe_counts, stream_backoff, StreamKind, WAITED};
+use super::write::{remove_temporary, DdWriter};
+use super::{DD_BLOCK, DIR_MODE, FILE_MODE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::signals::CleanupGuard;
 use crate::storage::{
@@ -17,111 +19,9 @@ use crate::storage::{
     ObjectWriter, Storage,
 };
 
-/// What is needed to log in to a system again (a cleanup after a lost
-/// connection). The password stays a [`Secret`]: Debug shows `***`.
-#[derive(Debug)]
-pub(super) struct Login {
-    pub(super) user: String,
-    pub(super) password: Secret,
-    pub(super) retry: RetryPolicy,
-}
-
-/// Runs the connect `attempt`, retrying transient failures
-/// ([`ddboost_sys::Error::is_transient`]: connect failure, lost connection,
-/// stream limit) with exponential backoff as `retry` says; each retry is
-/// logged. Anything else (a wrong password above all: retried logins can lock
-/// the DD Boost user) is tried exactly once.
-pub(super) fn connect_retrying(
-    attempt: impl FnMut() -> ddboost_sys::Result<Connection>,
-    retry: &RetryPolicy,
-    what: &str,
-) -> ddboost_sys::Result<Connection> {
-    retrying(attempt, retry, &format!("connecting to {what}"), |e| {
-        e.is_transient()
-    })
-}
-
-/// Runs `attempt`, retrying the failures `transient` accepts with
-/// exponential backoff as `retry` says; each retry is logged.
-fn retrying<T>(
-    attempt: impl FnMut() -> ddboost_sys::Result<T>,
-    retry: &RetryPolicy,
-    what: &str,
-    transient: impl Fn(&ddboost_sys::Error) -> bool,
-) -> ddboost_sys::Result<T> {
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(retry.initial_delay)
-        .with_max_delay(retry.max_delay)
-        .with_max_times(retry.attempts.saturating_sub(1))
-        .with_jitter();
-    attempt
-        .retry(backoff)
-        .sleep(std::thread::sleep)
-        .when(|e: &ddboost_sys::Error| transient(e))
-        .notify(|e, delay| {
-            log::warn!(
-                "{what} failed ({e}); retrying in {:.1} s",
-                delay.as_secs_f64()
-            )
-        })
-        .call()
-}
-
-/// Which of a system's stream limits an open counts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum StreamKind {
-    Read,
-    Write,
-}
-
-impl StreamKind {
-    fn name(self) -> &'static str {
-        match self {
-            StreamKind::Read => "read",
-            StreamKind::Write => "write",
-        }
-    }
-}
-
-/// The pauses between attempts to get a stream, for up to `wait` in all:
-/// growing from 50 ms to 2 s, each with jitter, so that the processes that
-/// wait do not all try again at once.
-pub(super) fn stream_backoff(wait: std::time::Duration) -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(std::time::Duration::from_millis(50))
-        .with_max_delay(std::time::Duration::from_secs(2))
-        .without_max_times()
-        .with_total_delay(Some(wait))
-        .with_jitter()
-}
-
-/// Set once this process waited for a stream: it then takes no read-ahead
-/// readers (the system's streams are scarce).
-static WAITED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether `e` is an open the system refused for its stream limit.
-pub(super) fn is_stream_limit(e: &Error) -> bool {
-    e.source_as::<ddboost_sys::Error>()
-        .is_some_and(|s| s.is(ddboost_sys::DdErr::StreamLimit))
-}
-
-/// The stream counts of a system in one line, for the logs.
-fn describe_counts(c: &ddboost_sys::StreamCounts) -> String {
-    let (l, u) = (&c.limits, &c.inuse);
-    format!(
-        "in use: {} read, {} read-write, {} replication of {} read, {} write, {} in all",
-        u.read_streams,
-        u.read_write_streams,
-        u.replication_streams,
-        l.backup_read_streams,
-        l.backup_write_streams,
-        l.total_streams_hard_limit
-    )
-}
-
 /// One system: a connection and the place on it.
 #[derive(Clone)]
-pub struct Side {
+pub struct System {
     /// The SDK, for the instances of read-ahead handles.
     pub(super) lib: Library,
     pub(super) conn: Arc<Mutex<Connection>>,
@@ -131,7 +31,7 @@ pub struct Side {
     pub(super) host: String,
 }
 
-impl Side {
+impl System {
     /// Connects, retrying transient failures (a Data Domain busy with other
     /// streams or a network blip is common during a cluster-wide backup); see
     /// [`connect_retrying`].
@@ -140,7 +40,7 @@ impl Side {
         t: &DdTarget,
         role: &str,
         retry: &RetryPolicy,
-    ) -> Result<Side> {
+    ) -> Result<System> {
         let attempt =
             || Connection::connect(instance, &t.hostname, &t.username, t.password.expose());
         let what = format!("{role} Data Domain {}", t.hostname);
@@ -158,7 +58,7 @@ impl Side {
                 e,
             )
         })?;
-        Ok(Side {
+        Ok(System {
             lib: instance.library().clone(),
             conn: Arc::new(Mutex::new(conn)),
             login: Arc::new(Login {
@@ -191,7 +91,7 @@ impl Side {
         self.wait_for_stream_up_to(self.login.retry.stream_wait, kind, what, attempt)
     }
 
-    /// [`Side::wait_for_stream`] for up to `wait`.
+    /// [`System::wait_for_stream`] for up to `wait`.
     fn wait_for_stream_up_to<T>(
         &self,
         wait: std::time::Duration,
@@ -259,7 +159,7 @@ impl Side {
     }
 
     /// Opens `path` for reading, waiting for a read stream
-    /// ([`Side::wait_for_stream`]).
+    /// ([`System::wait_for_stream`]).
     pub(super) fn open_file_waiting(&self, path: &str) -> Result<ddboost_sys::File> {
         let full = self.full(path);
         let attempt = || self.lock().open_file(&self.su, &full, OpenMode::Read, 0);
@@ -324,7 +224,7 @@ impl Side {
     /// object ends inside it. So a small object costs an open and one read,
     /// a larger one an open, its first read and a `ddp_fstat`. An open
     /// refused for the stream limit waits for a stream
-    /// ([`Side::wait_for_stream`]); a process that waited takes no
+    /// ([`System::wait_for_stream`]); a process that waited takes no
     /// read-ahead readers.
     pub(super) fn open_reader(&self, path: &str, first_read: u64) -> Result<DdReader> {
         let full = self.full(path);
@@ -370,7 +270,7 @@ impl Side {
         self.create_writer_waiting(path, self.login.retry.stream_wait)
     }
 
-    /// [`Side::create_writer`], waiting up to `wait` for a write stream
+    /// [`System::create_writer`], waiting up to `wait` for a write stream
     /// (zero: fails at once when none is free).
     pub(super) fn create_writer_waiting(
         &self,
@@ -544,43 +444,10 @@ impl Side {
     }
 }
 
-/// The cleanup of a writer's temporary `temp` (a path in storage unit `su`
-/// on `host`), which may not exist yet or any more. When the connection was
-/// lost (the usual reason a write failed), it logs in again, as the
-/// connection did, and unlinks over the new connection. What it cannot
-/// remove is named in a warning.
-pub(super) fn remove_temporary(
-    conn: &Mutex<Connection>,
-    login: &Login,
-    su: &str,
-    temp: &str,
-    host: &str,
-) {
-    let c = conn.lock().unwrap_or_else(|p| p.into_inner());
-    let result = match c.unlink(su, temp) {
-        Err(e) if e.is_connection_lost() => {
-            log::info!(
-                "the connection to {host} was lost; connecting again to remove the temporary /{su}/{temp}"
-            );
-            let attempt = || c.reconnect(&login.user, login.password.expose());
-            connect_retrying(attempt, &login.retry, &format!("Data Domain {host}"))
-                .and_then(|fresh| fresh.unlink(su, temp))
-        }
-        r => r,
-    };
-    match result {
-        Ok(()) => log::debug!("removed the temporary /{su}/{temp} on {host}"),
-        Err(e) if e.is_not_found() => {}
-        Err(e) => log::warn!(
-            "cannot remove the temporary /{su}/{temp} on {host} ({e}); it is ignored by restores and listings, and delete_backup removes it"
-        ),
-    }
-}
-
 /// One system as storage (the primary, or the replica's own view).
-impl Storage for Side {
+impl Storage for System {
     fn describe(&self) -> String {
-        Side::describe(self)
+        System::describe(self)
     }
 
     fn create_dir_all(&self, dir: &str) -> Result<()> {
@@ -619,15 +486,15 @@ impl Storage for Side {
     }
 
     fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
-        Side::delete_dir_all(self, dir)
+        System::delete_dir_all(self, dir)
     }
 
     fn delete(&self, path: &str) -> Result<bool> {
-        Side::delete(self, path)
+        System::delete(self, path)
     }
 
     fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
-        Side::remove_dir_if_empty(self, dir)
+        System::remove_dir_if_empty(self, dir)
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
