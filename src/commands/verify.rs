@@ -48,7 +48,7 @@ use serde_json::json;
 use crate::about::PLUGIN_NAME;
 use crate::backups::manifest::{Manifest, ProblemKind};
 use crate::data::integrity::{self, Entry};
-use crate::data::stream::{self, Verify};
+use crate::data::repo::{self, Opening};
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::progress::{CountingSink, Progress};
 use crate::protocol::keys::Timestamp;
@@ -673,36 +673,34 @@ fn check_object(storage: &dyn Storage, path: &str, progress: &Progress) -> Outco
     }
 }
 
-/// One attempt; on failure, the error and the entries it checked against.
+/// One attempt, through the repository's verified read of the whole object
+/// (as a restore reads it, one read in flight); on failure, the error and
+/// the entries it checked against. An object rewritten between its records
+/// and its open fails the check, and [`check_object`] repeats it.
 fn check_once(
     storage: &dyn Storage,
     path: &str,
     progress: &Progress,
 ) -> std::result::Result<Outcome, (Error, Vec<Entry>)> {
-    // Opened before the records are read, as a restore does: an object
-    // rewritten in between still matches the staged or the old entry.
-    let mut reader = storage.open(path).map_err(|e| {
-        let e = if e.kind() == ErrorKind::NotFound {
-            Error::not_found("it no longer exists (deleted while verifying?)")
-        } else {
-            e.context("cannot open it")
+    let recorded = repo::open_recorded(storage, path, 0).map_err(|e| {
+        let e = match e {
+            Opening::Records(e) => e,
+            Opening::Object(e) if e.kind() == ErrorKind::NotFound => {
+                Error::not_found("it no longer exists (deleted while verifying?)")
+            }
+            Opening::Object(e) => e.context("cannot open it"),
         };
         (e, Vec::new())
     })?;
-    let entries = integrity::load(storage, path).map_err(|e| (e, Vec::new()))?;
-    if entries.is_empty() {
+    if recorded.entries().is_empty() {
         return Ok(Outcome::Unrecorded);
     }
-    let matching = integrity::entries_for(entries.clone(), reader.as_mut(), path)
-        .map_err(|e| (e, entries.clone()))?;
-    let size = reader.size();
-    match stream::download(
-        reader.as_mut(),
-        std::slice::from_ref(&(0..size)),
-        CountingSink(progress.clone()),
-        Verify::Entries(matching),
-        path,
-    ) {
+    let entries = recorded.entries().to_vec();
+    let object = match recorded.whole() {
+        Ok(object) => object,
+        Err(e) => return Err((e, entries)),
+    };
+    match object.read_into(CountingSink(progress.clone()), 1) {
         Ok(n) => Ok(Outcome::Ok(n)),
         Err(e) => Err((e, entries)),
     }
