@@ -320,17 +320,38 @@ impl Manifest {
                 self.push(plan_ts, &p, format!("the TOC of segment {c}"), None);
             }
         }
+        let Some(matching) = self.plan_tables(storage, plan_ts, &toc_path, tables)? else {
+            return Ok(());
+        };
+        // No table from this backup: gprestore opens none of its data.
+        if matching.is_empty() {
+            return Ok(());
+        }
+        self.add_data_files(storage, plan_ts, &folder, &matching)
+    }
+
+    /// The data entries of backup `plan_ts`'s TOC (at `toc_path`) that a
+    /// restore takes (`tables`, None: all); None when they cannot be named,
+    /// which is recorded as a problem.
+    fn plan_tables(
+        &mut self,
+        storage: &dyn Storage,
+        plan_ts: &str,
+        toc_path: &str,
+        tables: Option<&BTreeSet<String>>,
+    ) -> Result<Option<Vec<TocDataEntry>>> {
         // The tables taken from it: the TOC's data entries the plan names
         // (`GetDataEntriesMatching`, toc/toc.go).
-        if !self.stored.contains_key(&toc_path) {
+        if !self.stored.contains_key(toc_path) {
             let what = if plan_ts == self.ts {
                 "its TOC is missing, so the table data it holds cannot be named".to_string()
             } else {
                 format!("the TOC of earlier backup {plan_ts} is missing, so the table data a restore takes from it cannot be named")
             };
-            return self.underivable(plan_ts, what);
+            self.underivable(plan_ts, what)?;
+            return Ok(None);
         }
-        let toc = match parse_yaml::<Toc>(&read_object(storage, &toc_path)?) {
+        let toc = match parse_yaml::<Toc>(&read_object(storage, toc_path)?) {
             Ok(t) => t,
             Err(e) => {
                 self.problems.push(Problem {
@@ -338,13 +359,14 @@ impl Manifest {
                     kind: ProblemKind::Unreadable,
                     text: format!("cannot parse {toc_path}: {e}"),
                 });
-                return Ok(());
+                return Ok(None);
             }
         };
-        let matching: Vec<&TocDataEntry> = toc
+        let matching: Vec<TocDataEntry> = toc
             .dataentries
             .iter()
             .filter(|e| tables.is_none_or(|t| t.contains(&e.fqn())))
+            .cloned()
             .collect();
         if let Some(tables) = tables {
             let in_toc: BTreeSet<String> = toc.dataentries.iter().map(|e| e.fqn()).collect();
@@ -358,10 +380,20 @@ impl Manifest {
                 self.underivable(plan_ts, text)?;
             }
         }
-        // No table from this backup: gprestore opens none of its data.
-        if matching.is_empty() {
-            return Ok(());
-        }
+        Ok(Some(matching))
+    }
+
+    /// The data files of backup `plan_ts` (in `folder`) a restore of the
+    /// tables `matching` opens.
+    fn add_data_files(
+        &mut self,
+        storage: &dyn Storage,
+        plan_ts: &str,
+        folder: &str,
+        matching: &[TocDataEntry],
+    ) -> Result<()> {
+        let sdf = self.layout.single_data_file;
+        let in_folder = |name: String| join(folder, &name);
         let ext = self.layout.extension;
         for c in 0..self.layout.segments {
             if sdf {
@@ -382,7 +414,7 @@ impl Manifest {
                 // One file per table and segment, replicated tables too
                 // (`COPY ... ON SEGMENT`, backup/data.go; a restore to a
                 // cluster of the same size reads every segment's file).
-                for e in &matching {
+                for e in matching {
                     let p = in_folder(names::data_file(c, plan_ts, Some(e.oid), ext));
                     self.push(
                         plan_ts,
