@@ -12,7 +12,7 @@ pub(super) fn damaged(object: &str, at: u64, expected_end: u64) -> Error {
     ))
 }
 
-pub(super) fn mismatch(object: &str, at: u64) -> Error {
+fn mismatch(object: &str, at: u64) -> Error {
     Error::integrity(format!(
         "{object} does not match the checksum recorded at backup time (the block at byte {at} differs); the stored copy is damaged, restore it from another copy"
     ))

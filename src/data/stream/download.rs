@@ -14,10 +14,10 @@ use crate::data::integrity::DIGEST_BLOCK;
 use crate::error::{Error, Result};
 use crate::storage::{ObjectReader, ReaderFactory};
 
-use super::check::*;
+use super::check::Checker;
 use super::plan::Plan;
-use super::threads::*;
-use super::*;
+use super::threads::{sink_error, Done, Job, Piece, Run, Shared};
+use super::{Verify, BLOCK, MAX_READ_AHEAD, OUT_QUEUE};
 
 /// [`download_ahead`] with one read in flight.
 pub fn download(
@@ -34,7 +34,7 @@ pub fn download(
 /// returns the bytes written.
 ///
 /// Whole blocks are read, each once, on the calling thread with `reader`;
-/// once a read proved slow (see [`SLOW_READ`]) the readers its backend opens
+/// once a read proved slow (see `threads::SLOW_READ`) the readers its backend opens
 /// besides it ([`ObjectReader::more_readers`]) read ahead on threads of
 /// their own, up to `read_ahead` reads in flight in all. Blocks reach `sink`
 /// strictly in order, each checked first, through a writer thread.

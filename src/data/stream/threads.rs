@@ -15,7 +15,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{is_broken_pipe, Error, ErrorKind, Result};
 use crate::storage::ObjectReader;
 
-use super::check::*;
+use super::check::{damaged, Checker};
 use super::plan::Plan;
 
 /// A read slower than this is waiting on storage (a Data Domain, NFS, a

@@ -9,7 +9,7 @@ use crate::data::integrity::{Entry, Hasher};
 use crate::error::{Error, Result};
 use crate::storage::ObjectWriter;
 
-use super::*;
+use super::{BLOCK, QUEUE};
 
 pub(super) enum Filled {
     Data(Vec<u8>, usize),
