@@ -13,241 +13,82 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
-
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::protocol::keys::Timestamp;
 use crate::storage::{join, split_path, ObjectInfo, Storage};
 
-/// The largest manifest file read (a TOC of a database with very many tables).
-const MAX_MANIFEST_BYTES: u64 = 1 << 30;
+use super::files::{names, parse_yaml, read_object, BackupConfig, SegmentToc, Toc, TocDataEntry};
 
-/// gpbackup's `history.BackupConfig` (history/history.go): the fields read here.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct BackupConfig {
-    pub compressed: bool,
-    pub compressiontype: String,
-    pub databasename: String,
-    pub segmentcount: u32,
-    pub dataonly: bool,
-    pub metadataonly: bool,
-    pub incremental: bool,
-    pub leafpartitiondata: bool,
-    /// None in backups older than incremental support (gprestore then takes
-    /// every data entry of the TOC: `SetRestorePlanForLegacyBackup`).
-    pub restoreplan: Option<Vec<RestorePlanEntry>>,
-    pub singledatafile: bool,
-    pub timestamp: String,
-    pub endtime: String,
-    pub withstatistics: bool,
-    pub status: String,
-}
-
-/// `history.RestorePlanEntry`: the tables a restore takes from one backup.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct RestorePlanEntry {
-    pub timestamp: String,
-    pub tablefqns: Vec<String>,
-}
-
-/// gpbackup's `history.BackupStatusSucceed`.
-pub const STATUS_SUCCESS: &str = "Success";
-
-impl BackupConfig {
-    pub fn parse(text: &[u8]) -> std::result::Result<BackupConfig, String> {
-        serde_yaml_ng::from_slice(text).map_err(|e| e.to_string())
-    }
-
-    /// The data files' suffix, as `utils.InitializePipeThroughParameters`
-    /// (utils/compression.go) sets it from `compressed` and
-    /// `compressiontype`: none when uncompressed (whatever the type says),
-    /// `.gz` for gzip (and for an empty type, older backups), `.zst` for zstd.
-    pub fn extension(&self) -> std::result::Result<&'static str, String> {
-        if !self.compressed {
-            return Ok("");
-        }
-        match self.compressiontype.as_str() {
-            "" | "gzip" => Ok(".gz"),
-            "zstd" => Ok(".zst"),
-            other => Err(format!(
-                "unknown compression type \"{}\"",
-                other.escape_debug()
-            )),
-        }
-    }
-
-    /// The compression as a word for listings.
-    pub fn compression(&self) -> &str {
-        match self.extension() {
-            Ok("") => "none",
-            Ok(".zst") => "zstd",
-            Ok(_) => "gzip",
-            Err(_) => self.compressiontype.as_str(),
-        }
-    }
-
-    /// Whether gpbackup recorded a success. Configs of gpbackup versions
-    /// before the `status` field count as successful: gpbackup stored them
-    /// only at the end of a run.
-    pub fn succeeded(&self) -> bool {
-        self.status.is_empty() || self.status == STATUS_SUCCESS
-    }
-
-    /// The earlier backups an incremental restore of `ts` reads from (the
-    /// restore plan's other timestamps), in plan order.
-    pub fn depends_on(&self, ts: &str) -> Vec<String> {
-        self.restoreplan
-            .iter()
-            .flatten()
-            .filter(|e| e.timestamp != ts)
-            .map(|e| e.timestamp.clone())
-            .collect()
-    }
-
-    /// How many objects gpbackup stores in the folder of backup `ts`, from
-    /// the config alone: the config, metadata, TOC, report and plugin config
-    /// (`backupMetadata` and `DoTeardown`, backup/backup.go), the statistics
-    /// with `--with-stats`, and unless metadata-only, per segment one data
-    /// file and one segment TOC with `--single-data-file`, else one data file
-    /// per table of this backup's own restore-plan entry. None for a backup
-    /// without a restore plan (older gpbackup: only its TOC says).
-    pub fn named_objects(&self, ts: &str) -> Option<u64> {
-        let mut n = 5 + u64::from(self.withstatistics);
-        if self.metadataonly {
-            return Some(n);
-        }
-        let segments = u64::from(self.segmentcount);
-        if self.singledatafile {
-            n += 2 * segments;
-        } else {
-            let plan = self.restoreplan.as_ref()?;
-            let own = plan.iter().find(|e| e.timestamp == ts)?;
-            n += segments * own.tablefqns.len() as u64;
-        }
-        Some(n)
-    }
-}
-
-/// The part of gpbackup's coordinator TOC (`toc.TOC`) read here.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Toc {
-    pub dataentries: Vec<TocDataEntry>,
-}
-
-/// `toc.CoordinatorDataEntry`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct TocDataEntry {
-    pub schema: String,
-    pub name: String,
-    pub oid: u32,
-    pub isreplicated: bool,
-}
-
-impl TocDataEntry {
-    /// `utils.MakeFQN`: schema and name joined by a dot, as the restore
-    /// plan lists tables.
-    pub fn fqn(&self) -> String {
-        format!("{}.{}", self.schema, self.name)
-    }
-}
-
-/// A segment TOC (`toc.SegmentTOC`): each table's byte range in that
-/// segment's single data file, in the uncompressed stream.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct SegmentToc {
-    pub dataentries: BTreeMap<u32, ByteRange>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(default)]
-pub struct ByteRange {
-    pub startbyte: u64,
-    pub endbyte: u64,
-}
-
-impl SegmentToc {
-    /// The size of the uncompressed data file: the end of its last table.
-    pub fn data_size(&self) -> u64 {
-        self.dataentries
-            .values()
-            .map(|r| r.endbyte)
-            .max()
-            .unwrap_or(0)
-    }
-}
-
-/// File names, as gpbackup's filepath/filepath.go makes them.
-pub mod names {
-    /// `GetBackupFilePath`: `gpbackup_<ts>_<suffix>` (suffixes from its
-    /// `metadataFilenameMap`).
-    pub fn file(ts: &str, suffix: &str) -> String {
-        format!("gpbackup_{ts}_{suffix}")
-    }
-    pub const CONFIG: &str = "config.yaml";
-    pub const METADATA: &str = "metadata.sql";
-    pub const TOC: &str = "toc.yaml";
-    pub const REPORT: &str = "report";
-    pub const STATISTICS: &str = "statistics.sql";
-    pub const PLUGIN_CONFIG: &str = "plugin_config.yaml";
-
-    /// `GetSegmentTOCFilePath`: `gpbackup_<content>_<ts>_toc.yaml`.
-    pub fn segment_toc(content: u32, ts: &str) -> String {
-        format!("gpbackup_{content}_{ts}_toc.yaml")
-    }
-
-    /// `GetTableBackupFilePathForCopyCommand`: `gpbackup_<content>_<ts>`,
-    /// then `_<oid>` unless single-data-file, then the compression suffix.
-    pub fn data_file(content: u32, ts: &str, oid: Option<u32>, extension: &str) -> String {
-        match oid {
-            Some(oid) => format!("gpbackup_{content}_{ts}_{oid}{extension}"),
-            None => format!("gpbackup_{content}_{ts}{extension}"),
-        }
-    }
-
-    /// What a segment's file of backup `ts` is, by its name.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub enum SegmentFile {
-        Data {
-            content: u32,
-            oid: Option<u32>,
-            extension: &'static str,
-        },
-        Toc {
-            content: u32,
-        },
-    }
-
-    /// Reads a name made by [`segment_toc`] or [`data_file`].
-    pub fn segment_file(name: &str, ts: &str) -> Option<SegmentFile> {
-        let rest = name.strip_prefix("gpbackup_")?;
-        let (content, rest) = rest.split_once('_')?;
-        if content.is_empty() || !content.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let content: u32 = content.parse().ok()?;
-        let rest = rest.strip_prefix(ts)?;
-        if rest == "_toc.yaml" {
-            return Some(SegmentFile::Toc { content });
-        }
-        let (rest, extension) = [".gz", ".zst"]
-            .into_iter()
-            .find_map(|e| rest.strip_suffix(e).map(|r| (r, e)))
-            .unwrap_or((rest, ""));
-        let oid = match rest {
-            "" => None,
-            r => Some(r.strip_prefix('_')?.parse().ok()?),
-        };
-        Some(SegmentFile::Data {
-            content,
-            oid,
-            extension,
+/// The backup's config (None when it has none or it does not parse), the
+/// layout it gives (else the one its stored names show), and the problems
+/// found on the way.
+fn config_and_layout(
+    storage: &dyn Storage,
+    ts: &Timestamp,
+    own: &BTreeSet<&str>,
+) -> Result<(Option<BackupConfig>, Layout, Vec<Problem>)> {
+    let ts_s = ts.as_str();
+    let has = |suffix: &str| own.contains(names::file(ts_s, suffix).as_str());
+    let mut problems = Vec::new();
+    let problem = |problems: &mut Vec<Problem>, backup: &str, kind, text: String| {
+        problems.push(Problem {
+            backup: backup.to_string(),
+            kind,
+            text,
         })
+    };
+
+    let config = if has(names::CONFIG) {
+        let path = join(&ts.prefix(), &names::file(ts_s, names::CONFIG));
+        match BackupConfig::parse(&read_object(storage, &path)?) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                problem(
+                    &mut problems,
+                    ts_s,
+                    ProblemKind::Unreadable,
+                    format!("cannot parse {path}: {e}"),
+                );
+                None
+            }
+        }
+    } else {
+        problem(
+            &mut problems,
+            ts_s,
+            ProblemKind::NoTeardown,
+            format!(
+                "no {}{}: gpbackup stores the config and the report only at its teardown, so this backup is still running or was stopped before it finished",
+                names::file(ts_s, names::CONFIG),
+                if has(names::REPORT) { "" } else { " and no report" },
+            ),
+        );
+        None
+    };
+    if let Some(c) = config.as_ref().filter(|c| !c.succeeded()) {
+        problem(
+            &mut problems,
+            ts_s,
+            ProblemKind::NotSuccess,
+            format!("gpbackup recorded status \"{}\"", c.status.escape_debug()),
+        );
     }
+    let layout = match &config {
+        Some(c) => Layout {
+            single_data_file: c.singledatafile,
+            extension: c.extension().unwrap_or_else(|e| {
+                problem(&mut problems, ts_s, ProblemKind::Unreadable, e);
+                ""
+            }),
+            segments: c.segmentcount,
+            metadata_only: c.metadataonly,
+            statistics: c.withstatistics,
+            inferred: false,
+        },
+        None => infer_layout(own, ts_s),
+    };
+
+    Ok((config, layout, problems))
 }
 
 /// How the backup's data is laid out.
@@ -339,64 +180,7 @@ impl Manifest {
         if !has(names::CONFIG) && !has(names::TOC) {
             return Ok(None);
         }
-        let mut problems = Vec::new();
-        let problem = |problems: &mut Vec<Problem>, backup: &str, kind, text: String| {
-            problems.push(Problem {
-                backup: backup.to_string(),
-                kind,
-                text,
-            })
-        };
-
-        let config = if has(names::CONFIG) {
-            let path = own_path(names::CONFIG);
-            match BackupConfig::parse(&read_object(storage, &path)?) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    problem(
-                        &mut problems,
-                        ts_s,
-                        ProblemKind::Unreadable,
-                        format!("cannot parse {path}: {e}"),
-                    );
-                    None
-                }
-            }
-        } else {
-            problem(
-                &mut problems,
-                ts_s,
-                ProblemKind::NoTeardown,
-                format!(
-                    "no {}{}: gpbackup stores the config and the report only at its teardown, so this backup is still running or was stopped before it finished",
-                    names::file(ts_s, names::CONFIG),
-                    if has(names::REPORT) { "" } else { " and no report" },
-                ),
-            );
-            None
-        };
-        if let Some(c) = config.as_ref().filter(|c| !c.succeeded()) {
-            problem(
-                &mut problems,
-                ts_s,
-                ProblemKind::NotSuccess,
-                format!("gpbackup recorded status \"{}\"", c.status.escape_debug()),
-            );
-        }
-        let layout = match &config {
-            Some(c) => Layout {
-                single_data_file: c.singledatafile,
-                extension: c.extension().unwrap_or_else(|e| {
-                    problem(&mut problems, ts_s, ProblemKind::Unreadable, e);
-                    ""
-                }),
-                segments: c.segmentcount,
-                metadata_only: c.metadataonly,
-                statistics: c.withstatistics,
-                inferred: false,
-            },
-            None => infer_layout(&own, ts_s),
-        };
+        let (config, layout, problems) = config_and_layout(storage, ts, &own)?;
 
         let mut m = Manifest {
             ts: ts_s.to_string(),
@@ -430,12 +214,21 @@ impl Manifest {
             m.add_plan_entry(storage, &plan_ts, tables.as_ref())?;
         }
 
-        // Objects of this folder that gpbackup's manifest does not name (the
-        // plugin config is stored by gpbackup but opened by no restore).
-        let mut known: BTreeSet<String> = m
+        m.extra = m.unnamed(listing, &own_path);
+        Ok(Some(m))
+    }
+
+    /// Objects of this folder that gpbackup's manifest does not name (the
+    /// plugin config is stored by gpbackup but opened by no restore).
+    fn unnamed(
+        &self,
+        listing: &[ObjectInfo],
+        own_path: &dyn Fn(&str) -> String,
+    ) -> Vec<ObjectInfo> {
+        let mut known: BTreeSet<String> = self
             .expected
             .iter()
-            .filter(|e| e.backup == ts_s)
+            .filter(|e| e.backup == self.ts)
             .map(|e| e.path.clone())
             .collect();
         for suffix in [
@@ -446,12 +239,11 @@ impl Manifest {
         ] {
             known.insert(own_path(suffix));
         }
-        m.extra = listing
+        listing
             .iter()
             .filter(|o| !known.contains(&o.path))
             .cloned()
-            .collect();
-        Ok(Some(m))
+            .collect()
     }
 
     /// The restore plan as gprestore follows it: each backup's timestamp and
@@ -528,17 +320,38 @@ impl Manifest {
                 self.push(plan_ts, &p, format!("the TOC of segment {c}"), None);
             }
         }
+        let Some(matching) = self.plan_tables(storage, plan_ts, &toc_path, tables)? else {
+            return Ok(());
+        };
+        // No table from this backup: gprestore opens none of its data.
+        if matching.is_empty() {
+            return Ok(());
+        }
+        self.add_data_files(storage, plan_ts, &folder, &matching)
+    }
+
+    /// The data entries of backup `plan_ts`'s TOC (at `toc_path`) that a
+    /// restore takes (`tables`, None: all); None when they cannot be named,
+    /// which is recorded as a problem.
+    fn plan_tables(
+        &mut self,
+        storage: &dyn Storage,
+        plan_ts: &str,
+        toc_path: &str,
+        tables: Option<&BTreeSet<String>>,
+    ) -> Result<Option<Vec<TocDataEntry>>> {
         // The tables taken from it: the TOC's data entries the plan names
         // (`GetDataEntriesMatching`, toc/toc.go).
-        if !self.stored.contains_key(&toc_path) {
+        if !self.stored.contains_key(toc_path) {
             let what = if plan_ts == self.ts {
                 "its TOC is missing, so the table data it holds cannot be named".to_string()
             } else {
                 format!("the TOC of earlier backup {plan_ts} is missing, so the table data a restore takes from it cannot be named")
             };
-            return self.underivable(plan_ts, what);
+            self.underivable(plan_ts, what)?;
+            return Ok(None);
         }
-        let toc = match parse_yaml::<Toc>(&read_object(storage, &toc_path)?) {
+        let toc = match parse_yaml::<Toc>(&read_object(storage, toc_path)?) {
             Ok(t) => t,
             Err(e) => {
                 self.problems.push(Problem {
@@ -546,13 +359,14 @@ impl Manifest {
                     kind: ProblemKind::Unreadable,
                     text: format!("cannot parse {toc_path}: {e}"),
                 });
-                return Ok(());
+                return Ok(None);
             }
         };
-        let matching: Vec<&TocDataEntry> = toc
+        let matching: Vec<TocDataEntry> = toc
             .dataentries
             .iter()
             .filter(|e| tables.is_none_or(|t| t.contains(&e.fqn())))
+            .cloned()
             .collect();
         if let Some(tables) = tables {
             let in_toc: BTreeSet<String> = toc.dataentries.iter().map(|e| e.fqn()).collect();
@@ -566,10 +380,20 @@ impl Manifest {
                 self.underivable(plan_ts, text)?;
             }
         }
-        // No table from this backup: gprestore opens none of its data.
-        if matching.is_empty() {
-            return Ok(());
-        }
+        Ok(Some(matching))
+    }
+
+    /// The data files of backup `plan_ts` (in `folder`) a restore of the
+    /// tables `matching` opens.
+    fn add_data_files(
+        &mut self,
+        storage: &dyn Storage,
+        plan_ts: &str,
+        folder: &str,
+        matching: &[TocDataEntry],
+    ) -> Result<()> {
+        let sdf = self.layout.single_data_file;
+        let in_folder = |name: String| join(folder, &name);
         let ext = self.layout.extension;
         for c in 0..self.layout.segments {
             if sdf {
@@ -590,7 +414,7 @@ impl Manifest {
                 // One file per table and segment, replicated tables too
                 // (`COPY ... ON SEGMENT`, backup/data.go; a restore to a
                 // cluster of the same size reads every segment's file).
-                for e in &matching {
+                for e in matching {
                     let p = in_folder(names::data_file(c, plan_ts, Some(e.oid), ext));
                     self.push(
                         plan_ts,
@@ -696,106 +520,9 @@ fn infer_layout(own: &BTreeSet<&str>, ts: &str) -> Layout {
     layout
 }
 
-fn parse_yaml<T: serde::de::DeserializeOwned>(text: &[u8]) -> std::result::Result<T, String> {
-    serde_yaml_ng::from_slice(text).map_err(|e| e.to_string())
-}
-
-/// Reads a whole (small) object.
-pub fn read_object(storage: &dyn Storage, path: &str) -> Result<Vec<u8>> {
-    // Opened for a first read at 0, which on DD Boost also tells a small
-    // object's size (a short first read is its end): no stat.
-    let mut reader = storage
-        .open_at(path, 0)
-        .map_err(|e| e.context(format!("cannot read {path} in {}", storage.describe())))?;
-    let size = reader.size();
-    if size > MAX_MANIFEST_BYTES {
-        return Err(Error::invalid(format!(
-            "{path} is {size} bytes, more than a gpbackup manifest file can be"
-        )));
-    }
-    // The size the first read gave, as restores take it (a short read is
-    // the end): no read at the end to learn it.
-    crate::storage::read_to_end(reader.as_mut())
-}
-
-/// The config of backup `ts`: None when it has none (running, or stopped
-/// before gpbackup's teardown); Some(Err) when it does not parse.
-pub fn read_config(
-    storage: &dyn Storage,
-    ts: &Timestamp,
-) -> Result<Option<std::result::Result<BackupConfig, String>>> {
-    let path = join(&ts.prefix(), &names::file(ts.as_str(), names::CONFIG));
-    match read_object(storage, &path) {
-        Ok(text) => Ok(Some(BackupConfig::parse(&text))),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::names::*;
     use super::*;
-
-    #[test]
-    fn names_follow_gpbackup() {
-        let ts = "20261202004029";
-        assert_eq!(file(ts, CONFIG), "gpbackup_20261202004029_config.yaml");
-        assert_eq!(segment_toc(1, ts), "gpbackup_1_20261202004029_toc.yaml");
-        assert_eq!(data_file(0, ts, None, ""), "gpbackup_0_20261202004029");
-        assert_eq!(
-            data_file(12, ts, Some(16385), ".zst"),
-            "gpbackup_12_20261202004029_16385.zst"
-        );
-        for (c, oid, ext) in [(0, None, ""), (3, Some(7), ".gz"), (1, None, ".zst")] {
-            assert_eq!(
-                segment_file(&data_file(c, ts, oid, ext), ts),
-                Some(SegmentFile::Data {
-                    content: c,
-                    oid,
-                    extension: ext
-                })
-            );
-        }
-        assert_eq!(
-            segment_file(&segment_toc(5, ts), ts),
-            Some(SegmentFile::Toc { content: 5 })
-        );
-        for other in [
-            file(ts, CONFIG),
-            file(ts, TOC),
-            "gpbackup_x_20261202004029".into(),
-            "gpbackup_0_20261202004030".into(),
-            "gpbackup_0_20261202004029_abc".into(),
-        ] {
-            assert_eq!(segment_file(&other, ts), None, "{other}");
-        }
-    }
-
-    #[test]
-    fn extension_follows_compressed_then_type() {
-        let c = |compressed, t: &str| BackupConfig {
-            compressed,
-            compressiontype: t.into(),
-            ..Default::default()
-        };
-        assert_eq!(c(false, "gzip").extension(), Ok(""));
-        assert_eq!(c(true, "").extension(), Ok(".gz"));
-        assert_eq!(c(true, "gzip").extension(), Ok(".gz"));
-        assert_eq!(c(true, "zstd").extension(), Ok(".zst"));
-        assert!(c(true, "lz4").extension().is_err());
-        assert_eq!(c(false, "zstd").compression(), "none");
-    }
-
-    #[test]
-    fn legacy_and_failed_configs() {
-        let c = BackupConfig::parse(b"segmentcount: 2\nstatus: Failure\n").unwrap();
-        assert!(c.restoreplan.is_none() && !c.succeeded());
-        let c = BackupConfig::parse(b"segmentcount: 2\nrestoreplan: []\n").unwrap();
-        assert_eq!(c.restoreplan.as_ref().map(Vec::len), Some(0));
-        assert!(c.succeeded(), "no status: older gpbackup");
-        assert!(BackupConfig::parse(b"segmentcount: [").is_err());
-    }
 
     fn store(files: &[(&str, &str)]) -> (crate::storage::memory::MemoryStorage, Vec<ObjectInfo>) {
         let s = crate::storage::memory::MemoryStorage::new();

@@ -2,7 +2,7 @@
 //! what gpbackup stored with them, for a DBA without `gpbackup_history.db`.
 //!
 //! Backups are found by their folders (`backups::catalog`) and described by
-//! their config (`backups::manifest`): a few calls per backup, none per
+//! their config (`backups::files`): a few calls per backup, none per
 //! object. `--sizes` lists each backup folder (per object); `--replica`
 //! asks the remote system too (otherwise it is never connected).
 
@@ -11,7 +11,7 @@ use std::io::Write;
 
 use serde_json::json;
 
-use crate::backups::{catalog, manifest};
+use crate::backups::{catalog, files};
 use crate::error::{Error, Result};
 use crate::protocol::keys::Timestamp;
 use crate::storage::Storage;
@@ -37,7 +37,7 @@ struct Stored {
 #[derive(Debug)]
 struct Row {
     ts: Timestamp,
-    config: Option<std::result::Result<manifest::BackupConfig, String>>,
+    config: Option<std::result::Result<files::BackupConfig, String>>,
     stored: Option<Stored>,
     replica: Option<String>,
 }
@@ -52,7 +52,7 @@ impl Row {
         }
     }
 
-    fn config(&self) -> Option<&manifest::BackupConfig> {
+    fn config(&self) -> Option<&files::BackupConfig> {
         self.config.as_ref().and_then(|c| c.as_ref().ok())
     }
 
@@ -91,7 +91,7 @@ impl Row {
         match &self.config {
             None => Some(format!(
                 "no {}: still running, or stopped before gpbackup's teardown",
-                manifest::names::file(self.ts.as_str(), manifest::names::CONFIG)
+                files::names::file(self.ts.as_str(), files::names::CONFIG)
             )),
             Some(Err(e)) => Some(format!("config does not parse: {e}")),
             Some(Ok(_)) => None,
@@ -175,7 +175,7 @@ pub fn run(ctx: &Context, flags: Flags) -> Result<()> {
     };
     let mut rows = Vec::new();
     for ts in found {
-        let config = manifest::read_config(storage.as_ref(), &ts).map_err(|e| {
+        let config = files::read_config(storage.as_ref(), &ts).map_err(|e| {
             e.context(format!(
                 "list_backups: cannot read the config of backup {ts}"
             ))

@@ -133,48 +133,100 @@ pub struct Verified<'s> {
 /// streams may all be taken); then the object, its first read at the first
 /// byte wanted; then the record entries that describe it are chosen.
 pub fn open_verified<'s>(storage: &'s dyn Storage, path: &str, part: Part) -> Result<Verified<'s>> {
-    let merged = match &part {
-        Part::Whole => Vec::new(),
-        Part::Ranges { ranges, .. } => offsets::merge(ranges),
+    let first_read = match &part {
+        Part::Whole => 0,
+        Part::Ranges { ranges, .. } => offsets::merge(ranges).first().map_or(0, |r| r.start),
     };
-    let first_read = merged.first().map_or(0, |r| r.start);
-    let entries = integrity::load(storage, path)?;
-    let mut reader = storage.open_at(path, first_read).map_err(|e| {
-        if e.kind() == ErrorKind::NotFound {
-            Error::not_found(format!(
-                "backup object {path} not found in {}; check the backup timestamp and that the plugin config points at the storage the backup was written to",
-                storage.describe()
-            ))
-        } else {
-            e.context(format!("cannot open {path}"))
-        }
+    let recorded = open_recorded(storage, path, first_read).map_err(|e| match e {
+        Opening::Records(e) => e,
+        Opening::Object(e) if e.kind() == ErrorKind::NotFound => Error::not_found(format!(
+            "backup object {path} not found in {}; check the backup timestamp and that the plugin config points at the storage the backup was written to",
+            storage.describe()
+        )),
+        Opening::Object(e) => e.context(format!("cannot open {path}")),
     })?;
-    let (ranges, verify) = match part {
-        Part::Whole => {
-            let verify = expected(entries, reader.as_mut(), path)?;
-            (std::iter::once(0..reader.size()).collect(), verify)
-        }
-        Part::Ranges { ranges, origin } => {
-            if offsets::check_within(ranges, reader.size(), path).is_err() {
-                reader.exact_size()?;
-            }
-            offsets::check_within(ranges, reader.size(), path)
-                .map_err(|e| e.context(origin.to_string()))?;
-            log::debug!(
-                "{} ranges ({} reads) from {path}",
-                ranges.len(),
-                merged.len()
-            );
-            (merged, subset_expected(entries, reader.as_mut(), path)?)
-        }
-    };
-    Ok(Verified {
+    match part {
+        Part::Whole => recorded.whole(),
+        Part::Ranges { ranges, origin } => recorded.ranges(ranges, origin),
+    }
+}
+
+/// Why [`open_recorded`] failed: reading the records, or opening the object
+/// (the storage's error as it is, for the caller to name).
+pub enum Opening {
+    Records(Error),
+    Object(Error),
+}
+
+/// An object opened with its records read, before the entries that
+/// describe it are chosen.
+pub struct Recorded<'s> {
+    storage: &'s dyn Storage,
+    reader: Box<dyn ObjectReader>,
+    path: String,
+    entries: Vec<Entry>,
+}
+
+/// Reads the records of `path`, then opens it with its first read at
+/// `first_read` (the first step of [`open_verified`]).
+pub fn open_recorded<'s>(
+    storage: &'s dyn Storage,
+    path: &str,
+    first_read: u64,
+) -> std::result::Result<Recorded<'s>, Opening> {
+    let entries = integrity::load(storage, path).map_err(Opening::Records)?;
+    let reader = storage.open_at(path, first_read).map_err(Opening::Object)?;
+    Ok(Recorded {
         storage,
         reader,
         path: path.to_string(),
-        ranges,
-        verify,
+        entries,
     })
+}
+
+impl<'s> Recorded<'s> {
+    /// The entries of the object's records (none: it has no record).
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// For reading the whole object.
+    pub fn whole(mut self) -> Result<Verified<'s>> {
+        let verify = expected(self.entries, self.reader.as_mut(), &self.path)?;
+        let ranges = std::iter::once(0..self.reader.size()).collect();
+        Ok(Verified {
+            storage: self.storage,
+            reader: self.reader,
+            path: self.path,
+            ranges,
+            verify,
+        })
+    }
+
+    /// For reading `ranges` of the object (from `origin`, for messages).
+    fn ranges(mut self, ranges: &[Range<u64>], origin: &str) -> Result<Verified<'s>> {
+        let path = self.path.as_str();
+        let reader = self.reader.as_mut();
+        if offsets::check_within(ranges, reader.size(), path).is_err() {
+            reader.exact_size()?;
+        }
+        offsets::check_within(ranges, reader.size(), path)
+            .map_err(|e| e.context(origin.to_string()))?;
+        let merged = offsets::merge(ranges);
+        log::debug!(
+            "{} ranges ({} reads) from {path}",
+            ranges.len(),
+            merged.len()
+        );
+        let verify = subset_expected(self.entries, reader, path)?;
+        Ok(Verified {
+            storage: self.storage,
+            reader: self.reader,
+            path: self.path,
+            ranges: merged,
+            verify,
+        })
+    }
 }
 
 /// What to verify a read against: the entries of the object's records
@@ -223,22 +275,33 @@ impl Verified<'_> {
     /// written, with up to `read_ahead` reads in flight; returns the bytes
     /// written. A failure is named with `command`, the object and the
     /// storage (a closed output and a damaged object say so themselves).
-    pub fn copy_to(mut self, command: &str, out: File, read_ahead: usize) -> Result<u64> {
+    pub fn copy_to(self, command: &str, out: File, read_ahead: usize) -> Result<u64> {
+        let storage = self.storage;
+        let path = self.path.clone();
+        self.read_into(out, read_ahead).map_err(|e| match e.kind() {
+            ErrorKind::BrokenPipe | ErrorKind::Integrity => e,
+            _ => e.context(format!(
+                "{command} of {path} from {} failed",
+                storage.describe()
+            )),
+        })
+    }
+
+    /// Copies the wanted bytes to `sink`, each block checked before it is
+    /// written, with up to `read_ahead` reads in flight; returns the bytes
+    /// written, or the error as the reads and checks give it.
+    pub fn read_into(
+        mut self,
+        sink: impl std::io::Write + Send + 'static,
+        read_ahead: usize,
+    ) -> Result<u64> {
         stream::download_ahead(
             self.reader.as_mut(),
             &self.ranges,
-            out,
+            sink,
             self.verify,
             &self.path,
             read_ahead,
         )
-        .map_err(|e| match e.kind() {
-            ErrorKind::BrokenPipe | ErrorKind::Integrity => e,
-            _ => e.context(format!(
-                "{command} of {} from {} failed",
-                self.path,
-                self.storage.describe()
-            )),
-        })
     }
 }

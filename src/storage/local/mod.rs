@@ -15,22 +15,26 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nix::libc;
 
 pub mod config;
+mod fsops;
+mod object;
 
 use super::{
-    join, split_path, temp_name, timed, ClosedObject, DeleteSummary, Finding, ObjectInfo,
-    ObjectReader, ObjectWriter, ReaderFactory, Storage,
+    join, split_path, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader,
+    ObjectWriter, Storage,
 };
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::process::signals::CleanupGuard;
 use config::LocalConfig;
+use fsops::{chmod_dir, components, io_err, is_enoent, not_a_file, symlink_refused, sync_dir};
+use object::{start_flusher, LocalReader, LocalWriter};
 
 pub struct LocalStorage {
     root: PathBuf,
@@ -40,10 +44,6 @@ pub struct LocalStorage {
     /// Permissions of the folders the backend creates.
     dir_mode: u32,
 }
-
-/// Flush what was written every this many bytes, so the final fsync has
-/// little left to do.
-const WRITEBACK_EVERY: u64 = 16 << 20;
 
 impl LocalStorage {
     /// The base directory must exist: it is where the backup filesystem is mounted.
@@ -158,58 +158,6 @@ impl LocalStorage {
         path.extend(parts);
         Ok((path, last))
     }
-}
-
-/// The components of a relative path; `..` is refused (callers never pass it).
-fn components(rel: &str) -> Result<Vec<&str>> {
-    let parts: Vec<&str> = rel
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    if parts.contains(&"..") {
-        return Err(Error::invalid(format!(
-            "path \"{}\" must not contain \"..\"",
-            rel.escape_debug()
-        )));
-    }
-    Ok(parts)
-}
-
-fn symlink_refused(path: &Path) -> Error {
-    Error::storage(format!(
-        "refusing to follow symbolic link {} inside the backup directory (only option \"directory\" itself may be a link)",
-        path.display()
-    ))
-}
-
-/// Only a definite ENOENT means absent.
-fn is_enoent(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(libc::ENOENT)
-}
-
-fn io_err(op: &str, path: &Path, e: io::Error) -> Error {
-    let kind = if is_enoent(&e) {
-        ErrorKind::NotFound
-    } else {
-        ErrorKind::Storage
-    };
-    Error::new(kind, format!("{op} {}: {e}", path.display()))
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err("cannot flush folder", dir, e))
-}
-
-/// Sets `mode` on a folder just created, through a handle that does not
-/// follow a link put in its place.
-fn chmod_dir(path: &Path, mode: u32) -> io::Result<()> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-        .open(path)?
-        .set_permissions(Permissions::from_mode(mode))
 }
 
 impl Storage for LocalStorage {
@@ -453,13 +401,6 @@ impl Storage for LocalStorage {
     }
 }
 
-fn not_a_file(path: &Path) -> Error {
-    Error::storage(format!(
-        "{} is not a regular file; remove it or move it out of the backup directory",
-        path.display()
-    ))
-}
-
 /// Depth-first delete that counts what it removes and tolerates entries
 /// vanishing under it (another delete of the same backup). Only real folders
 /// are descended into (by `symlink_metadata`); a link is unlinked itself.
@@ -495,173 +436,5 @@ fn delete_tree(path: &Path, summary: &mut DeleteSummary) -> Result<()> {
         }
         Err(e) if is_enoent(&e) => Ok(()),
         Err(e) => Err(io_err("cannot remove folder", path, e)),
-    }
-}
-
-struct LocalWriter {
-    file: File,
-    /// The temporary, relative.
-    temp: String,
-    temp_path: PathBuf,
-    final_path: PathBuf,
-    written: u64,
-    synced_to: u64,
-    fsync: bool,
-    /// Wakes a thread that flushes written data while more arrives.
-    flusher: Option<crossbeam_channel::Sender<()>>,
-    cleanup: Option<CleanupGuard>,
-}
-
-/// A thread that runs `fdatasync` on a second handle of `file` when woken.
-fn start_flusher(file: &File) -> Option<crossbeam_channel::Sender<()>> {
-    let clone = file.try_clone().ok()?;
-    let (tx, rx) = crossbeam_channel::bounded::<()>(1);
-    std::thread::Builder::new()
-        .name("flusher".into())
-        .spawn(move || {
-            for () in rx.iter() {
-                let _ = clone.sync_data();
-            }
-        })
-        .ok()?;
-    Some(tx)
-}
-
-/// Blocks for local files: small enough that a block stays in the CPU's L2
-/// cache between the pipe read and the page-cache write (1 MiB blocks measured
-/// about half as fast here as 128 KiB ones, for `dd` as for the plugin).
-const LOCAL_BLOCK: usize = 128 << 10;
-
-impl ObjectWriter for LocalWriter {
-    fn block_size(&self) -> usize {
-        LOCAL_BLOCK
-    }
-    fn write(&mut self, buf: &[u8]) -> Result<()> {
-        self.file
-            .write_all(buf)
-            .map_err(|e| io_err("cannot write", &self.temp_path, e))?;
-        self.written += buf.len() as u64;
-        if self.fsync && self.written - self.synced_to >= WRITEBACK_EVERY {
-            // Flush in the background so the final fsync waits for little.
-            if let Some(tx) = &self.flusher {
-                let _ = tx.try_send(());
-            }
-            self.synced_to = self.written;
-        }
-        Ok(())
-    }
-
-    fn close(mut self: Box<Self>) -> Result<Box<dyn ClosedObject>> {
-        self.flusher = None;
-        if self.fsync {
-            self.file
-                .sync_all()
-                .map_err(|e| io_err("cannot flush", &self.temp_path, e))?;
-        }
-        Ok(Box::new(LocalClosed {
-            temp: std::mem::take(&mut self.temp),
-            temp_path: self.temp_path.clone(),
-            final_path: self.final_path.clone(),
-            fsync: self.fsync,
-            cleanup: self.cleanup.take(),
-        }))
-    }
-}
-
-impl Drop for LocalWriter {
-    fn drop(&mut self) {
-        // Not committed: remove the temporary (the guard does it).
-        drop(self.cleanup.take());
-    }
-}
-
-/// A written temporary; dropped unrenamed, it is removed (by its guard).
-struct LocalClosed {
-    temp: String,
-    temp_path: PathBuf,
-    final_path: PathBuf,
-    fsync: bool,
-    cleanup: Option<CleanupGuard>,
-}
-
-impl ClosedObject for LocalClosed {
-    fn temp(&self) -> &str {
-        &self.temp
-    }
-
-    fn rename(&mut self) -> Result<()> {
-        let cleanup = self.cleanup.as_ref().expect("renamed once");
-        // Rename while holding off signal cleanup, so an interrupt sees either
-        // the temporary (and removes it) or the finished object.
-        cleanup.hold(|| {
-            fs::rename(&self.temp_path, &self.final_path)
-                .map_err(|e| io_err("cannot rename into place", &self.final_path, e))
-        })?;
-        self.cleanup.take().expect("renamed once").disarm();
-        if self.fsync {
-            if let Some(parent) = self.final_path.parent() {
-                sync_dir(parent)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn renamed(&mut self) -> Result<bool> {
-        match fs::symlink_metadata(&self.temp_path) {
-            Ok(_) => Ok(false),
-            Err(e) if is_enoent(&e) => {
-                if let Some(c) = self.cleanup.take() {
-                    c.disarm();
-                }
-                Ok(true)
-            }
-            Err(e) => Err(io_err("cannot stat", &self.temp_path, e)),
-        }
-    }
-}
-
-/// Reads with `pread`, so the readers of one restore with reads in flight
-/// share one open file (the same bytes, whatever is renamed over the path
-/// meanwhile) and each reads at its own offsets.
-struct LocalReader {
-    file: Arc<File>,
-    size: u64,
-    path: PathBuf,
-}
-
-impl ObjectReader for LocalReader {
-    fn block_size(&self) -> usize {
-        LOCAL_BLOCK
-    }
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        loop {
-            match self.file.read_at(buf, offset) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err("cannot read", &self.path, e)),
-            }
-        }
-    }
-
-    fn more_readers(&self) -> Option<ReaderFactory> {
-        let (file, size, path) = (Arc::clone(&self.file), self.size, self.path.clone());
-        Some(ReaderFactory {
-            same_file: true,
-            open: Box::new(move |n| {
-                (0..n)
-                    .map(|_| {
-                        Box::new(LocalReader {
-                            file: Arc::clone(&file),
-                            size,
-                            path: path.clone(),
-                        }) as Box<dyn ObjectReader>
-                    })
-                    .collect()
-            }),
-        })
     }
 }

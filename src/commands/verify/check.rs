@@ -1,0 +1,234 @@
+//! Checking the objects: reader threads taking objects from one queue,
+//! each read through the repository's verified read, and the line each
+//! result prints.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::data::integrity::{self, Entry};
+use crate::data::repo::{self, Opening};
+use crate::error::{Error, ErrorKind};
+use crate::process::progress::{CountingSink, Progress};
+use crate::storage::Storage;
+
+/// What became of one object.
+pub(super) enum Outcome {
+    Ok(u64),
+    Failed(String),
+    Unrecorded,
+}
+
+/// One object to read.
+#[derive(Clone)]
+pub(super) struct Target {
+    pub(super) path: String,
+    pub(super) backup: String,
+    pub(super) listed: u64,
+    /// The exact size the manifest implies, and the segment TOC that says so.
+    pub(super) size: Option<(u64, String)>,
+}
+
+/// One line of the result.
+#[derive(Clone)]
+pub(super) struct Line {
+    pub(super) status: &'static str,
+    pub(super) path: String,
+    pub(super) backup: String,
+    pub(super) bytes: Option<u64>,
+    pub(super) reason: Option<String>,
+}
+
+impl Line {
+    pub(super) fn text(&self) -> String {
+        match (self.status, &self.reason, self.bytes) {
+            ("OK" | "EXTRA" | "NEW", _, Some(b)) => format!("{} {} {b}", self.status, self.path),
+            (_, Some(r), _) => format!("{} {}: {r}", self.status, self.path),
+            _ => format!("{} {}", self.status, self.path),
+        }
+    }
+}
+
+/// The shared state of one run: the objects left, the results, the output.
+pub(super) struct Run {
+    pub(super) queue: Mutex<Vec<usize>>,
+    pub(super) targets: Vec<Target>,
+    pub(super) stdout_gone: AtomicBool,
+    pub(super) json: bool,
+    pub(super) lines: Mutex<Vec<Line>>,
+    pub(super) progress: Progress,
+}
+
+impl Run {
+    pub(super) fn new(targets: &[Target], json: bool, progress: Progress) -> Run {
+        // Largest first, so the run does not end waiting on one big object;
+        // popped from the end.
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&targets[a], &targets[b]);
+            a.listed.cmp(&b.listed).then_with(|| b.path.cmp(&a.path))
+        });
+        Run {
+            queue: Mutex::new(order),
+            targets: targets.to_vec(),
+            stdout_gone: AtomicBool::new(false),
+            json,
+            lines: Mutex::new(Vec::new()),
+            progress,
+        }
+    }
+
+    /// Takes objects until none are left (or the output went away, or a
+    /// signal arrived).
+    pub(super) fn work(&self, storage: &dyn Storage) {
+        loop {
+            if self.stdout_gone.load(Ordering::Relaxed) || crate::process::signals::interrupted() {
+                return;
+            }
+            let Some(i) = self.queue.lock().ok().and_then(|mut q| q.pop()) else {
+                return;
+            };
+            let Target {
+                path,
+                backup,
+                listed,
+                size,
+            } = &self.targets[i];
+            let started = Instant::now();
+            let outcome = match size {
+                // The listing already shows the wrong size: nothing to read.
+                Some((want, toc)) if listed != want => {
+                    Outcome::Failed(size_reason(*listed, *want, toc))
+                }
+                _ => match check_object(storage, path, &self.progress) {
+                    Outcome::Ok(n) => match size {
+                        Some((want, toc)) if n != *want => {
+                            Outcome::Failed(size_reason(n, *want, toc))
+                        }
+                        _ => Outcome::Ok(n),
+                    },
+                    other => other,
+                },
+            };
+            self.progress.inc_objects(1);
+            let (status, bytes, reason) = match outcome {
+                Outcome::Ok(n) => {
+                    crate::commands::log_summary("verify_backup", path, n, started);
+                    ("OK", Some(n), None)
+                }
+                Outcome::Failed(reason) => {
+                    log::error!("verify_backup {path}: {reason}");
+                    ("FAILED", None, Some(reason))
+                }
+                Outcome::Unrecorded => {
+                    log::warn!("verify_backup {path}: no checksum record; not verified");
+                    ("UNRECORDED", None, None)
+                }
+            };
+            self.record(Line {
+                status,
+                path: path.clone(),
+                backup: backup.clone(),
+                bytes,
+                reason,
+            });
+        }
+    }
+
+    /// Keeps a result and prints its line (unless the output is JSON).
+    pub(super) fn record(&self, line: Line) {
+        if !self.json {
+            self.print(&line.text());
+        }
+        if let Ok(mut l) = self.lines.lock() {
+            l.push(line);
+        }
+    }
+
+    pub(super) fn lines(&self) -> Vec<Line> {
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// One line on standard output, flushed so progress shows in a pipe.
+    pub(super) fn print(&self, line: &str) {
+        self.progress.suspend(|| {
+            let mut out = std::io::stdout().lock();
+            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                self.stdout_gone.store(true, Ordering::Relaxed);
+            }
+        })
+    }
+}
+
+pub(super) fn size_reason(is: u64, want: u64, toc: &str) -> String {
+    format!("it is {is} bytes but its segment TOC {toc} says {want} (truncated or replaced)")
+}
+
+/// Reads the object at `path` and checks it against its records. A check
+/// that fails while the record changed under it (the object was rewritten
+/// meanwhile) is repeated once against the new state.
+pub(super) fn check_object(storage: &dyn Storage, path: &str, progress: &Progress) -> Outcome {
+    match check_once(storage, path, progress) {
+        Ok(outcome) => outcome,
+        Err((e, used)) => {
+            let rewritten = e.kind() == ErrorKind::Integrity
+                && integrity::load(storage, path).is_ok_and(|now| now != used);
+            if !rewritten {
+                return Outcome::Failed(reason(&e, path));
+            }
+            log::info!("verify_backup {path}: rewritten while being read; checking again");
+            match check_once(storage, path, progress) {
+                Ok(outcome) => outcome,
+                Err((e, _)) => Outcome::Failed(reason(&e, path)),
+            }
+        }
+    }
+}
+
+/// One attempt, through the repository's verified read of the whole object
+/// (as a restore reads it, one read in flight); on failure, the error and
+/// the entries it checked against. An object rewritten between its records
+/// and its open fails the check, and [`check_object`] repeats it.
+pub(super) fn check_once(
+    storage: &dyn Storage,
+    path: &str,
+    progress: &Progress,
+) -> std::result::Result<Outcome, (Error, Vec<Entry>)> {
+    let recorded = repo::open_recorded(storage, path, 0).map_err(|e| {
+        let e = match e {
+            Opening::Records(e) => e,
+            Opening::Object(e) if e.kind() == ErrorKind::NotFound => {
+                Error::not_found("it no longer exists (deleted while verifying?)")
+            }
+            Opening::Object(e) => e.context("cannot open it"),
+        };
+        (e, Vec::new())
+    })?;
+    if recorded.entries().is_empty() {
+        return Ok(Outcome::Unrecorded);
+    }
+    let entries = recorded.entries().to_vec();
+    let object = match recorded.whole() {
+        Ok(object) => object,
+        Err(e) => return Err((e, entries)),
+    };
+    match object.read_into(CountingSink(progress.clone()), 1) {
+        Ok(n) => Ok(Outcome::Ok(n)),
+        Err(e) => Err((e, entries)),
+    }
+}
+
+/// The error as the reason of a FAILED line, without repeating the path.
+pub(super) fn reason(e: &Error, path: &str) -> String {
+    let m = e.message();
+    // "<path> is 3 bytes but ..." reads "it is 3 bytes but ..." after the path.
+    m.strip_prefix(path)
+        .map(|rest| rest.trim_start())
+        .filter(|rest| !rest.is_empty())
+        .map(|rest| match rest.strip_prefix("is ") {
+            Some(_) => format!("it {rest}"),
+            None => rest.to_string(),
+        })
+        .unwrap_or_else(|| m.to_string())
+}

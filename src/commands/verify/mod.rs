@@ -1,0 +1,473 @@
+//! verify_backup: checks that a backup is complete and undamaged, the way
+//! a restore would find it, writing nothing.
+//!
+//! When the backup's folder holds gpbackup's manifest (its config or its
+//! TOC), every object a restore of it opens is derived from the manifest
+//! (`backups::manifest`: earlier backups of an incremental's restore plan
+//! included) and each must be present, match its checksum record, and for
+//! an uncompressed single data file have the size its segment TOC implies.
+//! Without a manifest, a warning says so and every stored object of the
+//! folder is checked against its record (a missing object cannot be found).
+//!
+//! Output, on standard output, one line per object as it finishes (in the
+//! order they finish):
+//!
+//! ```text
+//! MISSING <path>: <what it is>
+//! OK <path> <bytes>
+//! FAILED <path>: <reason>
+//! UNRECORDED <path>
+//! EXTRA <path> <bytes>
+//! ```
+//!
+//! then, with a manifest, `BACKUP <ts> <VERDICT>: ...` per backup involved
+//! (COMPLETE, UNVERIFIED, DAMAGED, INCOMPLETE, FAILED), and `SUMMARY ...` with
+//! the counts, bytes and speed. `--json` prints one JSON document instead.
+//! Paths are relative to the config's `directory`. `EXTRA` objects are in
+//! the backup's folder but not in its manifest: reported, not read, not a
+//! failure. Objects that appeared while it ran (listed at the end but not at
+//! the start) get a `NEW <path> <bytes>` line: not checked, and not a
+//! failure. The command fails when an object is missing or failed, when the
+//! backup is incomplete or gpbackup recorded it as failed, or when an object
+//! has no record and `--allow-unrecorded` was not given.
+//!
+//! It only reads: a backup being written at the same time is not disturbed
+//! (temporaries are never listed, and an object renamed into place after the
+//! listing is left for the next run), and an object that disappears or
+//! cannot be read fails alone while the others are still checked. On a
+//! terminal, progress is drawn on stderr (`process::progress`).
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::about::PLUGIN_NAME;
+use crate::backups::manifest::Manifest;
+use crate::error::{Error, Result};
+use crate::process::progress::Progress;
+use crate::protocol::keys::Timestamp;
+use crate::storage::{ObjectInfo, Storage};
+
+use super::Context;
+
+mod check;
+mod verdict;
+
+use check::{Line, Run, Target};
+use verdict::{verdict_text, verdicts, BackupVerdict, Verdict};
+
+/// Objects read at once, each by its own thread with its own storage handle
+/// (a DD Boost connection): enough to keep a Data Domain or a disk busy
+/// while one stream waits, few enough not to crowd out a running backup.
+pub const READERS: usize = 4;
+
+/// Verifies backup `ts` (all segments; with a manifest, every object a
+/// restore opens). Prints one line per object, the verdicts and a summary on
+/// standard output (or one JSON document with `json`), logs the summary,
+/// and fails when anything is missing, damaged or (unless
+/// `allow_unrecorded`) unrecorded. A backup with no objects is an error of
+/// kind `NotFound`.
+pub fn verify_backup(
+    ctx: &Context,
+    ts: &Timestamp,
+    allow_unrecorded: bool,
+    json: bool,
+) -> Result<()> {
+    let storage = ctx.storage()?;
+    let (objects, manifest) = read_backup(storage.as_ref(), ts)?;
+    let plan = plan(ts, &objects, manifest.as_ref());
+    let (run, secs) = check_all(ctx, storage.as_ref(), ts, &plan, manifest.is_some(), json)?;
+    for line in plan.extra.iter().cloned() {
+        log::info!(
+            "verify_backup {}: not named by the manifest; not checked",
+            line.path
+        );
+        run.record(line);
+    }
+    let appeared = appeared(storage.as_ref(), ts, &objects, &run);
+    let lines = run.lines();
+    let report = Report::new(
+        ts,
+        &plan,
+        manifest.as_ref(),
+        &lines,
+        secs,
+        appeared,
+        allow_unrecorded,
+    );
+    if json {
+        run.print(&json_doc(ts, &plan, manifest.is_some(), &report, &lines).to_string());
+    } else {
+        for v in &report.verdicts {
+            run.print(&verdict_text(v, ts.as_str()));
+        }
+        run.print(&format!("SUMMARY {}", report.summary));
+    }
+    let bad = report.bad(allow_unrecorded);
+    if bad {
+        log::error!("verify_backup: {}", report.summary);
+    } else {
+        log::info!("verify_backup: {}", report.summary);
+    }
+    if run.stdout_gone.load(Ordering::Relaxed) {
+        return Err(Error::broken_pipe());
+    }
+    outcome(ts, &plan, &report, bad, allow_unrecorded)
+}
+
+/// The backup's stored objects (none is an error of kind `NotFound`) and
+/// its manifest, if it has one.
+fn read_backup(
+    storage: &dyn Storage,
+    ts: &Timestamp,
+) -> Result<(Vec<ObjectInfo>, Option<Manifest>)> {
+    let prefix = ts.prefix();
+    let objects = storage.list(&prefix).map_err(|e| {
+        e.context(format!(
+            "verify_backup: cannot list backup {ts} in {}",
+            storage.describe()
+        ))
+    })?;
+    if objects.is_empty() {
+        return Err(Error::not_found(format!(
+            "backup {ts} not found in {}: no objects below {prefix}; check the timestamp and that the plugin config points at the storage the backup was written to",
+            storage.describe()
+        )));
+    }
+    let manifest = Manifest::read(storage, ts, &objects).map_err(|e| {
+        e.context(format!(
+            "verify_backup: cannot read the manifest of backup {ts}"
+        ))
+    })?;
+    Ok((objects, manifest))
+}
+
+/// Checks the plan's targets with up to [`READERS`] reader threads, after
+/// recording its missing objects; returns the run and the seconds it took.
+fn check_all(
+    ctx: &Context,
+    storage: &dyn Storage,
+    ts: &Timestamp,
+    plan: &Plan,
+    has_manifest: bool,
+    json: bool,
+) -> Result<(Run, f64)> {
+    let targets = &plan.targets;
+    let total: u64 = targets.iter().map(|t| t.listed).sum();
+    let readers = READERS.min(targets.len()).max(1);
+    log::info!(
+        "verify_backup: checking {} objects ({total} bytes) of backup {ts} in {} with {readers} readers{}",
+        targets.len(),
+        storage.describe(),
+        if has_manifest {
+            format!(", {} named by its manifest are missing", plan.missing.len())
+        } else {
+            String::new()
+        }
+    );
+    let progress = Progress::start("verify_backup", targets.len() as u64, total);
+    let run = Run::new(targets, json, progress.clone());
+    for line in &plan.missing {
+        log::error!(
+            "verify_backup {}: missing ({})",
+            line.path,
+            line.reason.as_deref().unwrap_or("")
+        );
+        run.record(line.clone());
+    }
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 1..readers {
+            scope.spawn(|| match ctx.storage() {
+                Ok(s) => run.work(s.as_ref()),
+                // The other readers take its share.
+                Err(e) => log::warn!("verify_backup: one reader could not connect: {e}"),
+            });
+        }
+        run.work(storage);
+    });
+    progress.finish();
+    let secs = started.elapsed().as_secs_f64();
+    if run.stdout_gone.load(Ordering::Relaxed) {
+        return Err(Error::broken_pipe());
+    }
+    Ok((run, secs))
+}
+
+/// Objects committed while this ran: reported (`NEW` lines), not checked.
+/// Returns how many.
+fn appeared(storage: &dyn Storage, ts: &Timestamp, objects: &[ObjectInfo], run: &Run) -> usize {
+    let seen: HashSet<&str> = objects.iter().map(|o| o.path.as_str()).collect();
+    let appeared: Vec<ObjectInfo> = match storage.list(&ts.prefix()) {
+        Ok(now) => now
+            .into_iter()
+            .filter(|o| !seen.contains(o.path.as_str()))
+            .collect(),
+        Err(e) => {
+            log::warn!("verify_backup: cannot list backup {ts} again to see new objects: {e}");
+            Vec::new()
+        }
+    };
+    for o in &appeared {
+        run.record(Line {
+            status: "NEW",
+            path: o.path.clone(),
+            backup: ts.to_string(),
+            bytes: Some(o.size),
+            reason: None,
+        });
+        log::info!(
+            "verify_backup: {} appeared while verifying; not checked",
+            o.path
+        );
+    }
+    appeared.len()
+}
+
+/// The counts of a run, the verdicts and the summary line.
+struct Report {
+    named: usize,
+    bytes: u64,
+    secs: f64,
+    ok: usize,
+    failed: usize,
+    unrecorded: usize,
+    extra: usize,
+    appeared: usize,
+    verdicts: Vec<BackupVerdict>,
+    summary: String,
+}
+
+impl Report {
+    fn new(
+        ts: &Timestamp,
+        plan: &Plan,
+        manifest: Option<&Manifest>,
+        lines: &[Line],
+        secs: f64,
+        appeared: usize,
+        allow_unrecorded: bool,
+    ) -> Report {
+        let count = |status: &str| lines.iter().filter(|l| l.status == status).count();
+        let (ok, failed, unrecorded) = (count("OK"), count("FAILED"), count("UNRECORDED"));
+        let bytes: u64 = lines
+            .iter()
+            .filter(|l| l.status == "OK")
+            .filter_map(|l| l.bytes)
+            .sum();
+        let verdicts = manifest
+            .map(|m| verdicts(m, lines, allow_unrecorded))
+            .unwrap_or_default();
+        let mbps = if secs > 0.0 {
+            bytes as f64 / secs / 1e6
+        } else {
+            0.0
+        };
+        let named = plan.targets.len() + plan.missing.len();
+        let mut summary = format!(
+            "backup {ts}: {named} objects, {bytes} bytes verified in {secs:.3} s ({mbps:.1} MB/s): {ok} OK, {failed} FAILED, {unrecorded} UNRECORDED"
+        );
+        let extra = count("EXTRA");
+        if manifest.is_some() {
+            summary.push_str(&format!(", {} MISSING", plan.missing.len()));
+            if extra > 0 {
+                summary.push_str(&format!(", {extra} EXTRA (not in the manifest)"));
+            }
+        }
+        if appeared > 0 {
+            summary.push_str(&format!(", {appeared} NEW (not checked)"));
+        }
+        if let Some(v) = verdicts.last() {
+            summary.push_str(&format!(": {}", v.verdict.word()));
+        }
+        Report {
+            named,
+            bytes,
+            secs,
+            ok,
+            failed,
+            unrecorded,
+            extra,
+            appeared,
+            verdicts,
+            summary,
+        }
+    }
+
+    /// The backup's own verdict (with a manifest).
+    fn own(&self) -> Option<&BackupVerdict> {
+        self.verdicts.last()
+    }
+
+    /// Whether the command fails.
+    fn bad(&self, allow_unrecorded: bool) -> bool {
+        match self.own() {
+            Some(v) => {
+                v.verdict > Verdict::Unverified
+                    || (v.verdict == Verdict::Unverified && !allow_unrecorded)
+            }
+            None => self.failed > 0 || (self.unrecorded > 0 && !allow_unrecorded),
+        }
+    }
+}
+
+/// The `--json` document.
+fn json_doc(
+    ts: &Timestamp,
+    plan: &Plan,
+    has_manifest: bool,
+    report: &Report,
+    lines: &[Line],
+) -> Value {
+    json!({
+        "timestamp": ts.as_str(),
+        "manifest": has_manifest,
+        "warning": plan.warning,
+        "verdict": report.own().map(|v| v.verdict.word()),
+        "backups": report.verdicts.iter().map(|v| json!({
+            "timestamp": v.ts,
+            "verdict": v.verdict.word(),
+            "reasons": v.reasons,
+            "objects": v.objects,
+        })).collect::<Vec<_>>(),
+        "objects": lines.iter().map(|l| json!({
+            "status": l.status,
+            "path": l.path,
+            "backup": l.backup,
+            "bytes": l.bytes,
+            "reason": l.reason,
+        })).collect::<Vec<_>>(),
+        "summary": {
+            "objects": report.named,
+            "bytes": report.bytes,
+            "seconds": report.secs,
+            "ok": report.ok,
+            "failed": report.failed,
+            "unrecorded": report.unrecorded,
+            "missing": plan.missing.len(),
+            "extra": report.extra,
+            "new": report.appeared,
+        },
+    })
+}
+
+/// The command's result: the one error line when it fails (`bad`), else
+/// the warning of a backup without a manifest on stderr.
+fn outcome(
+    ts: &Timestamp,
+    plan: &Plan,
+    report: &Report,
+    bad: bool,
+    allow_unrecorded: bool,
+) -> Result<()> {
+    if let Some(v) = report.own().filter(|_| bad) {
+        return Err(Error::integrity(format!(
+            "backup {ts} is {}: {} (see the BACKUP{} lines on standard output)",
+            v.verdict.word(),
+            v.reasons.join("; "),
+            if plan.missing.is_empty() {
+                ""
+            } else {
+                " and MISSING"
+            }
+        )));
+    }
+    // Without a manifest: the warning goes with the one error line, or
+    // alone on stderr after a success.
+    let note = match &plan.warning {
+        Some(w) => format!("; note: {w}"),
+        None => String::new(),
+    };
+    let (failed, unrecorded, named) = (report.failed, report.unrecorded, report.named);
+    if failed > 0 {
+        return Err(Error::integrity(format!(
+            "backup {ts}: {failed} of {named} objects failed verification (see the FAILED lines on standard output){note}"
+        )));
+    }
+    if unrecorded > 0 && !allow_unrecorded {
+        return Err(Error::integrity(format!(
+            "backup {ts}: {unrecorded} of {named} objects have no checksum record and cannot be verified (see the UNRECORDED lines; written by another tool? --allow-unrecorded accepts them){note}"
+        )));
+    }
+    if let Some(w) = &plan.warning {
+        eprintln!("{PLUGIN_NAME} verify_backup: warning: {w}");
+    }
+    Ok(())
+}
+
+/// What to read, and what is already known missing or extra.
+struct Plan {
+    targets: Vec<Target>,
+    missing: Vec<Line>,
+    extra: Vec<Line>,
+    /// Without a manifest: why completeness is not checked.
+    warning: Option<String>,
+}
+
+/// The objects to read: with a manifest, those a restore opens (the missing
+/// ones as MISSING lines, the folder's others as EXTRA lines); without one,
+/// every stored object of the folder.
+fn plan(ts: &Timestamp, objects: &[ObjectInfo], manifest: Option<&Manifest>) -> Plan {
+    let mut missing = Vec::new();
+    let mut extra = Vec::new();
+    let mut warning = None;
+    let targets: Vec<Target> = match manifest {
+        None => {
+            let w = format!(
+                "backup {ts} has no gpbackup manifest (neither gpbackup_{ts}_config.yaml nor gpbackup_{ts}_toc.yaml): its stored objects are checked against their checksum records only, so a missing object cannot be found"
+            );
+            log::warn!("verify_backup: {w}");
+            warning = Some(w);
+            objects
+                .iter()
+                .map(|o| Target {
+                    path: o.path.clone(),
+                    backup: ts.to_string(),
+                    listed: o.size,
+                    size: None,
+                })
+                .collect()
+        }
+        Some(m) => {
+            let mut seen = HashSet::new();
+            let mut targets = Vec::new();
+            for e in m.expected.iter().filter(|e| seen.insert(e.path.clone())) {
+                match m.stored_size(&e.path) {
+                    Some(listed) => targets.push(Target {
+                        path: e.path.clone(),
+                        backup: e.backup.clone(),
+                        listed,
+                        size: e.size.clone(),
+                    }),
+                    None => missing.push(Line {
+                        status: "MISSING",
+                        path: e.path.clone(),
+                        backup: e.backup.clone(),
+                        bytes: None,
+                        reason: Some(e.what.clone()),
+                    }),
+                }
+            }
+            extra = m
+                .extra
+                .iter()
+                .map(|o| Line {
+                    status: "EXTRA",
+                    path: o.path.clone(),
+                    backup: ts.to_string(),
+                    bytes: Some(o.size),
+                    reason: None,
+                })
+                .collect();
+            targets
+        }
+    };
+    Plan {
+        targets,
+        missing,
+        extra,
+        warning,
+    }
+}

@@ -1,0 +1,92 @@
+//! Upload: the input read into reusable buffers on one thread, written to
+//! storage on the calling thread.
+
+use std::io::{self, Read};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::data::integrity::{Entry, Hasher};
+use crate::error::{Error, Result};
+use crate::storage::ObjectWriter;
+
+use super::{BLOCK, QUEUE};
+
+pub(super) enum Filled {
+    Data(Vec<u8>, usize),
+    End(Box<Entry>),
+    Failed(io::Error),
+}
+
+/// Reads until `buf` is full or the input ends; returns the count.
+pub(super) fn fill(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+pub(super) fn buffer_pool(n: usize, size: usize) -> (Sender<Vec<u8>>, Receiver<Vec<u8>>) {
+    let (tx, rx) = bounded(n);
+    for _ in 0..n {
+        tx.send(vec![0u8; size]).expect("pool has room");
+    }
+    (tx, rx)
+}
+
+/// Copies all of `input` into `writer` in whole blocks (only the last may be
+/// short) and returns the record entry (size, digests) of what was written. Idle input is waited
+/// for without limit. `source` names the input in error messages.
+pub fn upload(
+    input: Box<dyn Read + Send>,
+    writer: &mut dyn ObjectWriter,
+    source: &str,
+) -> Result<Entry> {
+    let block = writer.block_size().clamp(4096, BLOCK);
+    let (free_tx, free_rx) = buffer_pool(QUEUE + 1, block);
+    let (full_tx, full_rx) = bounded::<Filled>(QUEUE);
+    let mut input = input;
+    std::thread::Builder::new()
+        .name("reader".into())
+        .spawn(move || {
+            let mut hasher = Hasher::new();
+            while let Ok(mut buf) = free_rx.recv() {
+                match fill(&mut input, &mut buf) {
+                    Ok(n) => {
+                        hasher.update(&buf[..n]);
+                        if n > 0 && full_tx.send(Filled::Data(buf, n)).is_err() {
+                            return;
+                        }
+                        if n < block {
+                            let _ = full_tx.send(Filled::End(Box::new(hasher.finish())));
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = full_tx.send(Filled::Failed(e));
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|e| Error::io(format!("cannot start reader thread: {e}")))?;
+    for msg in full_rx.iter() {
+        match msg {
+            Filled::Data(buf, n) => {
+                writer.write(&buf[..n])?;
+                // The reader may have stopped; then the buffer is not needed.
+                let _ = free_tx.send(buf);
+            }
+            Filled::End(entry) => return Ok(*entry),
+            Filled::Failed(e) => {
+                return Err(Error::io(format!("cannot read {source}: {e}")));
+            }
+        }
+    }
+    Err(Error::io(format!("reading {source} stopped unexpectedly")))
+}
