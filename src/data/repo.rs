@@ -8,16 +8,14 @@
 use std::fs::File;
 use std::io::Read;
 use std::ops::Range;
-use std::time::Instant;
 
 use crate::data::integrity::{self, Entry};
 use crate::data::stream::{self, Verify};
 use crate::error::{Error, ErrorKind, Result};
-use crate::process::logging::log_summary;
 use crate::process::signals;
 use crate::process::{journal, pause};
 use crate::protocol::offsets;
-use crate::storage::{commit_closed, ObjectReader, Replica, Storage};
+use crate::storage::{commit_closed, ObjectReader, Storage};
 
 /// What a write is: for its messages and the journal of its temporaries.
 pub struct Write<'a> {
@@ -41,11 +39,9 @@ pub struct Stored {
 /// new object readable whatever step is interrupted (see `integrity`): data
 /// to a temporary (closed before anything else is opened), its record
 /// staged, data renamed into place (the commit point: from here on the
-/// command succeeds), record renamed into place. When the storage mirrors
-/// writes to a replica (`replication: on`), the replica gets the object, in
-/// the same steps, before the primary's commit, so that a failed replica
-/// copy leaves the primary's old object. The temporary is in the journal of
-/// the backup's temporaries until the commit is done.
+/// command succeeds), record renamed into place. A storage that mirrors its
+/// changes to a replica does so in each of these calls. The temporary is in
+/// the journal of the backup's temporaries until the commit is done.
 pub fn store(
     storage: &dyn Storage,
     path: &str,
@@ -67,9 +63,6 @@ pub fn store(
     signals::check().map_err(fail)?;
     pause::pause("data-written");
     let closed = writer.close().map_err(fail)?;
-    if let Some(replica) = storage.replica().filter(|r| r.mirrors_writes()) {
-        replicate(write.command, replica, path, closed.temp(), entry.clone())?;
-    }
     integrity::stage(storage, path, entry).map_err(fail)?;
     pause::pause("record-staged");
     signals::commit_point(|| commit_closed(closed)).map_err(fail)?;
@@ -78,32 +71,6 @@ pub fn store(
     journal.done();
     pause::pause("record-committed");
     Ok(Stored { size })
-}
-
-/// Copies the primary's closed temporary `temp` of `path` to the replica and
-/// commits it there in the same three steps: the object is there, whole,
-/// before the primary's commit.
-fn replicate(
-    command: &str,
-    replica: &dyn Replica,
-    path: &str,
-    temp: &str,
-    entry: Entry,
-) -> Result<()> {
-    let started = Instant::now();
-    let remote = replica.storage();
-    let fail = |e: Error| {
-        e.context(format!(
-            "{command} of {path}: replication to {} failed; the object is left as it was on the primary",
-            remote.describe()
-        ))
-    };
-    let (closed, n) = replica.copy_closed(temp, path).map_err(fail)?;
-    integrity::stage(remote, path, entry).map_err(fail)?;
-    commit_closed(closed).map_err(fail)?;
-    integrity::publish_committed(remote, path);
-    log_summary(&format!("{command} (replication)"), path, n, started);
-    Ok(())
 }
 
 /// Which bytes of an object a read wants.

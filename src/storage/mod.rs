@@ -183,10 +183,6 @@ pub trait Replica {
     /// The replica itself, for its folders and checksum records.
     fn storage(&self) -> &dyn Storage;
 
-    /// Whether every committed object must reach the replica before a
-    /// command reports success (`replication: on`).
-    fn mirrors_writes(&self) -> bool;
-
     /// Copies the primary's file `from` (an object, or the closed temporary
     /// of one being written) to a temporary for the object `to` on the
     /// replica, and closes it: renamed into place, it replaces `to` there.

@@ -8,12 +8,13 @@
 //! renamed into place after `ddp_close_file` finalised them; every failure
 //! path unlinks the temporary (logging in again if the connection was lost).
 //! Only `DD_ERR_NOT_FOUND` means an object is absent: every other SDK error
-//! fails the command. With a replica (option `replication: on`), committed
-//! objects are copied to the remote system with managed file replication
-//! (`ddp_filecopy_*`) before the command reports success.
+//! fails the command. With a replica (option `replication: on`), every change
+//! is made on the remote system first, objects copied there with managed
+//! file replication (`ddp_filecopy_*`), then on this one (`mirror.rs`).
 
 pub mod config;
 mod connect;
+mod mirror;
 mod read;
 mod replica;
 mod streams;
@@ -28,6 +29,7 @@ use super::{
 use crate::about::PLUGIN_NAME;
 use crate::error::{Error, Result};
 use config::{DdBoostConfig, DdTarget};
+use mirror::{replica_first, MirroredWriter};
 use replica::DdReplica;
 pub use system::System;
 
@@ -144,11 +146,14 @@ impl DdBoostStorage {
     }
 
     /// The replica, when changes are mirrored to it (replication: on).
-    fn mirror(&self) -> Option<&System> {
-        self.replica
-            .as_ref()
-            .filter(|r| r.mirror)
-            .map(|r| &r.remote)
+    fn mirror(&self) -> Option<&DdReplica> {
+        self.replica.as_ref().filter(|r| r.mirror)
+    }
+
+    /// Applies `change` to the replica first when changes are mirrored,
+    /// then to this system.
+    fn mirrored<T>(&self, what: &str, change: impl Fn(&System) -> Result<T>) -> Result<T> {
+        replica_first(self.mirror(), &self.local, what, change)
     }
 }
 
@@ -158,15 +163,19 @@ impl Storage for DdBoostStorage {
     }
 
     fn create_dir_all(&self, dir: &str) -> Result<()> {
-        self.local.create_dir_all(dir)?;
-        if let Some(remote) = self.mirror() {
-            remote.create_dir_all(dir)?;
-        }
-        Ok(())
+        self.mirrored(dir, |s| s.create_dir_all(dir))
     }
 
     fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
-        self.local.create(path)
+        let writer = self.local.create(path)?;
+        Ok(match self.mirror() {
+            Some(r) => Box::new(MirroredWriter {
+                inner: writer,
+                target: path.to_string(),
+                replica: r.clone(),
+            }),
+            None => writer,
+        })
     }
 
     fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
@@ -190,36 +199,36 @@ impl Storage for DdBoostStorage {
     }
 
     fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
-        let s = self.local.delete_dir_all(dir)?;
-        if let Some(remote) = self.mirror() {
-            let r = remote.delete_dir_all(dir)?;
-            log::info!(
-                "deleted {} files of {dir} from the replica {}",
-                r.files,
-                remote.describe()
-            );
-        }
-        Ok(s)
+        self.mirrored(dir, |s| {
+            let summary = s.delete_dir_all(dir)?;
+            if !std::ptr::eq(s, &self.local) {
+                log::info!(
+                    "deleted {} files of {dir} from the replica {}",
+                    summary.files,
+                    s.describe()
+                );
+            }
+            Ok(summary)
+        })
     }
 
     fn delete(&self, path: &str) -> Result<bool> {
-        self.local.delete(path)
+        self.mirrored(path, |s| s.delete(path))
     }
 
+    /// On the replica and on this system, whatever happened on the replica.
     fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
-        let local = self.local.remove_dir_if_empty(dir);
-        // The replica's copy goes too, whatever happened locally.
         let remote = match self.mirror() {
-            Some(r) => r.remove_dir_if_empty(dir),
+            Some(r) => r.remote.remove_dir_if_empty(dir),
             None => Ok(false),
         };
-        let removed = local?;
+        let removed = self.local.remove_dir_if_empty(dir)?;
         remote?;
         Ok(removed)
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
-        self.local.rename(from, to)
+        self.mirrored(to, |s| s.rename(from, to))
     }
 
     fn replica(&self) -> Option<&dyn Replica> {

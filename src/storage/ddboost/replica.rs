@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::storage::{ClosedObject, ObjectWriter, Replica, Storage};
 
 /// The remote system and the primary it copies from.
+#[derive(Clone)]
 pub(super) struct DdReplica {
     pub(super) primary: System,
     pub(super) remote: System,
@@ -24,10 +25,6 @@ pub(super) struct DdReplica {
 impl Replica for DdReplica {
     fn storage(&self) -> &dyn Storage {
         &self.remote
-    }
-
-    fn mirrors_writes(&self) -> bool {
-        self.mirror
     }
 
     fn streams(&self) -> usize {
