@@ -15,7 +15,8 @@
 //! 8. `config`: the config file's options, typed option access, secrets;
 //! 9. `protocol`: the command line, object keys, offsets files;
 //! 10. `process`: the log, signals, temporary names, test pause points;
-//! 11. `about`, `error`: the plugin's name and versions; the error type.
+//! 11. `path`: storage paths (`StoragePath`), checked once where they are built;
+//! 12. `about`, `error`: the plugin's name and versions; the error type.
 
 #![forbid(unsafe_code)]
 
@@ -28,6 +29,7 @@ pub mod config;
 pub mod crypto;
 pub mod data;
 pub mod error;
+pub mod path;
 pub mod process;
 pub mod protocol;
 pub mod storage;

@@ -37,7 +37,7 @@
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::storage::{split_path, ObjectReader, Storage};
+use crate::storage::{ObjectReader, Storage, StoragePath};
 
 const MAGIC_V1: &str = "gpbackup_ddboost_plugin checksum v1";
 const MAGIC_V2: &str = "gpbackup_ddboost_plugin checksum v2";
@@ -224,22 +224,17 @@ fn decode_v1(text: &str) -> Option<Checksum> {
 }
 
 /// Path of the checksum record of the object at `path`.
-pub fn record_path(path: &str) -> String {
-    let (dir, name) = split_path(path);
-    if dir.is_empty() {
-        format!(".{name}.checksum")
-    } else {
-        format!("{dir}/.{name}.checksum")
-    }
+pub fn record_path(path: &StoragePath) -> Result<StoragePath> {
+    Ok(path.sibling(&format!(".{}.checksum", path.file_name()))?)
 }
 
 /// Path of the record staged by a write that has not finished committing.
-pub fn staged_path(path: &str) -> String {
-    format!("{}.next", record_path(path))
+pub fn staged_path(path: &StoragePath) -> Result<StoragePath> {
+    Ok(path.sibling(&format!(".{}.checksum.next", path.file_name()))?)
 }
 
 /// Writes `text` as the object `path`, committed atomically.
-fn write_small(storage: &dyn Storage, path: &str, text: &str) -> Result<()> {
+fn write_small(storage: &dyn Storage, path: &StoragePath, text: &str) -> Result<()> {
     let mut w = storage.create(path)?;
     let block = w.block_size().max(4096);
     for chunk in text.as_bytes().chunks(block) {
@@ -251,8 +246,8 @@ fn write_small(storage: &dyn Storage, path: &str, text: &str) -> Result<()> {
 /// Step 1 of a commit: stages `entry` as the record of `path`, keeping the
 /// entries an interrupted earlier write staged (one of them may describe the
 /// data in place).
-pub fn stage(storage: &dyn Storage, path: &str, entry: Entry) -> Result<()> {
-    let staged = staged_path(path);
+pub fn stage(storage: &dyn Storage, path: &StoragePath, entry: Entry) -> Result<()> {
+    let staged = staged_path(path)?;
     let mut entries = vec![entry];
     if let Some(earlier) = read_record(storage, &staged)? {
         entries.extend(earlier.into_iter().filter(|e| e.blocks.is_some()));
@@ -261,28 +256,28 @@ pub fn stage(storage: &dyn Storage, path: &str, entry: Entry) -> Result<()> {
 }
 
 /// Step 3 of a commit: the staged record becomes the record.
-pub fn publish(storage: &dyn Storage, path: &str) -> Result<()> {
-    storage.rename(&staged_path(path), &record_path(path))
+pub fn publish(storage: &dyn Storage, path: &StoragePath) -> Result<()> {
+    storage.rename(&staged_path(path)?, &record_path(path)?)
 }
 
 /// Step 3 after step 2 succeeded: the write is committed whatever happens
 /// here, so a failure is a warning (readers take the staged record's
 /// entries, and the next write of the object carries them over).
-pub fn publish_committed(storage: &dyn Storage, path: &str) {
+pub fn publish_committed(storage: &dyn Storage, path: &StoragePath) {
     if let Err(e) = publish(storage, path) {
         log::warn!(
-            "{path} is stored on {}, but its checksum record could not be renamed into place ({e}); restores read the staged record {}, and the next write of {path} finishes this",
+            "{path} is stored on {}, but its checksum record could not be renamed into place ({e}); restores read the staged record .{}.checksum.next beside it, and the next write of {path} finishes this",
             storage.describe(),
-            staged_path(path)
+            path.file_name()
         );
     }
 }
 
 /// Every entry that may describe the object at `path`: those of its record
 /// and of a staged record. Empty when there is neither.
-pub fn load(storage: &dyn Storage, path: &str) -> Result<Vec<Entry>> {
-    let mut entries = read_record(storage, &record_path(path))?.unwrap_or_default();
-    if let Some(staged) = read_record(storage, &staged_path(path))? {
+pub fn load(storage: &dyn Storage, path: &StoragePath) -> Result<Vec<Entry>> {
+    let mut entries = read_record(storage, &record_path(path)?)?.unwrap_or_default();
+    if let Some(staged) = read_record(storage, &staged_path(path)?)? {
         entries.extend(staged);
     }
     Ok(entries)
@@ -312,7 +307,7 @@ pub fn entries_for(
 }
 
 /// Reads and decodes the record at `rec`; None when there is none.
-fn read_record(storage: &dyn Storage, rec: &str) -> Result<Option<Vec<Entry>>> {
+fn read_record(storage: &dyn Storage, rec: &StoragePath) -> Result<Option<Vec<Entry>>> {
     let mut r = match storage.open(rec) {
         Ok(r) => r,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -359,8 +354,9 @@ mod tests {
         let cut: Vec<&str> = text.lines().collect();
         let short = cut[..cut.len() - 1].join("\n");
         assert_eq!(decode(&short), None);
-        assert_eq!(record_path("a/b/name"), "a/b/.name.checksum");
-        assert_eq!(staged_path("a/b/name"), "a/b/.name.checksum.next");
+        let path = StoragePath::parse("a/b/name").unwrap();
+        assert_eq!(record_path(&path).unwrap(), "a/b/.name.checksum");
+        assert_eq!(staged_path(&path).unwrap(), "a/b/.name.checksum.next");
     }
 
     #[test]

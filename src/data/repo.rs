@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::process::signals;
 use crate::process::{journal, pause};
 use crate::protocol::offsets;
-use crate::storage::{commit_closed, ObjectReader, Storage};
+use crate::storage::{commit_closed, ObjectReader, Storage, StoragePath};
 
 /// What a write is: for its messages and the journal of its temporaries.
 pub struct Write<'a> {
@@ -44,7 +44,7 @@ pub struct Stored {
 /// the journal of the backup's temporaries until the commit is done.
 pub fn store(
     storage: &dyn Storage,
-    path: &str,
+    path: &StoragePath,
     input: Box<dyn Read + Send>,
     write: &Write,
 ) -> Result<Stored> {
@@ -90,7 +90,7 @@ pub enum Part<'a> {
 pub struct Verified<'s> {
     storage: &'s dyn Storage,
     reader: Box<dyn ObjectReader>,
-    path: String,
+    path: StoragePath,
     ranges: Vec<Range<u64>>,
     verify: Verify,
 }
@@ -99,7 +99,11 @@ pub struct Verified<'s> {
 /// first, so that no stream is held while waiting for another (a system's
 /// streams may all be taken); then the object, its first read at the first
 /// byte wanted; then the record entries that describe it are chosen.
-pub fn open_verified<'s>(storage: &'s dyn Storage, path: &str, part: Part) -> Result<Verified<'s>> {
+pub fn open_verified<'s>(
+    storage: &'s dyn Storage,
+    path: &StoragePath,
+    part: Part,
+) -> Result<Verified<'s>> {
     let first_read = match &part {
         Part::Whole => 0,
         Part::Ranges { ranges, .. } => offsets::merge(ranges).first().map_or(0, |r| r.start),
@@ -130,7 +134,7 @@ pub enum Opening {
 pub struct Recorded<'s> {
     storage: &'s dyn Storage,
     reader: Box<dyn ObjectReader>,
-    path: String,
+    path: StoragePath,
     entries: Vec<Entry>,
 }
 
@@ -138,7 +142,7 @@ pub struct Recorded<'s> {
 /// `first_read` (the first step of [`open_verified`]).
 pub fn open_recorded<'s>(
     storage: &'s dyn Storage,
-    path: &str,
+    path: &StoragePath,
     first_read: u64,
 ) -> std::result::Result<Recorded<'s>, Opening> {
     let entries = integrity::load(storage, path).map_err(Opening::Records)?;
@@ -146,7 +150,7 @@ pub fn open_recorded<'s>(
     Ok(Recorded {
         storage,
         reader,
-        path: path.to_string(),
+        path: path.clone(),
         entries,
     })
 }
@@ -234,7 +238,7 @@ fn subset_expected(
 
 impl Verified<'_> {
     /// The object's path.
-    pub fn path(&self) -> &str {
+    pub fn path(&self) -> &StoragePath {
         &self.path
     }
 

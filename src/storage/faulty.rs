@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{Error, Result};
 use crate::storage::{
     ClosedObject, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, ReaderFactory,
-    Replica, Storage,
+    Replica, Storage, StoragePath,
 };
 
 pub const VAR: &str = "GPBACKUP_DDBOOST_PLUGIN_FAULTS";
@@ -141,11 +141,11 @@ impl Storage for FaultyStorage {
     fn describe(&self) -> String {
         self.inner.describe()
     }
-    fn create_dir_all(&self, dir: &str) -> Result<()> {
+    fn create_dir_all(&self, dir: &StoragePath) -> Result<()> {
         self.faults.check("mkdir", dir)?;
         self.inner.create_dir_all(dir)
     }
-    fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
         let inner = self
             .faults
             .run("create", path, || self.inner.create(path))?;
@@ -155,7 +155,7 @@ impl Storage for FaultyStorage {
             path: path.to_string(),
         }))
     }
-    fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
+    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
         self.faults.check("stat", path)?;
         self.faults.check("open", path)?;
         let inner = self.inner.open(path)?;
@@ -165,7 +165,7 @@ impl Storage for FaultyStorage {
             path: path.to_string(),
         }))
     }
-    fn open_at(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+    fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
         self.faults.check("stat", path)?;
         self.faults.check("open", path)?;
         let inner = self.inner.open_at(path, first_read)?;
@@ -175,31 +175,31 @@ impl Storage for FaultyStorage {
             path: path.to_string(),
         }))
     }
-    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.faults.check("list", dir)?;
         self.inner.list(dir)
     }
-    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn list_all(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.faults.check("list", dir)?;
         self.inner.list_all(dir)
     }
-    fn list_names(&self, dir: &str) -> Result<Vec<String>> {
+    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
         self.faults.check("list", dir)?;
         self.inner.list_names(dir)
     }
-    fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
+    fn delete_dir_all(&self, dir: &StoragePath) -> Result<DeleteSummary> {
         self.faults.check("delete", dir)?;
         self.inner.delete_dir_all(dir)
     }
-    fn delete(&self, path: &str) -> Result<bool> {
+    fn delete(&self, path: &StoragePath) -> Result<bool> {
         self.faults.check("delete", path)?;
         self.inner.delete(path)
     }
-    fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
+    fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
         self.faults.check("delete", dir)?;
         self.inner.remove_dir_if_empty(dir)
     }
-    fn rename(&self, from: &str, to: &str) -> Result<()> {
+    fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()> {
         self.faults
             .run("rename", to, || self.inner.rename(from, to))
     }
@@ -247,7 +247,7 @@ struct FaultyClosed {
 }
 
 impl ClosedObject for FaultyClosed {
-    fn temp(&self) -> &str {
+    fn temp(&self) -> &StoragePath {
         self.inner.temp()
     }
     fn rename(&mut self) -> Result<()> {

@@ -15,14 +15,14 @@ use super::replica::DdReplica;
 use super::system::System;
 use crate::error::{Error, Result};
 use crate::process::logging::log_summary;
-use crate::storage::{commit_closed, ClosedObject, ObjectWriter, Replica};
+use crate::storage::{commit_closed, ClosedObject, ObjectWriter, Replica, StoragePath};
 
 /// Applies `change` to the replica (when there is one to mirror to), then,
 /// if that succeeded, to the primary; the primary's result is returned.
 pub(super) fn replica_first<T>(
     replica: Option<&DdReplica>,
     primary: &System,
-    what: &str,
+    what: &StoragePath,
     change: impl Fn(&System) -> Result<T>,
 ) -> Result<T> {
     if let Some(r) = replica {
@@ -32,7 +32,7 @@ pub(super) fn replica_first<T>(
 }
 
 /// A replica step's error, saying that the primary was left as it was.
-fn replica_failed(e: Error, what: &str, remote: &str) -> Error {
+fn replica_failed(e: Error, what: &StoragePath, remote: &str) -> Error {
     e.context(format!(
         "replication of {what} to {remote} failed; it is left as it was on the primary"
     ))
@@ -43,7 +43,7 @@ fn replica_failed(e: Error, what: &str, remote: &str) -> Error {
 pub(super) struct MirroredWriter {
     pub(super) inner: Box<dyn ObjectWriter>,
     /// The object being written.
-    pub(super) target: String,
+    pub(super) target: StoragePath,
     pub(super) replica: DdReplica,
 }
 
@@ -90,13 +90,13 @@ enum Copy {
 pub(super) struct MirroredClosed {
     primary: Box<dyn ClosedObject>,
     copy: Copy,
-    target: String,
+    target: StoragePath,
     /// The replica, for messages.
     remote: String,
 }
 
 impl ClosedObject for MirroredClosed {
-    fn temp(&self) -> &str {
+    fn temp(&self) -> &StoragePath {
         self.primary.temp()
     }
 

@@ -24,7 +24,8 @@ mod write;
 use ddboost_sys::{Instance, Library};
 
 use super::{
-    timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Remote, Replica, Storage,
+    timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Remote, Replica,
+    Storage, StoragePath,
 };
 use crate::about::PLUGIN_NAME;
 use crate::error::{Error, Result};
@@ -152,7 +153,7 @@ impl DdBoostStorage {
 
     /// Applies `change` to the replica first when changes are mirrored,
     /// then to this system.
-    fn mirrored<T>(&self, what: &str, change: impl Fn(&System) -> Result<T>) -> Result<T> {
+    fn mirrored<T>(&self, what: &StoragePath, change: impl Fn(&System) -> Result<T>) -> Result<T> {
         replica_first(self.mirror(), &self.local, what, change)
     }
 }
@@ -162,43 +163,43 @@ impl Storage for DdBoostStorage {
         self.local.describe()
     }
 
-    fn create_dir_all(&self, dir: &str) -> Result<()> {
+    fn create_dir_all(&self, dir: &StoragePath) -> Result<()> {
         self.mirrored(dir, |s| s.create_dir_all(dir))
     }
 
-    fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
         let writer = self.local.create(path)?;
         Ok(match self.mirror() {
             Some(r) => Box::new(MirroredWriter {
                 inner: writer,
-                target: path.to_string(),
+                target: path.clone(),
                 replica: r.clone(),
             }),
             None => writer,
         })
     }
 
-    fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
+    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
         self.local.open(path)
     }
 
-    fn open_at(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+    fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
         self.local.open_at(path, first_read)
     }
 
-    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.local.list(dir)
     }
 
-    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn list_all(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.local.list_all(dir)
     }
 
-    fn list_names(&self, dir: &str) -> Result<Vec<String>> {
+    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
         self.local.list_names(dir)
     }
 
-    fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
+    fn delete_dir_all(&self, dir: &StoragePath) -> Result<DeleteSummary> {
         self.mirrored(dir, |s| {
             let summary = s.delete_dir_all(dir)?;
             if !std::ptr::eq(s, &self.local) {
@@ -212,12 +213,12 @@ impl Storage for DdBoostStorage {
         })
     }
 
-    fn delete(&self, path: &str) -> Result<bool> {
+    fn delete(&self, path: &StoragePath) -> Result<bool> {
         self.mirrored(path, |s| s.delete(path))
     }
 
     /// On the replica and on this system, whatever happened on the replica.
-    fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
+    fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
         let remote = match self.mirror() {
             Some(r) => r.remote.remove_dir_if_empty(dir),
             None => Ok(false),
@@ -227,7 +228,7 @@ impl Storage for DdBoostStorage {
         Ok(removed)
     }
 
-    fn rename(&self, from: &str, to: &str) -> Result<()> {
+    fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()> {
         self.mirrored(to, |s| s.rename(from, to))
     }
 

@@ -15,8 +15,8 @@ use super::{DD_BLOCK, DIR_MODE, FILE_MODE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::signals::CleanupGuard;
 use crate::storage::{
-    join, split_path, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader,
-    ObjectWriter, Storage,
+    listed_child, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter,
+    Storage, StoragePath,
 };
 
 /// One system: a connection and the place on it.
@@ -266,7 +266,7 @@ impl System {
     /// right away, without asking whether its folder exists: the backup hook
     /// made it, so one round trip usually does; only "not found" makes the
     /// folders and opens again.
-    pub(super) fn create_writer(&self, path: &str) -> Result<DdWriter> {
+    pub(super) fn create_writer(&self, path: &StoragePath) -> Result<DdWriter> {
         self.create_writer_waiting(path, self.login.retry.stream_wait)
     }
 
@@ -274,11 +274,11 @@ impl System {
     /// (zero: fails at once when none is free).
     pub(super) fn create_writer_waiting(
         &self,
-        path: &str,
+        path: &StoragePath,
         wait: std::time::Duration,
     ) -> Result<DdWriter> {
-        let (dir, name) = split_path(path);
-        let rel_temp = join(dir, &temp_name(name));
+        let rel_temp = path.sibling(&temp_name(path.file_name()))?;
+        let dir = path.folder_and_name().0;
         let temp = self.full(&rel_temp);
         // Registered before the temporary exists, so that a signal arriving
         // right after ddp_open_file created it still removes it.
@@ -327,14 +327,14 @@ impl System {
     /// Files below `dir` (a file lists itself), sorted; '.' names only
     /// with `hidden`. A missing folder lists as empty; an entry removed while
     /// listing (the SDK says not found) is left out; any other error fails.
-    pub(super) fn walk(&self, dir: &str, hidden: bool) -> Result<Vec<ObjectInfo>> {
+    pub(super) fn walk(&self, dir: &StoragePath, hidden: bool) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
         match self.stat(dir)? {
             None => return Ok(out),
             Some(s) if !s.is_dir => {
-                if hidden || !split_path(dir).1.starts_with('.') {
+                if hidden || !dir.file_name().starts_with('.') {
                     out.push(ObjectInfo {
-                        path: dir.to_string(),
+                        path: dir.clone(),
                         size: s.size,
                     });
                 }
@@ -342,7 +342,7 @@ impl System {
             }
             Some(_) => {}
         }
-        let mut stack = vec![dir.to_string()];
+        let mut stack = vec![dir.clone()];
         while let Some(rel) = stack.pop() {
             let Some(names) = self.read_dir(&rel)? else {
                 continue; // removed meanwhile
@@ -351,7 +351,9 @@ impl System {
                 if !hidden && name.starts_with('.') {
                     continue;
                 }
-                let child = join(&rel, &name);
+                let Some(child) = listed_child(&rel, &name, &self.describe()) else {
+                    continue;
+                };
                 match self.stat(&child)? {
                     Some(s) if s.is_dir => stack.push(child),
                     Some(s) => out.push(ObjectInfo {
@@ -404,7 +406,10 @@ impl System {
             return Ok(()); // removed meanwhile
         };
         for name in names {
-            let child = join(rel, &name);
+            let child = match rel {
+                "" => name,
+                _ => format!("{rel}/{name}"),
+            };
             let unlinked = self.lock().unlink(&self.su, &self.full(&child));
             match unlinked {
                 Ok(()) => summary.files += 1,
@@ -450,31 +455,31 @@ impl Storage for System {
         System::describe(self)
     }
 
-    fn create_dir_all(&self, dir: &str) -> Result<()> {
+    fn create_dir_all(&self, dir: &StoragePath) -> Result<()> {
         self.mkdirs(dir)
     }
 
-    fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
         Ok(Box::new(self.create_writer(path)?))
     }
 
-    fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
+    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
         Ok(Box::new(self.open_reader(path, 0)?))
     }
 
-    fn open_at(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+    fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
         Ok(Box::new(self.open_reader(path, first_read)?))
     }
 
-    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.walk(dir, false)
     }
 
-    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn list_all(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.walk(dir, true)
     }
 
-    fn list_names(&self, dir: &str) -> Result<Vec<String>> {
+    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
         let mut names: Vec<String> = self
             .read_dir(dir)?
             .unwrap_or_default()
@@ -485,19 +490,19 @@ impl Storage for System {
         Ok(names)
     }
 
-    fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
+    fn delete_dir_all(&self, dir: &StoragePath) -> Result<DeleteSummary> {
         System::delete_dir_all(self, dir)
     }
 
-    fn delete(&self, path: &str) -> Result<bool> {
+    fn delete(&self, path: &StoragePath) -> Result<bool> {
         System::delete(self, path)
     }
 
-    fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
+    fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
         System::remove_dir_if_empty(self, dir)
     }
 
-    fn rename(&self, from: &str, to: &str) -> Result<()> {
+    fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()> {
         let r = self
             .lock()
             .rename(&self.su, &self.full(from), &self.full(to));
