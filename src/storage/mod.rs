@@ -60,6 +60,20 @@ pub trait Storage: Send + Sync {
         self.open(path)
     }
 
+    /// [`Storage::create`] that does not wait for a stream: when the system
+    /// has none free it fails at once with `ErrorKind::StreamLimit`, so that
+    /// a caller holding other streams can let them go before it waits.
+    /// Backends without stream limits create as usual.
+    fn create_now(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+        self.create(path)
+    }
+
+    /// [`Storage::open_at`] that does not wait for a stream (see
+    /// [`Storage::create_now`]).
+    fn open_now(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+        self.open_at(path, first_read)
+    }
+
     /// Every object below the folder `dir` (recursive), skipping the plugin's
     /// own '.' names. A missing folder lists as empty.
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>>;

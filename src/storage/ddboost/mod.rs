@@ -21,6 +21,7 @@ mod system;
 mod write;
 
 use ddboost_sys::{Instance, Library};
+use std::time::Duration;
 
 use super::{
     timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Remote, Replica, Storage,
@@ -177,6 +178,18 @@ impl Storage for DdBoostStorage {
 
     fn open_at(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
         self.local.open_at(path, first_read)
+    }
+
+    fn create_now(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+        let w = self.local.create_writer_waiting(path, Duration::ZERO)?;
+        Ok(Box::new(w))
+    }
+
+    fn open_now(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+        let r = self
+            .local
+            .open_reader_within(path, first_read, Duration::ZERO)?;
+        Ok(Box::new(r))
     }
 
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
