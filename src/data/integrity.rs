@@ -288,7 +288,12 @@ pub fn staged_temp(
 ) -> Result<Box<dyn ClosedObject>> {
     let mut entries = vec![entry.clone()];
     entries.extend_from_slice(carried);
-    write_closed(storage, &staged_path(path), encode(&entries).as_bytes(), open)
+    write_closed(
+        storage,
+        &staged_path(path),
+        encode(&entries).as_bytes(),
+        open,
+    )
 }
 
 /// Step 1 of a commit: stages `entry` as the record of `path`, keeping the
@@ -356,9 +361,12 @@ pub fn describes(entries: &[Entry], bytes: &[u8]) -> bool {
     let mut h = Hasher::new();
     h.update(bytes);
     let got = h.finish();
-    entries
-        .iter()
-        .any(|e| e.sum == got.sum && e.blocks.as_ref().is_none_or(|b| Some(b) == got.blocks.as_ref()))
+    entries.iter().any(|e| {
+        e.sum == got.sum
+            && e.blocks
+                .as_ref()
+                .is_none_or(|b| Some(b) == got.blocks.as_ref())
+    })
 }
 
 /// Of an object's record `entries` (not empty), those that describe the

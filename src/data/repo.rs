@@ -158,7 +158,9 @@ fn stage_small(
     let entry = &entry;
     let record_lane = lanes[lanes.len().min(3) - 1];
     let (data_temp, record) = std::thread::scope(|s| {
-        let data_temp = spawn_step(s, || integrity::write_closed(lanes[0], path, data, Open::Now));
+        let data_temp = spawn_step(s, || {
+            integrity::write_closed(lanes[0], path, data, Open::Now)
+        });
         let record = if lanes.len() >= 3 {
             // The record written as if there were no earlier one (as usual).
             let earlier = spawn_step(s, || integrity::read_staged(lanes[1], path, Open::Now));
@@ -415,7 +417,9 @@ pub fn open_recorded_with_lanes<'s>(
     if lanes.len() >= 2 {
         match open_at_once(lanes, path, first_read) {
             Some(opened) => return opened,
-            None => log::debug!("{path}: a stream limit reached; reading it one step after another"),
+            None => {
+                log::debug!("{path}: a stream limit reached; reading it one step after another")
+            }
         }
     }
     let published = integrity::read_published(storage, path, Open::Waiting)
@@ -480,11 +484,16 @@ fn open_at_once<'s>(
     let busy = |e: &Error| e.kind() == ErrorKind::StreamLimit;
     if published.as_ref().err().is_some_and(busy)
         || object.as_ref().err().is_some_and(busy)
-        || staged.as_ref().and_then(|r| r.as_ref().err()).is_some_and(busy)
+        || staged
+            .as_ref()
+            .and_then(|r| r.as_ref().err())
+            .is_some_and(busy)
     {
         return None;
     }
-    Some(recorded_at_once(lanes[0], path, first_read, published, object, staged))
+    Some(recorded_at_once(
+        lanes[0], path, first_read, published, object, staged,
+    ))
 }
 
 /// [`open_at_once`] with its steps done.
