@@ -35,7 +35,14 @@ fn main() {
     let made = Command::new(cli)
         .args(["create-system", "--root"])
         .arg(&root)
-        .args(["--host", "dd-lanes", "--user", "bench", "--password", "Bench-pw-1"])
+        .args([
+            "--host",
+            "dd-lanes",
+            "--user",
+            "bench",
+            "--password",
+            "Bench-pw-1",
+        ])
         .args(["--storage-unit", "SU"])
         .status()
         .expect("the mock's admin command runs");

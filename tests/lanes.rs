@@ -12,12 +12,11 @@ use std::io::{Read, Seek};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use gpbackup_ddboost_plugin::backends::PluginConfig;
 use gpbackup_ddboost_plugin::data::repo::{self, Deferred, Part, Write};
 use gpbackup_ddboost_plugin::error::{ErrorKind, Result};
 use gpbackup_ddboost_plugin::storage::faulty::{Faults, FaultyStorage};
 use gpbackup_ddboost_plugin::storage::memory::MemoryStorage;
-use gpbackup_ddboost_plugin::storage::{Remote, Storage};
+use gpbackup_ddboost_plugin::storage::Storage;
 
 use support::bytes;
 
@@ -121,17 +120,7 @@ fn mock_lock() -> MutexGuard<'static, ()> {
 fn mock_lanes(host: &str, n: usize) -> Vec<Box<dyn Storage>> {
     let root = trace_file().parent().unwrap();
     support::create_system(root, host);
-    let text = format!(
-        "options:\n  hostname: {host}\n  username: {}\n  password: {}\n  storage_unit: {}\n  directory: lanes\n  ddboost_library: {}\n",
-        support::DD_USER,
-        support::DD_PASSWORD,
-        support::DD_SU,
-        support::mock().lib.display()
-    );
-    let cfg = PluginConfig::parse(&text, Path::new("t.yaml")).unwrap();
-    (0..n)
-        .map(|_| cfg.backend.open(Remote::Never).unwrap())
-        .collect()
+    (0..n).map(|_| support::open_mock(host, "lanes")).collect()
 }
 
 fn box_refs(lanes: &[Box<dyn Storage>]) -> Vec<&dyn Storage> {
@@ -294,57 +283,38 @@ fn a_small_object_costs_few_calls_before_the_reply() {
 /// the new object restores, the write succeeds exactly when it is the new,
 /// and no temporary is left.
 fn overwrite_sweep(n: usize, old: &[u8], new: &[u8]) -> (usize, usize) {
-    let calls = [
-        "create:nth=1",
-        "create:nth=2",
-        "write:nth=1",
-        "write:nth=2",
-        "close:nth=1",
-        "close:nth=2",
-        "commit:nth=1",
-        "commit:nth=2",
-        "rename:nth=1",
-        "stat:nth=1",
-        "stat:nth=2",
-        "open:nth=1",
-        "read:nth=1",
-    ];
+    let mut calls = support::OVERWRITE_CALLS.to_vec();
+    calls.extend(["write:nth=2", "stat:nth=2", "open:nth=2", "read:nth=1"]);
     let (mut failed, mut succeeded) = (0, 0);
-    for call in calls {
-        for err in ["io", "notfound"] {
-            for when in ["before", "after"] {
-                let rule = format!("{call}:err={err}:when={when}");
-                let plain = MemoryStorage::new();
-                store(&[&plain], "s/obj", old).unwrap().finish();
-                let inner: Vec<Box<dyn Storage>> =
-                    (0..n).map(|_| Box::new(plain.clone()) as _).collect();
-                let faulty = FaultyStorage::sharing(inner, Faults::parse(&rule).unwrap());
-                let result = store(&refs(&faulty), "s/obj", new).map(Deferred::finish);
-                let now = restore_whole(&[&plain], "s/obj").unwrap();
-                match result {
-                    Ok(()) => {
-                        assert!(
-                            now == new,
-                            "{rule}, {n} lanes: Ok but the old object restores"
-                        );
-                        succeeded += 1;
-                    }
-                    Err(e) => {
-                        assert!(
-                            now == old,
-                            "{rule}, {n} lanes: failed ({e}) but the new restores"
-                        );
-                        assert_eq!(e.to_string().lines().count(), 1);
-                        failed += 1;
-                    }
-                }
-                assert_eq!(
-                    temporaries(&plain),
-                    Vec::<String>::new(),
-                    "{rule}, {n} lanes"
+    for rule in support::failing_in_turn(&calls) {
+        let plain = MemoryStorage::new();
+        store(&[&plain], "s/obj", old).unwrap().finish();
+        let inner: Vec<Box<dyn Storage>> = (0..n).map(|_| Box::new(plain.clone()) as _).collect();
+        let faulty = FaultyStorage::sharing(inner, Faults::parse(&rule).unwrap());
+        let result = store(&refs(&faulty), "s/obj", new).map(Deferred::finish);
+        let now = restore_whole(&[&plain], "s/obj").unwrap();
+        match result {
+            Ok(()) => {
+                assert!(
+                    now == new,
+                    "{rule}, {n} lanes: Ok but the old object restores"
                 );
+                succeeded += 1;
+            }
+            Err(e) => {
+                assert!(
+                    now == old,
+                    "{rule}, {n} lanes: failed ({e}) but the new restores"
+                );
+                assert_eq!(e.to_string().lines().count(), 1);
+                failed += 1;
             }
         }
+        assert_eq!(
+            temporaries(&plain),
+            Vec::<String>::new(),
+            "{rule}, {n} lanes"
+        );
     }
     (failed, succeeded)
 }
