@@ -26,6 +26,7 @@ const TS: &str = "20990101000000";
 const SIZES: [usize; 7] = [0, 1, 5000, MIB - 1, MIB, MIB + 1, 3 * MIB + 5];
 
 fn write_of() -> Write<'static> {
+    trace_file();
     Write {
         command: "backup_data",
         source: "standard input",
@@ -49,6 +50,7 @@ fn restore<'a>(
     path: &str,
     part: Part,
 ) -> (Result<(u64, Deferred<'a>)>, Vec<u8>) {
+    trace_file();
     let mut out = tempfile::tempfile().unwrap();
     let r = repo::restore_with_lanes(
         lanes,
@@ -97,17 +99,21 @@ fn refs<S: Storage>(lanes: &[S]) -> Vec<&dyn Storage> {
 
 // ---- the mock ----------------------------------------------------------------------------------
 
-/// The mock's trace of this test process (set before the SDK is loaded).
+/// The environment of this test process, set once before anything reads
+/// it: the mock's systems and trace, and the private folder (with the
+/// journals of temporaries) below a temporary folder. Every test calls it
+/// first. Returns the trace file.
 fn trace_file() -> &'static Path {
-    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let root = ROOT.get_or_init(|| {
+    static ROOT: OnceLock<(tempfile::TempDir, std::path::PathBuf)> = OnceLock::new();
+    let (_, trace) = ROOT.get_or_init(|| {
         let t = tempfile::tempdir().unwrap();
         std::env::set_var("DDBOOST_MOCK_ROOT", t.path());
         std::env::set_var("DDBOOST_MOCK_TRACE", t.path().join("trace"));
-        t
+        std::env::set_var("GPBACKUP_DDBOOST_PLUGIN_RUN_DIR", t.path());
+        let trace = t.path().join("trace");
+        (t, trace)
     });
-    static TRACE: OnceLock<std::path::PathBuf> = OnceLock::new();
-    TRACE.get_or_init(|| root.path().join("trace"))
+    trace
 }
 
 /// Tests on the mock run one at a time (they share the trace).
