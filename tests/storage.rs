@@ -195,15 +195,7 @@ fn ddboost(host: &str) -> Box<dyn Storage> {
         t
     });
     support::create_system(root.path(), host);
-    let text = format!(
-        "options:\n  hostname: {host}\n  username: {}\n  password: {}\n  storage_unit: {}\n  directory: suite\n  ddboost_library: {}\n",
-        support::DD_USER,
-        support::DD_PASSWORD,
-        support::DD_SU,
-        support::mock().lib.display()
-    );
-    let cfg = PluginConfig::parse(&text, Path::new("t.yaml")).unwrap();
-    cfg.backend.open(Remote::Never).unwrap()
+    support::open_mock(host, "suite")
 }
 
 macro_rules! suite {

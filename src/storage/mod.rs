@@ -39,7 +39,7 @@ pub struct DeleteSummary {
     pub dirs: u64,
 }
 
-pub trait Storage {
+pub trait Storage: Send + Sync {
     /// A short description for logs, e.g. `local:/backup` (no secrets).
     fn describe(&self) -> String;
 
@@ -61,6 +61,20 @@ pub trait Storage {
     fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
         let _ = first_read;
         self.open(path)
+    }
+
+    /// [`Storage::create`] that does not wait for a stream: when the system
+    /// has none free it fails at once with `ErrorKind::StreamLimit`, so that
+    /// a caller holding other streams can let them go before it waits.
+    /// Backends without stream limits create as usual.
+    fn create_now(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
+        self.create(path)
+    }
+
+    /// [`Storage::open_at`] that does not wait for a stream (see
+    /// [`Storage::create_now`]).
+    fn open_now(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+        self.open_at(path, first_read)
     }
 
     /// Every object below the folder `dir` (recursive), skipping the plugin's

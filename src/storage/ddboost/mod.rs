@@ -22,6 +22,7 @@ mod system;
 mod write;
 
 use ddboost_sys::{Instance, Library};
+use std::time::Duration;
 
 use super::{
     timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Remote, Replica,
@@ -50,8 +51,10 @@ pub struct DdBoostStorage {
     local: System,
     /// The remote system, when the command needs it.
     replica: Option<DdReplica>,
-    // Last, so connections close before the instance.
-    _instance: Instance,
+    // Last, so connections close before the instance. Never used, only
+    // kept: behind a lock so that the storage can be shared between threads
+    // (the instance itself is not `Sync`).
+    _instance: std::sync::Mutex<Instance>,
 }
 
 fn sdk_log(severity: ddboost_sys::Severity, message: &str) {
@@ -142,13 +145,30 @@ impl DdBoostStorage {
         Ok(DdBoostStorage {
             local,
             replica,
-            _instance: instance,
+            _instance: std::sync::Mutex::new(instance),
         })
     }
 
     /// The replica, when changes are mirrored to it (replication: on).
     fn mirror(&self) -> Option<&DdReplica> {
         self.replica.as_ref().filter(|r| r.mirror)
+    }
+
+    /// `writer`, whose commit copies the object to the replica and commits
+    /// it there first when changes are mirrored.
+    fn mirrored_writer(
+        &self,
+        path: &StoragePath,
+        writer: Box<dyn ObjectWriter>,
+    ) -> Box<dyn ObjectWriter> {
+        match self.mirror() {
+            Some(r) => Box::new(MirroredWriter {
+                inner: writer,
+                target: path.clone(),
+                replica: r.clone(),
+            }),
+            None => writer,
+        }
     }
 
     /// Applies `change` to the replica first when changes are mirrored,
@@ -169,14 +189,7 @@ impl Storage for DdBoostStorage {
 
     fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
         let writer = self.local.create(path)?;
-        Ok(match self.mirror() {
-            Some(r) => Box::new(MirroredWriter {
-                inner: writer,
-                target: path.clone(),
-                replica: r.clone(),
-            }),
-            None => writer,
-        })
+        Ok(self.mirrored_writer(path, writer))
     }
 
     fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
@@ -185,6 +198,18 @@ impl Storage for DdBoostStorage {
 
     fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
         self.local.open_at(path, first_read)
+    }
+
+    fn create_now(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
+        let writer = self.local.create_writer_waiting(path, Duration::ZERO)?;
+        Ok(self.mirrored_writer(path, Box::new(writer)))
+    }
+
+    fn open_now(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+        let r = self
+            .local
+            .open_reader_within(path, first_read, Duration::ZERO)?;
+        Ok(Box::new(r))
     }
 
     fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {

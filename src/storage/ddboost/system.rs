@@ -80,18 +80,9 @@ impl System {
     /// limit (`DD_ERR_STREAM_LIMIT`: other restores and backups hold every
     /// stream), waits for one to come free and tries again, with growing
     /// pauses and jitter so that waiting processes do not all retry at once,
-    /// for up to option `stream_wait_seconds`. The first wait is logged with
+    /// for up to `wait` (option `stream_wait_seconds`, or zero: fails at
+    /// once). The first wait is logged with
     /// the stream counts, and the process then takes no read-ahead readers.
-    pub(super) fn wait_for_stream<T>(
-        &self,
-        kind: StreamKind,
-        what: &str,
-        attempt: impl FnMut() -> ddboost_sys::Result<T>,
-    ) -> Result<T> {
-        self.wait_for_stream_up_to(self.login.retry.stream_wait, kind, what, attempt)
-    }
-
-    /// [`System::wait_for_stream`] for up to `wait`.
     fn wait_for_stream_up_to<T>(
         &self,
         wait: std::time::Duration,
@@ -132,7 +123,8 @@ impl System {
                 }
                 Ok(v)
             }
-            Err(e) if e.is(ddboost_sys::DdErr::StreamLimit) => Err(Error::storage_from(
+            Err(e) if e.is(ddboost_sys::DdErr::StreamLimit) => Err(Error::new(
+                ErrorKind::StreamLimit,
                 format!(
                     "{what}: the {} stream limit of Data Domain {} stayed reached for {:.0} s (option stream_wait_seconds, now {}): other backups or restores held every stream; raise stream_wait_seconds, or run fewer at once",
                     kind.name(),
@@ -140,8 +132,8 @@ impl System {
                     started.elapsed().as_secs_f64(),
                     wait.as_secs()
                 ),
-                e,
-            )),
+            )
+            .with_source(e)),
             Err(e) => Err(self.not_found_or(e, what)),
         }
     }
@@ -159,11 +151,18 @@ impl System {
     }
 
     /// Opens `path` for reading, waiting for a read stream
-    /// ([`System::wait_for_stream`]).
+    /// ([`System::wait_for_stream_up_to`]).
     pub(super) fn open_file_waiting(&self, path: &str) -> Result<ddboost_sys::File> {
+        self.open_file_within(path, self.login.retry.stream_wait)
+    }
+
+    /// [`System::open_file_waiting`] for up to `wait` (zero: fails at once
+    /// when no read stream is free).
+    fn open_file_within(&self, path: &str, wait: std::time::Duration) -> Result<ddboost_sys::File> {
         let full = self.full(path);
         let attempt = || self.lock().open_file(&self.su, &full, OpenMode::Read, 0);
-        self.wait_for_stream(
+        self.wait_for_stream_up_to(
+            wait,
             StreamKind::Read,
             &format!("opening /{}/{full}", self.su),
             attempt,
@@ -224,11 +223,22 @@ impl System {
     /// object ends inside it. So a small object costs an open and one read,
     /// a larger one an open, its first read and a `ddp_fstat`. An open
     /// refused for the stream limit waits for a stream
-    /// ([`System::wait_for_stream`]); a process that waited takes no
+    /// ([`System::wait_for_stream_up_to`]); a process that waited takes no
     /// read-ahead readers.
     pub(super) fn open_reader(&self, path: &str, first_read: u64) -> Result<DdReader> {
+        self.open_reader_within(path, first_read, self.login.retry.stream_wait)
+    }
+
+    /// [`System::open_reader`], waiting up to `wait` for a read stream
+    /// (zero: fails at once when none is free).
+    pub(super) fn open_reader_within(
+        &self,
+        path: &str,
+        first_read: u64,
+        wait: std::time::Duration,
+    ) -> Result<DdReader> {
         let full = self.full(path);
-        let file = self.open_file_waiting(path)?;
+        let file = self.open_file_within(path, wait)?;
         let waited = WAITED.load(std::sync::atomic::Ordering::Relaxed);
         let at = first_read / DD_BLOCK as u64 * DD_BLOCK as u64;
         let mut block = vec![0u8; DD_BLOCK];
