@@ -265,12 +265,12 @@ fn a_small_object_costs_few_calls_before_the_reply() {
             );
             assert_eq!(after, ["close"], "restore_data, one lane, deferred");
         } else {
-            // Three opens at once (the record and its first read, the
-            // object and its first read, the staged record: none), so 2
-            // one after another before the reply.
+            // The record and the object opened and read at once (no
+            // staged record looked up), so 2 calls one after another
+            // before the reply.
             assert_eq!(
                 sorted(before),
-                strings(&["open", "open", "open", "read", "read"]),
+                strings(&["open", "open", "read", "read"]),
                 "restore_data, three lanes"
             );
             assert_eq!(
