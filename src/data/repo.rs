@@ -611,7 +611,9 @@ impl ObjectReader for Bytes {
 }
 
 impl<'s> Recorded<'s> {
-    /// The entries of the object's records (none: it has no record).
+    /// The entries of the object's records (none: it has no record); those
+    /// of the staged record only when the record did not describe the
+    /// object.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
