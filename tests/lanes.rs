@@ -74,19 +74,6 @@ fn restore_whole(lanes: &[&dyn Storage], path: &str) -> Result<Vec<u8>> {
     Ok(got)
 }
 
-/// The plugin's temporaries in `storage`.
-fn temporaries(storage: &dyn Storage) -> Vec<String> {
-    let mut t: Vec<String> = storage
-        .list_all("")
-        .unwrap()
-        .into_iter()
-        .map(|o| o.path)
-        .filter(|p| p.contains(".tmp-"))
-        .collect();
-    t.sort();
-    t
-}
-
 /// `n` lanes over one memory storage.
 fn memory_lanes(n: usize) -> Vec<MemoryStorage> {
     let s = MemoryStorage::new();
@@ -187,7 +174,7 @@ fn round_trips(lanes: &[&dyn Storage], tag: &str) {
             }
         }
     }
-    assert_eq!(temporaries(lanes[0]), Vec::<String>::new());
+    assert_eq!(support::temporaries_in(lanes[0]), Vec::<String>::new());
 }
 
 #[test]
@@ -317,7 +304,7 @@ fn overwrite_sweep(n: usize, old: &[u8], new: &[u8]) -> (usize, usize) {
             }
         }
         assert_eq!(
-            temporaries(&plain),
+            support::temporaries_in(&plain),
             Vec::<String>::new(),
             "{rule}, {n} lanes"
         );
@@ -356,7 +343,11 @@ fn a_stream_limit_falls_back_to_one_step_after_another() {
             let faulty = FaultyStorage::sharing(inner, Faults::parse(rule).unwrap());
             store(&refs(&faulty), "s/obj", &data).unwrap().finish();
             assert!(restore_whole(&[&plain], "s/obj").unwrap() == data, "{rule}");
-            assert_eq!(temporaries(&plain), Vec::<String>::new(), "{rule}");
+            assert_eq!(
+                support::temporaries_in(&plain),
+                Vec::<String>::new(),
+                "{rule}"
+            );
             let inner: Vec<Box<dyn Storage>> =
                 (0..n).map(|_| Box::new(plain.clone()) as _).collect();
             let faulty = FaultyStorage::sharing(inner, Faults::parse(rule).unwrap());
