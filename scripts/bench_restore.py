@@ -366,10 +366,11 @@ MIN_CALLS = {
     # The fewest calls that keep the guarantees: atomic commit (temporary +
     # rename), a checksum record staged and published in its own renames, a
     # staged record of an interrupted write carried over (looked up), and
-    # readers that check both records.
+    # readers that check the record (and the staged one only when the record
+    # does not describe the object).
     "backup_data": ["connect", "open", "write", "open", "open", "write", "close", "rename",
                     "close", "rename", "rename", "disconnect"],
-    "restore_data": ["connect", "open", "read", "open", "read", "close", "open", "close", "disconnect"],
+    "restore_data": ["connect", "open", "read", "close", "open", "read", "close", "disconnect"],
 }
 LOCAL_CALLS = {"init", "shutdown", "instance_create", "instance_destroy", "log_init"}
 

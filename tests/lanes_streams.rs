@@ -105,12 +105,5 @@ fn a_lane_refused_a_stream_lets_go_and_the_request_waits_holding_none() {
     out.read_to_end(&mut got).unwrap();
     assert!(got == data);
 
-    let temporaries: Vec<String> = lanes[0]
-        .list_all(&StoragePath::root())
-        .unwrap()
-        .into_iter()
-        .map(|o| o.path.to_string())
-        .filter(|p| p.contains(".tmp-"))
-        .collect();
-    assert_eq!(temporaries, Vec::<String>::new());
+    assert_eq!(support::temporaries_in(lanes[0]), Vec::<String>::new());
 }

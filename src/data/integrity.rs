@@ -27,7 +27,9 @@
 //! the same (done, then the connection lost) is a success.
 //!
 //! Readers take every entry of both records as candidates and keep those
-//! whose size and block digests match what they read. Whatever step a write
+//! whose size and block digests match what they read; a reader that holds
+//! the whole object after its opening read, and finds it described by an
+//! entry of `.checksum`, does not look up `.next`. Whatever step a write
 //! stopped at (error, signal, `kill -9`, power loss), the data in place
 //! matches an entry of one of the two records: before step 2 it is the old
 //! data, described by `.checksum` (or by an entry carried over in `.next`);

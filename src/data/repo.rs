@@ -375,11 +375,11 @@ pub fn open_recorded<'s>(
 
 /// [`open_recorded`] over `lanes`, independent connections to one storage.
 /// With one lane the steps run one after another, each file closed before
-/// the next is opened. With more, the record and the object (its first
-/// block read) are opened at once, and with three the staged record too,
-/// each on its own lane and only if a stream is free right then; their
-/// files stay open until the read is done. A stream limit lets go of
-/// everything and takes the sequential path, which waits holding nothing.
+/// the next is opened. With two or more (two are used), the record and the
+/// object (its first block read) are opened at once, each on its own lane
+/// and only if a stream is free right then; their files stay open until the
+/// read is done. A stream limit lets go of everything and takes the
+/// sequential path, which waits holding nothing.
 pub fn open_recorded_with_lanes<'s>(
     lanes: &[&'s dyn Storage],
     path: &StoragePath,
@@ -397,12 +397,7 @@ pub fn open_recorded_with_lanes<'s>(
     let published = integrity::read_published(storage, path, Open::Waiting)
         .map_err(Opening::Records)?
         .entries;
-    let small = first_read < DIGEST_BLOCK as u64
-        && published
-            .iter()
-            .flatten()
-            .any(|e| e.sum.size <= DIGEST_BLOCK as u64);
-    if small {
+    if may_be_read_whole(published.as_deref(), first_read) {
         let reader = storage.open_at(path, first_read).map_err(Opening::Object)?;
         match in_memory_if_described(reader, published.as_deref(), path) {
             Ok(recorded) => return Ok(recorded.on(storage, published.unwrap_or_default())),
@@ -434,37 +429,44 @@ fn with_staged<'s>(
     })
 }
 
+/// Whether the record `entries` may describe an object that its opening
+/// read, at `first_read`, reads whole: an entry of one block at most.
+fn may_be_read_whole(entries: Option<&[Entry]>, first_read: u64) -> bool {
+    first_read < DIGEST_BLOCK as u64
+        && entries
+            .into_iter()
+            .flatten()
+            .any(|e| e.sum.size <= DIGEST_BLOCK as u64)
+}
+
 /// The records and the object opened at once (see
-/// [`open_recorded_with_lanes`]); None when a lane found every stream taken
-/// (everything let go).
+/// [`open_recorded_with_lanes`]): on one lane the record, then the staged
+/// record if the record cannot describe an object read whole at its
+/// opening; on the other the object, its first block read. None when a lane
+/// found every stream taken (everything let go).
 fn open_at_once<'s>(
     lanes: &[&'s dyn Storage],
     path: &StoragePath,
     first_read: u64,
 ) -> Option<std::result::Result<Recorded<'s>, Opening>> {
-    let (published, object, staged) = std::thread::scope(|s| {
-        let published = spawn_step(s, || integrity::read_published(lanes[0], path, Open::Now));
+    let (records, object) = std::thread::scope(|s| {
+        let records = spawn_step(s, || {
+            let published = integrity::read_published(lanes[0], path, Open::Now)?;
+            if may_be_read_whole(published.entries.as_deref(), first_read) {
+                return Ok((published, None));
+            }
+            let staged = integrity::read_staged(lanes[0], path, Open::Now)?;
+            Ok((published, Some(staged)))
+        });
         let object = spawn_step(s, || lanes[1].open_now(path, first_read));
-        let staged = (lanes.len() >= 3)
-            .then(|| spawn_step(s, || integrity::read_staged(lanes[2], path, Open::Now)));
-        (
-            join_step(published),
-            join_step(object),
-            staged.map(join_step),
-        )
+        (join_step(records), join_step(object))
     });
     let busy = |e: &Error| e.kind() == ErrorKind::StreamLimit;
-    if published.as_ref().err().is_some_and(busy)
-        || object.as_ref().err().is_some_and(busy)
-        || staged
-            .as_ref()
-            .and_then(|r| r.as_ref().err())
-            .is_some_and(busy)
-    {
+    if records.as_ref().err().is_some_and(busy) || object.as_ref().err().is_some_and(busy) {
         return None;
     }
     Some(recorded_at_once(
-        lanes[0], path, first_read, published, object, staged,
+        lanes[0], path, first_read, records, object,
     ))
 }
 
@@ -473,17 +475,15 @@ fn recorded_at_once<'s>(
     storage: &'s dyn Storage,
     path: &StoragePath,
     first_read: u64,
-    published: Result<integrity::Record>,
+    records: Result<(integrity::Record, Option<integrity::Record>)>,
     object: Result<Box<dyn ObjectReader>>,
-    staged: Option<Result<integrity::Record>>,
 ) -> std::result::Result<Recorded<'s>, Opening> {
-    let published = published.map_err(Opening::Records)?;
-    let staged = staged.transpose().map_err(Opening::Records)?;
+    let (published, staged) = records.map_err(Opening::Records)?;
     let reader = object.map_err(Opening::Object)?;
     let mut held: Vec<Box<dyn ObjectReader>> = published.reader.into_iter().collect();
     let Some(staged) = staged else {
-        // Two lanes: the staged record only if the record does not describe
-        // the object (everything closed first).
+        // The staged record only if the record does not describe the object
+        // (everything closed first).
         let recorded = match in_memory_if_described(reader, published.entries.as_deref(), path) {
             Ok(recorded) => recorded,
             Err(reader) => {
@@ -583,7 +583,9 @@ impl ObjectReader for Bytes {
 }
 
 impl<'s> Recorded<'s> {
-    /// The entries of the object's records (none: it has no record).
+    /// The entries of the object's records (none: it has no record); those
+    /// of the staged record only when the record did not describe the
+    /// object.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }

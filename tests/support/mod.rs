@@ -103,6 +103,19 @@ pub fn open_mock(host: &str, dir: &str) -> Box<dyn gpbackup_ddboost_plugin::stor
         .unwrap()
 }
 
+/// The plugin's temporaries in `storage` (in-process), sorted.
+pub fn temporaries_in(storage: &dyn gpbackup_ddboost_plugin::storage::Storage) -> Vec<String> {
+    let mut t: Vec<String> = storage
+        .list_all(&gpbackup_ddboost_plugin::storage::StoragePath::root())
+        .unwrap()
+        .into_iter()
+        .map(|o| o.path.to_string())
+        .filter(|p| p.contains(".tmp-"))
+        .collect();
+    t.sort();
+    t
+}
+
 /// The calls of an overwrite the fault wrapper fails in turn
 /// (`GPBACKUP_DDBOOST_PLUGIN_FAULTS`).
 pub const OVERWRITE_CALLS: [&str; 11] = [
