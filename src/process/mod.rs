@@ -6,6 +6,7 @@ pub mod logging;
 pub mod pause;
 pub mod private;
 pub mod progress;
+pub mod scope;
 pub mod signals;
 pub mod temp;
 

@@ -36,7 +36,7 @@ pub struct DeleteSummary {
     pub dirs: u64,
 }
 
-pub trait Storage {
+pub trait Storage: Send + Sync {
     /// A short description for logs, e.g. `local:/backup` (no secrets).
     fn describe(&self) -> String;
 

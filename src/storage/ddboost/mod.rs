@@ -47,8 +47,10 @@ pub struct DdBoostStorage {
     local: System,
     /// The remote system, when the command needs it.
     replica: Option<DdReplica>,
-    // Last, so connections close before the instance.
-    _instance: Instance,
+    // Last, so connections close before the instance. Behind a mutex (never
+    // locked) so that the storage can be shared between threads, as the
+    // instance itself may not be.
+    _instance: std::sync::Mutex<Instance>,
 }
 
 fn sdk_log(severity: ddboost_sys::Severity, message: &str) {
@@ -139,7 +141,7 @@ impl DdBoostStorage {
         Ok(DdBoostStorage {
             local,
             replica,
-            _instance: instance,
+            _instance: std::sync::Mutex::new(instance),
         })
     }
 
