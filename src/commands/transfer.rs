@@ -41,29 +41,21 @@ pub fn backup_file(ctx: &Context, file: &LocalFile) -> Result<()> {
 }
 
 pub fn backup_data(ctx: &Context, key: &ObjectKey) -> Result<()> {
-    let stdin = std::io::stdin();
+    let stdin = ctx.stdin()?;
     stream::enlarge_pipe(stdin.as_fd());
-    let fd = stdin
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| Error::io(format!("cannot use standard input: {e}")))?;
-    store(ctx, key, Box::new(File::from(fd)), "standard input")
+    store(ctx, key, Box::new(stdin), "standard input")
 }
 
-fn stdout_file() -> Result<File> {
-    let stdout = std::io::stdout();
+fn stdout_file(ctx: &Context) -> Result<File> {
+    let stdout = ctx.stdout()?;
     stream::enlarge_pipe(stdout.as_fd());
-    let fd = stdout
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| Error::io(format!("cannot use standard output: {e}")))?;
-    Ok(File::from(fd))
+    Ok(stdout)
 }
 
 pub fn restore_data(ctx: &Context, key: &ObjectKey) -> Result<()> {
     let storage = ctx.storage()?;
     let object = repo::open_verified(storage.as_ref(), &key.relative(), Part::Whole)?;
-    restore_to(ctx, object, stdout_file()?)
+    restore_to(ctx, object, stdout_file(ctx)?)
 }
 
 /// Copies the verified `object` to `out`, and logs the summary.
@@ -96,7 +88,7 @@ pub fn restore_data_subset(ctx: &Context, key: &ObjectKey, offsets_file: &Path) 
         origin: &origin,
     };
     let object = repo::open_verified(storage.as_ref(), &key.relative(), part)?;
-    restore_to(ctx, object, stdout_file()?)
+    restore_to(ctx, object, stdout_file(ctx)?)
 }
 
 pub fn restore_file(ctx: &Context, file: &LocalFile) -> Result<()> {
