@@ -32,8 +32,9 @@ use crate::protocol::args::{self as cli, Command};
 
 /// How long a request's client has to send its descriptor.
 const HANDOVER_WAIT: Duration = Duration::from_secs(5);
-/// How long SIGTERM waits for cancelled requests to end.
-const CANCEL_WAIT: Duration = Duration::from_secs(10);
+/// How long a cancelled request has to unwind (removing its temporaries as
+/// it goes) before its cleanups are run for it.
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
 
 /// What runs and how the broker is to stop.
 struct Shared {
@@ -161,13 +162,17 @@ pub fn run(path: &Path) -> Result<()> {
     log::info!("connection broker: stopping ({why})");
     if terminate.load(Ordering::SeqCst) {
         for scope in shared.running().iter() {
-            signals::cancel(scope);
+            signals::interrupt(scope);
         }
     }
     let started = Instant::now();
     while !shared.running().is_empty() {
         if terminate.load(Ordering::SeqCst) && started.elapsed() > CANCEL_WAIT {
-            log::warn!("connection broker: requests still running after a cancel; exiting");
+            log::warn!("connection broker: requests still running after a cancel; removing their temporaries and exiting");
+            for scope in shared.running().iter() {
+                let _in = scope.enter();
+                signals::cancel(scope);
+            }
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -316,7 +321,9 @@ fn run_request(
     finished.store(true, Ordering::SeqCst);
     let answer = reply.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(conn) = answer {
-        let _ = wire::send(&conn, &done(code, line, false), None);
+        // Failed after a cancel: the client exits as signalled.
+        let cancelled = code != 0 && scope.interrupted();
+        let _ = wire::send(&conn, &done(code, line, cancelled), None);
     }
     loan.end(reuse);
     let _ = watcher.join();
@@ -345,8 +352,9 @@ fn outcome(name: &str, result: std::thread::Result<Result<()>>) -> (u8, Option<S
 }
 
 /// Watches a request's client until the request is `finished`: a cancel
-/// message stops the command (and is answered once its cleanups ran); a
-/// client that is gone stops it with no answer.
+/// message or the client's hang-up stops the command, which removes its
+/// temporaries as it unwinds (and answers a cancel); one that does not
+/// unwind within [`CANCEL_WAIT`] has its cleanups run here.
 fn watch(
     conn: &UnixStream,
     scope: &Arc<Scope>,
@@ -371,15 +379,22 @@ fn watch(
         } else {
             log::warn!("the client process went away; cancelling");
         }
-        let stopped = signals::cancel(scope);
-        let answer = reply.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match answer {
-            Some(c) if cancel && stopped => {
-                let _ = wire::send(&c, &done(1, None, true), None);
+        if !signals::interrupt(scope) {
+            // At its commit point: it finishes and answers.
+            return;
+        }
+        let started = Instant::now();
+        while started.elapsed() < CANCEL_WAIT {
+            if finished.load(Ordering::SeqCst) {
+                return;
             }
-            // At its commit point: it finishes and answers itself.
-            Some(c) => *reply.lock().unwrap_or_else(|p| p.into_inner()) = Some(c),
-            None => {}
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        log::warn!("still running {} s after the cancel (blocked on its input or output); removing its temporaries", CANCEL_WAIT.as_secs());
+        signals::cancel(scope);
+        let answer = reply.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let (Some(c), true) = (answer, cancel) {
+            let _ = wire::send(&c, &done(1, None, true), None);
         }
         return;
     }

@@ -198,11 +198,19 @@ pub fn install() {
     }
 }
 
-/// Cancels the request whose scope is `scope` (in the connection broker), as
-/// a signal stops a plugin process: its cleanups run now and its next commit
-/// step fails; the command then returns with the interrupted error. Returns
-/// false, doing nothing more, when the request is at or past its commit
-/// point (it finishes, as a signalled process does).
+/// Stops the request whose scope is `scope` (in the connection broker), as
+/// a signal stops a plugin process: its next commit step fails, and the
+/// command returns with the interrupted error, its cleanups run as it
+/// unwinds. Returns false when the request is at or past its commit point
+/// (it finishes, as a signalled process does).
+pub fn interrupt(scope: &Scope) -> bool {
+    let _reg = scope.registry();
+    scope.interrupted.store(true, Ordering::SeqCst);
+    !scope.committing.load(Ordering::SeqCst)
+}
+
+/// [`interrupt`], and runs the request's cleanups now (for a request that
+/// does not unwind in time, blocked on its input or output).
 pub fn cancel(scope: &Scope) -> bool {
     let actions: Vec<Action> = {
         let mut reg = scope.registry();
