@@ -217,7 +217,7 @@ fn many_objects_go_through_one_login_byte_exact() {
     let out = w.restore(&objects[4].0);
     ok(&out);
     assert_eq!(out.stdout, objects[4].1);
-    assert!(w.env.log_text().contains("working directly"));
+    assert!(w.env.log_text().contains("restore_data works directly"));
 }
 
 #[test]
@@ -229,7 +229,10 @@ fn without_a_broker_processes_work_directly() {
     ok(&out);
     assert_eq!(out.stdout, data);
     let log = w.env.log_text();
-    assert!(log.contains("backup_data: working directly: no connection broker"), "{log}");
+    assert!(
+        log.contains("connection broker: none at ") && log.contains("; backup_data works directly"),
+        "{log}"
+    );
     assert!(!log.contains("[WARNING]"), "{log}");
     // broker: off starts none.
     let off = World::new("  broker: off\n");

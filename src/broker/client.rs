@@ -50,7 +50,7 @@ pub fn run(name: &'static str, cmd: &Command) -> Option<ExitCode> {
     let sock = match connect(&place.socket) {
         Ok(s) => s,
         Err(why) => {
-            log::info!("{name}: working directly: {why}");
+            log::info!("connection broker: {why}; {name} works directly");
             return None;
         }
     };
@@ -60,7 +60,7 @@ pub fn run(name: &'static str, cmd: &Command) -> Option<ExitCode> {
     match hand_over(name, &sock, argv, fd) {
         Ok(broker) => Some(wait(name, &sock, broker)),
         Err(why) => {
-            log::info!("{name}: working directly: {why}");
+            log::info!("connection broker: {why}; {name} works directly");
             None
         }
     }
@@ -69,14 +69,14 @@ pub fn run(name: &'static str, cmd: &Command) -> Option<ExitCode> {
 /// A connection to the broker at `socket`, of this user.
 fn connect(socket: &Path) -> Result<UnixStream, String> {
     let sock = UnixStream::connect(socket)
-        .map_err(|e| format!("no connection broker at {} ({e})", socket.display()))?;
+        .map_err(|e| format!("none at {} ({e})", socket.display()))?;
     match wire::same_user(&sock) {
         Ok(true) => Ok(sock),
         Ok(false) => Err(format!(
-            "the connection broker at {} runs as another user",
+            "the one at {} runs as another user",
             socket.display()
         )),
-        Err(e) => Err(format!("cannot check the connection broker: {e}")),
+        Err(e) => Err(format!("cannot check its user: {e}")),
     }
 }
 
@@ -100,18 +100,15 @@ fn hand_over(
         pid: std::process::id(),
         pause,
     };
-    let failed = |e: std::io::Error| format!("the connection broker did not take {name}: {e}");
+    let failed = |e: std::io::Error| format!("it did not take {name}: {e}");
     sock.set_read_timeout(Some(ACCEPT_WAIT)).map_err(failed)?;
     wire::send(sock, &request, None).map_err(failed)?;
     let broker = match wire::recv(sock).map_err(failed)? {
         Some((Message::Accepted { broker_pid }, _)) => broker_pid,
         Some((Message::Done { line, .. }, _)) => {
-            return Err(format!(
-                "the connection broker refused {name}: {}",
-                line.unwrap_or_default()
-            ))
+            return Err(format!("it refused {name}: {}", line.unwrap_or_default()))
         }
-        other => return Err(format!("the connection broker answered {other:?}")),
+        other => return Err(format!("it answered {other:?}")),
     };
     sock.set_read_timeout(None).map_err(failed)?;
     wire::send(sock, &Message::Handover, Some(fd)).map_err(failed)?;
