@@ -63,7 +63,10 @@ impl World {
     }
 
     fn backup(&self, name: &str, data: &[u8]) -> std::process::Output {
-        feed(self.cmd(&["backup_data", self.env.cfg(), &self.key(name)]), data)
+        feed(
+            self.cmd(&["backup_data", self.env.cfg(), &self.key(name)]),
+            data,
+        )
     }
 
     fn restore(&self, name: &str) -> std::process::Output {
@@ -135,7 +138,12 @@ impl Drop for World {
     fn drop(&mut self) {
         let dir = self.env.backup_dir(TS);
         let _ = self
-            .cmd(&["cleanup_plugin_for_backup", self.env.cfg(), &dir, "segment_host"])
+            .cmd(&[
+                "cleanup_plugin_for_backup",
+                self.env.cfg(),
+                &dir,
+                "segment_host",
+            ])
             .stdin(Stdio::null())
             .output();
         for pid in self.brokers() {
@@ -178,7 +186,10 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
 
 fn stderr_of(child: Child) -> (std::process::ExitStatus, String) {
     let out = child.wait_with_output().unwrap();
-    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -303,7 +314,10 @@ fn a_broker_killed_mid_write_fails_its_client_and_cleanup_removes_the_temporary(
         stderr.contains("the connection broker") && stderr.contains("stopped during backup_data"),
         "{stderr}"
     );
-    assert!(!w.env.temporaries().is_empty(), "the broker left its temporary");
+    assert!(
+        !w.env.temporaries().is_empty(),
+        "the broker left its temporary"
+    );
     w.hook("cleanup_plugin_for_backup");
     assert!(w.env.temporaries().is_empty(), "{}", w.env.log_text());
     assert_eq!(w.restore("obj").stdout, old);
@@ -344,9 +358,17 @@ fn a_hook_whose_output_is_a_pipe_returns_while_the_broker_runs() {
         .unwrap();
     // Read to the end of both pipes, as gpbackup's ssh does.
     let mut out = String::new();
-    hook.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    hook.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     let mut err = String::new();
-    hook.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    hook.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(hook.wait().unwrap().success(), "{err}");
     // The pipes ended while the broker (60 s idle time) still runs: it holds
     // none of the hook's descriptors.
@@ -377,7 +399,10 @@ fn a_failing_storage_call_in_the_broker_reaches_the_client() {
     let out = w.backup("doomed", &bytes(5_000, 4));
     let err = fails(&out);
     assert_eq!(out.status.code(), Some(1));
-    assert!(err.contains("backup_data") && err.contains("doomed"), "{err}");
+    assert!(
+        err.contains("backup_data") && err.contains("doomed"),
+        "{err}"
+    );
     assert!(w.env.temporaries().is_empty());
     // The broker goes on serving, on a new connection.
     let data = bytes(5_000, 6);

@@ -68,8 +68,8 @@ pub fn run(name: &'static str, cmd: &Command) -> Option<ExitCode> {
 
 /// A connection to the broker at `socket`, of this user.
 fn connect(socket: &Path) -> Result<UnixStream, String> {
-    let sock = UnixStream::connect(socket)
-        .map_err(|e| format!("none at {} ({e})", socket.display()))?;
+    let sock =
+        UnixStream::connect(socket).map_err(|e| format!("none at {} ({e})", socket.display()))?;
     match wire::same_user(&sock) {
         Ok(true) => Ok(sock),
         Ok(false) => Err(format!(

@@ -184,7 +184,6 @@ fn gone(lock: &Path) -> bool {
     let Ok(file) = open_append(lock) else {
         return true;
     };
-    let free: std::result::Result<Flock<File>, _> =
-        Flock::lock(file, FlockArg::LockSharedNonblock);
+    let free: std::result::Result<Flock<File>, _> = Flock::lock(file, FlockArg::LockSharedNonblock);
     free.is_ok()
 }

@@ -115,10 +115,13 @@ impl Pool {
     }
 }
 
+/// A pooled connection, shared between the loan and the command.
+type Shared = Arc<Box<dyn Storage>>;
+
 /// The connections one request holds, lent to its command.
 pub struct Loan {
     pool: Arc<Pool>,
-    taken: Mutex<Vec<(Remote, Arc<Box<dyn Storage>>)>>,
+    taken: Mutex<Vec<(Remote, Shared)>>,
 }
 
 impl Loan {
@@ -160,7 +163,7 @@ impl Lender for Loan {
 }
 
 /// A pooled connection as the command sees it: the storage itself.
-struct Lent(Arc<Box<dyn Storage>>);
+struct Lent(Shared);
 
 impl Storage for Lent {
     fn describe(&self) -> String {

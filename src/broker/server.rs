@@ -53,12 +53,8 @@ impl Shared {
 /// Runs the broker of the config at `path` until it stops. A broker that
 /// finds another holding the lock exits at once, successfully.
 pub fn run(path: &Path) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Error::config(format!(
-            "cannot read plugin config {}: {e}",
-            path.display()
-        ))
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::config(format!("cannot read plugin config {}: {e}", path.display())))?;
     let config = PluginConfig::load(path)?;
     logging::set_verbosity(config.verbosity);
     let Some(idle) = config.backend.broker_idle() else {
@@ -98,7 +94,11 @@ pub fn run(path: &Path) -> Result<()> {
     let terminate = Arc::new(AtomicBool::new(false));
     let hangup = Arc::new(AtomicBool::new(false));
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    for (sig, flag) in [(SIGTERM, &terminate), (SIGINT, &terminate), (SIGHUP, &hangup)] {
+    for (sig, flag) in [
+        (SIGTERM, &terminate),
+        (SIGINT, &terminate),
+        (SIGHUP, &hangup),
+    ] {
         signal_hook::flag::register(sig, Arc::clone(flag))
             .map_err(|e| Error::io(format!("cannot handle signal {sig}: {e}")))?;
     }
@@ -289,7 +289,8 @@ fn run_request(
     )));
     let finished = Arc::new(AtomicBool::new(false));
     let watcher = {
-        let (scope, reply, finished) = (Arc::clone(scope), Arc::clone(&reply), Arc::clone(&finished));
+        let (scope, reply, finished) =
+            (Arc::clone(scope), Arc::clone(&reply), Arc::clone(&finished));
         let conn = conn
             .try_clone()
             .map_err(|e| Error::io(format!("cannot watch the client: {e}")))?;
@@ -345,7 +346,9 @@ fn outcome(name: &str, result: std::thread::Result<Result<()>>) -> (u8, Option<S
             (1, Some(line), e.kind() != ErrorKind::Storage)
         }
         Err(_) => {
-            let line = format!("{PLUGIN_NAME} {name}: internal error (see the plugin log); please report this");
+            let line = format!(
+                "{PLUGIN_NAME} {name}: internal error (see the plugin log); please report this"
+            );
             (1, Some(line), false)
         }
     }

@@ -32,7 +32,9 @@ pub struct Scope {
     /// broker the request's number after it (`<pid>:<n>`).
     pub(crate) writer_id: String,
     /// The pause point asked for (test builds), and how often points were reached.
+    #[cfg_attr(not(feature = "test-support"), allow(dead_code))]
     pub(crate) pause: Option<String>,
+    #[cfg_attr(not(feature = "test-support"), allow(dead_code))]
     pub(crate) paused: AtomicU64,
     /// The process id and command shown in log lines (a broker's request:
     /// its client's).

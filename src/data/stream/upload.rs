@@ -7,6 +7,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::data::integrity::{Entry, Hasher};
 use crate::error::{Error, Result};
+use crate::process::scope::Scope;
 use crate::storage::ObjectWriter;
 
 use super::{BLOCK, QUEUE};
@@ -51,9 +52,12 @@ pub fn upload(
     let (free_tx, free_rx) = buffer_pool(QUEUE + 1, block);
     let (full_tx, full_rx) = bounded::<Filled>(QUEUE);
     let mut input = input;
+    // The reader is part of the command (a broker request's, in the broker).
+    let scope = Scope::current();
     std::thread::Builder::new()
         .name("reader".into())
         .spawn(move || {
+            let _in = scope.enter();
             let mut hasher = Hasher::new();
             while let Ok(mut buf) = free_rx.recv() {
                 match fill(&mut input, &mut buf) {
