@@ -446,3 +446,30 @@ fn clients_find_the_broker_whatever_home_and_tmpdir_say() {
     ok(&out);
     assert!(w.env.log_text().contains("(broker "));
 }
+
+#[test]
+fn a_subset_restore_goes_through_the_broker_with_a_relative_offsets_file() {
+    let w = World::new("");
+    w.hook("setup_plugin_for_backup");
+    let data = bytes(3 << 20, 11);
+    ok(&w.backup("single", &data));
+    std::fs::write(w.env.tmp.path().join("offsets"), "2 10 20 2097152 2097200").unwrap();
+    // Relative paths: the broker runs in another folder.
+    let out = w
+        .cmd(&[
+            "restore_data_subset",
+            "plugin_config.yaml",
+            &w.key("single"),
+            "offsets",
+        ])
+        .current_dir(w.env.tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    ok(&out);
+    let want = [&data[10..20], &data[2097152..2097200]].concat();
+    assert_eq!(out.stdout, want);
+    assert!(
+        w.env.log_text().contains("(broker ") && w.env.log_text().contains("restore_data_subset) ")
+    );
+}

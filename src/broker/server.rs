@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,8 @@ const CANCEL_WAIT: Duration = Duration::from_secs(5);
 /// What runs and how the broker is to stop.
 struct Shared {
     pool: Arc<Pool>,
+    /// Connections being served (requests, stops, probes).
+    open: AtomicUsize,
     running: Mutex<Vec<Arc<Scope>>>,
     /// A cleanup hook asked it to stop.
     stopping: AtomicBool,
@@ -81,8 +83,10 @@ pub fn run(path: &Path) -> Result<()> {
         }
         Err((_, e)) => return Err(fail("lock", &e)),
     };
-    // A session of its own: not stopped with the hook's terminal or group.
+    // A session of its own: not stopped with the hook's terminal or group;
+    // and no hold on the folder it was started in.
     let _ = nix::unistd::setsid();
+    let _ = std::env::set_current_dir("/");
     let _ = std::fs::remove_file(&place.socket);
     let listener = UnixListener::bind(&place.socket).map_err(|e| fail("listen on", &e))?;
     let inode = std::fs::metadata(&place.socket)
@@ -104,6 +108,7 @@ pub fn run(path: &Path) -> Result<()> {
     }
     let shared = Arc::new(Shared {
         pool: Arc::new(Pool::new(config)),
+        open: AtomicUsize::new(0),
         running: Mutex::new(Vec::new()),
         stopping: AtomicBool::new(false),
     });
@@ -120,11 +125,17 @@ pub fn run(path: &Path) -> Result<()> {
         loop {
             match listener.accept() {
                 Ok((conn, _)) => {
-                    let shared = Arc::clone(&shared);
-                    let spawned = std::thread::Builder::new()
-                        .name("request".into())
-                        .spawn(move || serve(&shared, conn));
+                    shared.open.fetch_add(1, Ordering::SeqCst);
+                    let on = Arc::clone(&shared);
+                    let spawned =
+                        std::thread::Builder::new()
+                            .name("request".into())
+                            .spawn(move || {
+                                let _open = Open(&on.open);
+                                serve(&on, conn);
+                            });
                     if let Err(e) = spawned {
+                        shared.open.fetch_sub(1, Ordering::SeqCst);
                         log::warn!("connection broker: cannot start a request thread: {e}");
                     }
                     last = Instant::now();
@@ -166,7 +177,8 @@ pub fn run(path: &Path) -> Result<()> {
         }
     }
     let started = Instant::now();
-    while !shared.running().is_empty() {
+    // Requests being handed over too: their clients wait for an answer.
+    while shared.open.load(Ordering::SeqCst) > 0 {
         if terminate.load(Ordering::SeqCst) && started.elapsed() > CANCEL_WAIT {
             log::warn!("connection broker: requests still running after a cancel; removing their temporaries and exiting");
             for scope in shared.running().iter() {
@@ -180,6 +192,15 @@ pub fn run(path: &Path) -> Result<()> {
     shared.pool.close_idle();
     log::info!("connection broker: stopped");
     Ok(())
+}
+
+/// Counts a connection as served until dropped (a panic included).
+struct Open<'a>(&'a AtomicUsize);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The command names the broker serves, as the processes that hand them
