@@ -87,6 +87,28 @@ impl Pool {
         }
     }
 
+    /// An idle connection for `remote`, or a new one while fewer than
+    /// [`MAX_CONNECTIONS`] are open; None rather than waiting.
+    fn try_take(&self, remote: Remote) -> Option<Box<dyn Storage>> {
+        let mut state = self.state();
+        if let Some(i) = state.idle.iter().position(|(r, _)| *r == remote) {
+            return Some(state.idle.swap_remove(i).1);
+        }
+        if state.open >= MAX_CONNECTIONS {
+            return None;
+        }
+        state.open += 1;
+        drop(state);
+        match backends::open(&self.config, remote) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::debug!("connection broker: no more connections: {e}");
+                self.forget();
+                None
+            }
+        }
+    }
+
     /// Takes back a connection: kept for the next request when `reuse`,
     /// closed otherwise.
     fn give_back(&self, remote: Remote, storage: Box<dyn Storage>, reuse: bool) {
@@ -146,6 +168,18 @@ impl Loan {
     }
 }
 
+impl Loan {
+    /// Records `storage` as lent and gives the command its view of it.
+    fn keep(&self, remote: Remote, storage: Box<dyn Storage>) -> Box<dyn Storage> {
+        let storage = Arc::new(storage);
+        self.taken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((remote, Arc::clone(&storage)));
+        Box::new(Lent(storage))
+    }
+}
+
 impl Lender for Loan {
     fn lend(&self, remote: Remote) -> Result<Box<dyn Storage>> {
         if remote == Remote::Required {
@@ -153,12 +187,18 @@ impl Lender for Loan {
                 "the connection broker does not serve commands that need the remote system",
             ));
         }
-        let storage = Arc::new(self.pool.take(remote)?);
-        self.taken
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((remote, Arc::clone(&storage)));
-        Ok(Box::new(Lent(storage)))
+        let storage = self.pool.take(remote)?;
+        Ok(self.keep(remote, storage))
+    }
+
+    fn lend_more(&self, remote: Remote, n: usize) -> Vec<Box<dyn Storage>> {
+        if remote == Remote::Required {
+            return Vec::new();
+        }
+        std::iter::from_fn(|| self.pool.try_take(remote))
+            .take(n)
+            .map(|s| self.keep(remote, s))
+            .collect()
     }
 }
 

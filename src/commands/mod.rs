@@ -44,6 +44,10 @@ pub trait Lender: Send + Sync {
     /// Storage as [`backends::open`] gives it, for as long as the command
     /// holds it.
     fn lend(&self, remote: Remote) -> Result<Box<dyn Storage>>;
+
+    /// Up to `n` more, only as many as are to be had without waiting for
+    /// another command to give one back.
+    fn lend_more(&self, remote: Remote, n: usize) -> Vec<Box<dyn Storage>>;
 }
 
 impl Context {
@@ -87,6 +91,24 @@ impl Context {
     /// (writes, creating the backup folder, delete_backup).
     pub fn storage_for_changes(&self) -> Result<Box<dyn Storage>> {
         self.open(Remote::IfReplicating)
+    }
+
+    /// Up to `n` more storages for changes, each a connection of its own, for
+    /// steps of one command that run at once: in the connection broker, its
+    /// free connections; in a plugin process, none (each would be a login).
+    pub fn more_storage_for_changes(&self, n: usize) -> Vec<Box<dyn Storage>> {
+        match &self.io.storage {
+            Some(lender) => lender.lend_more(Remote::IfReplicating, n),
+            None => Vec::new(),
+        }
+    }
+
+    /// [`Context::more_storage_for_changes`] for reading.
+    pub fn more_storage(&self, n: usize) -> Vec<Box<dyn Storage>> {
+        match &self.io.storage {
+            Some(lender) => lender.lend_more(Remote::Never, n),
+            None => Vec::new(),
+        }
     }
 
     /// The storage with its replica system connected (replicate_backup, delete_replica).

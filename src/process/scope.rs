@@ -39,6 +39,8 @@ pub struct Scope {
     /// The process id and command shown in log lines (a broker's request:
     /// its client's).
     pub(crate) log_as: Option<(u32, String)>,
+    /// Work that need not delay the command's answer (see [`after_answer`]).
+    deferred: Mutex<Vec<Action>>,
 }
 
 static PROCESS: LazyLock<Arc<Scope>> = LazyLock::new(|| {
@@ -68,6 +70,7 @@ impl Scope {
             pause,
             paused: AtomicU64::new(0),
             log_as,
+            deferred: Mutex::new(Vec::new()),
         }
     }
 
@@ -121,6 +124,34 @@ impl Scope {
     }
 }
 
+/// Runs `work`, which need not delay the command's answer (closing read
+/// streams, publishing what is committed), once the caller has the answer:
+/// at once in a plugin process (its answer is its exit); in the broker,
+/// after the client is answered ([`Scope::run_deferred`]).
+pub fn after_answer(work: impl FnOnce() + Send + 'static) {
+    let scope = Scope::current();
+    if scope.is_process() {
+        work();
+    } else {
+        scope
+            .deferred
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(work));
+    }
+}
+
+impl Scope {
+    /// Runs the work [`after_answer`] put off, in this scope.
+    pub fn run_deferred(self: &Arc<Self>) {
+        let _in = self.enter();
+        let work = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
+        for w in work {
+            w();
+        }
+    }
+}
+
 /// While alive, the thread is in the scope it entered.
 pub struct Entered {
     previous: Option<Arc<Scope>>,
@@ -130,5 +161,79 @@ impl Drop for Entered {
     fn drop(&mut self) {
         let previous = self.previous.take();
         CURRENT.with(|c| *c.borrow_mut() = previous);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::signals::{self, CleanupGuard};
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn a_requests_cancel_runs_its_cleanups_only() {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (a, b) = (
+            Scope::request(1, "backup_data", None),
+            Scope::request(2, "backup_data", None),
+        );
+        let guard_a = {
+            let _in = a.enter();
+            let ran = Arc::clone(&ran);
+            CleanupGuard::new(move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let guard_b = {
+            let _in = b.enter();
+            let ran = Arc::clone(&ran);
+            CleanupGuard::new(move || {
+                ran.fetch_add(10, Ordering::SeqCst);
+            })
+        };
+        assert!(signals::cancel(&a));
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        assert!(a.interrupted() && !b.interrupted());
+        assert!(!Scope::process().interrupted());
+        {
+            let _in = a.enter();
+            assert!(signals::check().is_err());
+        }
+        drop(guard_a);
+        assert_eq!(ran.load(Ordering::SeqCst), 1, "ran once");
+        guard_b.disarm();
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_request_at_its_commit_point_is_not_stopped() {
+        let s = Scope::request(3, "backup_data", None);
+        let _in = s.enter();
+        let done = signals::commit_point(|| {
+            assert!(!signals::interrupt(&s), "at the commit point");
+            Ok(())
+        });
+        assert!(done.is_ok());
+    }
+
+    #[test]
+    fn work_after_the_answer_waits_for_it_in_a_request() {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let s = Scope::request(4, "restore_data", None);
+        {
+            let _in = s.enter();
+            let r = Arc::clone(&ran);
+            after_answer(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        s.run_deferred();
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        let r = Arc::clone(&ran);
+        after_answer(move || {
+            r.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(ran.load(Ordering::SeqCst), 2, "at once in a process");
     }
 }
