@@ -42,16 +42,12 @@ const START_WAIT: Duration = Duration::from_secs(2);
 const STOP_WAIT: Duration = Duration::from_secs(60);
 
 /// glibc's allocator, for the broker: each request allocates its stream
-/// buffers (megabytes, zeroed) and frees them; by default they are fresh
-/// mappings each time, and the page faults of many request threads contend
-/// on the one address space (the broker was slower than separate processes
-/// under 8 concurrent requests). Kept on the heap instead, and not given back
-/// below 256 MiB, they are reused. A variable already set is left as it is.
-const MALLOC_TUNING: &[(&str, &str)] = &[
-    ("MALLOC_MMAP_THRESHOLD_", "8388608"),
-    ("MALLOC_TRIM_THRESHOLD_", "268435456"),
-    ("MALLOC_TOP_PAD_", "16777216"),
-];
+/// buffers (a megabyte each, zeroed) and frees them. By default glibc soon
+/// serves such sizes from its heap, where a zeroed allocation is zeroed by
+/// hand, a megabyte for a 20 KB object; as fresh mappings (this threshold,
+/// fixed) they come zeroed and cost a page fault per page used. A variable
+/// already set is left as it is.
+const MALLOC_TUNING: &[(&str, &str)] = &[("MALLOC_MMAP_THRESHOLD_", "131072")];
 
 /// Where the broker of one config is.
 #[derive(Debug, Clone)]
