@@ -16,6 +16,10 @@ pub enum ErrorKind {
     NotFound,
     /// The storage failed (I/O, connection, space).
     Storage,
+    /// The storage refused to open a file because every stream it allows
+    /// is taken (DD Boost's `DD_ERR_STREAM_LIMIT`), after waiting as long as
+    /// the open was allowed to.
+    StreamLimit,
     /// Stored bytes do not match their checksum.
     Integrity,
     /// The reader of standard output went away.

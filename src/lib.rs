@@ -17,7 +17,8 @@
 //! 9. `config`: the config file's options, typed option access, secrets;
 //! 10. `protocol`: the command line, object keys, offsets files;
 //! 11. `process`: the log, signals, temporary names, test pause points;
-//! 12. `about`, `error`: the plugin's name and versions; the error type.
+//! 12. `path`: storage paths (`StoragePath`), checked once where they are built;
+//! 13. `about`, `error`: the plugin's name and versions; the error type.
 
 #![forbid(unsafe_code)]
 
@@ -31,6 +32,7 @@ pub mod config;
 pub mod crypto;
 pub mod data;
 pub mod error;
+pub mod path;
 pub mod process;
 pub mod protocol;
 pub mod storage;

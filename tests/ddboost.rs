@@ -344,11 +344,13 @@ fn a_failed_replica_overwrite_keeps_the_old_replica_copy() {
     let (old, new) = (bytes(3 * MIB + 1, 30), bytes(2 * MIB + 5, 31));
     ok(&env.run_stdin(&["backup_data", repl, &key], &old));
     // Each step of the copy to the replica fails in turn: the file copy, the
-    // record staged there (its temporary), the rename of the copied data,
-    // the record's rename (a warning only: the replica's data is committed).
+    // record staged there (its temporary, after the data's), the record's
+    // rename there, the rename of the copied data, the record's rename (a
+    // warning only: the replica's data is committed).
     for (fault, fails_command) in [
         ("filecopy_start:nth=1", true),
-        ("open:path=gpdb/replica:nth=3", true),
+        ("open:path=gpdb/replica:nth=2", true),
+        ("rename:path=gpdb/replica:nth=1", true),
         ("rename:path=gpdb/replica:nth=2", true),
         ("rename:path=gpdb/replica:nth=3", false),
     ] {
@@ -371,6 +373,44 @@ fn a_failed_replica_overwrite_keeps_the_old_replica_copy() {
         assert!(env.restore_data(TS, "gpbackup_0_x") == *want, "{fault}");
         ok(&env.run_stdin(&["backup_data", repl, &key], &old));
     }
+}
+
+/// With replication on, a folder change is made on the replica first: when
+/// it fails there, the command fails and the primary is left as it was.
+#[test]
+fn folder_changes_reach_the_replica_first() {
+    let r = replicated();
+    let env = &r.env;
+    let repl = r.repl.to_str().unwrap();
+    let key = env.key(TS, "gpbackup_0_x");
+    let primary_backup = env.dd_root().join(format!(
+        "dd-primary/su/{DD_SU}/gpdb/backups/backups/{}/{TS}",
+        &TS[..8]
+    ));
+    let replica_fault = |op: &str| {
+        [(
+            "DDBOOST_MOCK_FAULTS",
+            format!("{op}:path=gpdb/replica:count=0"),
+        )]
+    };
+    let setup = [
+        "setup_plugin_for_backup",
+        repl,
+        &env.backup_dir(TS),
+        "master",
+        "\"-1\"",
+    ];
+    let [(k, v)] = replica_fault("mkdir");
+    fails(&env.run_stdin_env(&setup, b"", &[(k, &v)]));
+    assert!(!primary_backup.exists(), "the primary's folder was made");
+    ok(&env.run(&setup));
+    assert!(primary_backup.is_dir());
+    ok(&env.run_stdin(&["backup_data", repl, &key], b"kept"));
+    let [(k, v)] = replica_fault("unlink");
+    fails(&env.run_stdin_env(&["delete_backup", repl, TS], b"", &[(k, &v)]));
+    assert_eq!(env.restore_data(TS, "gpbackup_0_x"), b"kept");
+    ok(&env.run(&["delete_backup", repl, TS]));
+    assert!(!primary_backup.exists());
 }
 
 #[test]

@@ -299,10 +299,9 @@ fn small_objects_take_the_fewest_appliance_calls() {
             "open",  // its record (before the object: one stream at a time)
             "read",  // all of it
             "close", //
-            "open",  // a staged record (none)
             "open",  // the object
-            "read",  // all of it (short: its size)
-            "close", // the object
+            "read",  // all of it (short: its size), and the record describes it:
+            "close", // no staged record looked up
             "disconnect",
         ],
         "restore_data"

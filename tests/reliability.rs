@@ -415,30 +415,10 @@ fn failure_matrix(env: &Env) {
 /// backend, every call of the fault wrapper, as an error and as not-found.
 fn sweep_rules(env: &Env, data: &[u8]) -> (&'static str, Vec<String>) {
     match env.backend {
-        Backend::Local => {
-            let calls = [
-                "create:nth=1",
-                "create:nth=2",
-                "write:nth=1",
-                "write:nth=3",
-                "close:nth=1",
-                "close:nth=2",
-                "commit:nth=1",
-                "commit:nth=2",
-                "rename:nth=1",
-                "stat:nth=1",
-                "open:nth=1",
-            ];
-            let rules = calls
-                .iter()
-                .flat_map(|c| {
-                    ["io", "notfound"].into_iter().flat_map(move |e| {
-                        ["before", "after"].map(|w| format!("{c}:err={e}:when={w}"))
-                    })
-                })
-                .collect();
-            ("GPBACKUP_DDBOOST_PLUGIN_FAULTS", rules)
-        }
+        Backend::Local => (
+            "GPBACKUP_DDBOOST_PLUGIN_FAULTS",
+            support::failing_in_turn(&support::OVERWRITE_CALLS),
+        ),
         Backend::DdBoostMock => {
             let trace = env.tmp.path().join("sweep-trace");
             let vars = [("DDBOOST_MOCK_TRACE", trace.to_str().unwrap())];

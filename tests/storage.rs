@@ -12,12 +12,17 @@ use gpbackup_ddboost_plugin::backends::PluginConfig;
 use gpbackup_ddboost_plugin::error::ErrorKind;
 use gpbackup_ddboost_plugin::storage::faulty::{Faults, FaultyStorage};
 use gpbackup_ddboost_plugin::storage::memory::MemoryStorage;
-use gpbackup_ddboost_plugin::storage::{Remote, Storage};
+use gpbackup_ddboost_plugin::storage::{Remote, Storage, StoragePath};
 
 use support::bytes;
 
+/// A path the suite names.
+fn p(text: &str) -> StoragePath {
+    StoragePath::parse(text).unwrap()
+}
+
 fn write(s: &dyn Storage, path: &str, data: &[u8]) {
-    let mut w = s.create(path).unwrap();
+    let mut w = s.create(&p(path)).unwrap();
     assert!(w.block_size() >= 4096);
     for c in data.chunks(w.block_size()) {
         w.write(c).unwrap();
@@ -26,7 +31,7 @@ fn write(s: &dyn Storage, path: &str, data: &[u8]) {
 }
 
 fn read(s: &dyn Storage, path: &str) -> Vec<u8> {
-    let mut r = s.open(path).unwrap();
+    let mut r = s.open(&p(path)).unwrap();
     let mut out = vec![0u8; r.size() as usize];
     let mut got = 0;
     while got < out.len() {
@@ -45,39 +50,39 @@ fn read(s: &dyn Storage, path: &str) -> Vec<u8> {
 
 /// The kind of error opening `path` gives (it must fail).
 fn open_error(s: &dyn Storage, path: &str) -> ErrorKind {
-    match s.open(path) {
+    match s.open(&p(path)) {
         Ok(_) => panic!("{path} opened"),
         Err(e) => e.kind(),
     }
 }
 
 fn paths(list: Vec<gpbackup_ddboost_plugin::storage::ObjectInfo>) -> Vec<String> {
-    list.into_iter().map(|o| o.path).collect()
+    list.into_iter().map(|o| o.path.into()).collect()
 }
 
 // ---- the suite ------------------------------------------------------------------------
 
 fn commit_makes_an_object_visible(s: &dyn Storage) {
     let data = bytes(300_000, 1);
-    let mut w = s.create("a/b/obj").unwrap();
+    let mut w = s.create(&p("a/b/obj")).unwrap();
     w.write(&data).unwrap();
     assert_eq!(open_error(s, "a/b/obj"), ErrorKind::NotFound);
-    assert!(s.list("a").unwrap().is_empty(), "visible before commit");
+    assert!(s.list(&p("a")).unwrap().is_empty(), "visible before commit");
     w.commit().unwrap();
     assert_eq!(read(s, "a/b/obj"), data);
-    let l = s.list("a").unwrap();
+    let l = s.list(&p("a")).unwrap();
     assert_eq!(paths(l.clone()), vec!["a/b/obj"]);
     assert_eq!(l[0].size, data.len() as u64);
 }
 
 fn dropped_writer_leaves_nothing(s: &dyn Storage) {
     write(s, "d/obj", b"old");
-    let mut w = s.create("d/obj").unwrap();
+    let mut w = s.create(&p("d/obj")).unwrap();
     w.write(b"new and longer").unwrap();
     drop(w);
     assert_eq!(read(s, "d/obj"), b"old");
     assert_eq!(
-        paths(s.list_all("d").unwrap()),
+        paths(s.list_all(&p("d")).unwrap()),
         vec!["d/obj"],
         "temporary left"
     );
@@ -94,7 +99,7 @@ fn overwrite_replaces(s: &dyn Storage) {
 fn reads_at_any_offset(s: &dyn Storage) {
     let data = bytes(2 * (1 << 20) + 3, 3);
     write(s, "r/obj", &data);
-    let mut r = s.open("r/obj").unwrap();
+    let mut r = s.open(&p("r/obj")).unwrap();
     assert_eq!(r.size(), data.len() as u64);
     for off in [0usize, 1, 65_535, 1 << 20, data.len() - 1] {
         let mut buf = vec![0u8; 1000];
@@ -106,22 +111,25 @@ fn reads_at_any_offset(s: &dyn Storage) {
 
 fn missing_objects_are_not_found(s: &dyn Storage) {
     assert_eq!(open_error(s, "none/obj"), ErrorKind::NotFound);
-    assert!(s.list("none").unwrap().is_empty());
-    assert!(s.list_all("none").unwrap().is_empty());
-    assert!(!s.delete("none/obj").unwrap());
-    assert_eq!(s.delete_dir_all("none").unwrap().files, 0);
+    assert!(s.list(&p("none")).unwrap().is_empty());
+    assert!(s.list_all(&p("none")).unwrap().is_empty());
+    assert!(!s.delete(&p("none/obj")).unwrap());
+    assert_eq!(s.delete_dir_all(&p("none")).unwrap().files, 0);
 }
 
 fn listings_are_recursive_sorted_and_hide_own_names(s: &dyn Storage) {
     for p in ["l/x/2", "l/x/1", "l/y/3", "l/.hidden", "l/x/.rec"] {
         write(s, p, p.as_bytes());
     }
-    assert_eq!(paths(s.list("l").unwrap()), vec!["l/x/1", "l/x/2", "l/y/3"]);
-    let all = paths(s.list_all("l").unwrap());
+    assert_eq!(
+        paths(s.list(&p("l")).unwrap()),
+        vec!["l/x/1", "l/x/2", "l/y/3"]
+    );
+    let all = paths(s.list_all(&p("l")).unwrap());
     assert!(all.contains(&"l/.hidden".to_string()), "{all:?}");
     assert!(all.contains(&"l/x/.rec".to_string()), "{all:?}");
     assert_eq!(
-        paths(s.list("l/x/1").unwrap()),
+        paths(s.list(&p("l/x/1")).unwrap()),
         vec!["l/x/1"],
         "a file lists itself"
     );
@@ -131,32 +139,32 @@ fn deletes(s: &dyn Storage) {
     for p in ["k/a/1", "k/a/2", "k/b/3", "keep/4"] {
         write(s, p, b"x");
     }
-    assert!(s.delete("k/b/3").unwrap());
-    assert!(!s.delete("k/b/3").unwrap());
-    let sum = s.delete_dir_all("k").unwrap();
+    assert!(s.delete(&p("k/b/3")).unwrap());
+    assert!(!s.delete(&p("k/b/3")).unwrap());
+    let sum = s.delete_dir_all(&p("k")).unwrap();
     assert_eq!(sum.files, 2);
-    assert!(s.list("k").unwrap().is_empty());
+    assert!(s.list(&p("k")).unwrap().is_empty());
     assert_eq!(read(s, "keep/4"), b"x");
     assert_eq!(
-        s.delete_dir_all("k").unwrap().files,
+        s.delete_dir_all(&p("k")).unwrap().files,
         0,
         "a repeat is harmless"
     );
 }
 
 fn empty_folders(s: &dyn Storage) {
-    s.create_dir_all("e/f/g").unwrap();
-    s.create_dir_all("e/f/g").unwrap();
+    s.create_dir_all(&p("e/f/g")).unwrap();
+    s.create_dir_all(&p("e/f/g")).unwrap();
     write(s, "e/f/obj", b"x");
-    assert!(!s.remove_dir_if_empty("e/f").unwrap(), "not empty");
-    assert!(s.remove_dir_if_empty("e/f/g").unwrap());
-    assert!(!s.remove_dir_if_empty("e/f/g").unwrap(), "gone");
+    assert!(!s.remove_dir_if_empty(&p("e/f")).unwrap(), "not empty");
+    assert!(s.remove_dir_if_empty(&p("e/f/g")).unwrap());
+    assert!(!s.remove_dir_if_empty(&p("e/f/g")).unwrap(), "gone");
 }
 
 fn rename_replaces_in_one_step(s: &dyn Storage) {
     write(s, "n/a", b"new");
     write(s, "n/b", b"old");
-    s.rename("n/a", "n/b").unwrap();
+    s.rename(&p("n/a"), &p("n/b")).unwrap();
     assert_eq!(read(s, "n/b"), b"new");
     assert_eq!(open_error(s, "n/a"), ErrorKind::NotFound);
 }
@@ -187,15 +195,7 @@ fn ddboost(host: &str) -> Box<dyn Storage> {
         t
     });
     support::create_system(root.path(), host);
-    let text = format!(
-        "options:\n  hostname: {host}\n  username: {}\n  password: {}\n  storage_unit: {}\n  directory: suite\n  ddboost_library: {}\n",
-        support::DD_USER,
-        support::DD_PASSWORD,
-        support::DD_SU,
-        support::mock().lib.display()
-    );
-    let cfg = PluginConfig::parse(&text, Path::new("t.yaml")).unwrap();
-    cfg.backend.open(Remote::Never).unwrap()
+    support::open_mock(host, "suite")
 }
 
 macro_rules! suite {
@@ -241,7 +241,7 @@ fn injected_faults_fail_the_named_call_only() {
         Box::new(MemoryStorage::new()),
         Faults::parse("write:nth=2:err=io;open:path=gone:err=notfound").unwrap(),
     );
-    let mut w = s.create("f/obj").unwrap();
+    let mut w = s.create(&p("f/obj")).unwrap();
     w.write(b"1").unwrap();
     assert_eq!(w.write(b"2").unwrap_err().kind(), ErrorKind::Storage);
     drop(w);

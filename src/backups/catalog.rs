@@ -5,14 +5,15 @@
 
 use crate::error::Result;
 use crate::protocol::keys::{Timestamp, BACKUPS_DIR};
-use crate::storage::{join, Storage};
+use crate::storage::{Storage, StoragePath};
 
 /// Every backup timestamp with a folder below `backups/`, sorted. Other
 /// names (not 8-digit dates, not 14-digit timestamps of that date) are
 /// skipped: they are no backup of gpbackup's.
 pub fn find(storage: &dyn Storage) -> Result<Vec<Timestamp>> {
     let mut out = Vec::new();
-    let dates = storage.list_names(BACKUPS_DIR).map_err(|e| {
+    let backups = StoragePath::root().child(BACKUPS_DIR)?;
+    let dates = storage.list_names(&backups).map_err(|e| {
         e.context(format!(
             "cannot list {BACKUPS_DIR} in {}",
             storage.describe()
@@ -22,7 +23,7 @@ pub fn find(storage: &dyn Storage) -> Result<Vec<Timestamp>> {
         .iter()
         .filter(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
     {
-        let dir = join(BACKUPS_DIR, date);
+        let dir = backups.child(date)?;
         let names = storage
             .list_names(&dir)
             .map_err(|e| e.context(format!("cannot list {dir} in {}", storage.describe())))?;
@@ -54,7 +55,7 @@ mod tests {
             "backups/2025x101/20250101130000/a",
             "other/20250101/20250101140000/a",
         ] {
-            let mut w = s.create(p).unwrap();
+            let mut w = s.create(&StoragePath::parse(p).unwrap()).unwrap();
             w.write(b"x").unwrap();
             w.commit().unwrap();
         }

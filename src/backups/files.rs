@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::keys::Timestamp;
-use crate::storage::{join, Storage};
+use crate::storage::{Storage, StoragePath};
 
 /// The largest manifest file read (a TOC of a database with very many tables).
 const MAX_MANIFEST_BYTES: u64 = 1 << 30;
@@ -248,7 +248,7 @@ pub(super) fn parse_yaml<T: serde::de::DeserializeOwned>(
 }
 
 /// Reads a whole (small) object.
-pub fn read_object(storage: &dyn Storage, path: &str) -> Result<Vec<u8>> {
+pub fn read_object(storage: &dyn Storage, path: &StoragePath) -> Result<Vec<u8>> {
     // Opened for a first read at 0, which on DD Boost also tells a small
     // object's size (a short first read is its end): no stat.
     let mut reader = storage
@@ -271,7 +271,9 @@ pub fn read_config(
     storage: &dyn Storage,
     ts: &Timestamp,
 ) -> Result<Option<std::result::Result<BackupConfig, String>>> {
-    let path = join(&ts.prefix(), &names::file(ts.as_str(), names::CONFIG));
+    let path = ts
+        .prefix()
+        .child(&names::file(ts.as_str(), names::CONFIG))?;
     match read_object(storage, &path) {
         Ok(text) => Ok(Some(BackupConfig::parse(&text))),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::Result;
 use crate::protocol::keys::Timestamp;
-use crate::storage::{join, split_path, ObjectInfo, Storage};
+use crate::storage::{ObjectInfo, Storage, StoragePath};
 
 use super::files::{names, parse_yaml, read_object, BackupConfig, SegmentToc, Toc, TocDataEntry};
 
@@ -39,7 +39,7 @@ fn config_and_layout(
     };
 
     let config = if has(names::CONFIG) {
-        let path = join(&ts.prefix(), &names::file(ts_s, names::CONFIG));
+        let path = ts.prefix().child(&names::file(ts_s, names::CONFIG))?;
         match BackupConfig::parse(&read_object(storage, &path)?) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -107,7 +107,7 @@ pub struct Layout {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
     /// Relative to `directory`.
-    pub path: String,
+    pub path: StoragePath,
     /// The backup whose folder holds it.
     pub backup: String,
     /// What it is, for MISSING lines.
@@ -152,7 +152,7 @@ pub struct Manifest {
     pub earlier: Vec<String>,
     pub problems: Vec<Problem>,
     /// Size of every object listed in the folders involved, by path.
-    stored: BTreeMap<String, u64>,
+    stored: BTreeMap<StoragePath, u64>,
 }
 
 impl Manifest {
@@ -171,11 +171,11 @@ impl Manifest {
         let own: BTreeSet<&str> = listing
             .iter()
             .filter_map(|o| {
-                let (dir, name) = split_path(&o.path);
-                (dir == folder).then_some(name)
+                let (dir, name) = o.path.folder_and_name();
+                (dir == folder.as_str()).then_some(name)
             })
             .collect();
-        let own_path = |suffix: &str| join(&folder, &names::file(ts_s, suffix));
+        let own_path = |suffix: &str| Ok(folder.child(&names::file(ts_s, suffix))?);
         let has = |suffix: &str| own.contains(names::file(ts_s, suffix).as_str());
         if !has(names::CONFIG) && !has(names::TOC) {
             return Ok(None);
@@ -207,14 +207,14 @@ impl Manifest {
         }
         own_files.push((names::TOC, "its TOC"));
         for (suffix, what) in own_files {
-            m.push(ts_s, &own_path(suffix), what.to_string(), None);
+            m.push(ts_s, &own_path(suffix)?, what.to_string(), None);
         }
 
         for (plan_ts, tables) in m.plan() {
             m.add_plan_entry(storage, &plan_ts, tables.as_ref())?;
         }
 
-        m.extra = m.unnamed(listing, &own_path);
+        m.extra = m.unnamed(listing, &own_path)?;
         Ok(Some(m))
     }
 
@@ -223,9 +223,9 @@ impl Manifest {
     fn unnamed(
         &self,
         listing: &[ObjectInfo],
-        own_path: &dyn Fn(&str) -> String,
-    ) -> Vec<ObjectInfo> {
-        let mut known: BTreeSet<String> = self
+        own_path: &dyn Fn(&str) -> Result<StoragePath>,
+    ) -> Result<Vec<ObjectInfo>> {
+        let mut known: BTreeSet<StoragePath> = self
             .expected
             .iter()
             .filter(|e| e.backup == self.ts)
@@ -237,13 +237,13 @@ impl Manifest {
             names::PLUGIN_CONFIG,
             names::STATISTICS,
         ] {
-            known.insert(own_path(suffix));
+            known.insert(own_path(suffix)?);
         }
-        listing
+        Ok(listing
             .iter()
             .filter(|o| !known.contains(&o.path))
             .cloned()
-            .collect()
+            .collect())
     }
 
     /// The restore plan as gprestore follows it: each backup's timestamp and
@@ -292,7 +292,7 @@ impl Manifest {
         let folder = pts.prefix();
         if plan_ts != self.ts {
             self.earlier.push(plan_ts.to_string());
-            let listing = storage.list(&folder).map_err(|e| {
+            let listing = storage.list(folder).map_err(|e| {
                 e.context(format!(
                     "cannot list the earlier backup {plan_ts} of the restore plan in {}",
                     storage.describe()
@@ -301,8 +301,8 @@ impl Manifest {
             self.stored
                 .extend(listing.into_iter().map(|o| (o.path, o.size)));
         }
-        let in_folder = |name: String| join(&folder, &name);
-        let toc_path = in_folder(names::file(plan_ts, names::TOC));
+        let in_folder = |name: String| folder.child(&name);
+        let toc_path = in_folder(names::file(plan_ts, names::TOC))?;
         if plan_ts != self.ts {
             self.push(
                 plan_ts,
@@ -316,7 +316,7 @@ impl Manifest {
         let sdf = self.layout.single_data_file;
         if sdf {
             for c in 0..self.layout.segments {
-                let p = in_folder(names::segment_toc(c, plan_ts));
+                let p = in_folder(names::segment_toc(c, plan_ts))?;
                 self.push(plan_ts, &p, format!("the TOC of segment {c}"), None);
             }
         }
@@ -327,7 +327,7 @@ impl Manifest {
         if matching.is_empty() {
             return Ok(());
         }
-        self.add_data_files(storage, plan_ts, &folder, &matching)
+        self.add_data_files(storage, plan_ts, folder, &matching)
     }
 
     /// The data entries of backup `plan_ts`'s TOC (at `toc_path`) that a
@@ -337,7 +337,7 @@ impl Manifest {
         &mut self,
         storage: &dyn Storage,
         plan_ts: &str,
-        toc_path: &str,
+        toc_path: &StoragePath,
         tables: Option<&BTreeSet<String>>,
     ) -> Result<Option<Vec<TocDataEntry>>> {
         // The tables taken from it: the TOC's data entries the plan names
@@ -389,21 +389,21 @@ impl Manifest {
         &mut self,
         storage: &dyn Storage,
         plan_ts: &str,
-        folder: &str,
+        folder: &StoragePath,
         matching: &[TocDataEntry],
     ) -> Result<()> {
         let sdf = self.layout.single_data_file;
-        let in_folder = |name: String| join(folder, &name);
+        let in_folder = |name: String| folder.child(&name);
         let ext = self.layout.extension;
         for c in 0..self.layout.segments {
             if sdf {
-                let p = in_folder(names::data_file(c, plan_ts, None, ext));
+                let p = in_folder(names::data_file(c, plan_ts, None, ext))?;
                 // Segment TOC byte ranges are those of the uncompressed
                 // stream: only an uncompressed file's size is known.
                 let size = if ext.is_empty() {
                     self.segment_data_size(
                         storage,
-                        &in_folder(names::segment_toc(c, plan_ts)),
+                        &in_folder(names::segment_toc(c, plan_ts))?,
                         plan_ts,
                     )?
                 } else {
@@ -415,7 +415,7 @@ impl Manifest {
                 // (`COPY ... ON SEGMENT`, backup/data.go; a restore to a
                 // cluster of the same size reads every segment's file).
                 for e in matching {
-                    let p = in_folder(names::data_file(c, plan_ts, Some(e.oid), ext));
+                    let p = in_folder(names::data_file(c, plan_ts, Some(e.oid), ext))?;
                     self.push(
                         plan_ts,
                         &p,
@@ -428,9 +428,15 @@ impl Manifest {
         Ok(())
     }
 
-    fn push(&mut self, backup: &str, path: &str, what: String, size: Option<(u64, String)>) {
+    fn push(
+        &mut self,
+        backup: &str,
+        path: &StoragePath,
+        what: String,
+        size: Option<(u64, String)>,
+    ) {
         self.expected.push(Expected {
-            path: path.to_string(),
+            path: path.clone(),
             backup: backup.to_string(),
             what,
             size,
@@ -451,14 +457,14 @@ impl Manifest {
     fn segment_data_size(
         &mut self,
         storage: &dyn Storage,
-        path: &str,
+        path: &StoragePath,
         backup: &str,
     ) -> Result<Option<(u64, String)>> {
         if !self.stored.contains_key(path) {
             return Ok(None);
         }
         match parse_yaml::<SegmentToc>(&read_object(storage, path)?) {
-            Ok(t) => Ok(Some((t.data_size(), split_path(path).1.to_string()))),
+            Ok(t) => Ok(Some((t.data_size(), path.file_name().to_string()))),
             Err(e) => {
                 self.problems.push(Problem {
                     backup: backup.to_string(),
@@ -527,11 +533,13 @@ mod tests {
     fn store(files: &[(&str, &str)]) -> (crate::storage::memory::MemoryStorage, Vec<ObjectInfo>) {
         let s = crate::storage::memory::MemoryStorage::new();
         for (p, text) in files {
-            let mut w = s.create(p).unwrap();
+            let mut w = s.create(&StoragePath::parse(p).unwrap()).unwrap();
             w.write(text.as_bytes()).unwrap();
             w.commit().unwrap();
         }
-        let listing = s.list("backups/20250101/20250101120000").unwrap();
+        let listing = s
+            .list(&StoragePath::parse("backups/20250101/20250101120000").unwrap())
+            .unwrap();
         (s, listing)
     }
 
@@ -540,7 +548,7 @@ mod tests {
     fn expected_names(m: &Manifest) -> Vec<String> {
         m.expected
             .iter()
-            .map(|e| split_path(&e.path).1.to_string())
+            .map(|e| e.path.file_name().to_string())
             .collect()
     }
 

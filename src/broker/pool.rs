@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::backends::{self, PluginConfig};
 use crate::commands::Lender;
 use crate::error::{Error, Result};
+use crate::path::StoragePath;
 use crate::process::signals;
 use crate::storage::{
     DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Remote, Replica, Storage,
@@ -209,37 +210,43 @@ impl Storage for Lent {
     fn describe(&self) -> String {
         self.0.describe()
     }
-    fn create_dir_all(&self, dir: &str) -> Result<()> {
+    fn create_dir_all(&self, dir: &StoragePath) -> Result<()> {
         self.0.create_dir_all(dir)
     }
-    fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
         self.0.create(path)
     }
-    fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
+    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
         self.0.open(path)
     }
-    fn open_at(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+    fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
         self.0.open_at(path, first_read)
     }
-    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn create_now(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
+        self.0.create_now(path)
+    }
+    fn open_now(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+        self.0.open_now(path, first_read)
+    }
+    fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.0.list(dir)
     }
-    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn list_all(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.0.list_all(dir)
     }
-    fn list_names(&self, dir: &str) -> Result<Vec<String>> {
+    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
         self.0.list_names(dir)
     }
-    fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
+    fn delete_dir_all(&self, dir: &StoragePath) -> Result<DeleteSummary> {
         self.0.delete_dir_all(dir)
     }
-    fn delete(&self, path: &str) -> Result<bool> {
+    fn delete(&self, path: &StoragePath) -> Result<bool> {
         self.0.delete(path)
     }
-    fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
+    fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
         self.0.remove_dir_if_empty(dir)
     }
-    fn rename(&self, from: &str, to: &str) -> Result<()> {
+    fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()> {
         self.0.rename(from, to)
     }
     fn replica(&self) -> Option<&dyn Replica> {

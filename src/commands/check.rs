@@ -15,7 +15,7 @@ use crate::about::PLUGIN_NAME;
 use crate::backends::PluginConfig;
 use crate::error::{Error, Result};
 use crate::process::logging;
-use crate::storage::{split_path, timed, Finding, Outcome, Storage};
+use crate::storage::{timed, Finding, Outcome, Storage, StoragePath};
 
 /// Prints findings as they come and remembers the failures.
 struct Report {
@@ -111,7 +111,17 @@ const CHECK_DIR: &str = ".check";
 /// Writes, lists, reads back, verifies and deletes a probe object.
 fn probe(storage: &dyn Storage, prefix: &str, report: &mut Report) {
     let host = crate::storage::host_tag();
-    let path = format!("{CHECK_DIR}/probe-{host}-{}", std::process::id());
+    let name = format!("probe-{host}-{}", std::process::id());
+    let paths = StoragePath::root()
+        .child(CHECK_DIR)
+        .and_then(|dir| Ok((dir.child(&name)?, dir)));
+    let (path, dir) = match paths {
+        Ok(p) => p,
+        Err(e) => {
+            let e = Error::from(e);
+            return report.add(Finding::fail(format!("{prefix}probe"), e.to_string(), 0.0));
+        }
+    };
     // Not a multiple of any block size, so short last blocks are tried too.
     let size = (2 << 20) + 4099;
     let data: Vec<u8> = (0..size as u32)
@@ -131,8 +141,7 @@ fn probe(storage: &dyn Storage, prefix: &str, report: &mut Report) {
     });
     if step("write", written, secs) {
         let (listed, secs) = timed(|| -> Result<String> {
-            let name = split_path(&path).1;
-            let all = storage.list_all(CHECK_DIR)?;
+            let all = storage.list_all(&dir)?;
             match all.iter().find(|o| o.path == path) {
                 Some(o) if o.size == size => Ok(format!("listed as {name}, {} bytes", o.size)),
                 Some(o) => Err(layout(format!(
@@ -176,7 +185,7 @@ fn probe(storage: &dyn Storage, prefix: &str, report: &mut Report) {
     // checking the same folder at once (gpssh), so only our probe goes.
     let (deleted, secs) = timed(|| -> Result<String> {
         storage.delete(&path)?;
-        storage.remove_dir_if_empty(CHECK_DIR)?;
+        storage.remove_dir_if_empty(&dir)?;
         Ok(format!("{path} deleted"))
     });
     step("delete", deleted, secs);

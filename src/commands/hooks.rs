@@ -9,7 +9,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::process::journal::{self, Found};
 use crate::protocol::args::{HookArgs, Scope};
 use crate::protocol::keys::{timestamp_of_dir, Timestamp};
-use crate::storage::{is_stale_temp, join, split_path, Storage};
+use crate::storage::{is_stale_temp, Storage, StoragePath};
 
 use super::Context;
 
@@ -38,7 +38,7 @@ pub fn run(ctx: &Context, hook: Hook, args: &HookArgs) -> Result<()> {
             // Connect (checks the config and the storage) and create the backup folder.
             let storage = ctx.storage_for_changes()?;
             if let Some(ts) = &ts {
-                storage.create_dir_all(&ts.prefix())?;
+                storage.create_dir_all(ts.prefix())?;
                 log::info!("{name}: {} ready in {}", ts.prefix(), storage.describe());
             } else {
                 log::info!("{name}: storage {} reachable", storage.describe());
@@ -49,7 +49,7 @@ pub fn run(ctx: &Context, hook: Hook, args: &HookArgs) -> Result<()> {
             if let (Some(ts), Scope::Coordinator) = (&ts, scope) {
                 // One open, however large the backup: gpbackup stores the
                 // config of every backup, and gprestore needs it first.
-                let config = format!("{}/gpbackup_{ts}_config.yaml", ts.prefix());
+                let config = ts.prefix().child(&format!("gpbackup_{ts}_config.yaml"))?;
                 match storage.open(&config) {
                     Ok(_) => {}
                     Err(e) if e.kind() == ErrorKind::NotFound => log::warn!(
@@ -84,7 +84,7 @@ fn remove_stale_temporaries(ctx: &Context, ts: &Timestamp) -> Result<usize> {
     let dir = ts.prefix();
     let sweep = match journal::for_cleanup(&ctx.config.redacted_options, ts.as_str())? {
         Found::Nothing => return Ok(0),
-        Found::NoFolder => return sweep_listing(ctx, &dir),
+        Found::NoFolder => return sweep_listing(ctx, dir),
         Found::Journal(sweep) => sweep,
     };
     let mut removed = 0;
@@ -92,10 +92,10 @@ fn remove_stale_temporaries(ctx: &Context, ts: &Timestamp) -> Result<usize> {
         let storage = ctx.storage()?;
         for writer in sweep.stale() {
             for temp in &writer.temporaries {
-                let path = join(&dir, temp);
+                let path = dir.child(temp)?;
                 if storage
                     .delete(&path)
-                    .map_err(|e| sweep_error(ctx, &dir, &*storage, e))?
+                    .map_err(|e| sweep_error(ctx, dir, &*storage, e))?
                 {
                     log::info!(
                         "{}: removed {path} left by a writer that is gone (process {})",
@@ -111,7 +111,7 @@ fn remove_stale_temporaries(ctx: &Context, ts: &Timestamp) -> Result<usize> {
     Ok(removed)
 }
 
-fn sweep_error(ctx: &Context, dir: &str, storage: &dyn Storage, e: Error) -> Error {
+fn sweep_error(ctx: &Context, dir: &StoragePath, storage: &dyn Storage, e: Error) -> Error {
     e.context(format!(
         "{}: cannot remove stale temporaries of {dir} in {}",
         ctx.command,
@@ -121,12 +121,12 @@ fn sweep_error(ctx: &Context, dir: &str, storage: &dyn Storage, e: Error) -> Err
 
 /// Without a journal (no usable private folder on this host): the
 /// temporaries below `dir` found by listing it.
-fn sweep_listing(ctx: &Context, dir: &str) -> Result<usize> {
+fn sweep_listing(ctx: &Context, dir: &StoragePath) -> Result<usize> {
     let storage = ctx.storage()?;
     let fail = |e: Error| sweep_error(ctx, dir, &*storage, e);
     let mut removed = 0;
     for f in storage.list_all(dir).map_err(fail)? {
-        if is_stale_temp(split_path(&f.path).1) && storage.delete(&f.path).map_err(fail)? {
+        if is_stale_temp(f.path.file_name()) && storage.delete(&f.path).map_err(fail)? {
             log::info!(
                 "{}: removed {} ({} bytes) left by a writer that is gone",
                 ctx.command,

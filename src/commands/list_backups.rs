@@ -231,7 +231,7 @@ pub fn run(ctx: &Context, flags: Flags) -> Result<()> {
 
 /// The objects and bytes stored for backup `ts`.
 fn stored(storage: &dyn Storage, ts: &Timestamp) -> Result<Stored> {
-    let listing = storage.list(&ts.prefix()).map_err(|e| {
+    let listing = storage.list(ts.prefix()).map_err(|e| {
         e.context(format!(
             "list_backups: cannot list backup {ts} in {}",
             storage.describe()

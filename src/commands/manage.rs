@@ -12,10 +12,10 @@ use crate::error::{Error, Result};
 use crate::process::pause;
 use crate::process::progress::Progress;
 use crate::protocol::args::Folder;
-use crate::protocol::keys::{Timestamp, BACKUPS_DIR};
+use crate::protocol::keys::Timestamp;
 use crate::storage::ddboost::EXCLUSIVE_FAILED;
 use crate::storage::{
-    commit_closed, is_stale_temp, read_to_end, split_path, temp_owner, ObjectInfo, Storage,
+    commit_closed, is_stale_temp, read_to_end, temp_owner, ObjectInfo, Storage, StoragePath,
 };
 
 use super::Context;
@@ -27,7 +27,7 @@ pub fn delete_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
         "delete_backup: deleting {prefix} from {}",
         storage.describe()
     );
-    let summary = storage.delete_dir_all(&prefix).map_err(|e| {
+    let summary = storage.delete_dir_all(prefix).map_err(|e| {
         e.context(format!(
             "delete_backup of {ts} from {} failed",
             storage.describe()
@@ -36,8 +36,11 @@ pub fn delete_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
     // The date folder goes too once its last backup is gone (another backup
     // of the same day keeps it). The backup itself is deleted by now, so a
     // failure here is only worth a warning.
-    let date_dir = format!("{BACKUPS_DIR}/{}", ts.date());
-    if let Err(e) = storage.remove_dir_if_empty(&date_dir) {
+    let date_dir = prefix.parent().filter(|d| !d.is_root());
+    if let Some((date_dir, Err(e))) = date_dir.map(|d| {
+        let removed = storage.remove_dir_if_empty(&d);
+        (d, removed)
+    }) {
         log::warn!(
             "delete_backup: backup {ts} is deleted, but its empty date folder {date_dir} could not be removed from {}: {e}",
             storage.describe()
@@ -83,7 +86,7 @@ pub fn list_directory(ctx: &Context, path: Option<&Folder>) -> Result<()> {
 
 pub fn delete_directory(ctx: &Context, path: &Folder) -> Result<()> {
     let dir = path.0.clone();
-    if dir.is_empty() {
+    if dir.is_root() {
         return Err(Error::invalid(
             "delete_directory needs a folder below option \"directory\"; it will not delete the whole directory",
         ));
@@ -122,9 +125,9 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
     let prefix = ts.prefix();
     let failed = |e: Error| e.context(format!("replicate_backup of {ts} to {replica_name} failed"));
     let files: Vec<ObjectInfo> = storage
-        .list_all(&prefix)?
+        .list_all(prefix)?
         .into_iter()
-        .filter(|f| temp_owner(split_path(&f.path).1).is_none())
+        .filter(|f| temp_owner(f.path.file_name()).is_none())
         .collect();
     if files.is_empty() {
         return Err(Error::not_found(format!(
@@ -132,16 +135,16 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
             storage.describe()
         )));
     }
-    let there = remote.list_all(&prefix).map_err(failed)?;
+    let there = remote.list_all(prefix).map_err(failed)?;
     remove_dead_copiers_temporaries(remote, &there);
     let there: HashMap<&str, u64> = there
         .iter()
-        .filter(|f| temp_owner(split_path(&f.path).1).is_none())
+        .filter(|f| temp_owner(f.path.file_name()).is_none())
         .map(|f| (f.path.as_str(), f.size))
         .collect();
     let (mut data, mut records) = (Vec::new(), Vec::new());
     for f in &files {
-        let is_record = split_path(&f.path).1.starts_with('.');
+        let is_record = f.path.file_name().starts_with('.');
         match there.get(f.path.as_str()) {
             None if is_record => records.push(f.path.clone()),
             None => data.push(f.path.clone()),
@@ -190,7 +193,7 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
         .and_then(|a| copy_all(ctx, storage.as_ref(), records, &progress).map(|b| a + b));
     progress.finish();
     let copied = copied.map_err(failed)?;
-    super::log_summary("replicate_backup", &prefix, copied, started);
+    super::log_summary("replicate_backup", prefix, copied, started);
     Ok(())
 }
 
@@ -202,17 +205,14 @@ fn differs(ts: &Timestamp, path: &str, replica: &str, why: &str) -> Error {
 }
 
 /// The bytes of the small file `path` (a checksum record).
-fn read_all(storage: &dyn Storage, path: &str) -> Result<Vec<u8>> {
+fn read_all(storage: &dyn Storage, path: &StoragePath) -> Result<Vec<u8>> {
     read_to_end(storage.open(path)?.as_mut())
 }
 
 /// Removes the temporaries of `files` (on the replica) whose copier, on this
 /// host, is gone.
 fn remove_dead_copiers_temporaries(remote: &dyn Storage, files: &[ObjectInfo]) {
-    for f in files
-        .iter()
-        .filter(|f| is_stale_temp(split_path(&f.path).1))
-    {
+    for f in files.iter().filter(|f| is_stale_temp(f.path.file_name())) {
         match remote.delete(&f.path) {
             Ok(_) => log::info!(
                 "replicate_backup: removed {} left on {} by a copy that was interrupted",
@@ -234,7 +234,7 @@ fn remove_dead_copiers_temporaries(remote: &dyn Storage, files: &[ObjectInfo]) {
 fn copy_all(
     ctx: &Context,
     storage: &dyn Storage,
-    paths: Vec<String>,
+    paths: Vec<StoragePath>,
     progress: &Progress,
 ) -> Result<u64> {
     if paths.is_empty() {
@@ -246,7 +246,7 @@ fn copy_all(
         paths.len(),
         storage.describe()
     );
-    let queue: Mutex<Vec<String>> = Mutex::new(paths.into_iter().rev().collect());
+    let queue: Mutex<Vec<StoragePath>> = Mutex::new(paths.into_iter().rev().collect());
     let failed: Mutex<Option<Error>> = Mutex::new(None);
     let copied = AtomicU64::new(0);
     let fail = |e: Error| {
@@ -301,7 +301,7 @@ pub fn delete_replica(ctx: &Context, ts: &Timestamp) -> Result<()> {
         ts.prefix()
     );
     let s = replica
-        .delete_dir_all(&ts.prefix())
+        .delete_dir_all(ts.prefix())
         .map_err(|e| e.context(format!("delete_replica of {ts} from {replica_name} failed")))?;
     if s.files == 0 && s.dirs == 0 {
         log::info!("delete_replica: backup {ts} already deleted from {replica_name}");

@@ -20,7 +20,7 @@ use super::{log_summary, Context};
 /// Stores `input` as the object `key` (see [`repo::store`]).
 fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &str) -> Result<()> {
     let storage = ctx.storage_for_changes()?;
-    let path = key.relative();
+    let path = key.path();
     let started = Instant::now();
     let write = repo::Write {
         command: ctx.command,
@@ -28,8 +28,8 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
         timestamp: key.timestamp.as_str(),
         options: &ctx.config.redacted_options,
     };
-    let stored = repo::store(storage.as_ref(), &path, input, &write)?;
-    log_summary(ctx.command, &path, stored.size, started);
+    let stored = repo::store(storage.as_ref(), path, input, &write)?;
+    log_summary(ctx.command, path, stored.size, started);
     Ok(())
 }
 
@@ -54,7 +54,7 @@ fn stdout_file(ctx: &Context) -> Result<File> {
 
 pub fn restore_data(ctx: &Context, key: &ObjectKey) -> Result<()> {
     let storage = ctx.storage()?;
-    let object = repo::open_verified(storage.as_ref(), &key.relative(), Part::Whole)?;
+    let object = repo::open_verified(storage.as_ref(), key.path(), Part::Whole)?;
     restore_to(ctx, object, stdout_file(ctx)?)
 }
 
@@ -87,13 +87,13 @@ pub fn restore_data_subset(ctx: &Context, key: &ObjectKey, offsets_file: &Path) 
         ranges: &ranges,
         origin: &origin,
     };
-    let object = repo::open_verified(storage.as_ref(), &key.relative(), part)?;
+    let object = repo::open_verified(storage.as_ref(), key.path(), part)?;
     restore_to(ctx, object, stdout_file(ctx)?)
 }
 
 pub fn restore_file(ctx: &Context, file: &LocalFile) -> Result<()> {
     let storage = ctx.storage()?;
-    let object = repo::open_verified(storage.as_ref(), &file.key.relative(), Part::Whole)?;
+    let object = repo::open_verified(storage.as_ref(), file.key.path(), Part::Whole)?;
     let target = PathBuf::from(&file.path);
     let parent = target
         .parent()

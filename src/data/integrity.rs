@@ -36,7 +36,7 @@
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::storage::{split_path, ObjectReader, Storage};
+use crate::storage::{commit_closed, ClosedObject, ObjectReader, Storage, StoragePath};
 
 const MAGIC_V1: &str = "gpbackup_ddboost_plugin checksum v1";
 const MAGIC_V2: &str = "gpbackup_ddboost_plugin checksum v2";
@@ -223,68 +223,145 @@ fn decode_v1(text: &str) -> Option<Checksum> {
 }
 
 /// Path of the checksum record of the object at `path`.
-pub fn record_path(path: &str) -> String {
-    let (dir, name) = split_path(path);
-    if dir.is_empty() {
-        format!(".{name}.checksum")
-    } else {
-        format!("{dir}/.{name}.checksum")
-    }
+pub fn record_path(path: &StoragePath) -> Result<StoragePath> {
+    Ok(path.sibling(&format!(".{}.checksum", path.file_name()))?)
 }
 
 /// Path of the record staged by a write that has not finished committing.
-pub fn staged_path(path: &str) -> String {
-    format!("{}.next", record_path(path))
+pub fn staged_path(path: &StoragePath) -> Result<StoragePath> {
+    Ok(path.sibling(&format!(".{}.checksum.next", path.file_name()))?)
 }
 
-/// Writes `text` as the object `path`, committed atomically.
-fn write_small(storage: &dyn Storage, path: &str, text: &str) -> Result<()> {
-    let mut w = storage.create(path)?;
+/// How a file is opened: as every open (waiting for a stream while the
+/// system has none free), or at once (a step running beside others that
+/// hold streams, which fails with `ErrorKind::StreamLimit` instead; see
+/// [`Storage::open_now`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    Waiting,
+    Now,
+}
+
+/// Writes `bytes` to a new temporary of the object `path` and closes it
+/// (not renamed into place yet).
+pub fn write_closed(
+    storage: &dyn Storage,
+    path: &StoragePath,
+    bytes: &[u8],
+    open: Open,
+) -> Result<Box<dyn ClosedObject>> {
+    let mut w = match open {
+        Open::Waiting => storage.create(path)?,
+        Open::Now => storage.create_now(path)?,
+    };
     let block = w.block_size().max(4096);
-    for chunk in text.as_bytes().chunks(block) {
+    for chunk in bytes.chunks(block) {
         w.write(chunk)?;
     }
-    w.commit()
+    w.close()
+}
+
+/// Of a staged record left by an interrupted earlier write, the entries a
+/// new staged record keeps (one of them may describe the data in place).
+pub fn carried_over(earlier: Option<Vec<Entry>>) -> Vec<Entry> {
+    earlier
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.blocks.is_some())
+        .collect()
+}
+
+/// The temporary of a new staged record of `path`, closed: `entry` and the
+/// entries `carried` over from an earlier one. Renamed into place
+/// ([`commit_closed`]), it is step 1 of a commit.
+pub fn staged_temp(
+    storage: &dyn Storage,
+    path: &StoragePath,
+    entry: &Entry,
+    carried: &[Entry],
+    open: Open,
+) -> Result<Box<dyn ClosedObject>> {
+    let mut entries = vec![entry.clone()];
+    entries.extend_from_slice(carried);
+    write_closed(
+        storage,
+        &staged_path(path)?,
+        encode(&entries).as_bytes(),
+        open,
+    )
 }
 
 /// Step 1 of a commit: stages `entry` as the record of `path`, keeping the
 /// entries an interrupted earlier write staged (one of them may describe the
 /// data in place).
-pub fn stage(storage: &dyn Storage, path: &str, entry: Entry) -> Result<()> {
-    let staged = staged_path(path);
-    let mut entries = vec![entry];
-    if let Some(earlier) = read_record(storage, &staged)? {
-        entries.extend(earlier.into_iter().filter(|e| e.blocks.is_some()));
-    }
-    write_small(storage, &staged, &encode(&entries))
+pub fn stage(storage: &dyn Storage, path: &StoragePath, entry: Entry) -> Result<()> {
+    let earlier = read_staged(storage, path, Open::Waiting)?.entries;
+    let temp = staged_temp(storage, path, &entry, &carried_over(earlier), Open::Waiting)?;
+    commit_closed(temp)
 }
 
 /// Step 3 of a commit: the staged record becomes the record.
-pub fn publish(storage: &dyn Storage, path: &str) -> Result<()> {
-    storage.rename(&staged_path(path), &record_path(path))
+pub fn publish(storage: &dyn Storage, path: &StoragePath) -> Result<()> {
+    storage.rename(&staged_path(path)?, &record_path(path)?)
 }
 
 /// Step 3 after step 2 succeeded: the write is committed whatever happens
 /// here, so a failure is a warning (readers take the staged record's
 /// entries, and the next write of the object carries them over).
-pub fn publish_committed(storage: &dyn Storage, path: &str) {
+pub fn publish_committed(storage: &dyn Storage, path: &StoragePath) {
     if let Err(e) = publish(storage, path) {
         log::warn!(
-            "{path} is stored on {}, but its checksum record could not be renamed into place ({e}); restores read the staged record {}, and the next write of {path} finishes this",
+            "{path} is stored on {}, but its checksum record could not be renamed into place ({e}); restores read the staged record .{}.checksum.next beside it, and the next write of {path} finishes this",
             storage.describe(),
-            staged_path(path)
+            path.file_name()
         );
     }
 }
 
 /// Every entry that may describe the object at `path`: those of its record
 /// and of a staged record. Empty when there is neither.
-pub fn load(storage: &dyn Storage, path: &str) -> Result<Vec<Entry>> {
-    let mut entries = read_record(storage, &record_path(path))?.unwrap_or_default();
-    if let Some(staged) = read_record(storage, &staged_path(path))? {
+pub fn load(storage: &dyn Storage, path: &StoragePath) -> Result<Vec<Entry>> {
+    let mut entries = read_published(storage, path, Open::Waiting)?
+        .entries
+        .unwrap_or_default();
+    if let Some(staged) = read_staged(storage, path, Open::Waiting)?.entries {
         entries.extend(staged);
     }
     Ok(entries)
+}
+
+/// A record as read: its entries (None when there is none) and, when it was
+/// opened at once ([`Open::Now`]), its reader, still open for the caller to
+/// close when it suits (after the reply). Opened waiting, it is closed
+/// before the read returns, so that no stream is held while another is
+/// waited for.
+pub struct Record {
+    pub entries: Option<Vec<Entry>>,
+    pub reader: Option<Box<dyn ObjectReader>>,
+}
+
+/// Reads the record of the object `path`.
+pub fn read_published(storage: &dyn Storage, path: &StoragePath, open: Open) -> Result<Record> {
+    read_record(storage, &record_path(path)?, open)
+}
+
+/// Reads the staged record of the object `path`.
+pub fn read_staged(storage: &dyn Storage, path: &StoragePath, open: Open) -> Result<Record> {
+    read_record(storage, &staged_path(path)?, open)
+}
+
+/// Whether an entry of `entries` describes `bytes`, a whole object: its size
+/// and digests match.
+pub fn describes(entries: &[Entry], bytes: &[u8]) -> bool {
+    let mut h = Hasher::new();
+    h.update(bytes);
+    let got = h.finish();
+    entries.iter().any(|e| {
+        e.sum == got.sum
+            && e.blocks
+                .as_ref()
+                .is_none_or(|b| Some(b) == got.blocks.as_ref())
+    })
 }
 
 /// Of an object's record `entries` (not empty), those that describe the
@@ -294,7 +371,7 @@ pub fn load(storage: &dyn Storage, path: &str) -> Result<Vec<Entry>> {
 pub fn entries_for(
     entries: Vec<Entry>,
     reader: &mut dyn ObjectReader,
-    path: &str,
+    path: &StoragePath,
 ) -> Result<Vec<Entry>> {
     let mut size = reader.size();
     if !entries.iter().any(|e| e.sum.size == size) {
@@ -310,11 +387,20 @@ pub fn entries_for(
     Ok(matching)
 }
 
-/// Reads and decodes the record at `rec`; None when there is none.
-fn read_record(storage: &dyn Storage, rec: &str) -> Result<Option<Vec<Entry>>> {
-    let mut r = match storage.open(rec) {
+/// Reads and decodes the record at `rec` (see [`Record`]).
+fn read_record(storage: &dyn Storage, rec: &StoragePath, open: Open) -> Result<Record> {
+    let opened = match open {
+        Open::Waiting => storage.open(rec),
+        Open::Now => storage.open_now(rec, 0),
+    };
+    let mut r = match opened {
         Ok(r) => r,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Ok(Record {
+                entries: None,
+                reader: None,
+            })
+        }
         Err(e) => return Err(e.context(format!("cannot read checksum record {rec}"))),
     };
     let size = r.size();
@@ -325,9 +411,13 @@ fn read_record(storage: &dyn Storage, rec: &str) -> Result<Option<Vec<Entry>>> {
     }
     let buf = crate::storage::read_to_end(r.as_mut())?;
     let text = std::str::from_utf8(&buf).ok();
-    text.and_then(decode)
-        .map(Some)
-        .ok_or_else(|| Error::integrity(format!("checksum record {rec} is damaged")))
+    let entries = text
+        .and_then(decode)
+        .ok_or_else(|| Error::integrity(format!("checksum record {rec} is damaged")))?;
+    Ok(Record {
+        entries: Some(entries),
+        reader: (open == Open::Now).then_some(r),
+    })
 }
 
 #[cfg(test)]
@@ -358,8 +448,9 @@ mod tests {
         let cut: Vec<&str> = text.lines().collect();
         let short = cut[..cut.len() - 1].join("\n");
         assert_eq!(decode(&short), None);
-        assert_eq!(record_path("a/b/name"), "a/b/.name.checksum");
-        assert_eq!(staged_path("a/b/name"), "a/b/.name.checksum.next");
+        let path = StoragePath::parse("a/b/name").unwrap();
+        assert_eq!(record_path(&path).unwrap(), "a/b/.name.checksum");
+        assert_eq!(staged_path(&path).unwrap(), "a/b/.name.checksum.next");
     }
 
     #[test]

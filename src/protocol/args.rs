@@ -13,6 +13,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::about::{PLUGIN_NAME, VERSION};
 use crate::error::{Error, ErrorKind, Result};
+use crate::path::StoragePath;
 use crate::protocol::keys::{ObjectKey, Timestamp};
 
 /// A hook's scope. gpbackup sends `master` even on GPDB 7; the test bench and
@@ -86,22 +87,18 @@ fn timestamp(s: &str) -> Result<Timestamp> {
     Timestamp::parse(s)
 }
 
-/// A folder below option `directory`, without `..` (`.` and empty parts dropped).
+/// A folder below option `directory`, without `..` (`.` and empty parts
+/// dropped); the root when empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Folder(pub String);
+pub struct Folder(pub StoragePath);
 
 fn folder(path: &str) -> Result<Folder> {
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    if parts.contains(&"..") {
-        return Err(Error::invalid(format!(
-            "path \"{}\" must not contain \"..\"; give a folder relative to option \"directory\"",
+    StoragePath::parse_lenient(path).map(Folder).map_err(|e| {
+        Error::invalid(format!(
+            "path \"{}\" is refused ({e}); give a folder relative to option \"directory\"",
             path.escape_debug()
-        )));
-    }
-    Ok(Folder(parts.join("/")))
+        ))
+    })
 }
 
 /// The plugin config file, the first argument of every command that
@@ -539,7 +536,9 @@ mod tests {
         let e = p(&["delete_directory", "/c", "a/../.."]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Invalid);
         match p(&["list_directory", "/c", "./a//b/"]).unwrap() {
-            Command::ListDirectory { path, .. } => assert_eq!(path, Some(Folder("a/b".into()))),
+            Command::ListDirectory { path, .. } => {
+                assert_eq!(path, Some(Folder(StoragePath::parse("a/b").unwrap())))
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -8,24 +8,33 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
+use crate::path::{check_component, is_dots, PathError, StoragePath};
 
 /// Top-level folder below the configured directory.
 pub const BACKUPS_DIR: &str = "backups";
 
-/// A backup timestamp: 14 ASCII digits (not checked as a real date).
+/// A backup timestamp: 14 ASCII digits (not checked as a real date), and
+/// the folder of its backup.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(String);
+pub struct Timestamp(String, StoragePath);
 
 impl Timestamp {
     pub fn parse(s: &str) -> Result<Timestamp> {
-        if is_digits(s, 14) {
-            Ok(Timestamp(s.to_string()))
-        } else {
-            Err(Error::invalid(format!(
+        Timestamp::new(s).ok_or_else(|| {
+            Error::invalid(format!(
                 "invalid backup timestamp \"{}\": expected 14 digits YYYYMMDDHHMMSS",
                 s.escape_debug()
-            )))
+            ))
+        })
+    }
+
+    /// The timestamp `s`, when it is 14 digits.
+    fn new(s: &str) -> Option<Timestamp> {
+        if !is_digits(s, 14) {
+            return None;
         }
+        let prefix = StoragePath::parse(&format!("{BACKUPS_DIR}/{}/{s}", &s[..8])).ok()?;
+        Some(Timestamp(s.to_string(), prefix))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -35,8 +44,8 @@ impl Timestamp {
         &self.0[..8]
     }
     /// The folder that holds every object of this backup, relative to the base directory.
-    pub fn prefix(&self) -> String {
-        format!("{BACKUPS_DIR}/{}/{}", self.date(), self.0)
+    pub fn prefix(&self) -> &StoragePath {
+        &self.1
     }
 }
 
@@ -46,11 +55,12 @@ impl fmt::Display for Timestamp {
     }
 }
 
-/// An object: its backup timestamp and file name.
+/// An object: its backup timestamp and file name, and its path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ObjectKey {
     pub timestamp: Timestamp,
     pub name: String,
+    path: StoragePath,
 }
 
 impl ObjectKey {
@@ -75,7 +85,7 @@ impl ObjectKey {
         validate_name(name).map_err(|why| bad(&why))?;
         // A "." or ".." among the components the key is built from would be
         // normalised away by the storage and land on another object.
-        if let Some(dots) = parts.iter().take(3).find(|p| **p == "." || **p == "..") {
+        if let Some(dots) = parts.iter().take(3).find_map(|p| is_dots(p)) {
             return Err(bad(&format!(
                 "it contains a \"{dots}\" component; give the path as gpbackup does, without \".\" or \"..\""
             )));
@@ -87,27 +97,37 @@ impl ObjectKey {
                     "date directory {date} does not match timestamp {ts}"
                 )));
             }
-            return Ok(ObjectKey {
-                timestamp: Timestamp(ts.to_string()),
-                name: name.to_string(),
-            });
+            let timestamp = Timestamp::new(ts).ok_or_else(|| bad("invalid timestamp"))?;
+            return ObjectKey::new(timestamp, name);
         }
         // A report stored under a custom path (gpbackman --plugin-report-file-path):
         // take the timestamp from the gpbackup file name itself.
         if let Some(ts) = timestamp_from_name(name) {
-            return Ok(ObjectKey {
-                timestamp: ts,
-                name: name.to_string(),
-            });
+            return ObjectKey::new(ts, name);
         }
         Err(bad(
             "expected .../<YYYYMMDD>/<YYYYMMDDHHMMSS>/<file name> or a gpbackup_<timestamp>_* file name",
         ))
     }
 
+    /// The object `name` (a checked name) of backup `timestamp`.
+    fn new(timestamp: Timestamp, name: &str) -> Result<ObjectKey> {
+        let path = timestamp.prefix().child(name)?;
+        Ok(ObjectKey {
+            timestamp,
+            name: name.to_string(),
+            path,
+        })
+    }
+
     /// Path relative to the base directory.
     pub fn relative(&self) -> String {
-        format!("{}/{}", self.timestamp.prefix(), self.name)
+        self.path.to_string()
+    }
+
+    /// The object's path in the storage.
+    pub fn path(&self) -> &StoragePath {
+        &self.path
     }
 }
 
@@ -124,8 +144,11 @@ pub fn timestamp_of_dir(dir: &str) -> Option<Timestamp> {
     let mut it = trimmed.rsplit('/');
     let ts = it.next()?;
     let date = it.next()?;
-    (is_digits(date, 8) && is_digits(ts, 14) && ts.starts_with(date))
-        .then(|| Timestamp(ts.to_string()))
+    if is_digits(date, 8) && ts.starts_with(date) {
+        Timestamp::new(ts)
+    } else {
+        None
+    }
 }
 
 /// A file name the plugin accepts as an object name.
@@ -133,17 +156,14 @@ pub fn timestamp_of_dir(dir: &str) -> Option<Timestamp> {
 /// Names starting with '.' are reserved for the plugin's temporaries and
 /// checksum records; gpbackup never produces them.
 pub fn validate_name(name: &str) -> std::result::Result<(), String> {
-    if name.is_empty() {
-        return Err("the file name is empty".into());
-    }
-    if name == "." || name == ".." {
-        return Err(format!("\"{name}\" is not a file name"));
+    match check_component(name) {
+        Err(PathError::EmptyComponent) => return Err("the file name is empty".into()),
+        Err(PathError::Dots(d)) => return Err(format!("\"{d}\" is not a file name")),
+        Err(_) if !name.starts_with('.') => return Err("the file name contains a separator".into()),
+        _ => {}
     }
     if name.starts_with('.') {
         return Err("file names starting with '.' are reserved".into());
-    }
-    if name.contains(['/', '\\', '\0']) {
-        return Err("the file name contains a separator".into());
     }
     if name.len() > 200 {
         return Err("the file name is longer than 200 bytes".into());
@@ -156,8 +176,7 @@ fn timestamp_from_name(name: &str) -> Option<Timestamp> {
     rest.split('_')
         .take(2)
         .map(|p| p.get(..14).unwrap_or(p))
-        .find(|p| is_digits(p, 14))
-        .map(|p| Timestamp(p.to_string()))
+        .find_map(Timestamp::new)
 }
 
 fn is_digits(s: &str, n: usize) -> bool {

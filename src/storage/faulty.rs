@@ -10,8 +10,9 @@
 //!   `list`, `delete` (delete_dir_all, delete, remove_dir_if_empty);
 //! * `nth=N`: only the Nth matching call of the process (1-based);
 //! * `path=SUBSTR`: only calls whose path contains SUBSTR;
-//! * `err=KIND`: `io` (a storage failure, the default) or `notfound` (a
-//!   definite "no such object");
+//! * `err=KIND`: `io` (a storage failure, the default), `notfound` (a
+//!   definite "no such object") or `streams` (every stream of the system
+//!   taken; only an open or a create of a new file is refused so);
 //! * `when=after`: the call is made, then fails (the effect took place but
 //!   the caller hears an error, as when a connection is lost before the
 //!   answer); `when=before`, the default, fails it without making it;
@@ -20,10 +21,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::storage::{
     ClosedObject, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, ReaderFactory,
-    Replica, Storage,
+    Replica, Storage, StoragePath,
 };
 
 pub const VAR: &str = "GPBACKUP_DDBOOST_PLUGIN_FAULTS";
@@ -33,7 +34,7 @@ struct Rule {
     op: String,
     nth: Option<u64>,
     path: Option<String>,
-    not_found: bool,
+    err: ErrorKind,
     after: bool,
     delay: Option<std::time::Duration>,
     seen: AtomicU64,
@@ -64,7 +65,7 @@ impl Faults {
                 op,
                 nth: None,
                 path: None,
-                not_found: false,
+                err: ErrorKind::Storage,
                 after: false,
                 delay: None,
                 seen: AtomicU64::new(0),
@@ -73,8 +74,9 @@ impl Faults {
                 match p.split_once('=') {
                     Some(("nth", n)) => rule.nth = Some(n.parse().map_err(|_| bad(r))?),
                     Some(("path", s)) => rule.path = Some(s.to_string()),
-                    Some(("err", "io")) => rule.not_found = false,
-                    Some(("err", "notfound")) => rule.not_found = true,
+                    Some(("err", "io")) => rule.err = ErrorKind::Storage,
+                    Some(("err", "notfound")) => rule.err = ErrorKind::NotFound,
+                    Some(("err", "streams")) => rule.err = ErrorKind::StreamLimit,
                     Some(("when", "before")) => rule.after = false,
                     Some(("when", "after")) => rule.after = true,
                     Some(("delay_ms", ms)) => {
@@ -112,10 +114,15 @@ impl Faults {
             if r.after {
                 f()?;
             }
-            return Err(if r.not_found {
-                Error::not_found(format!("{path} not found (injected {op} fault)"))
-            } else {
-                Error::storage(format!("{op} {path} failed: injected I/O error"))
+            return Err(match r.err {
+                ErrorKind::NotFound => {
+                    Error::not_found(format!("{path} not found (injected {op} fault)"))
+                }
+                ErrorKind::StreamLimit => Error::new(
+                    ErrorKind::StreamLimit,
+                    format!("{op} {path} failed: every stream is taken (injected)"),
+                ),
+                _ => Error::storage(format!("{op} {path} failed: injected I/O error")),
             });
         }
         f()
@@ -135,71 +142,97 @@ impl FaultyStorage {
             faults: std::sync::Arc::new(faults),
         }
     }
+
+    /// Wrappers of several connections to one storage (lanes) that share
+    /// `faults`: the Nth call counts over all of them.
+    pub fn sharing(inners: Vec<Box<dyn Storage>>, faults: Faults) -> Vec<FaultyStorage> {
+        let faults = std::sync::Arc::new(faults);
+        inners
+            .into_iter()
+            .map(|inner| FaultyStorage {
+                inner,
+                faults: faults.clone(),
+            })
+            .collect()
+    }
+
+    fn writer(&self, path: &str, inner: Box<dyn ObjectWriter>) -> Box<dyn ObjectWriter> {
+        Box::new(FaultyWriter {
+            inner,
+            faults: self.faults.clone(),
+            path: path.to_string(),
+        })
+    }
+
+    fn reader(&self, path: &str, inner: Box<dyn ObjectReader>) -> Box<dyn ObjectReader> {
+        Box::new(FaultyReader {
+            inner,
+            faults: self.faults.clone(),
+            path: path.to_string(),
+        })
+    }
 }
 
 impl Storage for FaultyStorage {
     fn describe(&self) -> String {
         self.inner.describe()
     }
-    fn create_dir_all(&self, dir: &str) -> Result<()> {
+    fn create_dir_all(&self, dir: &StoragePath) -> Result<()> {
         self.faults.check("mkdir", dir)?;
         self.inner.create_dir_all(dir)
     }
-    fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
         let inner = self
             .faults
             .run("create", path, || self.inner.create(path))?;
-        Ok(Box::new(FaultyWriter {
-            inner,
-            faults: self.faults.clone(),
-            path: path.to_string(),
-        }))
+        Ok(self.writer(path, inner))
     }
-    fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
+    fn create_now(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
+        let inner = self
+            .faults
+            .run("create", path, || self.inner.create_now(path))?;
+        Ok(self.writer(path, inner))
+    }
+    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
         self.faults.check("stat", path)?;
         self.faults.check("open", path)?;
-        let inner = self.inner.open(path)?;
-        Ok(Box::new(FaultyReader {
-            inner,
-            faults: self.faults.clone(),
-            path: path.to_string(),
-        }))
+        Ok(self.reader(path, self.inner.open(path)?))
     }
-    fn open_at(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+    fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
         self.faults.check("stat", path)?;
         self.faults.check("open", path)?;
-        let inner = self.inner.open_at(path, first_read)?;
-        Ok(Box::new(FaultyReader {
-            inner,
-            faults: self.faults.clone(),
-            path: path.to_string(),
-        }))
+        Ok(self.reader(path, self.inner.open_at(path, first_read)?))
     }
-    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn open_now(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+        self.faults.check("stat", path)?;
+        self.faults.check("open", path)?;
+        Ok(self.reader(path, self.inner.open_now(path, first_read)?))
+    }
+    fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.faults.check("list", dir)?;
         self.inner.list(dir)
     }
-    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn list_all(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.faults.check("list", dir)?;
         self.inner.list_all(dir)
     }
-    fn list_names(&self, dir: &str) -> Result<Vec<String>> {
+    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
         self.faults.check("list", dir)?;
         self.inner.list_names(dir)
     }
-    fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
+    fn delete_dir_all(&self, dir: &StoragePath) -> Result<DeleteSummary> {
         self.faults.check("delete", dir)?;
         self.inner.delete_dir_all(dir)
     }
-    fn delete(&self, path: &str) -> Result<bool> {
+    fn delete(&self, path: &StoragePath) -> Result<bool> {
         self.faults.check("delete", path)?;
         self.inner.delete(path)
     }
-    fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
+    fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
         self.faults.check("delete", dir)?;
         self.inner.remove_dir_if_empty(dir)
     }
-    fn rename(&self, from: &str, to: &str) -> Result<()> {
+    fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()> {
         self.faults
             .run("rename", to, || self.inner.rename(from, to))
     }
@@ -247,7 +280,7 @@ struct FaultyClosed {
 }
 
 impl ClosedObject for FaultyClosed {
-    fn temp(&self) -> &str {
+    fn temp(&self) -> &StoragePath {
         self.inner.temp()
     }
     fn rename(&mut self) -> Result<()> {

@@ -7,7 +7,9 @@
 //!   signal) leaves the old state. A writer killed
 //!   with SIGKILL may leave a temporary behind, whose name starts with '.', so
 //!   listings and reads never see it, and deleting the backup removes it.
-//! * Paths are relative to the configured base directory and use '/'.
+//! * Paths are relative to the configured base directory and use '/'; they
+//!   are [`StoragePath`]s, checked where they were built, so no backend sees
+//!   `..` or an empty component.
 //! * Names starting with '.' are the plugin's own (temporaries, checksums).
 
 pub mod ddboost;
@@ -19,13 +21,14 @@ pub mod memory;
 
 use crate::config::KeySources;
 use crate::error::Result;
+pub use crate::path::StoragePath;
 pub use crate::process::temp::{host_tag, is_stale_temp, temp_name, temp_owner};
 
 /// A stored object and its size, from a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
     /// Path relative to the base directory.
-    pub path: String,
+    pub path: StoragePath,
     pub size: u64,
 }
 
@@ -42,42 +45,61 @@ pub trait Storage: Send + Sync {
 
     /// Makes sure the folder `dir` (relative) exists, creating parents.
     /// Idempotent and safe when many processes call it at once.
-    fn create_dir_all(&self, dir: &str) -> Result<()>;
+    fn create_dir_all(&self, dir: &StoragePath) -> Result<()>;
 
     /// Starts a new object at `path`. It becomes visible on commit, replacing
     /// any object of that name.
-    fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>>;
+    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>>;
 
     /// Opens an object for reading; only a definite "no such object" is
     /// `ErrorKind::NotFound`.
-    fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>>;
+    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>>;
 
     /// [`Storage::open`] for a reader whose first read is at `first_read`,
     /// which the backend may make right away (DD Boost: it tells the size of
     /// a small object, saving a round trip).
-    fn open_at(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+    fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
         let _ = first_read;
         self.open(path)
     }
 
+    /// [`Storage::create`] that does not wait for a stream: when the system
+    /// has none free it fails at once with `ErrorKind::StreamLimit`, so that
+    /// a caller holding other streams can let them go before it waits.
+    /// Backends without stream limits create as usual.
+    fn create_now(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
+        self.create(path)
+    }
+
+    /// [`Storage::open_at`] that does not wait for a stream (see
+    /// [`Storage::create_now`]).
+    fn open_now(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+        self.open_at(path, first_read)
+    }
+
     /// Every object below the folder `dir` (recursive), skipping the plugin's
     /// own '.' names. A missing folder lists as empty.
-    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>>;
+    fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>>;
 
     /// Every file below `dir`, the plugin's own '.' names included.
-    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>>;
+    fn list_all(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>>;
 
     /// The names in the folder `dir` itself (files and folders, not
     /// recursive, no sizes), skipping the plugin's own '.' names; sorted. A
     /// missing folder lists as empty. Backends override it to read only that
     /// folder (one call per entry on DD Boost, no stat); this default walks
     /// everything below it.
-    fn list_names(&self, dir: &str) -> Result<Vec<String>> {
-        let skip = if dir.is_empty() { 0 } else { dir.len() + 1 };
+    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
         let mut names: Vec<String> = self
             .list(dir)?
-            .into_iter()
-            .filter_map(|o| o.path.get(skip..)?.split('/').next().map(str::to_string))
+            .iter()
+            .filter_map(|o| {
+                o.path
+                    .relative_to(dir)?
+                    .split('/')
+                    .next()
+                    .map(str::to_string)
+            })
             .filter(|n| !n.is_empty())
             .collect();
         names.sort();
@@ -87,16 +109,16 @@ pub trait Storage: Send + Sync {
 
     /// Removes the folder `dir` and everything in it. A missing folder is not
     /// an error (the summary is zero).
-    fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary>;
+    fn delete_dir_all(&self, dir: &StoragePath) -> Result<DeleteSummary>;
 
     /// Removes one object if it exists; returns whether it did.
-    fn delete(&self, path: &str) -> Result<bool>;
+    fn delete(&self, path: &StoragePath) -> Result<bool>;
 
     /// Removes the folder `dir` if it is empty; Ok(false) if it is not.
-    fn remove_dir_if_empty(&self, dir: &str) -> Result<bool>;
+    fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool>;
 
     /// Renames the object `from` to `to` in one atomic step, replacing `to`.
-    fn rename(&self, from: &str, to: &str) -> Result<()>;
+    fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()>;
 
     /// The second system backups are copied to, when the backend has one and
     /// the command connected it.
@@ -183,15 +205,15 @@ pub trait Replica {
     /// The replica itself, for its folders and checksum records.
     fn storage(&self) -> &dyn Storage;
 
-    /// Whether every committed object must reach the replica before a
-    /// command reports success (`replication: on`).
-    fn mirrors_writes(&self) -> bool;
-
     /// Copies the primary's file `from` (an object, or the closed temporary
     /// of one being written) to a temporary for the object `to` on the
     /// replica, and closes it: renamed into place, it replaces `to` there.
     /// Returns it and the bytes copied.
-    fn copy_closed(&self, from: &str, to: &str) -> Result<(Box<dyn ClosedObject>, u64)>;
+    fn copy_closed(
+        &self,
+        from: &StoragePath,
+        to: &StoragePath,
+    ) -> Result<(Box<dyn ClosedObject>, u64)>;
 
     /// How many copies `replicate_backup` may run at once.
     fn streams(&self) -> usize;
@@ -217,7 +239,7 @@ pub trait ObjectWriter {
 /// unrenamed removes the temporary.
 pub trait ClosedObject: Send {
     /// The temporary's path, relative like every path.
-    fn temp(&self) -> &str;
+    fn temp(&self) -> &StoragePath;
     /// Renames the temporary over its object in one atomic step (refused
     /// once a signal arrived).
     fn rename(&mut self) -> Result<()>;
@@ -303,20 +325,16 @@ pub struct ReaderFactory {
     pub open: Box<dyn FnOnce(usize) -> Vec<Box<dyn ObjectReader>> + Send>,
 }
 
-/// Splits `path` into its folder and file name.
-pub fn split_path(path: &str) -> (&str, &str) {
-    match path.rfind('/') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => ("", path),
-    }
-}
-
-/// `dir/name`, or `name` at the top.
-pub fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
+/// The path of `name`, an entry a backend listed in folder `dir` of
+/// `place`; None, with a warning, for a name no storage path holds (a
+/// backslash in it: not written by the plugin), which listings skip.
+pub fn listed_child(dir: &StoragePath, name: &str, place: &str) -> Option<StoragePath> {
+    match dir.child(name) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            log::warn!("skipping {:?} in folder {dir:?} of {place}: {e}", name);
+            None
+        }
     }
 }
 

@@ -89,6 +89,49 @@ pub fn create_system_with_password(root: &Path, host: &str, password: &str) {
     );
 }
 
+/// A connection to the mock system `host` (made with [`create_system`]),
+/// in the folder `dir`, for tests in-process.
+pub fn open_mock(host: &str, dir: &str) -> Box<dyn gpbackup_ddboost_plugin::storage::Storage> {
+    let text = format!(
+        "options:\n  hostname: {host}\n  username: {DD_USER}\n  password: {DD_PASSWORD}\n  storage_unit: {DD_SU}\n  directory: {dir}\n  ddboost_library: {}\n",
+        mock().lib.display()
+    );
+    let cfg =
+        gpbackup_ddboost_plugin::backends::PluginConfig::parse(&text, Path::new("t.yaml")).unwrap();
+    cfg.backend
+        .open(gpbackup_ddboost_plugin::storage::Remote::Never)
+        .unwrap()
+}
+
+/// The calls of an overwrite the fault wrapper fails in turn
+/// (`GPBACKUP_DDBOOST_PLUGIN_FAULTS`).
+pub const OVERWRITE_CALLS: [&str; 11] = [
+    "create:nth=1",
+    "create:nth=2",
+    "write:nth=1",
+    "write:nth=3",
+    "close:nth=1",
+    "close:nth=2",
+    "commit:nth=1",
+    "commit:nth=2",
+    "rename:nth=1",
+    "stat:nth=1",
+    "open:nth=1",
+];
+
+/// Fault wrapper rules failing each of `calls`, as an error and as
+/// not-found, before and after its effect.
+pub fn failing_in_turn(calls: &[&str]) -> Vec<String> {
+    calls
+        .iter()
+        .flat_map(|c| {
+            ["io", "notfound"]
+                .into_iter()
+                .flat_map(move |e| ["before", "after"].map(|w| format!("{c}:err={e}:when={w}")))
+        })
+        .collect()
+}
+
 /// The totals of a mock system as key=value pairs.
 pub fn totals(root: &Path, host: &str) -> std::collections::HashMap<String, u64> {
     let out = Command::new(&mock().cli)

@@ -11,7 +11,7 @@ use crate::data::integrity::{self, Entry};
 use crate::data::repo::{self, Opening};
 use crate::error::{Error, ErrorKind};
 use crate::process::progress::{CountingSink, Progress};
-use crate::storage::Storage;
+use crate::storage::{Storage, StoragePath};
 
 /// What became of one object.
 pub(super) enum Outcome {
@@ -23,7 +23,7 @@ pub(super) enum Outcome {
 /// One object to read.
 #[derive(Clone)]
 pub(super) struct Target {
-    pub(super) path: String,
+    pub(super) path: StoragePath,
     pub(super) backup: String,
     pub(super) listed: u64,
     /// The exact size the manifest implies, and the segment TOC that says so.
@@ -34,7 +34,7 @@ pub(super) struct Target {
 #[derive(Clone)]
 pub(super) struct Line {
     pub(super) status: &'static str,
-    pub(super) path: String,
+    pub(super) path: StoragePath,
     pub(super) backup: String,
     pub(super) bytes: Option<u64>,
     pub(super) reason: Option<String>,
@@ -168,7 +168,11 @@ pub(super) fn size_reason(is: u64, want: u64, toc: &str) -> String {
 /// Reads the object at `path` and checks it against its records. A check
 /// that fails while the record changed under it (the object was rewritten
 /// meanwhile) is repeated once against the new state.
-pub(super) fn check_object(storage: &dyn Storage, path: &str, progress: &Progress) -> Outcome {
+pub(super) fn check_object(
+    storage: &dyn Storage,
+    path: &StoragePath,
+    progress: &Progress,
+) -> Outcome {
     match check_once(storage, path, progress) {
         Ok(outcome) => outcome,
         Err((e, used)) => {
@@ -192,7 +196,7 @@ pub(super) fn check_object(storage: &dyn Storage, path: &str, progress: &Progres
 /// and its open fails the check, and [`check_object`] repeats it.
 pub(super) fn check_once(
     storage: &dyn Storage,
-    path: &str,
+    path: &StoragePath,
     progress: &Progress,
 ) -> std::result::Result<Outcome, (Error, Vec<Entry>)> {
     let recorded = repo::open_recorded(storage, path, 0).map_err(|e| {

@@ -124,7 +124,7 @@ fn read_backup(
     ts: &Timestamp,
 ) -> Result<(Vec<ObjectInfo>, Option<Manifest>)> {
     let prefix = ts.prefix();
-    let objects = storage.list(&prefix).map_err(|e| {
+    let objects = storage.list(prefix).map_err(|e| {
         e.context(format!(
             "verify_backup: cannot list backup {ts} in {}",
             storage.describe()
@@ -200,7 +200,7 @@ fn check_all(
 /// Returns how many.
 fn appeared(storage: &dyn Storage, ts: &Timestamp, objects: &[ObjectInfo], run: &Run) -> usize {
     let seen: HashSet<&str> = objects.iter().map(|o| o.path.as_str()).collect();
-    let appeared: Vec<ObjectInfo> = match storage.list(&ts.prefix()) {
+    let appeared: Vec<ObjectInfo> = match storage.list(ts.prefix()) {
         Ok(now) => now
             .into_iter()
             .filter(|o| !seen.contains(o.path.as_str()))
@@ -334,7 +334,7 @@ fn json_doc(
         })).collect::<Vec<_>>(),
         "objects": lines.iter().map(|l| json!({
             "status": l.status,
-            "path": l.path,
+            "path": l.path.as_str(),
             "backup": l.backup,
             "bytes": l.bytes,
             "reason": l.reason,

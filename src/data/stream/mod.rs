@@ -26,7 +26,7 @@ mod threads;
 mod upload;
 
 pub use download::{download, download_ahead};
-pub use upload::upload;
+pub use upload::{read_head, upload};
 
 /// The largest block (DD Boost's largest I/O) and the pipe size asked for.
 pub const BLOCK: usize = 1 << 20;

@@ -116,3 +116,13 @@ pub fn upload(
     }
     Err(Error::io(format!("reading {source} stopped unexpectedly")))
 }
+
+/// Reads `input` until `limit` bytes or its end, whichever comes first: the
+/// whole of a small input, or the head of a larger one. `source` names the
+/// input in error messages.
+pub fn read_head(input: &mut dyn Read, limit: usize, source: &str) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; limit];
+    let n = fill(input, &mut buf).map_err(|e| Error::io(format!("cannot read {source}: {e}")))?;
+    buf.truncate(n);
+    Ok(buf)
+}

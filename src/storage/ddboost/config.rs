@@ -7,7 +7,7 @@ use crate::config::options::{Opt, Options};
 use crate::config::{KeySources, Secret, DIRECTORY};
 use crate::crypto::keyfile;
 use crate::error::Result;
-use crate::storage::{BackendConfig, Finding, Remote, Storage};
+use crate::storage::{BackendConfig, Finding, Remote, Storage, StoragePath};
 
 // The options only this backend reads (`directory` is shared).
 crate::declare_options! { OPTIONS:
@@ -223,16 +223,13 @@ fn dd_name(opts: &mut Options, opt: &Opt, max: usize) -> Option<String> {
     Some(v)
 }
 
-/// A directory inside a storage unit: relative, no `..`, no empty components.
+/// A directory inside a storage unit: a storage path (no `..`, no empty
+/// components), not the storage unit itself.
 fn dd_directory(opts: &mut Options, opt: &Opt) -> Option<String> {
     let v = opts.required(opt)?;
     let key = opt.name;
     let trimmed = v.trim_matches('/');
-    if trimmed.is_empty()
-        || trimmed
-            .split('/')
-            .any(|c| c.is_empty() || c == "." || c == "..")
-    {
+    if !StoragePath::parse(trimmed).is_ok_and(|p| !p.is_root()) {
         opts.problem(format!(
             "option \"{key}\" must be a path inside the storage unit such as backups/gp (got \"{v}\")"
         ));

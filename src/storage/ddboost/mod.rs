@@ -8,12 +8,13 @@
 //! renamed into place after `ddp_close_file` finalised them; every failure
 //! path unlinks the temporary (logging in again if the connection was lost).
 //! Only `DD_ERR_NOT_FOUND` means an object is absent: every other SDK error
-//! fails the command. With a replica (option `replication: on`), committed
-//! objects are copied to the remote system with managed file replication
-//! (`ddp_filecopy_*`) before the command reports success.
+//! fails the command. With a replica (option `replication: on`), every change
+//! is made on the remote system first, objects copied there with managed
+//! file replication (`ddp_filecopy_*`), then on this one (`mirror.rs`).
 
 pub mod config;
 mod connect;
+mod mirror;
 mod read;
 mod replica;
 mod streams;
@@ -21,13 +22,16 @@ mod system;
 mod write;
 
 use ddboost_sys::{Instance, Library};
+use std::time::Duration;
 
 use super::{
-    timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Remote, Replica, Storage,
+    timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Remote, Replica,
+    Storage, StoragePath,
 };
 use crate::about::PLUGIN_NAME;
 use crate::error::{Error, Result};
 use config::{DdBoostConfig, DdTarget};
+use mirror::{replica_first, MirroredWriter};
 use replica::DdReplica;
 pub use system::System;
 
@@ -47,9 +51,9 @@ pub struct DdBoostStorage {
     local: System,
     /// The remote system, when the command needs it.
     replica: Option<DdReplica>,
-    // Last, so connections close before the instance. Behind a mutex (never
-    // locked) so that the storage can be shared between threads, as the
-    // instance itself may not be.
+    // Last, so connections close before the instance. Never used, only
+    // kept: behind a lock so that the storage can be shared between threads
+    // (the instance itself is not `Sync`).
     _instance: std::sync::Mutex<Instance>,
 }
 
@@ -146,11 +150,31 @@ impl DdBoostStorage {
     }
 
     /// The replica, when changes are mirrored to it (replication: on).
-    fn mirror(&self) -> Option<&System> {
-        self.replica
-            .as_ref()
-            .filter(|r| r.mirror)
-            .map(|r| &r.remote)
+    fn mirror(&self) -> Option<&DdReplica> {
+        self.replica.as_ref().filter(|r| r.mirror)
+    }
+
+    /// `writer`, whose commit copies the object to the replica and commits
+    /// it there first when changes are mirrored.
+    fn mirrored_writer(
+        &self,
+        path: &StoragePath,
+        writer: Box<dyn ObjectWriter>,
+    ) -> Box<dyn ObjectWriter> {
+        match self.mirror() {
+            Some(r) => Box::new(MirroredWriter {
+                inner: writer,
+                target: path.clone(),
+                replica: r.clone(),
+            }),
+            None => writer,
+        }
+    }
+
+    /// Applies `change` to the replica first when changes are mirrored,
+    /// then to this system.
+    fn mirrored<T>(&self, what: &StoragePath, change: impl Fn(&System) -> Result<T>) -> Result<T> {
+        replica_first(self.mirror(), &self.local, what, change)
     }
 }
 
@@ -159,69 +183,78 @@ impl Storage for DdBoostStorage {
         self.local.describe()
     }
 
-    fn create_dir_all(&self, dir: &str) -> Result<()> {
-        self.local.create_dir_all(dir)?;
-        if let Some(remote) = self.mirror() {
-            remote.create_dir_all(dir)?;
-        }
-        Ok(())
+    fn create_dir_all(&self, dir: &StoragePath) -> Result<()> {
+        self.mirrored(dir, |s| s.create_dir_all(dir))
     }
 
-    fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
-        self.local.create(path)
+    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
+        let writer = self.local.create(path)?;
+        Ok(self.mirrored_writer(path, writer))
     }
 
-    fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
+    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
         self.local.open(path)
     }
 
-    fn open_at(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+    fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
         self.local.open_at(path, first_read)
     }
 
-    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn create_now(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
+        let writer = self.local.create_writer_waiting(path, Duration::ZERO)?;
+        Ok(self.mirrored_writer(path, Box::new(writer)))
+    }
+
+    fn open_now(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+        let r = self
+            .local
+            .open_reader_within(path, first_read, Duration::ZERO)?;
+        Ok(Box::new(r))
+    }
+
+    fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.local.list(dir)
     }
 
-    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn list_all(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.local.list_all(dir)
     }
 
-    fn list_names(&self, dir: &str) -> Result<Vec<String>> {
+    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
         self.local.list_names(dir)
     }
 
-    fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
-        let s = self.local.delete_dir_all(dir)?;
-        if let Some(remote) = self.mirror() {
-            let r = remote.delete_dir_all(dir)?;
-            log::info!(
-                "deleted {} files of {dir} from the replica {}",
-                r.files,
-                remote.describe()
-            );
-        }
-        Ok(s)
+    fn delete_dir_all(&self, dir: &StoragePath) -> Result<DeleteSummary> {
+        self.mirrored(dir, |s| {
+            let summary = s.delete_dir_all(dir)?;
+            if !std::ptr::eq(s, &self.local) {
+                log::info!(
+                    "deleted {} files of {dir} from the replica {}",
+                    summary.files,
+                    s.describe()
+                );
+            }
+            Ok(summary)
+        })
     }
 
-    fn delete(&self, path: &str) -> Result<bool> {
-        self.local.delete(path)
+    fn delete(&self, path: &StoragePath) -> Result<bool> {
+        self.mirrored(path, |s| s.delete(path))
     }
 
-    fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
-        let local = self.local.remove_dir_if_empty(dir);
-        // The replica's copy goes too, whatever happened locally.
+    /// On the replica and on this system, whatever happened on the replica.
+    fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
         let remote = match self.mirror() {
-            Some(r) => r.remove_dir_if_empty(dir),
+            Some(r) => r.remote.remove_dir_if_empty(dir),
             None => Ok(false),
         };
-        let removed = local?;
+        let removed = self.local.remove_dir_if_empty(dir)?;
         remote?;
         Ok(removed)
     }
 
-    fn rename(&self, from: &str, to: &str) -> Result<()> {
-        self.local.rename(from, to)
+    fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()> {
+        self.mirrored(to, |s| s.rename(from, to))
     }
 
     fn replica(&self) -> Option<&dyn Replica> {

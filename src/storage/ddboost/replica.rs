@@ -9,9 +9,10 @@ use super::streams::{is_stream_limit, stream_backoff};
 use super::system::System;
 use super::write::DdWriter;
 use crate::error::{Error, Result};
-use crate::storage::{ClosedObject, ObjectWriter, Replica, Storage};
+use crate::storage::{ClosedObject, ObjectWriter, Replica, Storage, StoragePath};
 
 /// The remote system and the primary it copies from.
+#[derive(Clone)]
 pub(super) struct DdReplica {
     pub(super) primary: System,
     pub(super) remote: System,
@@ -26,16 +27,16 @@ impl Replica for DdReplica {
         &self.remote
     }
 
-    fn mirrors_writes(&self) -> bool {
-        self.mirror
-    }
-
     fn streams(&self) -> usize {
         self.streams
     }
 
     /// Source opened, temporary on the replica, file copy, close.
-    fn copy_closed(&self, from: &str, to: &str) -> Result<(Box<dyn ClosedObject>, u64)> {
+    fn copy_closed(
+        &self,
+        from: &StoragePath,
+        to: &StoragePath,
+    ) -> Result<(Box<dyn ClosedObject>, u64)> {
         let (primary, remote) = (&self.primary, &self.remote);
         let (src, mut dst) = self.open_both(from, to)?;
         let copied = {
@@ -60,7 +61,11 @@ impl DdReplica {
     /// the source and tries both again after a pause, for up to option
     /// `stream_wait_seconds`. So a copy never holds a stream while waiting
     /// for another.
-    fn open_both(&self, from: &str, to: &str) -> Result<(ddboost_sys::File, DdWriter)> {
+    fn open_both(
+        &self,
+        from: &StoragePath,
+        to: &StoragePath,
+    ) -> Result<(ddboost_sys::File, DdWriter)> {
         let (primary, remote) = (&self.primary, &self.remote);
         let wait = remote.login.retry.stream_wait;
         let started = Instant::now();

@@ -15,8 +15,8 @@ use super::{DD_BLOCK, DIR_MODE, FILE_MODE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::signals::CleanupGuard;
 use crate::storage::{
-    join, split_path, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader,
-    ObjectWriter, Storage,
+    listed_child, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter,
+    Storage, StoragePath,
 };
 
 /// One system: a connection and the place on it.
@@ -80,18 +80,9 @@ impl System {
     /// limit (`DD_ERR_STREAM_LIMIT`: other restores and backups hold every
     /// stream), waits for one to come free and tries again, with growing
     /// pauses and jitter so that waiting processes do not all retry at once,
-    /// for up to option `stream_wait_seconds`. The first wait is logged with
+    /// for up to `wait` (option `stream_wait_seconds`, or zero: fails at
+    /// once). The first wait is logged with
     /// the stream counts, and the process then takes no read-ahead readers.
-    pub(super) fn wait_for_stream<T>(
-        &self,
-        kind: StreamKind,
-        what: &str,
-        attempt: impl FnMut() -> ddboost_sys::Result<T>,
-    ) -> Result<T> {
-        self.wait_for_stream_up_to(self.login.retry.stream_wait, kind, what, attempt)
-    }
-
-    /// [`System::wait_for_stream`] for up to `wait`.
     fn wait_for_stream_up_to<T>(
         &self,
         wait: std::time::Duration,
@@ -132,7 +123,8 @@ impl System {
                 }
                 Ok(v)
             }
-            Err(e) if e.is(ddboost_sys::DdErr::StreamLimit) => Err(Error::storage_from(
+            Err(e) if e.is(ddboost_sys::DdErr::StreamLimit) => Err(Error::new(
+                ErrorKind::StreamLimit,
                 format!(
                     "{what}: the {} stream limit of Data Domain {} stayed reached for {:.0} s (option stream_wait_seconds, now {}): other backups or restores held every stream; raise stream_wait_seconds, or run fewer at once",
                     kind.name(),
@@ -140,8 +132,8 @@ impl System {
                     started.elapsed().as_secs_f64(),
                     wait.as_secs()
                 ),
-                e,
-            )),
+            )
+            .with_source(e)),
             Err(e) => Err(self.not_found_or(e, what)),
         }
     }
@@ -159,11 +151,18 @@ impl System {
     }
 
     /// Opens `path` for reading, waiting for a read stream
-    /// ([`System::wait_for_stream`]).
+    /// ([`System::wait_for_stream_up_to`]).
     pub(super) fn open_file_waiting(&self, path: &str) -> Result<ddboost_sys::File> {
+        self.open_file_within(path, self.login.retry.stream_wait)
+    }
+
+    /// [`System::open_file_waiting`] for up to `wait` (zero: fails at once
+    /// when no read stream is free).
+    fn open_file_within(&self, path: &str, wait: std::time::Duration) -> Result<ddboost_sys::File> {
         let full = self.full(path);
         let attempt = || self.lock().open_file(&self.su, &full, OpenMode::Read, 0);
-        self.wait_for_stream(
+        self.wait_for_stream_up_to(
+            wait,
             StreamKind::Read,
             &format!("opening /{}/{full}", self.su),
             attempt,
@@ -224,11 +223,22 @@ impl System {
     /// object ends inside it. So a small object costs an open and one read,
     /// a larger one an open, its first read and a `ddp_fstat`. An open
     /// refused for the stream limit waits for a stream
-    /// ([`System::wait_for_stream`]); a process that waited takes no
+    /// ([`System::wait_for_stream_up_to`]); a process that waited takes no
     /// read-ahead readers.
     pub(super) fn open_reader(&self, path: &str, first_read: u64) -> Result<DdReader> {
+        self.open_reader_within(path, first_read, self.login.retry.stream_wait)
+    }
+
+    /// [`System::open_reader`], waiting up to `wait` for a read stream
+    /// (zero: fails at once when none is free).
+    pub(super) fn open_reader_within(
+        &self,
+        path: &str,
+        first_read: u64,
+        wait: std::time::Duration,
+    ) -> Result<DdReader> {
         let full = self.full(path);
-        let file = self.open_file_waiting(path)?;
+        let file = self.open_file_within(path, wait)?;
         let waited = WAITED.load(std::sync::atomic::Ordering::Relaxed);
         let at = first_read / DD_BLOCK as u64 * DD_BLOCK as u64;
         let mut block = vec![0u8; DD_BLOCK];
@@ -266,7 +276,7 @@ impl System {
     /// right away, without asking whether its folder exists: the backup hook
     /// made it, so one round trip usually does; only "not found" makes the
     /// folders and opens again.
-    pub(super) fn create_writer(&self, path: &str) -> Result<DdWriter> {
+    pub(super) fn create_writer(&self, path: &StoragePath) -> Result<DdWriter> {
         self.create_writer_waiting(path, self.login.retry.stream_wait)
     }
 
@@ -274,11 +284,11 @@ impl System {
     /// (zero: fails at once when none is free).
     pub(super) fn create_writer_waiting(
         &self,
-        path: &str,
+        path: &StoragePath,
         wait: std::time::Duration,
     ) -> Result<DdWriter> {
-        let (dir, name) = split_path(path);
-        let rel_temp = join(dir, &temp_name(name));
+        let rel_temp = path.sibling(&temp_name(path.file_name()))?;
+        let dir = path.folder_and_name().0;
         let temp = self.full(&rel_temp);
         // Registered before the temporary exists, so that a signal arriving
         // right after ddp_open_file created it still removes it.
@@ -327,14 +337,14 @@ impl System {
     /// Files below `dir` (a file lists itself), sorted; '.' names only
     /// with `hidden`. A missing folder lists as empty; an entry removed while
     /// listing (the SDK says not found) is left out; any other error fails.
-    pub(super) fn walk(&self, dir: &str, hidden: bool) -> Result<Vec<ObjectInfo>> {
+    pub(super) fn walk(&self, dir: &StoragePath, hidden: bool) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
         match self.stat(dir)? {
             None => return Ok(out),
             Some(s) if !s.is_dir => {
-                if hidden || !split_path(dir).1.starts_with('.') {
+                if hidden || !dir.file_name().starts_with('.') {
                     out.push(ObjectInfo {
-                        path: dir.to_string(),
+                        path: dir.clone(),
                         size: s.size,
                     });
                 }
@@ -342,7 +352,7 @@ impl System {
             }
             Some(_) => {}
         }
-        let mut stack = vec![dir.to_string()];
+        let mut stack = vec![dir.clone()];
         while let Some(rel) = stack.pop() {
             let Some(names) = self.read_dir(&rel)? else {
                 continue; // removed meanwhile
@@ -351,7 +361,9 @@ impl System {
                 if !hidden && name.starts_with('.') {
                     continue;
                 }
-                let child = join(&rel, &name);
+                let Some(child) = listed_child(&rel, &name, &self.describe()) else {
+                    continue;
+                };
                 match self.stat(&child)? {
                     Some(s) if s.is_dir => stack.push(child),
                     Some(s) => out.push(ObjectInfo {
@@ -404,7 +416,10 @@ impl System {
             return Ok(()); // removed meanwhile
         };
         for name in names {
-            let child = join(rel, &name);
+            let child = match rel {
+                "" => name,
+                _ => format!("{rel}/{name}"),
+            };
             let unlinked = self.lock().unlink(&self.su, &self.full(&child));
             match unlinked {
                 Ok(()) => summary.files += 1,
@@ -450,31 +465,31 @@ impl Storage for System {
         System::describe(self)
     }
 
-    fn create_dir_all(&self, dir: &str) -> Result<()> {
+    fn create_dir_all(&self, dir: &StoragePath) -> Result<()> {
         self.mkdirs(dir)
     }
 
-    fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
+    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
         Ok(Box::new(self.create_writer(path)?))
     }
 
-    fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
+    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
         Ok(Box::new(self.open_reader(path, 0)?))
     }
 
-    fn open_at(&self, path: &str, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+    fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
         Ok(Box::new(self.open_reader(path, first_read)?))
     }
 
-    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.walk(dir, false)
     }
 
-    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn list_all(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.walk(dir, true)
     }
 
-    fn list_names(&self, dir: &str) -> Result<Vec<String>> {
+    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
         let mut names: Vec<String> = self
             .read_dir(dir)?
             .unwrap_or_default()
@@ -485,19 +500,19 @@ impl Storage for System {
         Ok(names)
     }
 
-    fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
+    fn delete_dir_all(&self, dir: &StoragePath) -> Result<DeleteSummary> {
         System::delete_dir_all(self, dir)
     }
 
-    fn delete(&self, path: &str) -> Result<bool> {
+    fn delete(&self, path: &StoragePath) -> Result<bool> {
         System::delete(self, path)
     }
 
-    fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
+    fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
         System::remove_dir_if_empty(self, dir)
     }
 
-    fn rename(&self, from: &str, to: &str) -> Result<()> {
+    fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()> {
         let r = self
             .lock()
             .rename(&self.su, &self.full(from), &self.full(to));

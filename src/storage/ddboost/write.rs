@@ -9,13 +9,13 @@ use super::connect::{connect_retrying, sdk_error, Login};
 use super::DD_BLOCK;
 use crate::error::{Error, Result};
 use crate::process::signals::CleanupGuard;
-use crate::storage::{ClosedObject, ObjectWriter};
+use crate::storage::{ClosedObject, ObjectWriter, StoragePath};
 
 pub(super) struct DdWriter {
     pub(super) file: Option<DdFile>,
     pub(super) offset: u64,
     /// The temporary: relative, and its path in the storage unit.
-    pub(super) rel_temp: String,
+    pub(super) rel_temp: StoragePath,
     pub(super) temp: String,
     pub(super) target: String,
     pub(super) conn: Arc<Mutex<Connection>>,
@@ -80,7 +80,7 @@ impl ObjectWriter for DdWriter {
 /// A finalised temporary; dropped unrenamed, it is removed (by its guard).
 pub(super) struct DdClosed {
     /// The temporary, relative, and its path in the storage unit.
-    temp: String,
+    temp: StoragePath,
     full_temp: String,
     target: String,
     conn: Arc<Mutex<Connection>>,
@@ -91,7 +91,7 @@ pub(super) struct DdClosed {
 }
 
 impl ClosedObject for DdClosed {
-    fn temp(&self) -> &str {
+    fn temp(&self) -> &StoragePath {
         &self.temp
     }
 

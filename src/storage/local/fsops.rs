@@ -10,21 +10,6 @@ use nix::libc;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// The components of a relative path; `..` is refused (callers never pass it).
-pub(super) fn components(rel: &str) -> Result<Vec<&str>> {
-    let parts: Vec<&str> = rel
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    if parts.contains(&"..") {
-        return Err(Error::invalid(format!(
-            "path \"{}\" must not contain \"..\"",
-            rel.escape_debug()
-        )));
-    }
-    Ok(parts)
-}
-
 pub(super) fn symlink_refused(path: &Path) -> Error {
     Error::storage(format!(
         "refusing to follow symbolic link {} inside the backup directory (only option \"directory\" itself may be a link)",

@@ -26,14 +26,14 @@ mod fsops;
 mod object;
 
 use super::{
-    join, split_path, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader,
-    ObjectWriter, Storage,
+    listed_child, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter,
+    Storage, StoragePath,
 };
 
 use crate::error::{Error, Result};
 use crate::process::signals::CleanupGuard;
 use config::LocalConfig;
-use fsops::{chmod_dir, components, io_err, is_enoent, not_a_file, symlink_refused, sync_dir};
+use fsops::{chmod_dir, io_err, is_enoent, not_a_file, symlink_refused, sync_dir};
 use object::{start_flusher, LocalReader, LocalWriter};
 
 pub struct LocalStorage {
@@ -77,15 +77,15 @@ impl LocalStorage {
 
     /// Files below `dir` (a file lists itself), sorted; '.' names only
     /// with `hidden`. A missing folder lists as empty.
-    fn walk(&self, dir: &str, hidden: bool) -> Result<Vec<ObjectInfo>> {
+    fn walk(&self, dir: &StoragePath, hidden: bool) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
         let (base, meta) = self.resolve(dir)?;
         match meta {
             None => return Ok(out),
             Some(m) if m.is_file() => {
-                if hidden || !split_path(dir).1.starts_with('.') {
+                if hidden || !dir.file_name().starts_with('.') {
                     out.push(ObjectInfo {
-                        path: dir.to_string(),
+                        path: dir.clone(),
                         size: m.len(),
                     });
                 }
@@ -94,7 +94,7 @@ impl LocalStorage {
             Some(m) if !m.is_dir() => return Ok(out),
             Some(_) => {}
         }
-        let mut stack = vec![(dir.to_string(), base)];
+        let mut stack = vec![(dir.clone(), base)];
         while let Some((rel, abs)) = stack.pop() {
             let entries = match fs::read_dir(&abs) {
                 Ok(e) => e,
@@ -108,7 +108,9 @@ impl LocalStorage {
                 if !hidden && name.starts_with('.') {
                     continue;
                 }
-                let child = join(&rel, &name);
+                let Some(child) = listed_child(&rel, &name, &self.describe()) else {
+                    continue;
+                };
                 // The entry's own type: a link is neither a folder nor a
                 // file here, so it is never followed.
                 let ft = entry
@@ -134,9 +136,9 @@ impl LocalStorage {
     /// The absolute path of `rel` and the metadata of its last component
     /// (None when absent), after checking that no existing component below
     /// the root is a symbolic link. The root itself may be one.
-    fn resolve(&self, rel: &str) -> Result<(PathBuf, Option<fs::Metadata>)> {
+    fn resolve(&self, rel: &StoragePath) -> Result<(PathBuf, Option<fs::Metadata>)> {
         let mut path = self.root.clone();
-        let parts = components(rel)?;
+        let parts: Vec<&str> = rel.components().collect();
         if parts.is_empty() {
             let m = fs::metadata(&path).map_err(|e| io_err("cannot stat", &path, e))?;
             return Ok((path, Some(m)));
@@ -234,9 +236,9 @@ impl Storage for LocalStorage {
     /// One level at a time, so every folder made here gets `dir_mode` and
     /// folders that already exist (made by a concurrent process, or by the
     /// DBA) are accepted as they are, unless they are links.
-    fn create_dir_all(&self, dir: &str) -> Result<()> {
+    fn create_dir_all(&self, dir: &StoragePath) -> Result<()> {
         let mut path = self.root.clone();
-        for part in components(dir)? {
+        for part in dir.components() {
             path.push(part);
             match DirBuilder::new().mode(self.dir_mode).create(&path) {
                 Ok(()) => chmod_dir(&path, self.dir_mode)
@@ -260,11 +262,15 @@ impl Storage for LocalStorage {
         Ok(())
     }
 
-    fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
-        let (dir, name) = split_path(path);
-        self.create_dir_all(dir)?;
+    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
+        let Some(dir) = path.parent() else {
+            return Err(Error::invalid(
+                "an object needs a name below option \"directory\"",
+            ));
+        };
+        self.create_dir_all(&dir)?;
         let (final_path, _) = self.resolve(path)?;
-        let temp = join(dir, &temp_name(name));
+        let temp = path.sibling(&temp_name(path.file_name()))?;
         let temp_path = self.full(&temp);
         // create_new (O_EXCL) never follows a link at the temporary's name.
         // Registered first, so a signal cannot fall between the two.
@@ -296,7 +302,7 @@ impl Storage for LocalStorage {
         }))
     }
 
-    fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
+    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
         let (p, meta) = self.resolve(path)?;
         match meta {
             None => {
@@ -322,15 +328,15 @@ impl Storage for LocalStorage {
         }))
     }
 
-    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.walk(dir, false)
     }
 
-    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn list_all(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.walk(dir, true)
     }
 
-    fn list_names(&self, dir: &str) -> Result<Vec<String>> {
+    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
         let (abs, meta) = self.resolve(dir)?;
         if !meta.is_some_and(|m| m.is_dir()) {
             return Ok(Vec::new());
@@ -356,14 +362,14 @@ impl Storage for LocalStorage {
         Ok(names)
     }
 
-    fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
+    fn delete_dir_all(&self, dir: &StoragePath) -> Result<DeleteSummary> {
         let (abs, _) = self.resolve(dir)?;
         let mut summary = DeleteSummary::default();
         delete_tree(&abs, &mut summary)?;
         Ok(summary)
     }
 
-    fn delete(&self, path: &str) -> Result<bool> {
+    fn delete(&self, path: &StoragePath) -> Result<bool> {
         let (p, meta) = self.resolve(path)?;
         if meta.is_none() {
             return Ok(false);
@@ -375,7 +381,7 @@ impl Storage for LocalStorage {
         }
     }
 
-    fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
+    fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
         let (p, meta) = self.resolve(dir)?;
         if meta.is_none() {
             return Ok(false);
@@ -388,7 +394,7 @@ impl Storage for LocalStorage {
         }
     }
 
-    fn rename(&self, from: &str, to: &str) -> Result<()> {
+    fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()> {
         let (src, _) = self.resolve(from)?;
         let (dst, _) = self.resolve(to)?;
         fs::rename(&src, &dst).map_err(|e| io_err("cannot rename into place", &dst, e))?;

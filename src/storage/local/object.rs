@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::process::signals::CleanupGuard;
-use crate::storage::{ClosedObject, ObjectReader, ObjectWriter, ReaderFactory};
+use crate::storage::{ClosedObject, ObjectReader, ObjectWriter, ReaderFactory, StoragePath};
 
 use super::fsops::{io_err, is_enoent, sync_dir};
 
@@ -20,7 +20,7 @@ const WRITEBACK_EVERY: u64 = 16 << 20;
 pub(super) struct LocalWriter {
     pub(super) file: File,
     /// The temporary, relative.
-    pub(super) temp: String,
+    pub(super) temp: StoragePath,
     pub(super) temp_path: PathBuf,
     pub(super) final_path: PathBuf,
     pub(super) written: u64,
@@ -96,7 +96,7 @@ impl Drop for LocalWriter {
 
 /// A written temporary; dropped unrenamed, it is removed (by its guard).
 pub(super) struct LocalClosed {
-    pub(super) temp: String,
+    pub(super) temp: StoragePath,
     pub(super) temp_path: PathBuf,
     pub(super) final_path: PathBuf,
     pub(super) fsync: bool,
@@ -104,7 +104,7 @@ pub(super) struct LocalClosed {
 }
 
 impl ClosedObject for LocalClosed {
-    fn temp(&self) -> &str {
+    fn temp(&self) -> &StoragePath {
         &self.temp
     }
 

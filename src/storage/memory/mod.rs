@@ -8,19 +8,19 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    join, split_path, temp_name, ClosedObject, DeleteSummary, ObjectInfo, ObjectReader,
-    ObjectWriter, Storage,
+    temp_name, ClosedObject, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
+    StoragePath,
 };
 use crate::error::{Error, Result};
 
-type Files = Arc<Mutex<BTreeMap<String, Arc<Vec<u8>>>>>;
+type Files = Arc<Mutex<BTreeMap<StoragePath, Arc<Vec<u8>>>>>;
 
 /// Files by path; folders exist implicitly while they hold a file, or
 /// explicitly once created.
 #[derive(Clone, Default)]
 pub struct MemoryStorage {
     files: Files,
-    dirs: Arc<Mutex<Vec<String>>>,
+    dirs: Arc<Mutex<Vec<StoragePath>>>,
 }
 
 impl MemoryStorage {
@@ -28,18 +28,13 @@ impl MemoryStorage {
         Self::default()
     }
 
-    fn files(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Vec<u8>>>> {
+    fn files(&self) -> MutexGuard<'_, BTreeMap<StoragePath, Arc<Vec<u8>>>> {
         self.files.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn dirs(&self) -> MutexGuard<'_, Vec<String>> {
+    fn dirs(&self) -> MutexGuard<'_, Vec<StoragePath>> {
         self.dirs.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// Whether `path` is `dir` itself or below it.
-fn below(path: &str, dir: &str) -> bool {
-    dir.is_empty() || path == dir || path.starts_with(&format!("{dir}/"))
 }
 
 const BLOCK: usize = 64 << 10;
@@ -49,11 +44,11 @@ impl Storage for MemoryStorage {
         "memory".to_string()
     }
 
-    fn create_dir_all(&self, dir: &str) -> Result<()> {
+    fn create_dir_all(&self, dir: &StoragePath) -> Result<()> {
         let mut dirs = self.dirs();
-        let mut path = String::new();
-        for part in dir.split('/').filter(|p| !p.is_empty()) {
-            path = join(&path, part);
+        let mut path = StoragePath::root();
+        for part in dir.components() {
+            path = path.child(part)?;
             if !dirs.contains(&path) {
                 dirs.push(path.clone());
             }
@@ -61,39 +56,38 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    fn create(&self, path: &str) -> Result<Box<dyn ObjectWriter>> {
-        let (dir, name) = split_path(path);
-        self.create_dir_all(dir)?;
-        let temp = join(dir, &temp_name(name));
+    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
+        self.create_dir_all(&path.parent().unwrap_or_default())?;
+        let temp = path.sibling(&temp_name(path.file_name()))?;
         self.files().insert(temp.clone(), Arc::new(Vec::new()));
         Ok(Box::new(MemoryWriter {
             files: self.files.clone(),
             temp,
-            target: path.to_string(),
+            target: path.clone(),
             data: Vec::new(),
             committed: false,
         }))
     }
 
-    fn open(&self, path: &str) -> Result<Box<dyn ObjectReader>> {
+    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
         let data = self.files().get(path).cloned();
         let data = data.ok_or_else(|| Error::not_found(format!("{path} not found in memory")))?;
         Ok(Box::new(MemoryReader { data }))
     }
 
-    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         let all = self.list_all(dir)?;
         Ok(all
             .into_iter()
-            .filter(|o| !o.path.split('/').any(|c| c.starts_with('.')))
+            .filter(|o| !o.path.components().any(|c| c.starts_with('.')))
             .collect())
     }
 
-    fn list_all(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+    fn list_all(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         Ok(self
             .files()
             .iter()
-            .filter(|(p, _)| below(p, dir))
+            .filter(|(p, _)| p.is_within(dir))
             .map(|(p, d)| ObjectInfo {
                 path: p.clone(),
                 size: d.len() as u64,
@@ -101,29 +95,29 @@ impl Storage for MemoryStorage {
             .collect())
     }
 
-    fn delete_dir_all(&self, dir: &str) -> Result<DeleteSummary> {
+    fn delete_dir_all(&self, dir: &StoragePath) -> Result<DeleteSummary> {
         let mut files = self.files();
         let before = files.len();
-        files.retain(|p, _| !below(p, dir));
+        files.retain(|p, _| !p.is_within(dir));
         let mut dirs = self.dirs();
         let dirs_before = dirs.len();
-        dirs.retain(|d| !below(d, dir));
+        dirs.retain(|d| !d.is_within(dir));
         Ok(DeleteSummary {
             files: (before - files.len()) as u64,
             dirs: (dirs_before - dirs.len()) as u64,
         })
     }
 
-    fn delete(&self, path: &str) -> Result<bool> {
+    fn delete(&self, path: &StoragePath) -> Result<bool> {
         Ok(self.files().remove(path).is_some())
     }
 
-    fn remove_dir_if_empty(&self, dir: &str) -> Result<bool> {
-        if self.files().keys().any(|p| below(p, dir)) {
+    fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
+        if self.files().keys().any(|p| p.is_within(dir)) {
             return Ok(false);
         }
         let mut dirs = self.dirs();
-        if dirs.iter().any(|d| d != dir && below(d, dir)) {
+        if dirs.iter().any(|d| d != dir && d.is_within(dir)) {
             return Ok(false);
         }
         let before = dirs.len();
@@ -131,20 +125,20 @@ impl Storage for MemoryStorage {
         Ok(dirs.len() < before)
     }
 
-    fn rename(&self, from: &str, to: &str) -> Result<()> {
+    fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()> {
         let mut files = self.files();
         let data = files
             .remove(from)
             .ok_or_else(|| Error::not_found(format!("{from} not found in memory")))?;
-        files.insert(to.to_string(), data);
+        files.insert(to.clone(), data);
         Ok(())
     }
 }
 
 struct MemoryWriter {
     files: Files,
-    temp: String,
-    target: String,
+    temp: StoragePath,
+    target: StoragePath,
     data: Vec<u8>,
     committed: bool,
 }
@@ -173,14 +167,14 @@ impl ObjectWriter for MemoryWriter {
 
 struct MemoryClosed {
     files: Files,
-    temp: String,
-    target: String,
+    temp: StoragePath,
+    target: StoragePath,
     data: Vec<u8>,
     renamed: bool,
 }
 
 impl ClosedObject for MemoryClosed {
-    fn temp(&self) -> &str {
+    fn temp(&self) -> &StoragePath {
         &self.temp
     }
 
