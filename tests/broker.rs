@@ -213,8 +213,10 @@ fn many_objects_go_through_one_login_byte_exact() {
         ok(&out);
         assert_eq!(&out.stdout, data, "{name}");
     }
-    // One login for the writes, one for the reads, none per object.
-    assert_eq!(w.connects() - before, 2, "{}", w.env.log_text());
+    // A few logins for the writes (a small object's steps run on up to 3
+    // connections at once), as many for the reads, none per object.
+    let logins = w.connects() - before;
+    assert!((2..=6).contains(&logins), "{logins}: {}", w.env.log_text());
     let log = w.env.log_text();
     let served = log.lines().filter(|l| l.contains("(broker ")).count();
     assert!(served >= 48, "{log}");
@@ -259,7 +261,13 @@ fn killed_client(point: &str, sig: &str) {
     w.hook("setup_plugin_for_backup");
     let old = bytes(10_000, 1);
     ok(&w.backup("obj", &old));
-    let (child, _) = w.paused_backup("obj", point, &bytes(30_000, 2));
+    // A small object's steps have no data-written point: a large one's do.
+    let size = if point == "data-written" {
+        3 << 20
+    } else {
+        30_000
+    };
+    let (child, _) = w.paused_backup("obj", point, &bytes(size, 2));
     kill(child.id() as i32, sig);
     let (status, stderr) = stderr_of(child);
     assert!(!status.success(), "{point} {sig}: {stderr}");
@@ -304,7 +312,7 @@ fn a_broker_killed_mid_write_fails_its_client_and_cleanup_removes_the_temporary(
     w.hook("setup_plugin_for_backup");
     let old = bytes(10_000, 1);
     ok(&w.backup("obj", &old));
-    let (child, _) = w.paused_backup("obj", "data-written", &bytes(30_000, 2));
+    let (child, _) = w.paused_backup("obj", "record-staged", &bytes(30_000, 2));
     let pid = w.brokers()[0];
     kill(pid, "KILL");
     let (status, stderr) = stderr_of(child);
@@ -416,7 +424,7 @@ fn a_broker_answers_sigterm_by_cancelling_and_exiting() {
     w.hook("setup_plugin_for_backup");
     let old = bytes(1_000, 1);
     ok(&w.backup("obj", &old));
-    let (child, _) = w.paused_backup("obj", "data-written", &bytes(3_000, 2));
+    let (child, _) = w.paused_backup("obj", "record-staged", &bytes(3_000, 2));
     let pid = w.brokers()[0];
     kill(pid, "TERM");
     let (status, _) = stderr_of(child);

@@ -325,10 +325,23 @@ fn run_request(
         Command::BackupData { .. } => (Some(fd), None),
         _ => (None, Some(fd)),
     };
+    // Success is answered as soon as the command knows it (before what need
+    // not delay the answer); the client then exits, which ends the watch.
+    let answer = {
+        let (reply, finished) = (Arc::clone(&reply), Arc::clone(&finished));
+        move || {
+            finished.store(true, Ordering::SeqCst);
+            let taken = reply.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(conn) = taken {
+                let _ = wire::send(&conn, &done(0, None, false), None);
+            }
+        }
+    };
     let io = Io {
-        input,
-        output,
+        input: input.into(),
+        output: output.into(),
         storage: Some(loan.clone()),
+        answer: Some(Box::new(answer)),
     };
     let result = {
         let _in = scope.enter();

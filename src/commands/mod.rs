@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::backends::{self, PluginConfig};
@@ -34,9 +34,14 @@ pub struct Context {
 /// broker, the client's descriptors and connections lent by the broker.
 #[derive(Default)]
 pub struct Io {
-    pub input: Option<OwnedFd>,
-    pub output: Option<OwnedFd>,
+    /// Standard input and output, taken by the command that uses them (so
+    /// that no other copy stays open once it is done with them).
+    pub input: Mutex<Option<OwnedFd>>,
+    pub output: Mutex<Option<OwnedFd>>,
     pub storage: Option<Arc<dyn Lender>>,
+    /// Tells the caller the command succeeded, before the work that need not
+    /// delay the answer (the broker's client exits at once).
+    pub answer: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// Lends logged-in storage to a command (the connection broker's pool).
@@ -118,8 +123,14 @@ impl Context {
 
     /// The command's standard input, as a file of its own.
     pub fn stdin(&self) -> Result<File> {
-        let fd = match &self.io.input {
-            Some(fd) => fd.try_clone(),
+        let given = self
+            .io
+            .input
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let fd = match given {
+            Some(fd) => Ok(fd),
             None => std::io::stdin().as_fd().try_clone_to_owned(),
         };
         fd.map(File::from)
@@ -128,12 +139,27 @@ impl Context {
 
     /// The command's standard output, as a file of its own.
     pub fn stdout(&self) -> Result<File> {
-        let fd = match &self.io.output {
-            Some(fd) => fd.try_clone(),
+        let given = self
+            .io
+            .output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let fd = match given {
+            Some(fd) => Ok(fd),
             None => std::io::stdout().as_fd().try_clone_to_owned(),
         };
         fd.map(File::from)
             .map_err(|e| Error::io(format!("cannot use standard output: {e}")))
+    }
+
+    /// The command has succeeded: its caller may be told so now, before the
+    /// work that need not delay the answer (in the connection broker, the
+    /// client exits 0 at once; in a plugin process, its exit is the answer).
+    pub fn answer_success(&self) {
+        if let Some(answer) = &self.io.answer {
+            answer();
+        }
     }
 }
 
