@@ -213,10 +213,15 @@ fn many_objects_go_through_one_login_byte_exact() {
         ok(&out);
         assert_eq!(&out.stdout, data, "{name}");
     }
-    // A few logins for the writes (a small object's steps run on up to 3
-    // connections at once), as many for the reads, none per object.
+    // Logins bounded by the pool (16 connections), not one per object: a
+    // small object's steps run on up to 3 connections, and a client may come
+    // before the previous request gave its connections back.
     let logins = w.connects() - before;
-    assert!((2..=6).contains(&logins), "{logins}: {}", w.env.log_text());
+    assert!(
+        (2..=16).contains(&logins) && logins < objects.len(),
+        "{logins}: {}",
+        w.env.log_text()
+    );
     let log = w.env.log_text();
     let served = log.lines().filter(|l| l.contains("(broker ")).count();
     assert!(served >= 48, "{log}");
