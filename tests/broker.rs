@@ -486,3 +486,32 @@ fn a_subset_restore_goes_through_the_broker_with_a_relative_offsets_file() {
         w.env.log_text().contains("(broker ") && w.env.log_text().contains("restore_data_subset) ")
     );
 }
+
+#[test]
+fn two_runs_with_copies_of_one_config_get_a_broker_each() {
+    let w = World::new("");
+    // gpbackup's per-run copies: the same bytes at two paths.
+    let copy = w.env.tmp.path().join("20250101130000_cfg.yaml");
+    std::fs::copy(&w.env.config, &copy).unwrap();
+    let copy = copy.to_str().unwrap();
+    let dir = w.env.backup_dir(TS);
+    w.hook("setup_plugin_for_backup");
+    let out = w
+        .cmd(&["setup_plugin_for_backup", copy, &dir, "segment_host"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!(w.brokers().len(), 2, "{}", w.env.log_text());
+    // The copy's run ends: its cleanup hook stops its broker only.
+    let out = w
+        .cmd(&["cleanup_plugin_for_backup", copy, &dir, "segment_host"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    ok(&out);
+    ok(&w.backup("still", b"through the other broker"));
+    let log = w.env.log_text();
+    assert!(!log.contains("backup_data works directly"), "{log}");
+    assert!(log.contains("(broker "), "{log}");
+}

@@ -14,8 +14,8 @@
 //!
 //! The broker's lock and socket are `broker-<id>.lock` and `.sock` in the
 //! user's private folder in `/tmp` (the same whatever `$HOME` and `$TMPDIR`
-//! say), `<id>` a digest of the config file's bytes: a process with another
-//! config never reaches it.
+//! say), `<id>` a digest of the config file's path and bytes: a process with
+//! another config, or another run's copy of it, never reaches it.
 
 pub mod client;
 pub mod pool;
@@ -56,11 +56,19 @@ pub struct Place {
     pub socket: PathBuf,
 }
 
-/// The broker's place for the config file whose content is `config`, or
-/// None when there is no usable private folder.
-pub fn place(config: &[u8]) -> Option<Place> {
+/// The broker's place for the config file at `path` whose content is
+/// `config`, or None when there is no usable private folder. The path
+/// counts: gpbackup and gprestore give the hooks and the data processes of
+/// one run the same per-run copy (`/tmp/<timestamp>_<name>`), and two runs
+/// at once with the same content must not share a broker (the first one's
+/// cleanup hook would stop it under the other).
+pub fn place(path: &Path, config: &[u8]) -> Option<Place> {
     let dir = run_dir()?;
-    let id = format!("{:016x}", xxh3_64(config));
+    let path = std::path::absolute(path).ok()?;
+    let mut key = path.as_os_str().as_encoded_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(config);
+    let id = format!("{:016x}", xxh3_64(&key));
     Some(Place {
         lock: dir.join(format!("broker-{id}.lock")),
         socket: dir.join(format!("broker-{id}.sock")),
@@ -75,7 +83,7 @@ fn wanted(path: &Path) -> Option<(Vec<u8>, Place)> {
     let text = std::str::from_utf8(&bytes).ok()?;
     let config = PluginConfig::parse(text, path).ok()?;
     config.backend.broker_idle()?;
-    let place = place(&bytes)?;
+    let place = place(path, &bytes)?;
     Some((bytes, place))
 }
 

@@ -65,7 +65,7 @@ pub fn run(path: &Path) -> Result<()> {
             path.display()
         )));
     };
-    let place = super::place(&bytes).ok_or_else(|| {
+    let place = super::place(path, &bytes).ok_or_else(|| {
         Error::io("no private folder gpbackup_ddboost_plugin-<uid> in /tmp for the connection broker's socket")
     })?;
     let fail = |what: &str, e: &dyn std::fmt::Display| {
