@@ -48,9 +48,14 @@ impl World {
     }
 
     fn hook(&self, hook: &str) -> std::process::Output {
+        self.hook_with(hook, self.env.cfg())
+    }
+
+    /// `hook` in scope segment_host with the config at `config`.
+    fn hook_with(&self, hook: &str, config: &str) -> std::process::Output {
         let dir = self.env.backup_dir(TS);
         let out = self
-            .cmd(&[hook, self.env.cfg(), &dir, "segment_host"])
+            .cmd(&[hook, config, &dir, "segment_host"])
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -494,22 +499,11 @@ fn two_runs_with_copies_of_one_config_get_a_broker_each() {
     let copy = w.env.tmp.path().join("20250101130000_cfg.yaml");
     std::fs::copy(&w.env.config, &copy).unwrap();
     let copy = copy.to_str().unwrap();
-    let dir = w.env.backup_dir(TS);
     w.hook("setup_plugin_for_backup");
-    let out = w
-        .cmd(&["setup_plugin_for_backup", copy, &dir, "segment_host"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    ok(&out);
+    w.hook_with("setup_plugin_for_backup", copy);
     assert_eq!(w.brokers().len(), 2, "{}", w.env.log_text());
     // The copy's run ends: its cleanup hook stops its broker only.
-    let out = w
-        .cmd(&["cleanup_plugin_for_backup", copy, &dir, "segment_host"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    ok(&out);
+    w.hook_with("cleanup_plugin_for_backup", copy);
     ok(&w.backup("still", b"through the other broker"));
     let log = w.env.log_text();
     assert!(!log.contains("backup_data works directly"), "{log}");
