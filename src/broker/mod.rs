@@ -14,8 +14,9 @@
 //!
 //! The broker's lock and socket are `broker-<id>.lock` and `.sock` in the
 //! user's private folder in `/tmp` (the same whatever `$HOME` and `$TMPDIR`
-//! say), `<id>` a digest of the config file's path and bytes: a process with
-//! another config, or another run's copy of it, never reaches it.
+//! say), `<id>` a digest of the plugin's build and the config file's path and
+//! bytes: a process of another build, with another config, or with another
+//! run's copy of it, never reaches it.
 
 pub mod client;
 pub mod pool;
@@ -56,8 +57,8 @@ pub struct Place {
     pub socket: PathBuf,
 }
 
-/// The broker's place for the config file at `path` whose content is
-/// `config`, or None when there is no usable private folder. The path
+/// The broker's place, for this build, for the config file at `path` whose
+/// content is `config`, or None when there is no usable private folder. The path
 /// counts: gpbackup and gprestore give the hooks and the data processes of
 /// one run the same per-run copy (`/tmp/<timestamp>_<name>`), and two runs
 /// at once with the same content must not share a broker (the first one's
@@ -65,7 +66,12 @@ pub struct Place {
 pub fn place(path: &Path, config: &[u8]) -> Option<Place> {
     let dir = run_dir()?;
     let path = std::path::absolute(path).ok()?;
-    let mut key = path.as_os_str().as_encoded_bytes().to_vec();
+    // The build too: a broker of another build left running (its run was
+    // killed) never serves this one's processes.
+    let build = concat!(env!("CARGO_PKG_VERSION"), " ", env!("PLUGIN_BUILD_COMMIT"));
+    let mut key = build.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(path.as_os_str().as_encoded_bytes());
     key.push(0);
     key.extend_from_slice(config);
     let id = format!("{:016x}", xxh3_64(&key));
