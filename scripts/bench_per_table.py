@@ -17,7 +17,7 @@ Each backend runs what gpbackup and gprestore run, in their order:
 
 Backends side by side in one run: the local backend, and the mock Data Domain
 at 0 and at 5 ms per call, a login 20 ms more (DDBOOST_MOCK_LATENCY_MS,
-DDBOOST_MOCK_CONNECT_MS). Appliance calls come from DDBOOST_MOCK_TRACE (the
+DDBOOST_MOCK_CONNECT_MS), with the connection broker off and (lanes only) on. Appliance calls come from DDBOOST_MOCK_TRACE (the
 SDK's local calls left out). The added cost of an object is
 (wall time of all lanes on the mock - the same on the local backend) / objects
 per lane. With --baseline BIN an earlier build runs too, side by side.
@@ -48,6 +48,9 @@ CONNECT_MS = "20"
 LOCAL_CALLS = {"init", "shutdown", "instance_create", "instance_destroy", "log_init"}
 # (label, mock latency in ms or None for the local backend)
 BACKENDS = [("local", None), ("mock 0 ms", 0), ("mock 5 ms", 5)]
+# The lanes also run on the mock with the connection broker (option broker:
+# on, started by the segment_host setup hooks); the rows above have it off.
+BROKER_BACKENDS = [("mock 0 ms broker", 0), ("mock 5 ms broker", 5)]
 
 
 def folder(root):
@@ -58,8 +61,9 @@ class World:
     """One build on one backend: a storage (local folder or mock system), a
     config, a home for the log, and the hosts' local folders."""
 
-    def __init__(self, base, plugin, latency):
+    def __init__(self, base, plugin, latency, broker=False):
         self.dir = base
+        self.broker = broker
         self.plugin = plugin
         self.latency = latency
         self.home = os.path.join(base, "home")
@@ -76,6 +80,8 @@ class World:
             bl.write_config(self.cfg)
             with open(self.cfg) as f:
                 text = f.read().replace(bl.PLUGIN, plugin)
+            if not broker:
+                text += "  broker: off\n"
             with open(self.cfg, "w") as f:
                 f.write(text)
 
@@ -147,7 +153,8 @@ def appliance_calls(trace):
         return 0
     with open(trace) as f:
         calls = [line.split()[0][3:] for line in f if line.startswith("op=")]
-    os.remove(trace)
+    # Emptied, not removed: a broker keeps appending to it.
+    open(trace, "w").close()
     return sum(1 for c in calls if c not in LOCAL_CALLS)
 
 
@@ -166,7 +173,10 @@ def run_lanes(w, data, jobs, segments, work):
     os.makedirs(os.path.dirname(cfg_file), exist_ok=True)
     with open(cfg_file, "w") as f:
         f.write("backupversion: 1.30.0\n")
-    res["backup hooks"] = sum(hook_phases(w, "setup_plugin_for_backup", segments, env))
+    # A broker started by the hooks has their environment: the trace too.
+    hook_env = w.env(trace) if w.broker else env
+    res["backup hooks"] = sum(hook_phases(w, "setup_plugin_for_backup", segments, hook_env))
+    appliance_calls(trace)
     w.run(["backup_file", w.cfg, cfg_file], env)
 
     def backup_lane(seg, lane):
@@ -190,6 +200,11 @@ def run_lanes(w, data, jobs, segments, work):
     return res
 
 
+def lane_backends(build):
+    """The backends of the lanes: with the broker only for this build."""
+    return BACKENDS + (BROKER_BACKENDS if build != "baseline" else [])
+
+
 def part_lanes(args, builds, work):
     lanes = args.jobs * args.segments
     data = payloads(lanes, args.objects)
@@ -197,9 +212,9 @@ def part_lanes(args, builds, work):
     results = {}
     for run in range(args.runs):
         for bname, plugin in builds:
-            for label, latency in BACKENDS:
+            for label, latency in lane_backends(bname):
                 base = os.path.join(work, f"lanes-{bname}-{label.replace(' ', '')}-{run}")
-                w = World(base, plugin, latency)
+                w = World(base, plugin, latency, broker=label.endswith("broker"))
                 r = run_lanes(w, data, args.jobs, args.segments, work)
                 bl.remove(base)
                 prev = results.get((bname, label))
@@ -234,7 +249,7 @@ def part_lanes(args, builds, work):
     print("\n".join(lines))
     p = plt()
     fig, ax = p.subplots(figsize=(9, 4.5))
-    groups = [(b, l) for b, _ in builds for l, _ in BACKENDS]
+    groups = [(b, l) for b, _ in builds for l, _ in lane_backends(b)]
     phases = [("backup hooks", "#bbbbbb"), ("backup_data", "#1f77b4"), ("backup cleanup", "#888888"),
               ("restore hooks", "#dddddd"), ("restore_data", "#ff7f0e"), ("restore cleanup", "#666666")]
     for gi, g in enumerate(groups):
@@ -244,7 +259,8 @@ def part_lanes(args, builds, work):
             ax.bar(gi, r[phase], bottom=bottom, color=color, label=phase if gi == 0 else None)
             bottom += r[phase]
     ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([f"{l}\n{'before' if b == 'baseline' else 'now'}" for b, l in groups], fontsize=8)
+    ax.set_xticklabels([f"{l.replace(' broker', '')}\n{'before' if b == 'baseline' else 'broker' if l.endswith('broker') else 'now'}"
+                        for b, l in groups], fontsize=8)
     ax.set_ylabel("seconds (wall, stacked phases)")
     ax.set_title(f"per-table backup and restore: {lanes} lanes x {args.objects} small objects")
     ax.grid(axis="y", alpha=0.3)

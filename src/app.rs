@@ -6,6 +6,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::about::{API_VERSION, PLUGIN_NAME};
+use crate::broker;
 use crate::commands;
 use crate::error::{self, ErrorKind};
 use crate::process::{logging, signals};
@@ -49,8 +50,19 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
     }
     logging::init();
     install_panic_hook(name);
+    if let Command::Broker { config } = &parsed.command {
+        return match broker::server::run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(name, &e),
+        };
+    }
+    // With a connection broker on this host, it runs the command.
+    if let Some(code) = broker::client::run(name, &parsed.command) {
+        return code;
+    }
     signals::install();
-    match commands::execute(name, parsed.command) {
+    let command = parsed.command;
+    match broker::around_hook(&command, || commands::execute(name, command.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == ErrorKind::BrokenPipe => {
             log::info!("{name}: the reader of the output went away; stopping");
@@ -62,12 +74,7 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
 
 /// Logs `e` and prints its one stderr line.
 fn fail(name: &str, e: &error::Error) -> ExitCode {
-    log::error!("{name}: {e}");
-    let hint = match logging::log_path() {
-        Some(p) => format!(" (log: {})", p.display()),
-        None => String::new(),
-    };
-    eprintln!("{PLUGIN_NAME} {name}: error: {e}{hint}");
+    eprintln!("{}", logging::report_failure(name, e));
     ExitCode::FAILURE
 }
 

@@ -8,11 +8,15 @@ pub mod password;
 mod transfer;
 pub mod verify;
 
+use std::cell::RefCell;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::backends::{self, PluginConfig};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::process::logging;
 use crate::protocol::args::Command;
 use crate::storage::{Remote, Storage};
@@ -22,11 +26,43 @@ use hooks::Hook;
 pub struct Context {
     pub config: PluginConfig,
     pub command: &'static str,
+    io: Io,
+}
+
+/// Where a command's standard input and output and its storage come from:
+/// by default the process's own, and storage it opens; in the connection
+/// broker, the client's descriptors and connections lent by the broker.
+#[derive(Default)]
+pub struct Io {
+    /// Standard input and output, taken by the command that uses them (so
+    /// that no other copy stays open once it is done with them).
+    pub input: Mutex<Option<OwnedFd>>,
+    pub output: Mutex<Option<OwnedFd>>,
+    pub storage: Option<Arc<dyn Lender>>,
+    /// Tells the caller the command succeeded, before the work that need not
+    /// delay the answer (the broker's client exits at once).
+    pub answer: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+/// Lends logged-in storage to a command (the connection broker's pool).
+pub trait Lender: Send + Sync {
+    /// Storage as [`backends::open`] gives it, for as long as the command
+    /// holds it.
+    fn lend(&self, remote: Remote) -> Result<Box<dyn Storage>>;
+
+    /// Up to `n` more, only as many as are to be had without waiting for
+    /// another command to give one back.
+    fn lend_more(&self, remote: Remote, n: usize) -> Vec<Box<dyn Storage>>;
 }
 
 impl Context {
     /// Loads the config and applies its log settings.
     pub fn load(command: &'static str, path: &std::path::Path) -> Result<Context> {
+        Self::load_with(command, path, Io::default())
+    }
+
+    /// [`Context::load`] with standard input, output and storage from `io`.
+    pub fn load_with(command: &'static str, path: &std::path::Path, io: Io) -> Result<Context> {
         let config = PluginConfig::load(path)?;
         logging::set_verbosity(config.verbosity);
         for w in &config.warnings {
@@ -37,23 +73,93 @@ impl Context {
             config.path.display(),
             config.redacted_options
         );
-        Ok(Context { config, command })
+        Ok(Context {
+            config,
+            command,
+            io,
+        })
+    }
+
+    fn open(&self, remote: Remote) -> Result<Box<dyn Storage>> {
+        match &self.io.storage {
+            Some(lender) => lender.lend(remote),
+            None => backends::open(&self.config, remote),
+        }
     }
 
     /// The storage, for reading: never connects the replica.
     pub fn storage(&self) -> Result<Box<dyn Storage>> {
-        backends::open(&self.config, Remote::Never)
+        self.open(Remote::Never)
     }
 
     /// The storage, for changes that `replication: on` mirrors to the replica
     /// (writes, creating the backup folder, delete_backup).
     pub fn storage_for_changes(&self) -> Result<Box<dyn Storage>> {
-        backends::open(&self.config, Remote::IfReplicating)
+        self.open(Remote::IfReplicating)
+    }
+
+    /// Up to `n` more storages for changes, each a connection of its own, for
+    /// steps of one command that run at once: in the connection broker, its
+    /// free connections; in a plugin process, none (each would be a login).
+    pub fn more_storage_for_changes(&self, n: usize) -> Vec<Box<dyn Storage>> {
+        match &self.io.storage {
+            Some(lender) => lender.lend_more(Remote::IfReplicating, n),
+            None => Vec::new(),
+        }
+    }
+
+    /// [`Context::more_storage_for_changes`] for reading.
+    pub fn more_storage(&self, n: usize) -> Vec<Box<dyn Storage>> {
+        match &self.io.storage {
+            Some(lender) => lender.lend_more(Remote::Never, n),
+            None => Vec::new(),
+        }
     }
 
     /// The storage with its replica system connected (replicate_backup, delete_replica).
     pub fn storage_with_replica(&self) -> Result<Box<dyn Storage>> {
-        backends::open(&self.config, Remote::Required)
+        self.open(Remote::Required)
+    }
+
+    /// The command's standard input, as a file of its own.
+    pub fn stdin(&self) -> Result<File> {
+        let given = self
+            .io
+            .input
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let fd = match given {
+            Some(fd) => Ok(fd),
+            None => std::io::stdin().as_fd().try_clone_to_owned(),
+        };
+        fd.map(File::from)
+            .map_err(|e| Error::io(format!("cannot use standard input: {e}")))
+    }
+
+    /// The command's standard output, as a file of its own.
+    pub fn stdout(&self) -> Result<File> {
+        let given = self
+            .io
+            .output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let fd = match given {
+            Some(fd) => Ok(fd),
+            None => std::io::stdout().as_fd().try_clone_to_owned(),
+        };
+        fd.map(File::from)
+            .map_err(|e| Error::io(format!("cannot use standard output: {e}")))
+    }
+
+    /// The command has succeeded: its caller may be told so now, before the
+    /// work that need not delay the answer (in the connection broker, the
+    /// client exits 0 at once; in a plugin process, its exit is the answer).
+    pub fn answer_success(&self) {
+        if let Some(answer) = &self.io.answer {
+            answer();
+        }
     }
 }
 
@@ -61,10 +167,17 @@ impl Context {
 /// command to its implementation (the version answers are printed by the
 /// caller).
 pub fn execute(name: &'static str, cmd: Command) -> Result<()> {
+    execute_with(name, cmd, Io::default())
+}
+
+/// [`execute`] with standard input, output and storage from `io`.
+pub fn execute_with(name: &'static str, cmd: Command, io: Io) -> Result<()> {
     let started = Instant::now();
     log::debug!("{name}: starting: {cmd:?}");
+    let io = RefCell::new(Some(io));
     let with = |config: &Path, run: &dyn Fn(&Context) -> Result<()>| -> Result<()> {
-        let ctx = Context::load(name, config)?;
+        let io = io.borrow_mut().take().unwrap_or_default();
+        let ctx = Context::load_with(name, config, io)?;
         let result = run(&ctx);
         log::debug!(
             "{name}: finished in {:.3} s",
@@ -128,6 +241,10 @@ pub fn execute(name: &'static str, cmd: Command) -> Result<()> {
         }),
         // Takes no plugin config.
         Command::EncryptPassword { key_file } => password::run(key_file.as_deref()),
+        // The program runs the broker itself (it is above the commands).
+        Command::Broker { .. } => Err(crate::error::Error::usage(
+            "the connection broker is not a command of its own here",
+        )),
     }
 }
 

@@ -6,14 +6,14 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::data::repo::{self, Part, Verified};
+use crate::data::repo::{self, Part};
 use crate::data::stream;
 use crate::error::{Error, Result};
 use crate::process::signals::CleanupGuard;
 use crate::protocol::args::LocalFile;
 use crate::protocol::keys::ObjectKey;
 use crate::protocol::offsets;
-use crate::storage::{is_stale_temp, temp_name, temp_owner};
+use crate::storage::{is_stale_temp, temp_name, temp_owner, Storage};
 
 use super::{log_summary, Context};
 
@@ -28,10 +28,20 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
         timestamp: key.timestamp.as_str(),
         options: &ctx.config.redacted_options,
     };
-    let stored = repo::store(storage.as_ref(), path, input, &write)?;
+    let more = ctx.more_storage_for_changes(LANES - 1);
+    let lanes: Vec<&dyn Storage> = std::iter::once(storage.as_ref())
+        .chain(more.iter().map(|s| s.as_ref()))
+        .collect();
+    let (stored, deferred) = repo::store_with_lanes(&lanes, path, input, &write)?;
     log_summary(ctx.command, path, stored.size, started);
+    ctx.answer_success();
+    deferred.finish();
     Ok(())
 }
+
+/// Connections a small object's steps run on at once, when they are to be
+/// had without a login of their own (the connection broker's).
+const LANES: usize = 3;
 
 pub fn backup_file(ctx: &Context, file: &LocalFile) -> Result<()> {
     let path = &file.path;
@@ -41,37 +51,42 @@ pub fn backup_file(ctx: &Context, file: &LocalFile) -> Result<()> {
 }
 
 pub fn backup_data(ctx: &Context, key: &ObjectKey) -> Result<()> {
-    let stdin = std::io::stdin();
+    let stdin = ctx.stdin()?;
     stream::enlarge_pipe(stdin.as_fd());
-    let fd = stdin
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| Error::io(format!("cannot use standard input: {e}")))?;
-    store(ctx, key, Box::new(File::from(fd)), "standard input")
+    store(ctx, key, Box::new(stdin), "standard input")
 }
 
-fn stdout_file() -> Result<File> {
-    let stdout = std::io::stdout();
+fn stdout_file(ctx: &Context) -> Result<File> {
+    let stdout = ctx.stdout()?;
     stream::enlarge_pipe(stdout.as_fd());
-    let fd = stdout
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| Error::io(format!("cannot use standard output: {e}")))?;
-    Ok(File::from(fd))
+    Ok(stdout)
 }
 
 pub fn restore_data(ctx: &Context, key: &ObjectKey) -> Result<()> {
-    let storage = ctx.storage()?;
-    let object = repo::open_verified(storage.as_ref(), key.path(), Part::Whole)?;
-    restore_to(ctx, object, stdout_file()?)
+    restore_to(ctx, key, Part::Whole)
 }
 
-/// Copies the verified `object` to `out`, and logs the summary.
-fn restore_to(ctx: &Context, object: Verified, out: File) -> Result<()> {
+/// Copies `part` of the verified object `key` to standard output, its
+/// steps on up to [`LANES`] connections, and logs the summary.
+fn restore_to(ctx: &Context, key: &ObjectKey, part: Part) -> Result<()> {
+    let storage = ctx.storage()?;
+    let more = ctx.more_storage(LANES - 1);
+    let lanes: Vec<&dyn Storage> = std::iter::once(storage.as_ref())
+        .chain(more.iter().map(|s| s.as_ref()))
+        .collect();
     let started = Instant::now();
-    let path = object.path().to_string();
-    let n = object.copy_to(ctx.command, out, ctx.config.read_ahead)?;
-    log_summary(ctx.command, &path, n, started);
+    let out = stdout_file(ctx)?;
+    let (n, deferred) = repo::restore_with_lanes(
+        &lanes,
+        key.path(),
+        part,
+        ctx.command,
+        out,
+        ctx.config.read_ahead,
+    )?;
+    log_summary(ctx.command, key.path(), n, started);
+    ctx.answer_success();
+    deferred.finish();
     Ok(())
 }
 
@@ -90,13 +105,11 @@ pub fn restore_data_subset(ctx: &Context, key: &ObjectKey, offsets_file: &Path) 
         })?;
     let origin = format!("offsets file {}", offsets_file.display());
     let ranges = offsets::parse(&text).map_err(|e| e.context(origin.clone()))?;
-    let storage = ctx.storage()?;
     let part = Part::Ranges {
         ranges: &ranges,
         origin: &origin,
     };
-    let object = repo::open_verified(storage.as_ref(), key.path(), part)?;
-    restore_to(ctx, object, stdout_file()?)
+    restore_to(ctx, key, part)
 }
 
 pub fn restore_file(ctx: &Context, file: &LocalFile) -> Result<()> {

@@ -10,6 +10,10 @@
 //!   temporary in the backup's folder (the storage's [`note`] call);
 //! * `D <pid>` once its temporaries are gone (committed).
 //!
+//! The connection broker runs many writes in one process: each is a writer
+//! of its own, `<pid>:<n>` (its request's number), and all of them are gone
+//! when the broker is.
+//!
 //! The cleanup hook reads the file under an exclusive lock and removes only
 //! the temporaries of writers that began, did not finish and are no longer
 //! running: one delete each, whatever the size of the backup. Then it marks
@@ -28,20 +32,16 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use nix::fcntl::{Flock, FlockArg};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{Error, Result};
 use crate::process::private::{open_append, open_existing, run_dir};
+use crate::process::scope::Scope;
 
 /// The options that name the storage a backup is written to.
 const STORAGE_OPTIONS: &[&str] = &["backend", "hostname", "storage_unit", "directory"];
-
-/// The journal a writer of this process appends to, between [`begin`] and
-/// [`Writing::done`].
-static ACTIVE: Mutex<Option<File>> = Mutex::new(None);
 
 /// The plugin config's options, as given (secrets redacted): the ones that
 /// name the storage tell the journals of two storages apart.
@@ -86,7 +86,8 @@ pub fn begin(options: Options, timestamp: &str) -> Result<Writing> {
         );
         return Ok(Writing { active: false });
     };
-    let line = format!("B {}\n", std::process::id());
+    let scope = Scope::current();
+    let line = format!("B {}\n", scope.writer_id);
     // A cleanup may remove the file between our open and our lock: then
     // open again, which makes a new one.
     for _ in 0..8 {
@@ -105,22 +106,20 @@ pub fn begin(options: Options, timestamp: &str) -> Result<Writing> {
             .write_all(line.as_bytes())
             .map_err(|e| journal_error(&path, e))?;
         let file = locked.unlock().map_err(|(_, e)| journal_error(&path, e))?;
-        *active() = Some(file);
+        *scope.journal() = Some(file);
         return Ok(Writing { active: true });
     }
     Err(journal_error(&path, "removed again and again while opened"))
-}
-
-fn active() -> std::sync::MutexGuard<'static, Option<File>> {
-    ACTIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Records that this process is about to create the temporary `name` in the
 /// backup's folder (called wherever a temporary name is made; nothing
 /// happens outside [`begin`]..[`Writing::done`]).
 pub fn note(name: &str) {
-    if let Some(f) = active().as_mut() {
-        let line = format!("T {} {}\n", std::process::id(), hex::encode(name));
+    let scope = Scope::current();
+    let mut journal = scope.journal();
+    if let Some(f) = journal.as_mut() {
+        let line = format!("T {} {}\n", scope.writer_id, hex::encode(name));
         if let Err(e) = f.write_all(line.as_bytes()) {
             log::warn!("cannot journal temporary {name}: {e}");
         }
@@ -133,8 +132,10 @@ impl Writing {
         if !self.active {
             return;
         }
-        if let Some(mut f) = active().take() {
-            let line = format!("D {}\n", std::process::id());
+        let scope = Scope::current();
+        let taken = scope.journal().take();
+        if let Some(mut f) = taken {
+            let line = format!("D {}\n", scope.writer_id);
             if let Err(e) = f.write_all(line.as_bytes()) {
                 log::warn!("cannot mark the journal of temporaries done: {e}");
             }
@@ -148,7 +149,7 @@ impl Drop for Writing {
     /// is harmless) and records nothing more.
     fn drop(&mut self) {
         if self.active {
-            active().take();
+            Scope::current().journal().take();
         }
     }
 }
@@ -255,25 +256,28 @@ struct Writer {
     done: bool,
 }
 
-/// The writers of a journal, in the order they began. A process id seen
+/// The writers of a journal, in the order they began. A writer id seen
 /// again after its writer finished is a new writer; malformed lines (a line
-/// cut short by a full disk) are skipped.
+/// cut short by a full disk) are skipped. A writer id is a process id,
+/// alone or followed by `:<request>` (the broker's writes).
 fn parse(text: &str) -> Vec<Writer> {
     let mut writers: Vec<Writer> = Vec::new();
-    let mut current: HashMap<u32, usize> = HashMap::new();
+    let mut current: HashMap<&str, usize> = HashMap::new();
     for line in text.lines() {
         let mut parts = line.splitn(3, ' ');
-        let (Some(kind), Some(Ok(pid))) = (parts.next(), parts.next().map(str::parse::<u32>))
-        else {
+        let (Some(kind), Some(id)) = (parts.next(), parts.next()) else {
             continue;
         };
-        let start = |writers: &mut Vec<Writer>, current: &mut HashMap<u32, usize>| {
+        let Ok(pid) = id.split(':').next().unwrap_or(id).parse::<u32>() else {
+            continue;
+        };
+        let start = |writers: &mut Vec<Writer>, current: &mut HashMap<_, usize>| {
             writers.push(Writer {
                 pid,
                 temporaries: Vec::new(),
                 done: false,
             });
-            current.insert(pid, writers.len() - 1);
+            current.insert(id, writers.len() - 1);
             writers.len() - 1
         };
         match kind {
@@ -288,14 +292,14 @@ fn parse(text: &str) -> Vec<Writer> {
                 else {
                     continue;
                 };
-                let i = match current.get(&pid) {
+                let i = match current.get(id) {
                     Some(&i) if !writers[i].done => i,
                     _ => start(&mut writers, &mut current),
                 };
                 writers[i].temporaries.push(name);
             }
             "D" => {
-                if let Some(&i) = current.get(&pid) {
+                if let Some(&i) = current.get(id) {
                     writers[i].done = true;
                 }
             }
@@ -343,6 +347,28 @@ mod tests {
                 (10, vec![".c.tmp-h-10-3".to_string()]),
             ]
         );
+    }
+
+    #[test]
+    fn writes_of_one_broker_are_writers_apart() {
+        let text = [
+            "B 20:1\n".to_string(),
+            "B 20:2\n".into(),
+            t_id("20:1", ".a.tmp-h-20-1"),
+            t_id("20:2", ".b.tmp-h-20-2"),
+            "D 20:2\n".into(),
+        ]
+        .concat();
+        let open: Vec<(u32, Vec<String>)> = parse(&text)
+            .into_iter()
+            .filter(|w| !w.done)
+            .map(|w| (w.pid, w.temporaries))
+            .collect();
+        assert_eq!(open, vec![(20, vec![".a.tmp-h-20-1".to_string()])]);
+    }
+
+    fn t_id(id: &str, name: &str) -> String {
+        format!("T {id} {}\n", hex::encode(name))
     }
 
     #[test]

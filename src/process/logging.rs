@@ -22,6 +22,7 @@ use log::{Level, LevelFilter, Metadata, Record};
 
 use crate::about::PLUGIN_NAME;
 use crate::process::private::{open_append, private_dir};
+use crate::process::scope::Scope;
 
 /// Log verbosity, option `logger_verbosity`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -35,6 +36,7 @@ pub enum Verbosity {
 struct PluginLogger {
     file: Mutex<Option<File>>,
     path: Option<PathBuf>,
+    /// `<plugin>:<user>:<host>`; the process id follows.
     prefix: String,
     max_level: AtomicUsize,
 }
@@ -52,7 +54,7 @@ pub fn init() {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".into());
-    let prefix = format!("{PLUGIN_NAME}:{user}:{host}:{:06}", std::process::id());
+    let prefix = format!("{PLUGIN_NAME}:{user}:{host}");
     let logger = LOGGER.get_or_init(|| PluginLogger {
         file: Mutex::new(file),
         path,
@@ -153,8 +155,17 @@ impl log::Log for PluginLogger {
         }
         let now = chrono::Local::now().format("%Y%m%d:%H:%M:%S");
         let msg = record.args().to_string().replace(['\n', '\r'], " ");
+        // A request of the connection broker logs as its client.
+        let scope = Scope::current();
+        let (pid, by) = match &scope.log_as {
+            Some((client, command)) => (
+                *client,
+                format!("(broker {}, {command}) ", std::process::id()),
+            ),
+            None => (std::process::id(), String::new()),
+        };
         let line = format!(
-            "{now} {}-[{}]:-{msg}\n",
+            "{now} {}:{pid:06}-[{}]:-{by}{msg}\n",
             self.prefix,
             level_name(record.level())
         );
@@ -167,6 +178,17 @@ impl log::Log for PluginLogger {
     }
 
     fn flush(&self) {}
+}
+
+/// Logs the failure of `command` and returns its one stderr line (with
+/// where the log is).
+pub fn report_failure(command: &str, e: &crate::error::Error) -> String {
+    log::error!("{command}: {e}");
+    let hint = match log_path() {
+        Some(p) => format!(" (log: {})", p.display()),
+        None => String::new(),
+    };
+    format!("{PLUGIN_NAME} {command}: error: {e}{hint}")
 }
 
 /// The per-object summary line: a rate for objects large enough for one to

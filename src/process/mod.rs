@@ -6,17 +6,31 @@ pub mod logging;
 pub mod pause;
 pub mod private;
 pub mod progress;
+pub mod scope;
 pub mod signals;
 pub mod temp;
 
-/// Whether process `pid` is running on this host (under any user).
+/// Whether process `pid` is running on this host (under any user). A
+/// process that has exited but not yet been waited for (a zombie, such as a
+/// killed broker whose parent does not reap) is not running.
 pub fn alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
+    let Ok(raw) = i32::try_from(pid) else {
         return false;
     };
     // Signal 0 checks existence; EPERM means it exists under another user.
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+    let exists = match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
         Ok(()) => true,
         Err(e) => e != nix::errno::Errno::ESRCH,
-    }
+    };
+    exists && !zombie(pid)
+}
+
+/// Whether `/proc` shows process `pid` as a zombie (state `Z`).
+fn zombie(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) state ...`: the command may hold spaces and parentheses.
+    stat.rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
 }

@@ -16,10 +16,11 @@ pub fn pause(point: &str) {
 /// Stops here, forever, if the pause point `point` was asked for.
 #[cfg(feature = "test-support")]
 pub fn pause(point: &str) {
-    let Some(spec) = std::env::var_os("GPBACKUP_DDBOOST_PLUGIN_PAUSE") else {
+    // The process's variable; in the connection broker, the client's.
+    let scope = crate::process::scope::Scope::current();
+    let Some(spec) = scope.pause.as_deref() else {
         return;
     };
-    let spec = spec.to_string_lossy();
     let Some((at, marker)) = spec.split_once('=') else {
         return;
     };
@@ -31,8 +32,10 @@ pub fn pause(point: &str) {
     if at != point {
         return;
     }
-    static REACHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let reached = REACHED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    let reached = scope
+        .paused
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        + 1;
     if reached != nth {
         return;
     }
@@ -40,7 +43,7 @@ pub fn pause(point: &str) {
     let _ = std::fs::write(marker, point);
     // A signal ends the pause: before a commit point the signal thread exits
     // meanwhile; after one, the command goes on as it would have.
-    while !crate::process::signals::interrupted() {
+    while !scope.interrupted() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

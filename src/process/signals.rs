@@ -17,19 +17,17 @@
 //! they clean up is created, so nothing is left between the two.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-type Action = Box<dyn FnOnce() + Send>;
+use super::scope::{Action, Scope};
 
-static REGISTRY: Mutex<Vec<(u64, Action)>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-/// Set from the signal handler itself, before the signal thread wakes.
-static INTERRUPTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
-/// Whether SIGINT, SIGTERM or SIGHUP has arrived.
+/// Whether SIGINT, SIGTERM or SIGHUP has arrived (in the connection broker:
+/// whether the calling thread's request was cancelled).
 pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+    Scope::current().interrupted()
 }
 
 fn interrupted_error() -> crate::error::Error {
@@ -45,22 +43,20 @@ pub fn check() -> crate::error::Result<()> {
     }
 }
 
-fn registry() -> MutexGuard<'static, Vec<(u64, Action)>> {
-    // A panic while holding the lock must not stop later cleanups.
-    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Runs its cleanup when dropped or on a signal, unless disarmed.
 pub struct CleanupGuard {
     id: u64,
+    /// The command it belongs to (a request's, in the broker).
+    scope: Arc<Scope>,
 }
 
 impl CleanupGuard {
     /// Registers a cleanup action.
     pub fn new(action: impl FnOnce() + Send + 'static) -> CleanupGuard {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        registry().push((id, Box::new(action)));
-        CleanupGuard { id }
+        let scope = Scope::current();
+        scope.registry().push((id, Box::new(action)));
+        CleanupGuard { id, scope }
     }
 
     /// Registers removal of a local file.
@@ -77,15 +73,17 @@ impl CleanupGuard {
         self,
         commit: impl FnOnce() -> crate::error::Result<T>,
     ) -> crate::error::Result<T> {
-        let mut reg = registry();
-        let result = if interrupted() {
+        let scope = Arc::clone(&self.scope);
+        let mut reg = scope.registry();
+        let result = if scope.interrupted() {
             Err(interrupted_error())
         } else {
             commit()
         };
         let action = take(&mut reg, self.id);
-        std::mem::forget(self);
         drop(reg);
+        // Its entry is gone: dropping the guard runs nothing.
+        drop(self);
         if result.is_err() {
             if let Some(a) = action {
                 a();
@@ -101,8 +99,8 @@ impl CleanupGuard {
         &self,
         step: impl FnOnce() -> crate::error::Result<T>,
     ) -> crate::error::Result<T> {
-        let _reg = registry();
-        if interrupted() {
+        let _reg = self.scope.registry();
+        if self.scope.interrupted() {
             Err(interrupted_error())
         } else {
             step()
@@ -111,14 +109,10 @@ impl CleanupGuard {
 
     /// Drops the cleanup unrun (what it cleans up is gone or committed).
     pub fn disarm(self) {
-        take(&mut registry(), self.id);
-        std::mem::forget(self);
+        // Its entry gone, dropping the guard runs nothing.
+        take(&mut self.scope.registry(), self.id);
     }
 }
-
-/// Set from the commit point of a write on: a signal no longer changes the
-/// outcome.
-static COMMITTING: AtomicBool = AtomicBool::new(false);
 
 /// Runs `commit`, the commit point of a write (after it, the new object is
 /// what restores). A signal that arrived before fails it unrun; one that
@@ -128,16 +122,17 @@ static COMMITTING: AtomicBool = AtomicBool::new(false);
 pub fn commit_point<T>(
     commit: impl FnOnce() -> crate::error::Result<T>,
 ) -> crate::error::Result<T> {
+    let scope = Scope::current();
     {
-        let _reg = registry();
-        if interrupted() {
+        let _reg = scope.registry();
+        if scope.interrupted() {
             return Err(interrupted_error());
         }
-        COMMITTING.store(true, Ordering::SeqCst);
+        scope.committing.store(true, Ordering::SeqCst);
     }
     let result = commit();
     if result.is_err() {
-        COMMITTING.store(false, Ordering::SeqCst);
+        scope.committing.store(false, Ordering::SeqCst);
     }
     result
 }
@@ -149,7 +144,7 @@ fn take(reg: &mut Vec<(u64, Action)>, id: u64) -> Option<Action> {
 
 impl Drop for CleanupGuard {
     fn drop(&mut self) {
-        let action = take(&mut registry(), self.id);
+        let action = take(&mut self.scope.registry(), self.id);
         if let Some(a) = action {
             a();
         }
@@ -159,8 +154,9 @@ impl Drop for CleanupGuard {
 /// Starts the thread that turns SIGINT/SIGTERM/SIGHUP into cleanup and exit.
 pub fn install() {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let process = Scope::process();
     for sig in [SIGINT, SIGTERM, SIGHUP] {
-        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&INTERRUPTED)) {
+        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&process.interrupted)) {
             log::warn!("cannot install the handler of signal {sig}: {e}");
         }
     }
@@ -181,8 +177,8 @@ pub fn install() {
                     _ => "SIGHUP",
                 };
                 // Held until exit: no commit or new temporary after this.
-                let mut reg = registry();
-                if COMMITTING.load(Ordering::SeqCst) {
+                let mut reg = process.registry();
+                if process.committing.load(Ordering::SeqCst) {
                     log::warn!("received {name} at the commit point of a write; finishing it");
                     continue;
                 }
@@ -200,4 +196,32 @@ pub fn install() {
     if let Err(e) = spawned {
         log::warn!("cannot start the signal thread: {e}");
     }
+}
+
+/// Stops the request whose scope is `scope` (in the connection broker), as
+/// a signal stops a plugin process: its next commit step fails, and the
+/// command returns with the interrupted error, its cleanups run as it
+/// unwinds. Returns false when the request is at or past its commit point
+/// (it finishes, as a signalled process does).
+pub fn interrupt(scope: &Scope) -> bool {
+    let _reg = scope.registry();
+    scope.interrupted.store(true, Ordering::SeqCst);
+    !scope.committing.load(Ordering::SeqCst)
+}
+
+/// [`interrupt`], and runs the request's cleanups now (for a request that
+/// does not unwind in time, blocked on its input or output).
+pub fn cancel(scope: &Scope) -> bool {
+    let actions: Vec<Action> = {
+        let mut reg = scope.registry();
+        scope.interrupted.store(true, Ordering::SeqCst);
+        if scope.committing.load(Ordering::SeqCst) {
+            return false;
+        }
+        reg.drain(..).map(|(_, a)| a).collect()
+    };
+    for action in actions {
+        action();
+    }
+    true
 }

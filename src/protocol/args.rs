@@ -296,6 +296,14 @@ pub enum Command {
         #[arg(long = "no-write")]
         no_write: bool,
     },
+    /// The per-host connection broker: started by the setup hooks with
+    /// option `broker: on`, it serves backup_data and restore_data of this
+    /// host's plugin processes on a few shared logins.
+    #[command(name = "broker", hide = true)]
+    Broker {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, Parser)]
@@ -336,22 +344,21 @@ pub struct Parsed {
 /// Parses argv (including argv[0]). A wrong command or argument count is
 /// `ErrorKind::Usage`; a bad key, timestamp or folder keeps its own kind.
 pub fn parse(argv: &[OsString]) -> Result<Parsed> {
+    let (name, command) = parse_named(argv)?;
+    // Once per process: the name lives as long as the process.
+    let name: &'static str = Box::leak(name.into_boxed_str());
+    Ok(Parsed { name, command })
+}
+
+/// [`parse`], the command's name as typed given as a `String` (for a
+/// process that parses many command lines).
+pub fn parse_named(argv: &[OsString]) -> Result<(String, Command)> {
     let matches = Cli::command()
         .try_get_matches_from(argv)
         .map_err(clap_error)?;
-    // Once per process: the name lives as long as the process.
-    let name: &'static str = Box::leak(
-        matches
-            .subcommand_name()
-            .unwrap_or("?")
-            .to_string()
-            .into_boxed_str(),
-    );
+    let name = matches.subcommand_name().unwrap_or("?").to_string();
     let cli = Cli::from_arg_matches(&matches).map_err(clap_error)?;
-    Ok(Parsed {
-        name,
-        command: cli.command,
-    })
+    Ok((name, cli.command))
 }
 
 /// One line for a clap error: the cause and the command's usage.

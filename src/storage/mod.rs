@@ -350,6 +350,12 @@ pub trait BackendConfig: std::fmt::Debug + Send + Sync {
     /// Opens the storage; `remote` says whether the command needs a replica.
     fn open(&self, remote: Remote) -> Result<Box<dyn Storage>>;
 
+    /// With a per-host connection broker (logins worth sharing between
+    /// processes): how long it waits for a request before it stops.
+    fn broker_idle(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Opens the storage step by step for `check`, reporting each step
     /// (library, connection, folders; the remote system when configured);
     /// None when a step failed.

@@ -38,7 +38,10 @@ fn spawn_step<'scope, T: Send + 'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     step: impl FnOnce() -> Result<T> + Send + 'scope,
 ) -> std::thread::ScopedJoinHandle<'scope, Result<T>> {
+    // The step is part of the calling command (a broker request's).
+    let command = crate::process::scope::Scope::current();
     scope.spawn(move || {
+        let _in = command.enter();
         signals::check()?;
         step()
     })

@@ -12,6 +12,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use crate::data::integrity::DIGEST_BLOCK;
 use crate::error::{Error, Result};
+use crate::process::scope::Scope as CommandScope;
 use crate::storage::{ObjectReader, ReaderFactory};
 
 use super::check::Checker;
@@ -157,9 +158,11 @@ fn start_writer<'scope>(
     full: Receiver<Piece>,
     free: Sender<Vec<u8>>,
 ) -> Result<ScopedJoinHandle<'scope, io::Result<()>>> {
+    let scope = CommandScope::current();
     std::thread::Builder::new()
         .name("writer".into())
         .spawn_scoped(s, move || -> io::Result<()> {
+            let _in = scope.enter();
             for piece in full.iter() {
                 for sl in &piece.slices {
                     sink.write_all(&piece.buf[sl.clone()])?;
@@ -184,7 +187,9 @@ fn start_opener<'scope, 'env>(
     done: Sender<Done>,
 ) {
     let object = shared.object;
+    let scope = CommandScope::current();
     let opener = move || {
+        let _in = scope.enter();
         if go_rx.recv() != Ok(true) {
             log::debug!("{object}: one read in flight (reads are fast, or few are left)");
             return;
@@ -200,9 +205,11 @@ fn start_opener<'scope, 'env>(
         for r in readers {
             let (jobs, done) = (jobs.clone(), done.clone());
             shared.helpers.fetch_add(1, Ordering::SeqCst);
+            let scope = CommandScope::current();
             let spawned = std::thread::Builder::new()
                 .name("reader".into())
                 .spawn_scoped(s, move || {
+                    let _in = scope.enter();
                     let mut r: Option<Box<dyn ObjectReader>> = r;
                     let reader: Option<&mut dyn ObjectReader> = match r.as_mut() {
                         Some(b) => Some(&mut **b),

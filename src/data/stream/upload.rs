@@ -3,10 +3,11 @@
 
 use std::io::{self, Read};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver};
 
 use crate::data::integrity::{Entry, Hasher};
 use crate::error::{Error, Result};
+use crate::process::scope::Scope;
 use crate::storage::ObjectWriter;
 
 use super::{BLOCK, QUEUE};
@@ -31,12 +32,28 @@ pub(super) fn fill(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(got)
 }
 
-pub(super) fn buffer_pool(n: usize, size: usize) -> (Sender<Vec<u8>>, Receiver<Vec<u8>>) {
-    let (tx, rx) = bounded(n);
-    for _ in 0..n {
-        tx.send(vec![0u8; size]).expect("pool has room");
+/// Up to `n` buffers of `size` bytes, made as they are first needed (a small
+/// object needs one) and then reused as they come back on `free`.
+struct Buffers {
+    free: Receiver<Vec<u8>>,
+    made: usize,
+    n: usize,
+    size: usize,
+}
+
+impl Buffers {
+    /// A buffer, waiting for one to come back once `n` exist; None when no
+    /// more will.
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if let Ok(b) = self.free.try_recv() {
+            return Some(b);
+        }
+        if self.made < self.n {
+            self.made += 1;
+            return Some(vec![0u8; self.size]);
+        }
+        self.free.recv().ok()
     }
-    (tx, rx)
 }
 
 /// Copies all of `input` into `writer` in whole blocks (only the last may be
@@ -48,14 +65,23 @@ pub fn upload(
     source: &str,
 ) -> Result<Entry> {
     let block = writer.block_size().clamp(4096, BLOCK);
-    let (free_tx, free_rx) = buffer_pool(QUEUE + 1, block);
+    let (free_tx, free_rx) = bounded(QUEUE + 1);
+    let mut buffers = Buffers {
+        free: free_rx,
+        made: 0,
+        n: QUEUE + 1,
+        size: block,
+    };
     let (full_tx, full_rx) = bounded::<Filled>(QUEUE);
     let mut input = input;
+    // The reader is part of the command (a broker request's, in the broker).
+    let scope = Scope::current();
     std::thread::Builder::new()
         .name("reader".into())
         .spawn(move || {
+            let _in = scope.enter();
             let mut hasher = Hasher::new();
-            while let Ok(mut buf) = free_rx.recv() {
+            while let Some(mut buf) = buffers.next() {
                 match fill(&mut input, &mut buf) {
                     Ok(n) => {
                         hasher.update(&buf[..n]);

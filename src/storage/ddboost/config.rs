@@ -29,6 +29,10 @@ crate::declare_options! { OPTIONS:
     RETRY_INITIAL_DELAY_MS = number("retry_initial_delay_ms", 500, 1, 60_000);
     RETRY_MAX_DELAY_MS = number("retry_max_delay_ms", 5_000, 1, 300_000);
     STREAM_WAIT_SECONDS = number("stream_wait_seconds", 3600, 0, 86_400);
+    /// A connection broker per host for per-table backups and restores.
+    BROKER = on_off("broker", true);
+    /// How long a broker with no request runs before it stops.
+    BROKER_IDLE_SECONDS = number("broker_idle_seconds", 600, 1, 86_400);
 }
 
 /// The options naming one Data Domain system and a place on it.
@@ -99,6 +103,9 @@ pub struct DdBoostConfig {
     pub replication_streams: usize,
     /// How connecting to a Data Domain is retried.
     pub retry: RetryPolicy,
+    /// `broker: on`: how long the per-host connection broker waits for a
+    /// request before it stops (option `broker_idle_seconds`).
+    pub broker: Option<std::time::Duration>,
 }
 
 impl DdBoostConfig {
@@ -123,6 +130,10 @@ pub struct RetryPolicy {
 impl BackendConfig for DdBoostConfig {
     fn open(&self, remote: Remote) -> Result<Box<dyn Storage>> {
         Ok(Box::new(super::DdBoostStorage::open(self, remote)?))
+    }
+
+    fn broker_idle(&self) -> Option<std::time::Duration> {
+        self.broker
     }
 
     /// Decrypts encrypted passwords. A remote password that cannot be
@@ -305,6 +316,8 @@ pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
             opts.problem(format!("{p} (replication is on)"));
         }
     }
+    let idle = std::time::Duration::from_secs(opts.number(&BROKER_IDLE_SECONDS));
+    let broker = opts.on_off(&BROKER).then_some(idle);
     Some(Box::new(DdBoostConfig {
         target: target?,
         library,
@@ -313,6 +326,7 @@ pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
         remote_problems,
         replication_streams: streams,
         retry,
+        broker,
     }))
 }
 

@@ -1,0 +1,217 @@
+//! The per-host connection broker: a process per host and plugin config
+//! that holds logged-in connections to the Data Domain and runs the
+//! `backup_data`, `restore_data` and `restore_data_subset` of the plugin
+//! processes of its host on them, so that a per-table backup does not log
+//! in once per table (see `docs/per-host-broker.md`).
+//!
+//! * [`around_hook`]: `setup_plugin_for_backup`/`_restore` in scope
+//!   `segment_host` start it (`broker: on`, ddboost backend), the cleanup
+//!   hooks of that scope stop it;
+//! * [`server`]: the broker itself, the hidden command `broker <config>`;
+//! * [`client`]: a plugin process hands its command and its standard input
+//!   or output to the broker and exits as the broker's answer says;
+//! * [`pool`]: the connections; [`wire`]: the messages.
+//!
+//! The broker's lock and socket are `broker-<id>.lock` and `.sock` in the
+//! user's private folder in `/tmp` (the same whatever `$HOME` and `$TMPDIR`
+//! say), `<id>` a digest of the plugin's build and the config file's path and
+//! bytes: a process of another build, with another config, or with another
+//! run's copy of it, never reaches it.
+
+pub mod client;
+pub mod pool;
+pub mod server;
+pub mod wire;
+
+use std::fs::File;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::backends::PluginConfig;
+use crate::error::Result;
+use crate::process::private::{open_append, run_dir};
+use crate::protocol::args::{Command, HookArgs, Scope};
+
+/// How long a setup hook waits for the broker it started to take requests.
+const START_WAIT: Duration = Duration::from_secs(2);
+/// How long a cleanup hook waits for the broker to finish and exit.
+const STOP_WAIT: Duration = Duration::from_secs(60);
+
+/// glibc's allocator, for the broker: each request allocates its stream
+/// buffers (a megabyte each, zeroed) and frees them. By default glibc soon
+/// serves such sizes from its heap, where a zeroed allocation is zeroed by
+/// hand, a megabyte for a 20 KB object; as fresh mappings (this threshold,
+/// fixed) they come zeroed and cost a page fault per page used. A variable
+/// already set is left as it is.
+const MALLOC_TUNING: &[(&str, &str)] = &[("MALLOC_MMAP_THRESHOLD_", "131072")];
+
+/// Where the broker of one config is.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub lock: PathBuf,
+    pub socket: PathBuf,
+}
+
+/// The broker's place, for this build, for the config file at `path` whose
+/// content is `config`, or None when there is no usable private folder. The path
+/// counts: gpbackup and gprestore give the hooks and the data processes of
+/// one run the same per-run copy (`/tmp/<timestamp>_<name>`), and two runs
+/// at once with the same content must not share a broker (the first one's
+/// cleanup hook would stop it under the other).
+pub fn place(path: &Path, config: &[u8]) -> Option<Place> {
+    let dir = run_dir()?;
+    let path = std::path::absolute(path).ok()?;
+    // The build too: a broker of another build left running (its run was
+    // killed) never serves this one's processes.
+    let build = concat!(env!("CARGO_PKG_VERSION"), " ", env!("PLUGIN_BUILD_COMMIT"));
+    let mut key = build.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(path.as_os_str().as_encoded_bytes());
+    key.push(0);
+    key.extend_from_slice(config);
+    let id = format!("{:016x}", xxh3_64(&key));
+    Some(Place {
+        lock: dir.join(format!("broker-{id}.lock")),
+        socket: dir.join(format!("broker-{id}.sock")),
+    })
+}
+
+/// The config at `path` when it asks for a broker: its bytes and the
+/// broker's place. None when it does not, or cannot be read (the command
+/// then reports that itself).
+fn wanted(path: &Path) -> Option<(Vec<u8>, Place)> {
+    let bytes = std::fs::read(path).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let config = PluginConfig::parse(text, path).ok()?;
+    config.backend.broker_idle()?;
+    let place = place(path, &bytes)?;
+    Some((bytes, place))
+}
+
+/// Runs a command, starting or stopping the broker around it when it is a
+/// setup or cleanup hook in scope `segment_host`: the broker starts after a
+/// setup hook succeeded, and stops before a cleanup hook's own work (whose
+/// sweep of stale temporaries then sees the broker gone).
+pub fn around_hook(cmd: &Command, run: impl FnOnce() -> Result<()>) -> Result<()> {
+    let on_host = |h: &HookArgs| h.scope == Scope::SegmentHost;
+    match cmd {
+        Command::SetupBackup(h) | Command::SetupRestore(h) if on_host(h) => {
+            run()?;
+            if let Some((_, place)) = wanted(&h.config) {
+                start(&h.config, &place);
+            }
+            Ok(())
+        }
+        Command::CleanupBackup(h) | Command::CleanupRestore(h) if on_host(h) => {
+            if let Some((_, place)) = wanted(&h.config) {
+                stop(&place);
+            }
+            run()
+        }
+        _ => run(),
+    }
+}
+
+/// Whether a broker takes connections at `place`.
+fn answers(place: &Place) -> bool {
+    UnixStream::connect(&place.socket).is_ok()
+}
+
+/// Starts the broker of `config` unless one runs, and waits until it takes
+/// requests. A broker that does not come up is a warning: the plugin
+/// processes then work directly.
+fn start(config: &Path, place: &Place) {
+    if answers(place) {
+        log::info!(
+            "connection broker already running ({})",
+            place.socket.display()
+        );
+        return;
+    }
+    let config = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
+    // Detached: no descriptor of the hook's, so that whoever waits for the
+    // hook's output (gpbackup's ssh) does not wait for the broker; it makes
+    // itself a session of its own.
+    let spawned = std::env::current_exe().and_then(|exe| {
+        let mut broker = std::process::Command::new(exe);
+        for (k, v) in MALLOC_TUNING {
+            if std::env::var_os(k).is_none() {
+                broker.env(k, v);
+            }
+        }
+        broker
+            .arg("broker")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+    });
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("cannot start the connection broker: {e}; plugin processes work directly");
+            return;
+        }
+    };
+    let started = Instant::now();
+    while started.elapsed() < START_WAIT {
+        if answers(place) {
+            log::info!(
+                "connection broker ready ({}, {} ms)",
+                place.socket.display(),
+                started.elapsed().as_millis()
+            );
+            return;
+        }
+        // One that lost the race to another starter exits at once.
+        let _ = child.try_wait();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    log::warn!(
+        "the connection broker did not start within {} s (see its lines in this log); plugin processes work directly",
+        START_WAIT.as_secs()
+    );
+}
+
+/// Asks the broker at `place` to stop once what it runs is finished, and
+/// waits (bounded) until it is gone.
+fn stop(place: &Place) {
+    let Ok(sock) = UnixStream::connect(&place.socket) else {
+        return;
+    };
+    if !wire::same_user(&sock).unwrap_or(false) {
+        return;
+    }
+    let _ = sock.set_read_timeout(Some(STOP_WAIT));
+    if wire::send(&sock, &wire::Message::Stop, None).is_err() {
+        return;
+    }
+    let _ = wire::recv(&sock);
+    let started = Instant::now();
+    while started.elapsed() < STOP_WAIT {
+        if gone(&place.lock) {
+            log::info!("connection broker stopped");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    log::warn!(
+        "the connection broker did not stop within {} s",
+        STOP_WAIT.as_secs()
+    );
+}
+
+/// Whether no broker holds the lock at `lock`.
+fn gone(lock: &Path) -> bool {
+    let Ok(file) = open_append(lock) else {
+        return true;
+    };
+    let free: std::result::Result<Flock<File>, _> = Flock::lock(file, FlockArg::LockSharedNonblock);
+    free.is_ok()
+}

@@ -1,0 +1,258 @@
+//! The broker's logged-in connections: opened when a request first needs
+//! one, reused by the requests after it, at most [`MAX_CONNECTIONS`] at a
+//! time (a request beyond waits for one to come back). A connection whose
+//! request failed on the storage (a lost connection, or anything that
+//! cannot be told apart from one) is closed, not reused.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::backends::{self, PluginConfig};
+use crate::commands::Lender;
+use crate::error::{Error, Result};
+use crate::path::StoragePath;
+use crate::process::signals;
+use crate::storage::{
+    DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Remote, Replica, Storage,
+};
+
+/// Connections a broker holds at most: one for each plugin process of a
+/// host with 4 segments backing up with `--jobs 4`; more requests at once
+/// wait for a free one (each would otherwise hold a stream of the system).
+pub const MAX_CONNECTIONS: usize = 16;
+
+/// The pool.
+pub struct Pool {
+    config: PluginConfig,
+    state: Mutex<State>,
+    returned: Condvar,
+}
+
+struct State {
+    idle: Vec<(Remote, Box<dyn Storage>)>,
+    /// Open connections: idle and lent.
+    open: usize,
+}
+
+impl Pool {
+    /// An empty pool of connections to the storage `config` names.
+    pub fn new(config: PluginConfig) -> Pool {
+        Pool {
+            config,
+            state: Mutex::new(State {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            returned: Condvar::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An idle connection for `remote`, or a new one while fewer than
+    /// [`MAX_CONNECTIONS`] are open; else waits for one (not after the
+    /// calling request was cancelled).
+    fn take(&self, remote: Remote) -> Result<Box<dyn Storage>> {
+        let mut state = self.state();
+        loop {
+            if let Some(i) = state.idle.iter().position(|(r, _)| *r == remote) {
+                return Ok(state.idle.swap_remove(i).1);
+            }
+            if state.open >= MAX_CONNECTIONS && !state.idle.is_empty() {
+                // A connection for the other use: closed to make room.
+                let (_, other) = state.idle.swap_remove(0);
+                state.open -= 1;
+                drop(state);
+                drop(other);
+                state = self.state();
+                continue;
+            }
+            if state.open < MAX_CONNECTIONS {
+                state.open += 1;
+                drop(state);
+                let opened = backends::open(&self.config, remote);
+                if opened.is_err() {
+                    self.state().open -= 1;
+                    self.returned.notify_one();
+                }
+                return opened;
+            }
+            signals::check()?;
+            state = self
+                .returned
+                .wait_timeout(state, Duration::from_millis(200))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// An idle connection for `remote`, or a new one while fewer than
+    /// [`MAX_CONNECTIONS`] are open; None rather than waiting.
+    fn try_take(&self, remote: Remote) -> Option<Box<dyn Storage>> {
+        let mut state = self.state();
+        if let Some(i) = state.idle.iter().position(|(r, _)| *r == remote) {
+            return Some(state.idle.swap_remove(i).1);
+        }
+        if state.open >= MAX_CONNECTIONS {
+            return None;
+        }
+        state.open += 1;
+        drop(state);
+        match backends::open(&self.config, remote) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::debug!("connection broker: no more connections: {e}");
+                self.forget();
+                None
+            }
+        }
+    }
+
+    /// Takes back a connection: kept for the next request when `reuse`,
+    /// closed otherwise.
+    fn give_back(&self, remote: Remote, storage: Box<dyn Storage>, reuse: bool) {
+        let mut state = self.state();
+        if reuse {
+            state.idle.push((remote, storage));
+        } else {
+            state.open -= 1;
+            drop(state);
+            drop(storage);
+        }
+        self.returned.notify_one();
+    }
+
+    /// One connection fewer (a lent one that could not be taken back).
+    fn forget(&self) {
+        self.state().open -= 1;
+        self.returned.notify_one();
+    }
+
+    /// Closes every idle connection (logging out).
+    pub fn close_idle(&self) {
+        let idle = std::mem::take(&mut self.state().idle);
+        self.state().open -= idle.len();
+        drop(idle);
+    }
+}
+
+/// A pooled connection, shared between the loan and the command.
+type Shared = Arc<Box<dyn Storage>>;
+
+/// The connections one request holds, lent to its command.
+pub struct Loan {
+    pool: Arc<Pool>,
+    taken: Mutex<Vec<(Remote, Shared)>>,
+}
+
+impl Loan {
+    pub fn new(pool: Arc<Pool>) -> Loan {
+        Loan {
+            pool,
+            taken: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Gives every connection back: reused when `reuse`, else closed.
+    pub fn end(&self, reuse: bool) {
+        let taken = std::mem::take(&mut *self.taken.lock().unwrap_or_else(|p| p.into_inner()));
+        for (remote, storage) in taken {
+            match Arc::try_unwrap(storage) {
+                Ok(storage) => self.pool.give_back(remote, storage, reuse),
+                // Still held (a thread of the command outlived it): closed
+                // when that lets go.
+                Err(_) => self.pool.forget(),
+            }
+        }
+    }
+}
+
+impl Loan {
+    /// Records `storage` as lent and gives the command its view of it.
+    fn keep(&self, remote: Remote, storage: Box<dyn Storage>) -> Box<dyn Storage> {
+        let storage = Arc::new(storage);
+        self.taken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((remote, Arc::clone(&storage)));
+        Box::new(Lent(storage))
+    }
+}
+
+impl Lender for Loan {
+    fn lend(&self, remote: Remote) -> Result<Box<dyn Storage>> {
+        if remote == Remote::Required {
+            return Err(Error::invalid(
+                "the connection broker does not serve commands that need the remote system",
+            ));
+        }
+        let storage = self.pool.take(remote)?;
+        Ok(self.keep(remote, storage))
+    }
+
+    fn lend_more(&self, remote: Remote, n: usize) -> Vec<Box<dyn Storage>> {
+        if remote == Remote::Required {
+            return Vec::new();
+        }
+        std::iter::from_fn(|| self.pool.try_take(remote))
+            .take(n)
+            .map(|s| self.keep(remote, s))
+            .collect()
+    }
+}
+
+/// A pooled connection as the command sees it: the storage itself.
+struct Lent(Shared);
+
+impl Storage for Lent {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn create_dir_all(&self, dir: &StoragePath) -> Result<()> {
+        self.0.create_dir_all(dir)
+    }
+    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
+        self.0.create(path)
+    }
+    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
+        self.0.open(path)
+    }
+    fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+        self.0.open_at(path, first_read)
+    }
+    fn create_now(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
+        self.0.create_now(path)
+    }
+    fn open_now(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
+        self.0.open_now(path, first_read)
+    }
+    fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
+        self.0.list(dir)
+    }
+    fn list_all(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
+        self.0.list_all(dir)
+    }
+    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
+        self.0.list_names(dir)
+    }
+    fn delete_dir_all(&self, dir: &StoragePath) -> Result<DeleteSummary> {
+        self.0.delete_dir_all(dir)
+    }
+    fn delete(&self, path: &StoragePath) -> Result<bool> {
+        self.0.delete(path)
+    }
+    fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
+        self.0.remove_dir_if_empty(dir)
+    }
+    fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()> {
+        self.0.rename(from, to)
+    }
+    fn replica(&self) -> Option<&dyn Replica> {
+        self.0.replica()
+    }
+    fn facts(&self, write: bool) -> Vec<Finding> {
+        self.0.facts(write)
+    }
+}

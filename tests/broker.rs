@@ -1,0 +1,511 @@
+//! The per-host connection broker, through the binary on the mock Data
+//! Domain: started by `setup_plugin_for_backup` in scope segment_host, used
+//! by backup_data and restore_data, stopped by the cleanup hook; kills of a
+//! client and of the broker leave nothing committed and no temporary.
+
+mod support;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const TS: &str = "20250101120000";
+
+/// An environment whose broker is stopped (or killed) when the test ends.
+struct World {
+    env: Env,
+    trace: PathBuf,
+    faults: Option<String>,
+}
+
+impl World {
+    fn new(extra: &str) -> World {
+        // An idle time that outlives every test unless it sets its own.
+        let idle = if extra.contains("broker_idle_seconds") {
+            ""
+        } else {
+            "  broker_idle_seconds: 60\n"
+        };
+        let env = Env::with_options(Backend::DdBoostMock, &format!("{idle}{extra}"));
+        let trace = env.tmp.path().join("trace");
+        World {
+            env,
+            trace,
+            faults: None,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.env.command(args);
+        c.env("DDBOOST_MOCK_TRACE", &self.trace);
+        if let Some(f) = &self.faults {
+            c.env("GPBACKUP_DDBOOST_PLUGIN_FAULTS", f);
+        }
+        c
+    }
+
+    fn hook(&self, hook: &str) -> std::process::Output {
+        self.hook_with(hook, self.env.cfg())
+    }
+
+    /// `hook` in scope segment_host with the config at `config`.
+    fn hook_with(&self, hook: &str, config: &str) -> std::process::Output {
+        let dir = self.env.backup_dir(TS);
+        let out = self
+            .cmd(&[hook, config, &dir, "segment_host"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        ok(&out);
+        out
+    }
+
+    fn key(&self, name: &str) -> String {
+        self.env.key(TS, name)
+    }
+
+    fn backup(&self, name: &str, data: &[u8]) -> std::process::Output {
+        feed(
+            self.cmd(&["backup_data", self.env.cfg(), &self.key(name)]),
+            data,
+        )
+    }
+
+    fn restore(&self, name: &str) -> std::process::Output {
+        self.cmd(&["restore_data", self.env.cfg(), &self.key(name)])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// A backup_data left running with its stdin open, paused at `point`.
+    fn paused_backup(&self, name: &str, point: &str, data: &[u8]) -> (Child, PathBuf) {
+        let marker = self.env.tmp.path().join(format!("paused-{name}"));
+        let mut child = self
+            .cmd(&["backup_data", self.env.cfg(), &self.key(name)])
+            .env(
+                "GPBACKUP_DDBOOST_PLUGIN_PAUSE",
+                format!("{point}={}", marker.display()),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(data).unwrap();
+        }
+        wait_for(|| marker.exists(), "the pause point");
+        (child, marker)
+    }
+
+    /// The process ids of the brokers this environment started.
+    fn brokers(&self) -> Vec<i32> {
+        self.env
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("connection broker: serving"))
+            .filter_map(|l| {
+                let head = l.split("-[").next()?;
+                head.rsplit(':').next()?.parse().ok()
+            })
+            .collect()
+    }
+
+    fn connects(&self) -> usize {
+        std::fs::read_to_string(&self.trace)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("op=connect "))
+            .count()
+    }
+
+    fn socket(&self) -> Option<PathBuf> {
+        let dir = self
+            .env
+            .tmp
+            .path()
+            .join(format!("gpbackup_ddboost_plugin-{}", nix_uid()));
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "sock"))
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let dir = self.env.backup_dir(TS);
+        let _ = self
+            .cmd(&[
+                "cleanup_plugin_for_backup",
+                self.env.cfg(),
+                &dir,
+                "segment_host",
+            ])
+            .stdin(Stdio::null())
+            .output();
+        for pid in self.brokers() {
+            if alive(pid) {
+                kill(pid, "KILL");
+            }
+        }
+    }
+}
+
+fn nix_uid() -> u32 {
+    let out = Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // A zombie is gone for our purposes.
+    !stat.is_empty() && !stat.contains(") Z ")
+}
+
+fn kill(pid: i32, sig: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "waited a minute for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stderr_of(child: Child) -> (std::process::ExitStatus, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn many_objects_go_through_one_login_byte_exact() {
+    let w = World::new("");
+    w.hook("setup_plugin_for_backup");
+    assert_eq!(w.brokers().len(), 1, "{}", w.env.log_text());
+    let before = w.connects();
+    let sizes = [0usize, 1, 4096, 20_000, 300_000, 1 << 20, 5, 77_777];
+    let objects: Vec<(String, Vec<u8>)> = (0..24)
+        .map(|i| {
+            let n = sizes[i % sizes.len()];
+            (format!("gpbackup_0_{TS}_{i}.gz"), bytes(n, i as u64))
+        })
+        .collect();
+    for (name, data) in &objects {
+        ok(&w.backup(name, data));
+    }
+    for (name, data) in &objects {
+        let out = w.restore(name);
+        ok(&out);
+        assert_eq!(&out.stdout, data, "{name}");
+    }
+    // Logins bounded by the pool (16 connections), not one per object: a
+    // small object's steps run on up to 3 connections, and a client may come
+    // before the previous request gave its connections back.
+    let logins = w.connects() - before;
+    assert!(
+        (2..=16).contains(&logins) && logins < objects.len(),
+        "{logins}: {}",
+        w.env.log_text()
+    );
+    let log = w.env.log_text();
+    let served = log.lines().filter(|l| l.contains("(broker ")).count();
+    assert!(served >= 48, "{log}");
+    let socket = w.socket().expect("the broker's socket");
+    w.hook("cleanup_plugin_for_backup");
+    let pid = w.brokers()[0];
+    assert!(!alive(pid), "the cleanup hook stops the broker");
+    assert!(!socket.exists(), "its socket is removed");
+    assert!(w.env.temporaries().is_empty());
+    // Without it, the processes work directly, with one info line each.
+    let out = w.restore(&objects[4].0);
+    ok(&out);
+    assert_eq!(out.stdout, objects[4].1);
+    assert!(w.env.log_text().contains("restore_data works directly"));
+}
+
+#[test]
+fn without_a_broker_processes_work_directly() {
+    let w = World::new("");
+    let data = bytes(50_000, 3);
+    ok(&w.backup("direct", &data));
+    let out = w.restore("direct");
+    ok(&out);
+    assert_eq!(out.stdout, data);
+    let log = w.env.log_text();
+    assert!(
+        log.contains("connection broker: none at ") && log.contains("; backup_data works directly"),
+        "{log}"
+    );
+    assert!(!log.contains("[WARNING]"), "{log}");
+    // broker: off starts none.
+    let off = World::new("  broker: off\n");
+    off.hook("setup_plugin_for_backup");
+    assert!(off.brokers().is_empty());
+    assert!(off.socket().is_none());
+}
+
+/// A client killed at a pause point of an overwrite: nothing committed, the
+/// old object kept, the temporary removed, the broker still serving.
+fn killed_client(point: &str, sig: &str) {
+    let w = World::new("");
+    w.hook("setup_plugin_for_backup");
+    let old = bytes(10_000, 1);
+    ok(&w.backup("obj", &old));
+    // A small object's steps have no data-written point: a large one's do.
+    let size = if point == "data-written" {
+        3 << 20
+    } else {
+        30_000
+    };
+    let (child, _) = w.paused_backup("obj", point, &bytes(size, 2));
+    kill(child.id() as i32, sig);
+    let (status, stderr) = stderr_of(child);
+    assert!(!status.success(), "{point} {sig}: {stderr}");
+    if sig == "TERM" {
+        assert_eq!(status.code(), Some(128 + 15), "{stderr}");
+    }
+    wait_for(|| w.env.temporaries().is_empty(), "the temporary to go");
+    let out = w.restore("obj");
+    ok(&out);
+    assert_eq!(out.stdout, old, "{point} {sig}: the old object stays");
+    let other = bytes(7_000, 5);
+    ok(&w.backup("after", &other));
+    assert_eq!(w.restore("after").stdout, other);
+    assert_eq!(w.brokers().len(), 1);
+}
+
+#[test]
+fn a_client_killed_before_the_commit_commits_nothing() {
+    for point in ["data-written", "record-staged"] {
+        killed_client(point, "KILL");
+        killed_client(point, "TERM");
+    }
+}
+
+#[test]
+fn a_client_signalled_at_the_commit_point_finishes() {
+    let w = World::new("");
+    w.hook("setup_plugin_for_backup");
+    ok(&w.backup("obj", &bytes(10_000, 1)));
+    let new = bytes(20_000, 9);
+    let (child, _) = w.paused_backup("obj", "data-committed", &new);
+    kill(child.id() as i32, "TERM");
+    let (status, stderr) = stderr_of(child);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(w.restore("obj").stdout, new);
+    assert!(w.env.temporaries().is_empty());
+}
+
+#[test]
+fn a_broker_killed_mid_write_fails_its_client_and_cleanup_removes_the_temporary() {
+    let w = World::new("");
+    w.hook("setup_plugin_for_backup");
+    let old = bytes(10_000, 1);
+    ok(&w.backup("obj", &old));
+    let (child, _) = w.paused_backup("obj", "record-staged", &bytes(30_000, 2));
+    let pid = w.brokers()[0];
+    kill(pid, "KILL");
+    let (status, stderr) = stderr_of(child);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("the connection broker") && stderr.contains("stopped during backup_data"),
+        "{stderr}"
+    );
+    assert!(
+        !w.env.temporaries().is_empty(),
+        "the broker left its temporary"
+    );
+    w.hook("cleanup_plugin_for_backup");
+    assert!(w.env.temporaries().is_empty(), "{}", w.env.log_text());
+    assert_eq!(w.restore("obj").stdout, old);
+}
+
+#[test]
+fn two_setup_hooks_at_once_start_one_broker() {
+    let w = World::new("");
+    let dir = w.env.backup_dir(TS);
+    let hooks: Vec<Child> = (0..3)
+        .map(|_| {
+            w.cmd(&["setup_plugin_for_backup", w.env.cfg(), &dir, "segment_host"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for h in hooks {
+        ok(&h.wait_with_output().unwrap());
+    }
+    assert_eq!(w.brokers().len(), 1, "{}", w.env.log_text());
+    ok(&w.backup("one", b"x"));
+    assert!(w.env.log_text().contains("(broker "));
+}
+
+#[test]
+fn a_hook_whose_output_is_a_pipe_returns_while_the_broker_runs() {
+    let w = World::new("");
+    let dir = w.env.backup_dir(TS);
+    let mut hook = w
+        .cmd(&["setup_plugin_for_backup", w.env.cfg(), &dir, "segment_host"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read to the end of both pipes, as gpbackup's ssh does.
+    let mut out = String::new();
+    hook.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut err = String::new();
+    hook.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(hook.wait().unwrap().success(), "{err}");
+    // The pipes ended while the broker (60 s idle time) still runs: it holds
+    // none of the hook's descriptors.
+    let pid = w.brokers()[0];
+    assert!(alive(pid));
+    for fd in 0..3 {
+        let target = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
+        assert_eq!(target, PathBuf::from("/dev/null"));
+    }
+}
+
+#[test]
+fn an_idle_broker_stops_and_removes_its_socket() {
+    let w = World::new("  broker_idle_seconds: 1\n");
+    w.hook("setup_plugin_for_backup");
+    let pid = w.brokers()[0];
+    let socket = w.socket().unwrap();
+    wait_for(|| !alive(pid), "the idle broker to stop");
+    assert!(!socket.exists());
+    assert!(w.env.log_text().contains("stopping (idle)"));
+}
+
+#[test]
+fn a_failing_storage_call_in_the_broker_reaches_the_client() {
+    let mut w = World::new("");
+    w.faults = Some("commit:path=doomed:err=io".into());
+    w.hook("setup_plugin_for_backup");
+    let out = w.backup("doomed", &bytes(5_000, 4));
+    let err = fails(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("backup_data") && err.contains("doomed"),
+        "{err}"
+    );
+    assert!(w.env.temporaries().is_empty());
+    // The broker goes on serving, on a new connection.
+    let data = bytes(5_000, 6);
+    ok(&w.backup("fine", &data));
+    assert_eq!(w.restore("fine").stdout, data);
+}
+
+#[test]
+fn a_broker_answers_sigterm_by_cancelling_and_exiting() {
+    let w = World::new("");
+    w.hook("setup_plugin_for_backup");
+    let old = bytes(1_000, 1);
+    ok(&w.backup("obj", &old));
+    let (child, _) = w.paused_backup("obj", "record-staged", &bytes(3_000, 2));
+    let pid = w.brokers()[0];
+    kill(pid, "TERM");
+    let (status, _) = stderr_of(child);
+    assert!(!status.success());
+    wait_for(|| !alive(pid), "the broker to exit");
+    assert!(w.env.temporaries().is_empty(), "{}", w.env.log_text());
+    assert_eq!(w.restore("obj").stdout, old);
+}
+
+/// The socket's folder is the private one below the run dir, whatever
+/// `$HOME` and `$TMPDIR` say.
+#[test]
+fn clients_find_the_broker_whatever_home_and_tmpdir_say() {
+    let w = World::new("");
+    w.hook("setup_plugin_for_backup");
+    let data = bytes(2_000, 8);
+    let other_tmp = w.env.tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&other_tmp).unwrap();
+    let out = feed(
+        {
+            let mut c = w.cmd(&["backup_data", w.env.cfg(), &w.key("obj")]);
+            c.env("TMPDIR", &other_tmp);
+            c
+        },
+        &data,
+    );
+    ok(&out);
+    assert!(w.env.log_text().contains("(broker "));
+}
+
+#[test]
+fn a_subset_restore_goes_through_the_broker_with_a_relative_offsets_file() {
+    let w = World::new("");
+    w.hook("setup_plugin_for_backup");
+    let data = bytes(3 << 20, 11);
+    ok(&w.backup("single", &data));
+    std::fs::write(w.env.tmp.path().join("offsets"), "2 10 20 2097152 2097200").unwrap();
+    // Relative paths: the broker runs in another folder.
+    let out = w
+        .cmd(&[
+            "restore_data_subset",
+            "plugin_config.yaml",
+            &w.key("single"),
+            "offsets",
+        ])
+        .current_dir(w.env.tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    ok(&out);
+    let want = [&data[10..20], &data[2097152..2097200]].concat();
+    assert_eq!(out.stdout, want);
+    assert!(
+        w.env.log_text().contains("(broker ") && w.env.log_text().contains("restore_data_subset) ")
+    );
+}
+
+#[test]
+fn two_runs_with_copies_of_one_config_get_a_broker_each() {
+    let w = World::new("");
+    // gpbackup's per-run copies: the same bytes at two paths.
+    let copy = w.env.tmp.path().join("20250101130000_cfg.yaml");
+    std::fs::copy(&w.env.config, &copy).unwrap();
+    let copy = copy.to_str().unwrap();
+    w.hook("setup_plugin_for_backup");
+    w.hook_with("setup_plugin_for_backup", copy);
+    assert_eq!(w.brokers().len(), 2, "{}", w.env.log_text());
+    // The copy's run ends: its cleanup hook stops its broker only.
+    w.hook_with("cleanup_plugin_for_backup", copy);
+    ok(&w.backup("still", b"through the other broker"));
+    let log = w.env.log_text();
+    assert!(!log.contains("backup_data works directly"), "{log}");
+    assert!(log.contains("(broker "), "{log}");
+}
