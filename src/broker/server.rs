@@ -89,23 +89,16 @@ pub fn run(path: &Path) -> Result<()> {
     let _ = std::env::set_current_dir("/");
     let _ = std::fs::remove_file(&place.socket);
     let listener = UnixListener::bind(&place.socket).map_err(|e| fail("listen on", &e))?;
-    let inode = std::fs::metadata(&place.socket)
-        .map_err(|e| fail("listen on", &e))?
-        .ino();
+    let socket = Socket {
+        inode: std::fs::metadata(&place.socket)
+            .map_err(|e| fail("listen on", &e))?
+            .ino(),
+        path: &place.socket,
+    };
     listener
         .set_nonblocking(true)
         .map_err(|e| fail("listen on", &e))?;
-    let terminate = Arc::new(AtomicBool::new(false));
-    let hangup = Arc::new(AtomicBool::new(false));
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    for (sig, flag) in [
-        (SIGTERM, &terminate),
-        (SIGINT, &terminate),
-        (SIGHUP, &hangup),
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(flag))
-            .map_err(|e| Error::io(format!("cannot handle signal {sig}: {e}")))?;
-    }
+    let signals = Signals::register()?;
     let shared = Arc::new(Shared {
         pool: Arc::new(Pool::new(config)),
         open: AtomicUsize::new(0),
@@ -118,60 +111,131 @@ pub fn run(path: &Path) -> Result<()> {
         place.socket.display(),
         idle.as_secs()
     );
+    let why = serve_until_stopped(&listener, &shared, &signals, &socket, idle);
+    // No new request from here on.
+    if socket.is_ours() {
+        let _ = std::fs::remove_file(socket.path);
+    }
+    drop(listener);
+    log::info!("connection broker: stopping ({why})");
+    shut_down(&shared, &signals);
+    log::info!("connection broker: stopped");
+    Ok(())
+}
+
+/// The broker's socket, told from one another broker put in its place.
+struct Socket<'a> {
+    path: &'a Path,
+    inode: u64,
+}
+
+impl Socket<'_> {
+    fn is_ours(&self) -> bool {
+        std::fs::symlink_metadata(self.path).is_ok_and(|m| m.ino() == self.inode)
+    }
+}
+
+/// The signals that stop the broker: SIGTERM and SIGINT cancel what runs;
+/// SIGHUP (its starter's session ending) is noted and ignored.
+struct Signals {
+    terminate: Arc<AtomicBool>,
+    _hangup: Arc<AtomicBool>,
+}
+
+impl Signals {
+    fn register() -> Result<Signals> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let terminate = Arc::new(AtomicBool::new(false));
+        let hangup = Arc::new(AtomicBool::new(false));
+        for (sig, flag) in [
+            (SIGTERM, &terminate),
+            (SIGINT, &terminate),
+            (SIGHUP, &hangup),
+        ] {
+            signal_hook::flag::register(sig, Arc::clone(flag))
+                .map_err(|e| Error::io(format!("cannot handle signal {sig}: {e}")))?;
+        }
+        Ok(Signals {
+            terminate,
+            _hangup: hangup,
+        })
+    }
+
+    fn terminated(&self) -> bool {
+        self.terminate.load(Ordering::SeqCst)
+    }
+}
+
+/// Takes requests, each on a thread of its own, until the broker is to
+/// stop; returns why.
+fn serve_until_stopped(
+    listener: &UnixListener,
+    shared: &Arc<Shared>,
+    signals: &Signals,
+    socket: &Socket,
+    idle: Duration,
+) -> &'static str {
     let mut last = Instant::now();
-    let why = loop {
+    loop {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         let _ = poll(&mut fds, PollTimeout::from(250u16));
-        loop {
-            match listener.accept() {
-                Ok((conn, _)) => {
-                    shared.open.fetch_add(1, Ordering::SeqCst);
-                    let on = Arc::clone(&shared);
-                    let spawned =
-                        std::thread::Builder::new()
-                            .name("request".into())
-                            .spawn(move || {
-                                let _open = Open(&on.open);
-                                serve(&on, conn);
-                            });
-                    if let Err(e) = spawned {
-                        shared.open.fetch_sub(1, Ordering::SeqCst);
-                        log::warn!("connection broker: cannot start a request thread: {e}");
-                    }
-                    last = Instant::now();
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::warn!("connection broker: accept failed: {e}");
-                    break;
-                }
-            }
+        if accept_waiting(listener, shared) {
+            last = Instant::now();
         }
         if !shared.running().is_empty() {
             last = Instant::now();
         }
-        if terminate.load(Ordering::SeqCst) {
-            break "a signal";
+        if signals.terminated() {
+            return "a signal";
         }
         if shared.stopping.load(Ordering::SeqCst) {
-            break "asked to by a cleanup hook";
+            return "asked to by a cleanup hook";
         }
         if last.elapsed() >= idle {
-            break "idle";
+            return "idle";
         }
-        let ours = std::fs::symlink_metadata(&place.socket).is_ok_and(|m| m.ino() == inode);
-        if !ours {
-            break "its socket was removed";
+        if !socket.is_ours() {
+            return "its socket was removed";
         }
-    };
-    // No new request from here on.
-    if std::fs::symlink_metadata(&place.socket).is_ok_and(|m| m.ino() == inode) {
-        let _ = std::fs::remove_file(&place.socket);
     }
-    drop(listener);
-    log::info!("connection broker: stopping ({why})");
-    if terminate.load(Ordering::SeqCst) {
+}
+
+/// Accepts every connection waiting, each served on a thread of its own;
+/// returns whether there was one.
+fn accept_waiting(listener: &UnixListener, shared: &Arc<Shared>) -> bool {
+    let mut any = false;
+    loop {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                shared.open.fetch_add(1, Ordering::SeqCst);
+                let on = Arc::clone(shared);
+                let spawned = std::thread::Builder::new()
+                    .name("request".into())
+                    .spawn(move || {
+                        let _open = Open(&on.open);
+                        serve(&on, conn);
+                    });
+                if let Err(e) = spawned {
+                    shared.open.fetch_sub(1, Ordering::SeqCst);
+                    log::warn!("connection broker: cannot start a request thread: {e}");
+                }
+                any = true;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return any,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::warn!("connection broker: accept failed: {e}");
+                return any;
+            }
+        }
+    }
+}
+
+/// Waits for the requests being served (cancelling them first after a
+/// signal, and removing their temporaries if they do not unwind in time),
+/// then closes the pooled connections.
+fn shut_down(shared: &Shared, signals: &Signals) {
+    if signals.terminated() {
         for scope in shared.running().iter() {
             signals::interrupt(scope);
         }
@@ -179,7 +243,7 @@ pub fn run(path: &Path) -> Result<()> {
     let started = Instant::now();
     // Requests being handed over too: their clients wait for an answer.
     while shared.open.load(Ordering::SeqCst) > 0 {
-        if terminate.load(Ordering::SeqCst) && started.elapsed() > CANCEL_WAIT {
+        if signals.terminated() && started.elapsed() > CANCEL_WAIT {
             log::warn!("connection broker: requests still running after a cancel; removing their temporaries and exiting");
             for scope in shared.running().iter() {
                 let _in = scope.enter();
@@ -190,8 +254,6 @@ pub fn run(path: &Path) -> Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     shared.pool.close_idle();
-    log::info!("connection broker: stopped");
-    Ok(())
 }
 
 /// Counts a connection as served until dropped (a panic included).
