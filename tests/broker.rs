@@ -235,6 +235,10 @@ fn many_objects_go_through_one_login_byte_exact() {
     let pid = w.brokers()[0];
     assert!(!alive(pid), "the cleanup hook stops the broker");
     assert!(!socket.exists(), "its socket is removed");
+    assert!(
+        !socket.with_extension("lock").exists(),
+        "and its lock file: nothing piles up in /tmp, run after run"
+    );
     assert!(w.env.temporaries().is_empty());
     // Without it, the processes work directly, with one info line each.
     let out = w.restore(&objects[4].0);
@@ -406,6 +410,10 @@ fn an_idle_broker_stops_and_removes_its_socket() {
     let socket = w.socket().unwrap();
     wait_for(|| !alive(pid), "the idle broker to stop");
     assert!(!socket.exists());
+    assert!(!socket.with_extension("lock").exists());
+    // A later run of the same config starts a broker again.
+    w.hook("setup_plugin_for_backup");
+    assert!(w.socket().is_some(), "{}", w.env.log_text());
     assert!(w.env.log_text().contains("stopping (idle)"));
 }
 

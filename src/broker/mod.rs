@@ -34,7 +34,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::backends::PluginConfig;
 use crate::error::Result;
-use crate::process::private::{open_append, run_dir};
+use crate::process::private::{open_existing, run_dir};
 use crate::protocol::args::{Command, HookArgs, Scope};
 
 /// How long a setup hook waits for the broker it started to take requests.
@@ -209,7 +209,8 @@ fn stop(place: &Place) {
 
 /// Whether no broker holds the lock at `lock`.
 fn gone(lock: &Path) -> bool {
-    let Ok(file) = open_append(lock) else {
+    // A broker removes its lock file when it stops.
+    let Ok(file) = open_existing(lock) else {
         return true;
     };
     let free: std::result::Result<Flock<File>, _> = Flock::lock(file, FlockArg::LockSharedNonblock);

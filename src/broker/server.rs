@@ -74,14 +74,9 @@ pub fn run(path: &Path) -> Result<()> {
             place.socket.display()
         ))
     };
-    let lock = open_append(&place.lock).map_err(|e| fail("open the lock of", &e))?;
-    let _lock: Flock<File> = match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
-        Ok(l) => l,
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-            log::debug!("connection broker: another one serves {}", path.display());
-            return Ok(());
-        }
-        Err((_, e)) => return Err(fail("lock", &e)),
+    let Some(_lock) = take_lock(&place.lock).map_err(|e| fail("lock", &e))? else {
+        log::debug!("connection broker: another one serves {}", path.display());
+        return Ok(());
     };
     // A session of its own: not stopped with the hook's terminal or group;
     // and no hold on the folder it was started in.
@@ -119,8 +114,33 @@ pub fn run(path: &Path) -> Result<()> {
     drop(listener);
     log::info!("connection broker: stopping ({why})");
     shut_down(&shared, &signals);
+    // Removed while still held: a starter that opened it meanwhile finds
+    // it gone once it has the lock, and takes a new one.
+    let _ = std::fs::remove_file(&place.lock);
     log::info!("connection broker: stopped");
     Ok(())
+}
+
+/// Takes the broker's lock file `lock` (made if missing); None when another
+/// broker holds it. A lock taken on a file that a stopping broker removed
+/// meanwhile is let go and taken again on the new file.
+fn take_lock(lock: &Path) -> std::io::Result<Option<Flock<File>>> {
+    for _ in 0..3 {
+        let file = open_append(lock)?;
+        let held = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(held) => held,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
+            Err((_, e)) => return Err(e.into()),
+        };
+        let ours = held.metadata()?;
+        let named = std::fs::metadata(lock);
+        if named.is_ok_and(|m| m.ino() == ours.ino() && m.dev() == ours.dev()) {
+            return Ok(Some(held));
+        }
+    }
+    Err(std::io::Error::other(
+        "its lock file is removed as fast as it is made",
+    ))
 }
 
 /// The broker's socket, told from one another broker put in its place.
