@@ -23,7 +23,7 @@ pub const MAX_CONNECTIONS: usize = 16;
 
 /// The pool.
 pub struct Pool {
-    config: PluginConfig,
+    config: Arc<PluginConfig>,
     state: Mutex<State>,
     returned: Condvar,
 }
@@ -36,7 +36,7 @@ struct State {
 
 impl Pool {
     /// An empty pool of connections to the storage `config` names.
-    pub fn new(config: PluginConfig) -> Pool {
+    pub fn new(config: Arc<PluginConfig>) -> Pool {
         Pool {
             config,
             state: Mutex::new(State {

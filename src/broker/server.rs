@@ -38,6 +38,8 @@ const CANCEL_WAIT: Duration = Duration::from_secs(5);
 
 /// What runs and how the broker is to stop.
 struct Shared {
+    /// The config it serves, loaded once (its secrets too).
+    config: Arc<PluginConfig>,
     pool: Arc<Pool>,
     /// Connections being served (requests, stops, probes).
     open: AtomicUsize,
@@ -94,7 +96,9 @@ pub fn run(path: &Path) -> Result<()> {
         .set_nonblocking(true)
         .map_err(|e| fail("listen on", &e))?;
     let signals = Signals::register()?;
+    let config = Arc::new(config);
     let shared = Arc::new(Shared {
+        config: Arc::clone(&config),
         pool: Arc::new(Pool::new(config)),
         open: AtomicUsize::new(0),
         running: Mutex::new(Vec::new()),
@@ -423,6 +427,7 @@ fn run_request(
         input: input.into(),
         output: output.into(),
         storage: Some(loan.clone()),
+        config: Some(Arc::clone(&shared.config)),
         answer: Some(Box::new(answer)),
     };
     let result = {

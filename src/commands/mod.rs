@@ -24,7 +24,7 @@ use hooks::Hook;
 
 /// What every storage command starts with: the config and the storage it names.
 pub struct Context {
-    pub config: PluginConfig,
+    pub config: Arc<PluginConfig>,
     pub command: &'static str,
     io: Io,
 }
@@ -39,6 +39,8 @@ pub struct Io {
     pub input: Mutex<Option<OwnedFd>>,
     pub output: Mutex<Option<OwnedFd>>,
     pub storage: Option<Arc<dyn Lender>>,
+    /// The config, already loaded (the connection broker serves one).
+    pub config: Option<Arc<PluginConfig>>,
     /// Tells the caller the command succeeded, before the work that need not
     /// delay the answer (the broker's client exits at once).
     pub answer: Option<Box<dyn Fn() + Send + Sync>>,
@@ -63,6 +65,19 @@ impl Context {
 
     /// [`Context::load`] with standard input, output and storage from `io`.
     pub fn load_with(command: &'static str, path: &std::path::Path, io: Io) -> Result<Context> {
+        let config = match &io.config {
+            Some(loaded) => Arc::clone(loaded),
+            None => Arc::new(Self::read_config(path)?),
+        };
+        Ok(Context {
+            config,
+            command,
+            io,
+        })
+    }
+
+    /// Reads the config at `path` and applies its log settings.
+    fn read_config(path: &std::path::Path) -> Result<PluginConfig> {
         let config = PluginConfig::load(path)?;
         logging::set_verbosity(config.verbosity);
         for w in &config.warnings {
@@ -73,11 +88,7 @@ impl Context {
             config.path.display(),
             config.redacted_options
         );
-        Ok(Context {
-            config,
-            command,
-            io,
-        })
+        Ok(config)
     }
 
     fn open(&self, remote: Remote) -> Result<Box<dyn Storage>> {
