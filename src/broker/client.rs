@@ -91,9 +91,7 @@ fn hand_over(
     let cwd = std::env::current_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
-    let pause = std::env::var("GPBACKUP_DDBOOST_PLUGIN_PAUSE")
-        .ok()
-        .filter(|_| cfg!(feature = "test-support"));
+    let pause = crate::process::pause::requested();
     let request = Message::Run {
         argv,
         cwd,

@@ -47,11 +47,20 @@ pub fn private_dir(parent: &Path) -> Option<PathBuf> {
 /// from `GPBACKUP_DDBOOST_PLUGIN_RUN_DIR` when set, so concurrent tests keep
 /// apart (other builds ignore it).
 pub fn run_dir() -> Option<PathBuf> {
-    let parent = match std::env::var_os("GPBACKUP_DDBOOST_PLUGIN_RUN_DIR") {
-        Some(p) if cfg!(feature = "test-support") && !p.is_empty() => PathBuf::from(p),
+    private_dir(&run_dir_parent())
+}
+
+#[cfg(feature = "test-support")]
+fn run_dir_parent() -> PathBuf {
+    match std::env::var_os("GPBACKUP_DDBOOST_PLUGIN_RUN_DIR") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => PathBuf::from("/tmp"),
-    };
-    private_dir(&parent)
+    }
+}
+
+#[cfg(not(feature = "test-support"))]
+fn run_dir_parent() -> PathBuf {
+    PathBuf::from("/tmp")
 }
 
 /// Opens `path` for appending: never through a link, never blocking on a

@@ -46,9 +46,7 @@ pub struct Scope {
 static PROCESS: LazyLock<Arc<Scope>> = LazyLock::new(|| {
     Arc::new(Scope::new(
         std::process::id().to_string(),
-        std::env::var("GPBACKUP_DDBOOST_PLUGIN_PAUSE")
-            .ok()
-            .filter(|_| cfg!(feature = "test-support")),
+        crate::process::pause::requested(),
         None,
     ))
 });
