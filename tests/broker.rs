@@ -83,25 +83,8 @@ impl World {
 
     /// A backup_data left running with its stdin open, paused at `point`.
     fn paused_backup(&self, name: &str, point: &str, data: &[u8]) -> (Child, PathBuf) {
-        let marker = self.env.tmp.path().join(format!("paused-{name}"));
-        let mut child = self
-            .cmd(&["backup_data", self.env.cfg(), &self.key(name)])
-            .env(
-                "GPBACKUP_DDBOOST_PLUGIN_PAUSE",
-                format!("{point}={}", marker.display()),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().unwrap();
-            stdin.write_all(data).unwrap();
-        }
-        wait_for(|| marker.exists(), "the pause point");
-        (child, marker)
+        let cmd = self.cmd(&["backup_data", self.env.cfg(), &self.key(name)]);
+        support::stopped_at(&self.env, cmd, point, data)
     }
 
     /// The process ids of the brokers this environment started.

@@ -5,11 +5,9 @@
 
 mod support;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -26,31 +24,10 @@ fn writer_stopped_at(env: &Env, name: &str, point: &str) -> Child {
     )
 }
 
-/// Runs `cmd` (a backup_data) until it stops, alive, at pause `point`.
-fn stopped_at(env: &Env, mut cmd: Command, point: &str) -> Child {
-    let marker = env.tmp.path().join(format!("at-{point}-{}", rand_u32()));
-    let mut child = cmd
-        .env(
-            "GPBACKUP_DDBOOST_PLUGIN_PAUSE",
-            format!("{point}={}", marker.display()),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&bytes(300 * KIB, 9)).unwrap();
-    drop(stdin);
-    let started = Instant::now();
-    while !marker.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "pause point {point} not reached"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+/// Runs `cmd` (a backup_data of 300 KiB) until it stops, alive, at pause
+/// `point`.
+fn stopped_at(env: &Env, cmd: Command, point: &str) -> Child {
+    support::stopped_at(env, cmd, point, &bytes(300 * KIB, 9)).0
 }
 
 fn kill9(mut child: Child) {

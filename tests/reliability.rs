@@ -6,9 +6,6 @@
 mod support;
 
 use std::io::Write;
-use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -18,18 +15,6 @@ const MIB: usize = 1 << 20;
 
 fn rel(name: &str) -> String {
     format!("backups/{}/{TS}/{name}", &TS[..8])
-}
-
-fn wait_for(marker: &Path) {
-    let started = Instant::now();
-    while !marker.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "pause point not reached: {}",
-            marker.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Whether pause `point` comes after the commit point of a write (the data
@@ -43,22 +28,8 @@ fn committed_at(point: &str) -> bool {
 /// after the commit point lets the write finish and succeed; before it, or
 /// KILL, fails the command.
 fn overwrite_stopped_at(env: &Env, data: &[u8], point: &str, sig: &str) {
-    let marker = env.tmp.path().join(format!("marker-{}", rand_u32()));
-    let mut child = env
-        .command(&["backup_data", env.cfg(), &env.key(TS, NAME)])
-        .env(
-            "GPBACKUP_DDBOOST_PLUGIN_PAUSE",
-            format!("{point}={}", marker.display()),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(data).unwrap();
-    drop(stdin);
-    wait_for(&marker);
+    let cmd = env.command(&["backup_data", env.cfg(), &env.key(TS, NAME)]);
+    let (child, _) = support::stopped_at(env, cmd, point, data);
     let st = std::process::Command::new("kill")
         .args([&format!("-{sig}"), &child.id().to_string()])
         .status()

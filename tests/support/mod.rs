@@ -469,6 +469,27 @@ impl Env {
     }
 }
 
+/// Starts `cmd` (a write) with `input` on its stdin and the test pause point
+/// `point` asked for, and waits until it stops there (at most a minute).
+/// Its stdout and stderr are pipes; the marker file it made is returned.
+pub fn stopped_at(env: &Env, mut cmd: Command, point: &str, input: &[u8]) -> (Child, PathBuf) {
+    let marker = env.tmp.path().join(format!("at-{point}-{}", rand_u32()));
+    cmd.env(
+        "GPBACKUP_DDBOOST_PLUGIN_PAUSE",
+        format!("{point}={}", marker.display()),
+    );
+    let (child, _feeder) = spawn_fed(cmd, input);
+    let started = std::time::Instant::now();
+    while !marker.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "pause point {point} not reached"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (child, marker)
+}
+
 /// Starts `cmd` with piped stdio and `input` fed to its stdin from a thread
 /// (so a command that stops reading early cannot block the test).
 pub fn spawn_fed(mut cmd: Command, input: &[u8]) -> (Child, std::thread::JoinHandle<()>) {
