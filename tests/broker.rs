@@ -87,6 +87,18 @@ impl World {
         support::stopped_at(&self.env, cmd, point, data)
     }
 
+    /// Backs up every object, then restores each and checks its bytes.
+    fn round_trip(&self, objects: &[(String, Vec<u8>)]) {
+        for (name, data) in objects {
+            ok(&self.backup(name, data));
+        }
+        for (name, data) in objects {
+            let out = self.restore(name);
+            ok(&out);
+            assert_eq!(&out.stdout, data, "{name}");
+        }
+    }
+
     /// The process ids of the brokers this environment started.
     fn brokers(&self) -> Vec<i32> {
         self.env
@@ -193,14 +205,7 @@ fn many_objects_go_through_one_login_byte_exact() {
             (format!("gpbackup_0_{TS}_{i}.gz"), bytes(n, i as u64))
         })
         .collect();
-    for (name, data) in &objects {
-        ok(&w.backup(name, data));
-    }
-    for (name, data) in &objects {
-        let out = w.restore(name);
-        ok(&out);
-        assert_eq!(&out.stdout, data, "{name}");
-    }
+    w.round_trip(&objects);
     // Logins bounded by the pool (16 connections), not one per object: a
     // small object's steps run on up to 3 connections, and a client may come
     // before the previous request gave its connections back.
@@ -228,6 +233,23 @@ fn many_objects_go_through_one_login_byte_exact() {
     ok(&out);
     assert_eq!(out.stdout, objects[4].1);
     assert!(w.env.log_text().contains("restore_data works directly"));
+}
+
+#[test]
+fn the_broker_keeps_to_broker_connections() {
+    // One connection: a request gets no more lanes, and a restore's
+    // connection replaces the backups' (kept apart from it), so two logins
+    // in all, whatever the number of objects.
+    let w = World::new("  broker_connections: 1\n");
+    w.hook("setup_plugin_for_backup");
+    let before = w.connects();
+    let objects: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| (format!("gpbackup_0_{TS}_{i}"), bytes(1000 * i, i as u64)))
+        .collect();
+    w.round_trip(&objects);
+    let logins = w.connects() - before;
+    assert_eq!(logins, 2, "{}", w.env.log_text());
+    assert!(!w.env.log_text().contains("works directly"));
 }
 
 #[test]

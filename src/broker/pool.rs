@@ -1,5 +1,5 @@
 //! The broker's logged-in connections: opened when a request first needs
-//! one, reused by the requests after it, at most [`MAX_CONNECTIONS`] at a
+//! one, reused by the requests after it, at most `broker_connections` at a
 //! time (a request beyond waits for one to come back). A connection whose
 //! request failed on the storage (a lost connection, or anything that
 //! cannot be told apart from one) is closed, not reused.
@@ -16,14 +16,14 @@ use crate::storage::{
     DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Remote, Replica, Storage,
 };
 
-/// Connections a broker holds at most: one for each plugin process of a
-/// host with 4 segments backing up with `--jobs 4`; more requests at once
-/// wait for a free one (each would otherwise hold a stream of the system).
-pub const MAX_CONNECTIONS: usize = 16;
-
-/// The pool.
+/// The pool. It holds at most `broker_connections` connections (16 by
+/// default: one for each plugin process of a host with 4 segments backing
+/// up with `--jobs 4`); more requests at once wait for a free one (each
+/// would otherwise hold a stream of the system).
 pub struct Pool {
     config: Arc<PluginConfig>,
+    /// The most connections open at once.
+    max: usize,
     state: Mutex<State>,
     returned: Condvar,
 }
@@ -38,6 +38,7 @@ impl Pool {
     /// An empty pool of connections to the storage `config` names.
     pub fn new(config: Arc<PluginConfig>) -> Pool {
         Pool {
+            max: config.backend.broker_connections().max(1),
             config,
             state: Mutex::new(State {
                 idle: Vec::new(),
@@ -52,7 +53,7 @@ impl Pool {
     }
 
     /// An idle connection for `remote`, or a new one while fewer than
-    /// [`MAX_CONNECTIONS`] are open; else waits for one (not after the
+    /// `max` are open; else waits for one (not after the
     /// calling request was cancelled).
     fn take(&self, remote: Remote) -> Result<Box<dyn Storage>> {
         let mut state = self.state();
@@ -60,7 +61,7 @@ impl Pool {
             if let Some(i) = state.idle.iter().position(|(r, _)| *r == remote) {
                 return Ok(state.idle.swap_remove(i).1);
             }
-            if state.open >= MAX_CONNECTIONS && !state.idle.is_empty() {
+            if state.open >= self.max && !state.idle.is_empty() {
                 // A connection for the other use: closed to make room.
                 let (_, other) = state.idle.swap_remove(0);
                 state.open -= 1;
@@ -69,7 +70,7 @@ impl Pool {
                 state = self.state();
                 continue;
             }
-            if state.open < MAX_CONNECTIONS {
+            if state.open < self.max {
                 state.open += 1;
                 drop(state);
                 let opened = backends::open(&self.config, remote);
@@ -89,13 +90,13 @@ impl Pool {
     }
 
     /// An idle connection for `remote`, or a new one while fewer than
-    /// [`MAX_CONNECTIONS`] are open; None rather than waiting.
+    /// `max` are open; None rather than waiting.
     fn try_take(&self, remote: Remote) -> Option<Box<dyn Storage>> {
         let mut state = self.state();
         if let Some(i) = state.idle.iter().position(|(r, _)| *r == remote) {
             return Some(state.idle.swap_remove(i).1);
         }
-        if state.open >= MAX_CONNECTIONS {
+        if state.open >= self.max {
             return None;
         }
         state.open += 1;

@@ -356,6 +356,11 @@ pub trait BackendConfig: std::fmt::Debug + Send + Sync {
         None
     }
 
+    /// How many connections such a broker holds at most.
+    fn broker_connections(&self) -> usize {
+        1
+    }
+
     /// Opens the storage step by step for `check`, reporting each step
     /// (library, connection, folders; the remote system when configured);
     /// None when a step failed.

@@ -33,6 +33,8 @@ crate::declare_options! { OPTIONS:
     BROKER = on_off("broker", true);
     /// How long a broker with no request runs before it stops.
     BROKER_IDLE_SECONDS = number("broker_idle_seconds", 600, 1, 86_400);
+    /// How many logged-in connections a broker holds at most.
+    BROKER_CONNECTIONS = number("broker_connections", 16, 1, 64);
 }
 
 /// The options naming one Data Domain system and a place on it.
@@ -106,6 +108,8 @@ pub struct DdBoostConfig {
     /// `broker: on`: how long the per-host connection broker waits for a
     /// request before it stops (option `broker_idle_seconds`).
     pub broker: Option<std::time::Duration>,
+    /// The most connections a broker holds (option `broker_connections`).
+    pub broker_connections: usize,
 }
 
 impl DdBoostConfig {
@@ -134,6 +138,10 @@ impl BackendConfig for DdBoostConfig {
 
     fn broker_idle(&self) -> Option<std::time::Duration> {
         self.broker
+    }
+
+    fn broker_connections(&self) -> usize {
+        self.broker_connections
     }
 
     /// Decrypts encrypted passwords. A remote password that cannot be
@@ -318,6 +326,7 @@ pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
     }
     let idle = std::time::Duration::from_secs(opts.number(&BROKER_IDLE_SECONDS));
     let broker = opts.on_off(&BROKER).then_some(idle);
+    let broker_connections = opts.number(&BROKER_CONNECTIONS) as usize;
     Some(Box::new(DdBoostConfig {
         target: target?,
         library,
@@ -327,6 +336,7 @@ pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
         replication_streams: streams,
         retry,
         broker,
+        broker_connections,
     }))
 }
 
