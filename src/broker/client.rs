@@ -91,7 +91,7 @@ fn hand_over(
     let cwd = std::env::current_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
-    let pause = crate::process::pause::requested();
+    let pause = crate::process::scope::pause_requested();
     let request = Message::Run {
         argv,
         cwd,

@@ -6,18 +6,6 @@
 //! it between any two steps. (Injected storage
 //! faults are `storage::faulty`.)
 
-/// The pause point this process was asked for (`GPBACKUP_DDBOOST_PLUGIN_PAUSE`).
-#[cfg(feature = "test-support")]
-pub fn requested() -> Option<String> {
-    std::env::var("GPBACKUP_DDBOOST_PLUGIN_PAUSE").ok()
-}
-
-/// Builds without `test-support` have no pause points.
-#[cfg(not(feature = "test-support"))]
-pub fn requested() -> Option<String> {
-    None
-}
-
 /// Stops here, forever, if the pause point `point` was asked for.
 #[cfg(not(feature = "test-support"))]
 #[inline(always)]

@@ -43,10 +43,23 @@ pub struct Scope {
     deferred: Mutex<Vec<Action>>,
 }
 
+/// The pause point this process was asked for
+/// (`GPBACKUP_DDBOOST_PLUGIN_PAUSE`, see `process::pause`).
+#[cfg(feature = "test-support")]
+pub fn pause_requested() -> Option<String> {
+    std::env::var("GPBACKUP_DDBOOST_PLUGIN_PAUSE").ok()
+}
+
+/// Builds without `test-support` have no pause points.
+#[cfg(not(feature = "test-support"))]
+pub fn pause_requested() -> Option<String> {
+    None
+}
+
 static PROCESS: LazyLock<Arc<Scope>> = LazyLock::new(|| {
     Arc::new(Scope::new(
         std::process::id().to_string(),
-        crate::process::pause::requested(),
+        pause_requested(),
         None,
     ))
 });
