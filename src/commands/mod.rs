@@ -113,16 +113,17 @@ impl Context {
     /// steps of one command that run at once: in the connection broker, its
     /// free connections; in a plugin process, none (each would be a login).
     pub fn more_storage_for_changes(&self, n: usize) -> Vec<Box<dyn Storage>> {
-        match &self.io.storage {
-            Some(lender) => lender.lend_more(Remote::IfReplicating, n),
-            None => Vec::new(),
-        }
+        self.more(Remote::IfReplicating, n)
     }
 
     /// [`Context::more_storage_for_changes`] for reading.
     pub fn more_storage(&self, n: usize) -> Vec<Box<dyn Storage>> {
+        self.more(Remote::Never, n)
+    }
+
+    fn more(&self, remote: Remote, n: usize) -> Vec<Box<dyn Storage>> {
         match &self.io.storage {
-            Some(lender) => lender.lend_more(Remote::Never, n),
+            Some(lender) => lender.lend_more(remote, n),
             None => Vec::new(),
         }
     }
@@ -134,34 +135,12 @@ impl Context {
 
     /// The command's standard input, as a file of its own.
     pub fn stdin(&self) -> Result<File> {
-        let given = self
-            .io
-            .input
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let fd = match given {
-            Some(fd) => Ok(fd),
-            None => std::io::stdin().as_fd().try_clone_to_owned(),
-        };
-        fd.map(File::from)
-            .map_err(|e| Error::io(format!("cannot use standard input: {e}")))
+        given_or_own(&self.io.input, std::io::stdin().as_fd(), "input")
     }
 
     /// The command's standard output, as a file of its own.
     pub fn stdout(&self) -> Result<File> {
-        let given = self
-            .io
-            .output
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let fd = match given {
-            Some(fd) => Ok(fd),
-            None => std::io::stdout().as_fd().try_clone_to_owned(),
-        };
-        fd.map(File::from)
-            .map_err(|e| Error::io(format!("cannot use standard output: {e}")))
+        given_or_own(&self.io.output, std::io::stdout().as_fd(), "output")
     }
 
     /// The command has succeeded: its caller may be told so now, before the
@@ -172,6 +151,22 @@ impl Context {
             answer();
         }
     }
+}
+
+/// The descriptor the caller gave in `slot` (taken, so that no other copy
+/// stays open), else a copy of the process's own `fd`, as a file.
+fn given_or_own(
+    slot: &Mutex<Option<OwnedFd>>,
+    fd: std::os::fd::BorrowedFd<'_>,
+    what: &str,
+) -> Result<File> {
+    let given = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let fd = match given {
+        Some(fd) => Ok(fd),
+        None => fd.try_clone_to_owned(),
+    };
+    fd.map(File::from)
+        .map_err(|e| Error::io(format!("cannot use standard {what}: {e}")))
 }
 
 /// Runs one command; `name` is the command as typed. Each arm ties a

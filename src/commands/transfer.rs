@@ -29,10 +29,8 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
         options: &ctx.config.redacted_options,
     };
     let more = ctx.more_storage_for_changes(LANES - 1);
-    let lanes: Vec<&dyn Storage> = std::iter::once(storage.as_ref())
-        .chain(more.iter().map(|s| s.as_ref()))
-        .collect();
-    let (stored, deferred) = repo::store_with_lanes(&lanes, path, input, &write)?;
+    let (stored, deferred) =
+        repo::store_with_lanes(&lanes(storage.as_ref(), &more), path, input, &write)?;
     log_summary(ctx.command, path, stored.size, started);
     ctx.answer_success();
     deferred.finish();
@@ -42,6 +40,13 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
 /// Connections a small object's steps run on at once, when they are to be
 /// had without a login of their own (the connection broker's).
 const LANES: usize = 3;
+
+/// `first` and then `more`, as the lanes of one command.
+fn lanes<'a>(first: &'a dyn Storage, more: &'a [Box<dyn Storage>]) -> Vec<&'a dyn Storage> {
+    std::iter::once(first)
+        .chain(more.iter().map(|s| s.as_ref()))
+        .collect()
+}
 
 pub fn backup_file(ctx: &Context, file: &LocalFile) -> Result<()> {
     let path = &file.path;
@@ -71,9 +76,7 @@ pub fn restore_data(ctx: &Context, key: &ObjectKey) -> Result<()> {
 fn restore_to(ctx: &Context, key: &ObjectKey, part: Part) -> Result<()> {
     let storage = ctx.storage()?;
     let more = ctx.more_storage(LANES - 1);
-    let lanes: Vec<&dyn Storage> = std::iter::once(storage.as_ref())
-        .chain(more.iter().map(|s| s.as_ref()))
-        .collect();
+    let lanes = lanes(storage.as_ref(), &more);
     let started = Instant::now();
     let out = stdout_file(ctx)?;
     let (n, deferred) = repo::restore_with_lanes(
