@@ -75,6 +75,7 @@ fn open_write(c: &Arc<Conn>, abs: &Path, create: bool, mode: u32) -> DdResult<Fi
     if T.lock().writing.contains_key(abs) {
         return Err(DdError::PERM);
     }
+    let mut created = None;
     let (m, entries) = match recipe::load(abs) {
         Ok((h, e)) => (h.mode, e),
         Err(DdError::NOT_FOUND) if create => {
@@ -86,15 +87,19 @@ fn open_write(c: &Arc<Conn>, abs: &Path, create: bool, mode: u32) -> DdResult<Fi
                     DdError::NOT_FOUND
                 });
             }
-            match recipe::write(abs, mode_bits(mode), &[]) {
-                Ok(()) | Err(DdError::EXIST) => {}
+            match recipe::create(abs, mode_bits(mode), &[]) {
+                Ok(f) => created = Some(f),
+                Err(DdError::EXIST) => {}
                 Err(e) => return Err(e),
             }
             (mode_bits(mode), Vec::new())
         }
         Err(e) => return Err(e),
     };
-    let ws = WriteStream::new(c.sys.clone(), abs.to_path_buf(), m, entries)?;
+    let mut ws = WriteStream::new(c.sys.clone(), abs.to_path_buf(), m, entries)?;
+    if let Some(f) = created {
+        ws = ws.created(f);
+    }
     Ok(FileKind::Write(Some(Box::new(ws))))
 }
 

@@ -85,6 +85,8 @@ pub struct WriteStream {
     /// Logical bytes added by this stream.
     pub added: u64,
     error: Option<DdError>,
+    /// The empty file this stream made at open, published in place at close.
+    created: Option<std::fs::File>,
 }
 
 impl WriteStream {
@@ -104,7 +106,15 @@ impl WriteStream {
             writer: Some(writer),
             added: 0,
             error: None,
+            created: None,
         })
+    }
+
+    /// A stream on the new empty file `file` (made by [`recipe::create`] at its path): its
+    /// close writes the recipe into that file rather than into a new one renamed over it.
+    pub fn created(mut self, file: std::fs::File) -> Self {
+        self.created = Some(file);
+        self
     }
 
     fn fail(&mut self, e: DdError) -> DdError {
@@ -259,6 +269,11 @@ impl WriteStream {
             let w = self.writer.as_mut().ok_or(DdError::IO)?;
             w.add_logical(self.added);
             w.flush(&sys)?;
+            if let Some(file) = self.created.take() {
+                if recipe::publish_in_place(&file, &self.path, self.mode, &self.entries)? {
+                    return Ok(self.size);
+                }
+            }
             let tmp = sys
                 .tmp_dir()
                 .join(format!("{}-{}.recipe", std::process::id(), now_nanos()));

@@ -1,12 +1,15 @@
 //! Stream accounting across processes.
 //!
-//! Each process that has streams open on a system keeps a small file `streams/<pid>` in the
-//! system directory holding its counts of open read streams, open write streams and running
-//! file copies. A reader of the counts sums every file and deletes those of processes that
-//! no longer exist (no `/proc/<pid>`), so a killed process stops counting.
+//! Each process that has opened streams on a system keeps a small file `streams/<pid>` in
+//! the system directory holding its counts of open read streams, open write streams and
+//! running file copies. The file is made once and then rewritten in place (fixed width, one
+//! `pwrite`), as an appliance keeps its counts without a file per change. A reader of the
+//! counts sums every file and deletes those of processes that no longer exist (no
+//! `/proc/<pid>`), so a killed process stops counting.
 
 use parking_lot::Mutex;
-use std::fs;
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -33,6 +36,8 @@ pub enum Kind {
 pub struct StreamTable {
     dir: PathBuf,
     mine: Mutex<Counts>,
+    /// This process's file, once made (with the pid it was made for).
+    file: Mutex<Option<(u32, File)>>,
     cached: Mutex<Option<(Instant, Counts)>>,
 }
 
@@ -41,6 +46,7 @@ impl StreamTable {
         StreamTable {
             dir,
             mine: Mutex::new(Counts::default()),
+            file: Mutex::new(None),
             cached: Mutex::new(None),
         }
     }
@@ -53,18 +59,34 @@ impl StreamTable {
             Kind::Write => c.write += delta,
             Kind::FileCopy => c.filecopy += delta,
         }
-        let pid = std::process::id();
-        let file = self.dir.join(pid.to_string());
         // Failing to publish only makes other processes' counts stale; never fail the call.
-        if c.total() <= 0 {
-            let _ = fs::remove_file(&file);
-        } else {
-            let tmp = self.dir.join(format!(".{pid}.tmp"));
-            if fs::write(&tmp, format!("{} {} {}\n", c.read, c.write, c.filecopy)).is_ok() {
-                let _ = fs::rename(&tmp, &file);
+        self.publish(&c);
+        *self.cached.lock() = None;
+    }
+
+    /// Writes `c` to this process's file, making it on first use. Fixed width, so one
+    /// write replaces the whole content; a reader that sees a half-written line ignores it.
+    fn publish(&self, c: &Counts) {
+        let pid = std::process::id();
+        let mut file = self.file.lock();
+        if file.as_ref().is_none_or(|(p, _)| *p != pid) {
+            if c.total() <= 0 {
+                return;
+            }
+            let made = fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(self.dir.join(pid.to_string()));
+            match made {
+                Ok(f) => *file = Some((pid, f)),
+                Err(_) => return,
             }
         }
-        *self.cached.lock() = None;
+        if let Some((_, f)) = file.as_ref() {
+            let line = format!("{:>10} {:>10} {:>10}\n", c.read, c.write, c.filecopy);
+            let _ = f.write_all_at(line.as_bytes(), 0);
+        }
     }
 
     /// Counts of all processes (stale entries of dead processes are removed).

@@ -1,6 +1,9 @@
 //! Many writers and readers on one system: threads in one process and separate processes.
 
 mod support;
+use ddboost_mock::ffi::*;
+use ddboost_mock::*;
+use std::path::PathBuf;
 use std::process::Command;
 use support::*;
 
@@ -219,4 +222,67 @@ fn child_killed() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
+}
+
+/// The stream counts of the process `stream_counts_across_processes` checks: once it is
+/// ready (file `ready` in its folder), 2 write streams; once told (`one`), 1; then it waits
+/// to be killed.
+#[test]
+#[ignore = "run as a child process by stream_counts_across_processes"]
+fn child_streams() {
+    let Ok(root) = std::env::var("DDMOCK_STREAMS_ROOT") else {
+        return;
+    };
+    let _ = support::root();
+    std::env::set_var("DDBOOST_MOCK_ROOT", &root);
+    let flags = PathBuf::from(std::env::var("DDMOCK_STREAMS_FLAGS").unwrap());
+    let c = connect("cc-streams");
+    let a = create(c, "a");
+    let b = create(c, "b");
+    std::fs::write(flags.join("ready"), "").unwrap();
+    wait_for(&flags.join("one"));
+    assert_eq!(close(b), 0);
+    std::fs::write(flags.join("closed"), "").unwrap();
+    let _keep = a;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn wait_for(p: &std::path::Path) {
+    let start = std::time::Instant::now();
+    while !p.exists() {
+        assert!(start.elapsed().as_secs() < 60, "{} never came", p.display());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn stream_counts_across_processes() {
+    system("cc-streams");
+    let flags = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut ch = Command::new(&exe)
+        .args(["--exact", "child_streams", "--ignored", "--nocapture"])
+        .args(["--test-threads=1"])
+        .env("DDMOCK_STREAMS_ROOT", root())
+        .env("DDMOCK_STREAMS_FLAGS", flags.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let c = connect("cc-streams");
+    let writes = || {
+        let mut s = ddp_stream_counts_t::default();
+        // SAFETY: valid out-pointer.
+        assert_eq!(unsafe { ddp_get_stream_counts(c, &mut s) }, 0);
+        s.inuse.read_write_streams
+    };
+    wait_for(&flags.path().join("ready"));
+    assert_eq!(writes(), 2, "the other process's two write streams");
+    std::fs::write(flags.path().join("one"), "").unwrap();
+    wait_for(&flags.path().join("closed"));
+    assert_eq!(writes(), 1, "one closed");
+    ch.kill().unwrap();
+    let _ = ch.wait();
+    assert_eq!(writes(), 0, "a killed process stops counting");
 }
