@@ -87,6 +87,15 @@ impl World {
         support::stopped_at(&self.env, cmd, point, data)
     }
 
+    /// Whether a file `name` is in the backup's folder on the storage.
+    fn stored(&self, name: &str) -> bool {
+        let suffix = format!("/{TS}/{name}");
+        self.env
+            .raw_snapshot()
+            .iter()
+            .any(|(p, _)| p.ends_with(&suffix))
+    }
+
     /// Backs up every object, then restores each and checks its bytes.
     fn round_trip(&self, objects: &[(String, Vec<u8>)]) {
         for (name, data) in objects {
@@ -323,6 +332,77 @@ fn a_client_signalled_at_the_commit_point_finishes() {
     assert!(status.success(), "{stderr}");
     assert_eq!(w.restore("obj").stdout, new);
     assert!(w.env.temporaries().is_empty());
+}
+
+/// A first write (nothing at the path) killed before its commit point:
+/// nothing stored, no temporary, the broker still serving.
+#[test]
+fn a_first_write_killed_before_the_commit_stores_nothing() {
+    let w = World::new("");
+    w.hook("setup_plugin_for_backup");
+    for sig in ["KILL", "TERM"] {
+        let (child, _) = w.paused_backup("obj", "record-written", &bytes(30_000, 2));
+        kill(child.id() as i32, sig);
+        let (status, stderr) = stderr_of(child);
+        assert!(!status.success(), "{sig}: {stderr}");
+        wait_for(|| w.env.temporaries().is_empty(), "the temporaries to go");
+        let out = w.restore("obj");
+        assert!(!out.status.success(), "{sig}: an object was stored");
+        assert!(!w.stored("obj") && !w.stored(".obj.checksum.next"), "{sig}");
+    }
+    // Signalled once both renames began, it finishes.
+    for point in ["data-renaming", "record-renaming"] {
+        let data = bytes(20_000, 4);
+        let (child, _) = w.paused_backup(point, point, &data);
+        kill(child.id() as i32, "TERM");
+        let (status, stderr) = stderr_of(child);
+        assert!(status.success(), "{point}: {stderr}");
+        assert_eq!(w.restore(point).stdout, data, "{point}");
+    }
+    assert_eq!(w.brokers().len(), 1);
+}
+
+/// A first write's data and record are renamed at once: each is in place
+/// while the other's rename is held. Killed in between (the broker, with
+/// SIGKILL), the object is absent, or complete without a record; the
+/// cleanup hook removes the other temporary, and a later write of the
+/// object succeeds.
+#[test]
+fn a_first_write_renames_its_data_and_record_at_once() {
+    let w = World::new("");
+    w.hook("setup_plugin_for_backup");
+    let data = bytes(30_000, 3);
+    let (child, _) = w.paused_backup("obj", "record-renaming", &data);
+    wait_for(
+        || w.stored("obj"),
+        "the data in place while the record waits",
+    );
+    assert!(!w.stored(".obj.checksum.next") && !w.stored(".obj.checksum"));
+    kill(w.brokers()[0], "KILL");
+    let (status, stderr) = stderr_of(child);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    w.hook("cleanup_plugin_for_backup");
+    assert!(w.env.temporaries().is_empty(), "{}", w.env.log_text());
+    let out = w.restore("obj");
+    ok(&out);
+    assert_eq!(out.stdout, data, "complete, without a record");
+
+    w.hook("setup_plugin_for_backup");
+    let (child, _) = w.paused_backup("two", "data-renaming", &data);
+    wait_for(
+        || w.stored(".two.checksum.next"),
+        "the record staged while the data waits",
+    );
+    assert!(!w.stored("two"));
+    kill(w.brokers()[1], "KILL");
+    let (status, stderr) = stderr_of(child);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    w.hook("cleanup_plugin_for_backup");
+    assert!(w.env.temporaries().is_empty(), "{}", w.env.log_text());
+    assert!(!w.restore("two").status.success(), "absent");
+    let again = bytes(9_000, 5);
+    ok(&w.backup("two", &again));
+    assert_eq!(w.restore("two").stdout, again);
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! A small object's steps over lanes (several connections to one storage),
 //! in-process: byte-exact round trips with 1 to 3 lanes, the calls a small
 //! object costs before the reply and after it (`Deferred`), the overwrite
-//! sweep with every call failing in turn, before and after its effect, a
+//! and first-write sweeps with every call failing in turn, before and after
+//! its effect, a
 //! stream limit falling back to one step after another, a write
 //! interrupted before its record was renamed, and a record that does not
 //! match the data still refused.
@@ -227,18 +228,38 @@ fn a_small_object_costs_few_calls_before_the_reply() {
     assert_eq!(before, sequential, "backup_data, one lane");
     assert_eq!(after, ["rename"], "backup_data, one lane, deferred");
 
-    // Three lanes: the same calls (in three steps at once), so 5 one after
-    // another before the reply: open, write, close; rename; rename.
+    // Three lanes, a first write: the data's temporary, a lookup of the
+    // path (nothing there, so no staged record to look up) and the record's
+    // temporary at once, then both renames at once: 4 calls one after
+    // another before the reply (open, write, close; rename).
     let deferred = store(&lanes, "calls/three", &data).unwrap();
     let before = traced("calls/");
     deferred.finish();
     let after = traced("calls/");
+    let first = strings(&[
+        "open", "write", "close", // the data's temporary
+        "stat",  // anything at calls/three? (no)
+        "open", "write", "close", // the staged record's temporary
+        "rename", "rename", // 1. and 2. at once: the reply
+    ]);
+    assert_eq!(sorted(before), sorted(first), "backup_data, three lanes");
+    assert_eq!(after, ["rename"], "backup_data, three lanes, deferred");
+
+    // Three lanes, an overwrite: the lookup finds the object, then the
+    // staged record an interrupted write may have left (none); then the
+    // sequential renames: 5 one after another.
+    let deferred = store(&lanes, "calls/three", &data).unwrap();
+    let before = traced("calls/");
+    deferred.finish();
+    let after = traced("calls/");
+    let mut overwrite = sequential.clone();
+    overwrite.push("stat".to_string());
     assert_eq!(
         sorted(before),
-        sorted(sequential),
-        "backup_data, three lanes"
+        sorted(overwrite),
+        "backup_data, three lanes, an overwrite"
     );
-    assert_eq!(after, ["rename"], "backup_data, three lanes, deferred");
+    assert_eq!(after, ["rename"], "an overwrite, deferred");
 
     // One lane: the record, then the object; no staged record looked up.
     for (lanes, name) in [(&lanes[..1], "calls/one"), (&lanes[..], "calls/three")] {
@@ -325,6 +346,75 @@ fn overwrite_sweep_through_lanes_ok_exactly_when_new() {
         let (failed, succeeded) = overwrite_sweep(n, &bytes(MIB + 7, 3), &bytes(2 * MIB + 1, 4));
         assert!(failed > 0 && succeeded > 0, "{n} lanes");
     }
+}
+
+/// A first write (nothing at the path) with every call failing in turn,
+/// before and after its effect: the write succeeds exactly when the object
+/// restores, byte-exact and described by a record; a failed one leaves no
+/// object (not even one without a record) and no temporary.
+#[test]
+fn first_write_sweep_through_lanes_ok_exactly_when_stored() {
+    let mut calls = support::OVERWRITE_CALLS.to_vec();
+    calls.extend(["write:nth=2", "stat:nth=2", "open:nth=2", "delete:nth=1"]);
+    for n in [1, 2, 3] {
+        for data in [bytes(4000, 2), Vec::new(), bytes(MIB + 9, 3)] {
+            let (mut failed, mut succeeded) = (0, 0);
+            for rule in support::failing_in_turn(&calls) {
+                let plain = MemoryStorage::new();
+                let inner: Vec<Box<dyn Storage>> =
+                    (0..n).map(|_| Box::new(plain.clone()) as _).collect();
+                let faulty = FaultyStorage::sharing(inner, Faults::parse(&rule).unwrap());
+                let result = store(&refs(&faulty), "s/obj", &data).map(Deferred::finish);
+                let what = format!("{rule}, {n} lanes, {} bytes", data.len());
+                match result {
+                    Ok(()) => {
+                        let now = restore_whole(&[&plain], "s/obj").unwrap();
+                        assert!(now == data, "{what}: Ok but other bytes restore");
+                        let recorded = ["s/.obj.checksum", "s/.obj.checksum.next"]
+                            .iter()
+                            .any(|r| plain.exists(&sp(r)).unwrap());
+                        assert!(recorded, "{what}: Ok but no record");
+                        succeeded += 1;
+                    }
+                    Err(e) => {
+                        assert!(
+                            !plain.exists(&sp("s/obj")).unwrap(),
+                            "{what}: failed ({e}) but stored"
+                        );
+                        assert_eq!(e.to_string().lines().count(), 1);
+                        failed += 1;
+                    }
+                }
+                assert_eq!(
+                    support::temporaries_in(&plain),
+                    Vec::<String>::new(),
+                    "{what}"
+                );
+            }
+            assert!(failed > 0 && succeeded > 0, "{n} lanes");
+        }
+    }
+}
+
+/// A first write whose record could not be staged and whose data could not
+/// be removed again: the command fails saying so, and the data in place is
+/// complete (it restores unverified, as an object without a record).
+#[test]
+fn a_first_write_that_cannot_undo_its_data_says_so() {
+    let plain = MemoryStorage::new();
+    let data = bytes(5000, 4);
+    let inner: Vec<Box<dyn Storage>> = (0..3).map(|_| Box::new(plain.clone()) as _).collect();
+    let rules = "commit:path=checksum:err=io;delete:err=io";
+    let faulty = FaultyStorage::sharing(inner, Faults::parse(rules).unwrap());
+    let e = store(&refs(&faulty), "s/obj", &data).err().expect("fails");
+    let text = e.to_string();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains("its checksum record is not") && text.contains("unverified"),
+        "{text}"
+    );
+    assert!(restore_whole(&[&plain], "s/obj").unwrap() == data);
+    assert_eq!(support::temporaries_in(&plain), Vec::<String>::new());
 }
 
 // ---- stream limits ------------------------------------------------------------------------------

@@ -16,10 +16,12 @@ use crate::storage::{
     DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Remote, Replica, Storage,
 };
 
-/// The pool. It holds at most `broker_connections` connections (16 by
-/// default: one for each plugin process of a host with 4 segments backing
-/// up with `--jobs 4`); more requests at once wait for a free one (each
-/// would otherwise hold a stream of the system).
+/// The pool. It holds at most `broker_connections` connections (24 by
+/// default: 3 for each of the 8 plugin processes of a host with 2 segments
+/// backing up with `--jobs 4`); a request beyond waits for a free one. A
+/// request's first connection is its own; more (for steps at once) only
+/// while no request waits for its first, and a third only while two stay
+/// free.
 pub struct Pool {
     config: Arc<PluginConfig>,
     /// The most connections open at once.
@@ -32,6 +34,8 @@ struct State {
     idle: Vec<(Remote, Box<dyn Storage>)>,
     /// Open connections: idle and lent.
     open: usize,
+    /// Requests waiting for their first connection.
+    waiting: usize,
 }
 
 impl Pool {
@@ -43,6 +47,7 @@ impl Pool {
             state: Mutex::new(State {
                 idle: Vec::new(),
                 open: 0,
+                waiting: 0,
             }),
             returned: Condvar::new(),
         }
@@ -81,18 +86,25 @@ impl Pool {
                 return opened;
             }
             signals::check()?;
+            state.waiting += 1;
             state = self
                 .returned
                 .wait_timeout(state, Duration::from_millis(200))
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            state.waiting -= 1;
         }
     }
 
     /// An idle connection for `remote`, or a new one while fewer than
-    /// `max` are open; None rather than waiting.
-    fn try_take(&self, remote: Remote) -> Option<Box<dyn Storage>> {
+    /// `max` are open, leaving at least `spare` for other requests; None
+    /// rather than waiting, and None while a request waits for its first.
+    fn try_take(&self, remote: Remote, spare: usize) -> Option<Box<dyn Storage>> {
         let mut state = self.state();
+        let free = state.idle.len() + self.max.saturating_sub(state.open);
+        if state.waiting > 0 || free <= spare {
+            return None;
+        }
         if let Some(i) = state.idle.iter().position(|(r, _)| *r == remote) {
             return Some(state.idle.swap_remove(i).1);
         }
@@ -197,8 +209,10 @@ impl Lender for Loan {
         if remote == Remote::Required {
             return Vec::new();
         }
-        std::iter::from_fn(|| self.pool.try_take(remote))
-            .take(n)
+        // The first extra connection saves a request the most round trips;
+        // a second is taken only while two stay free for the next request.
+        (0..n)
+            .map_while(|i| self.pool.try_take(remote, if i == 0 { 0 } else { 2 }))
             .map(|s| self.keep(remote, s))
             .collect()
     }
@@ -244,6 +258,9 @@ impl Storage for Lent {
     fn delete(&self, path: &StoragePath) -> Result<bool> {
         self.0.delete(path)
     }
+    fn exists(&self, path: &StoragePath) -> Result<bool> {
+        self.0.exists(path)
+    }
     fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
         self.0.remove_dir_if_empty(dir)
     }
@@ -255,5 +272,62 @@ impl Storage for Lent {
     }
     fn facts(&self, write: bool) -> Vec<Finding> {
         self.0.facts(write)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool of at most `max` connections to a local folder.
+    fn pool(dir: &std::path::Path, max: usize) -> Arc<Pool> {
+        let text = format!(
+            "executablepath: /bin/true\noptions:\n  backend: local\n  directory: {}\n",
+            dir.display()
+        );
+        let config = PluginConfig::parse(&text, std::path::Path::new("c.yaml")).unwrap();
+        let mut pool = Pool::new(Arc::new(config));
+        pool.max = max;
+        Arc::new(pool)
+    }
+
+    #[test]
+    fn a_third_connection_only_while_two_stay_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(dir.path(), 5);
+        let first = pool.take(Remote::Never).unwrap();
+        let extra = pool.try_take(Remote::Never, 0).expect("a first extra");
+        // 3 free: a third connection leaves 2.
+        let third = pool.try_take(Remote::Never, 2).expect("a third");
+        // 2 free: no third for the next request, but its first and one extra.
+        assert!(pool.try_take(Remote::Never, 2).is_none());
+        let next = pool.take(Remote::Never).unwrap();
+        let next_extra = pool.try_take(Remote::Never, 0).expect("its extra");
+        assert!(pool.try_take(Remote::Never, 0).is_none(), "all 5 taken");
+        for s in [first, extra, third, next, next_extra] {
+            pool.give_back(Remote::Never, s, true);
+        }
+        assert_eq!(pool.state().idle.len(), 5);
+    }
+
+    #[test]
+    fn no_extra_connection_while_a_request_waits_for_its_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(dir.path(), 2);
+        let a = pool.take(Remote::Never).unwrap();
+        let b = pool.take(Remote::Never).unwrap();
+        let waiter = {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || pool.take(Remote::Never).map(drop).is_ok())
+        };
+        while pool.state().waiting == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // A connection comes back unannounced: the waiter's, not an extra.
+        pool.state().idle.push((Remote::Never, a));
+        assert!(pool.try_take(Remote::Never, 0).is_none());
+        pool.returned.notify_all();
+        assert!(waiter.join().unwrap());
+        pool.give_back(Remote::Never, b, true);
     }
 }

@@ -28,7 +28,7 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
         timestamp: key.timestamp.as_str(),
         options: &ctx.config.redacted_options,
     };
-    let more = ctx.more_storage_for_changes(LANES - 1);
+    let more = ctx.more_storage_for_changes(WRITE_LANES - 1);
     let (stored, deferred) =
         repo::store_with_lanes(&lanes(storage.as_ref(), &more), path, input, &write)?;
     log_summary(ctx.command, path, stored.size, started);
@@ -38,8 +38,10 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
 }
 
 /// Connections a small object's steps run on at once, when they are to be
-/// had without a login of their own (the connection broker's).
-const LANES: usize = 3;
+/// had without a login of their own (the connection broker's): a write's
+/// data, lookup and record; a read's record and object.
+const WRITE_LANES: usize = 3;
+const READ_LANES: usize = 2;
 
 /// `first` and then `more`, as the lanes of one command.
 fn lanes<'a>(first: &'a dyn Storage, more: &'a [Box<dyn Storage>]) -> Vec<&'a dyn Storage> {
@@ -72,10 +74,10 @@ pub fn restore_data(ctx: &Context, key: &ObjectKey) -> Result<()> {
 }
 
 /// Copies `part` of the verified object `key` to standard output, its
-/// steps on up to [`LANES`] connections, and logs the summary.
+/// steps on up to [`READ_LANES`] connections, and logs the summary.
 fn restore_to(ctx: &Context, key: &ObjectKey, part: Part) -> Result<()> {
     let storage = ctx.storage()?;
-    let more = ctx.more_storage(LANES - 1);
+    let more = ctx.more_storage(READ_LANES - 1);
     let lanes = lanes(storage.as_ref(), &more);
     let started = Instant::now();
     let out = stdout_file(ctx)?;

@@ -34,6 +34,19 @@
 //! matches an entry of one of the two records: before step 2 it is the old
 //! data, described by `.checksum` (or by an entry carried over in `.next`);
 //! after it, the new data, described by `.next` until step 3 moves it.
+//!
+//! # A first write
+//!
+//! Where nothing is at the object's path (a definite "no such object": a
+//! new backup's every object), there is no old object to keep, and steps 1
+//! and 2 run at once when the write has several connections (the connection
+//! broker's); both are the commit point, and the command succeeds only when
+//! both did. Stopped in between, the object is absent (a staged record that
+//! describes nothing is harmless; the next write replaces it) or, after a
+//! `kill -9` or power loss just then, its complete data is in place with no
+//! record (it restores with the warning of an unrecorded object, and
+//! `verify_backup` lists it UNRECORDED); a step that fails removes the data
+//! again. The command failed either way, and so did the backup.
 
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 

@@ -93,13 +93,19 @@ impl CleanupGuard {
     }
 
     /// Runs `step` with signal cleanups held off (not at all once a signal
-    /// arrived), keeping the cleanup armed whatever the result: the caller
+    /// arrived, unless at the commit point, where none runs), keeping the cleanup armed whatever the result: the caller
     /// decides with [`CleanupGuard::disarm`] or by dropping the guard.
     pub fn hold<T>(
         &self,
         step: impl FnOnce() -> crate::error::Result<T>,
     ) -> crate::error::Result<T> {
-        let _reg = self.scope.registry();
+        let reg = self.scope.registry();
+        if self.scope.committing.load(Ordering::SeqCst) {
+            // At the commit point no signal runs cleanups or stops the
+            // command: the steps of a commit may run at once.
+            drop(reg);
+            return step();
+        }
         if self.scope.interrupted() {
             Err(interrupted_error())
         } else {

@@ -6,7 +6,7 @@
 //! `OP[:nth=N][:path=SUBSTR]:delay_ms=MS`:
 //! * `OP`: `mkdir` (create_dir_all), `create`, `write`, `close` (a writer
 //!   finalised), `commit` (its temporary renamed into place), `rename`,
-//!   `stat` (the lookup `open` starts with), `open`, `read`,
+//!   `stat` (the lookup `open` starts with, and `exists`), `open`, `read`,
 //!   `list`, `delete` (delete_dir_all, delete, remove_dir_if_empty);
 //! * `nth=N`: only the Nth matching call of the process (1-based);
 //! * `path=SUBSTR`: only calls whose path contains SUBSTR;
@@ -227,6 +227,10 @@ impl Storage for FaultyStorage {
     fn delete(&self, path: &StoragePath) -> Result<bool> {
         self.faults.check("delete", path)?;
         self.inner.delete(path)
+    }
+    fn exists(&self, path: &StoragePath) -> Result<bool> {
+        self.faults.check("stat", path)?;
+        self.inner.exists(path)
     }
     fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
         self.faults.check("delete", dir)?;

@@ -114,6 +114,10 @@ pub trait Storage: Send + Sync {
     /// Removes one object if it exists; returns whether it did.
     fn delete(&self, path: &StoragePath) -> Result<bool>;
 
+    /// Whether something (an object or a folder) is at `path`, in one call
+    /// that holds no stream. Only a definite "no such object" is false.
+    fn exists(&self, path: &StoragePath) -> Result<bool>;
+
     /// Removes the folder `dir` if it is empty; Ok(false) if it is not.
     fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool>;
 

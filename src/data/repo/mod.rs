@@ -38,16 +38,26 @@ fn spawn_step<'scope, T: Send + 'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     step: impl FnOnce() -> Result<T> + Send + 'scope,
 ) -> std::thread::ScopedJoinHandle<'scope, Result<T>> {
-    // The step is part of the calling command (a broker request's).
-    let command = crate::process::scope::Scope::current();
-    scope.spawn(move || {
-        let _in = command.enter();
+    spawn_in_command(scope, move || {
         signals::check()?;
         step()
     })
 }
 
-/// The result of a step started with [`spawn_step`].
+/// Runs `step` on its own thread of `scope`, as part of the calling command
+/// (a broker request's): its signals, cleanups and pause points.
+fn spawn_in_command<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    step: impl FnOnce() -> Result<T> + Send + 'scope,
+) -> std::thread::ScopedJoinHandle<'scope, Result<T>> {
+    let command = crate::process::scope::Scope::current();
+    scope.spawn(move || {
+        let _in = command.enter();
+        step()
+    })
+}
+
+/// The result of a step started with [`spawn_step`] or [`spawn_in_command`].
 fn join_step<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
     handle
         .join()

@@ -2,7 +2,7 @@
 
 use std::io::Read;
 
-use super::{first_lane, join_step, spawn_step, Deferred};
+use super::{first_lane, join_step, spawn_in_command, spawn_step, Deferred};
 use crate::data::integrity::{self, Open, DIGEST_BLOCK};
 use crate::data::stream::{self};
 use crate::error::{Error, ErrorKind, Result};
@@ -53,13 +53,16 @@ pub fn store(
 /// it is [`store`]'s sequential path. With more, an object that fits one
 /// block (the input is read up to a block and a byte first to know) is
 /// written in fewer round trips one after another: its data's temporary,
-/// the lookup of a staged record left by an interrupted write, and the new
-/// staged record's temporary are written at once, each on its own lane,
-/// opened only if a stream is free right then; a stream limit lets go of
-/// everything and takes the sequential path, which waits holding nothing.
-/// Then the record is staged and the data committed as in [`store`]. The
-/// record's rename into place (step 3, whose failure is only a warning) is
-/// returned as a [`Deferred`] step, to follow the reply.
+/// the lookup of what is at its path, and its record's temporary are
+/// written at once, each on its own lane, opened only if a stream is free
+/// right then; a stream limit lets go of everything and takes the
+/// sequential path, which waits holding nothing.
+///
+/// Then, over an existing object, the record is staged and the data
+/// committed as in [`store`]. Where nothing was (a first write, as every
+/// write of a new backup), both renames run at once (see `integrity`: a
+/// first write). The record's rename into place (step 3, whose failure is
+/// only a warning) is returned as a [`Deferred`] step, to follow the reply.
 pub fn store_with_lanes<'a>(
     lanes: &[&'a dyn Storage],
     path: &StoragePath,
@@ -81,8 +84,13 @@ pub fn store_with_lanes<'a>(
     // The input may have ended because a signal stopped its producer.
     signals::check().map_err(fail)?;
     let size = head.len() as u64;
-    match stage_small(lanes, path, &head).map_err(fail)? {
-        Some(closed) => commit(storage, path, closed, journal, size, write),
+    match write_small(lanes, path, &head).map_err(fail)? {
+        Some(small) if small.first => commit_first(storage, path, small, journal, size, write),
+        Some(small) => {
+            commit_closed(small.record).map_err(fail)?;
+            pause::pause("record-staged");
+            commit(storage, path, small.data, journal, size, write)
+        }
         None => {
             log::debug!("{path}: a stream limit reached; writing it one step after another");
             let all = Box::new(std::io::Cursor::new(head));
@@ -121,16 +129,22 @@ fn store_sequential<'a>(
     commit(storage, path, closed, journal, size, write)
 }
 
-/// Writes the small object `data` of `path` to its temporary, looks up an
-/// earlier staged record and writes the new one's temporary, each on its
-/// own lane at once (see [`store_with_lanes`]); then stages the record.
-/// Returns the data's closed temporary, or None when a lane found every
-/// stream taken (everything let go).
-fn stage_small(
-    lanes: &[&dyn Storage],
-    path: &StoragePath,
-    data: &[u8],
-) -> Result<Option<Box<dyn ClosedObject>>> {
+/// A small object's closed temporaries, ready to be renamed into place.
+struct Small {
+    /// The data's.
+    data: Box<dyn ClosedObject>,
+    /// The staged record's, with the entries to keep of an earlier one.
+    record: Box<dyn ClosedObject>,
+    /// Whether nothing was at the object's path (a first write).
+    first: bool,
+}
+
+/// Writes the small object `data` of `path` to its temporary, looks up what
+/// is at its path (and, where an object is, the staged record an
+/// interrupted write left beside it) and writes the new record's
+/// temporary, each on its own lane at once (see [`store_with_lanes`]).
+/// None when a lane found every stream taken (everything let go).
+fn write_small(lanes: &[&dyn Storage], path: &StoragePath, data: &[u8]) -> Result<Option<Small>> {
     let mut hasher = integrity::Hasher::new();
     hasher.update(data);
     let entry = hasher.finish();
@@ -142,20 +156,20 @@ fn stage_small(
         });
         let record = if lanes.len() >= 3 {
             // The record written as if there were no earlier one (as usual).
-            let earlier = spawn_step(s, || integrity::read_staged(lanes[1], path, Open::Now));
+            let found = spawn_step(s, || probe(lanes[1], path));
             let temp = spawn_step(s, || {
                 integrity::staged_temp(record_lane, path, entry, &[], Open::Now)
             });
-            match (join_step(earlier), join_step(temp)) {
-                (Ok(earlier), Ok(temp)) => Ok((earlier, temp, Vec::new())),
+            match (join_step(found), join_step(temp)) {
+                (Ok(found), Ok(temp)) => Ok((found, temp, Vec::new())),
                 (Err(e), _) | (_, Err(e)) => Err(e),
             }
         } else {
             join_step(spawn_step(s, || {
-                let earlier = integrity::read_staged(record_lane, path, Open::Now)?;
-                let carried = integrity::carried_over(earlier.entries.clone());
+                let found = probe(record_lane, path)?;
+                let carried = carried(&found);
                 let temp = integrity::staged_temp(record_lane, path, entry, &carried, Open::Now)?;
-                Ok((earlier, temp, carried))
+                Ok((found, temp, carried))
             }))
         };
         (join_step(data_temp), record)
@@ -165,9 +179,10 @@ fn stage_small(
         return Ok(None);
     }
     let data_temp = data_temp?;
-    let (earlier, mut record_temp, written_with) = record?;
-    let carried = integrity::carried_over(earlier.entries);
-    drop(earlier.reader);
+    let (found, mut record_temp, written_with) = record?;
+    let carried = carried(&found);
+    let first = found.is_none();
+    drop(found);
     signals::check()?;
     if carried != written_with {
         // An interrupted write left entries to keep: the record is written
@@ -175,9 +190,73 @@ fn stage_small(
         drop(record_temp);
         record_temp = integrity::staged_temp(lanes[0], path, entry, &carried, Open::Waiting)?;
     }
-    commit_closed(record_temp)?;
-    pause::pause("record-staged");
-    Ok(Some(data_temp))
+    Ok(Some(Small {
+        data: data_temp,
+        record: record_temp,
+        first,
+    }))
+}
+/// What is at the object `path`: None for nothing (a definite "no such
+/// object"); else the staged record beside it, if any. A lookup that fails
+/// counts as an object there (the careful steps follow).
+fn probe(storage: &dyn Storage, path: &StoragePath) -> Result<Option<integrity::Record>> {
+    match storage.exists(path) {
+        Ok(false) => return Ok(None),
+        Ok(true) => {}
+        Err(e) => {
+            log::debug!("{path}: cannot tell whether it exists ({e}); writing it as an overwrite")
+        }
+    }
+    integrity::read_staged(storage, path, Open::Now).map(Some)
+}
+
+/// The entries of an earlier staged record that a new one keeps.
+fn carried(found: &Option<integrity::Record>) -> Vec<integrity::Entry> {
+    let earlier = found.as_ref().and_then(|r| r.entries.clone());
+    integrity::carried_over(earlier)
+}
+
+/// A first write's commit (see `integrity`): the data renamed into place
+/// and its record staged at once, together the commit point. The command
+/// succeeds when both were; when only the data's was, the data is removed
+/// again, so that no object is left that no record describes. Step 3
+/// follows as in [`commit`].
+fn commit_first<'a>(
+    storage: &'a dyn Storage,
+    path: &StoragePath,
+    small: Small,
+    journal: journal::Writing,
+    size: u64,
+    write: &Write,
+) -> Result<(Stored, Deferred<'a>)> {
+    pause::pause("record-written");
+    let Small { data, record, .. } = small;
+    let both = || {
+        let (data, record) = std::thread::scope(|s| {
+            let data = spawn_in_command(s, || {
+                pause::pause("data-renaming");
+                commit_closed(data)
+            });
+            let record = spawn_in_command(s, || {
+                pause::pause("record-renaming");
+                commit_closed(record)
+            });
+            (join_step(data), join_step(record))
+        });
+        match (data, record) {
+            (Ok(()), Err(e)) => Err(match storage.delete(path) {
+                Ok(_) => e,
+                Err(undo) => e.context(format!(
+                    "{path} is in place but its checksum record is not, and removing it failed ({undo}); restores read it unverified"
+                )),
+            }),
+            // A staged record whose data is not in place describes nothing.
+            (data, _) => data,
+        }
+    };
+    signals::commit_point(both).map_err(|e| write_failed(write, path, storage, e))?;
+    pause::pause("data-committed");
+    Ok((Stored { size }, published(storage, path, journal)))
 }
 
 /// Step 2, the commit point, and step 3 deferred: the data renamed into
@@ -194,11 +273,20 @@ fn commit<'a>(
     signals::commit_point(|| commit_closed(closed))
         .map_err(|e| write_failed(write, path, storage, e))?;
     pause::pause("data-committed");
+    Ok((Stored { size }, published(storage, path, journal)))
+}
+
+/// Step 3, to follow the reply: the record renamed into place, and the
+/// journal of temporaries told the write is done.
+fn published<'a>(
+    storage: &'a dyn Storage,
+    path: &StoragePath,
+    journal: journal::Writing,
+) -> Deferred<'a> {
     let path = path.clone();
-    let publish = move || {
+    Deferred::with(move || {
         integrity::publish_committed(storage, &path);
         journal.done();
         pause::pause("record-committed");
-    };
-    Ok((Stored { size }, Deferred::with(publish)))
+    })
 }

@@ -242,6 +242,18 @@ impl Storage for DdBoostStorage {
         self.mirrored(path, |s| s.delete(path))
     }
 
+    /// On this system, or (when changes are mirrored) on either system: a
+    /// change that needs the path free needs it free on both.
+    fn exists(&self, path: &StoragePath) -> Result<bool> {
+        if self.local.exists(path)? {
+            return Ok(true);
+        }
+        match self.mirror() {
+            Some(r) => r.remote.exists(path),
+            None => Ok(false),
+        }
+    }
+
     /// On the replica and on this system, whatever happened on the replica.
     fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
         let remote = match self.mirror() {

@@ -508,6 +508,10 @@ impl Storage for System {
         System::delete(self, path)
     }
 
+    fn exists(&self, path: &StoragePath) -> Result<bool> {
+        Ok(self.stat(path)?.is_some())
+    }
+
     fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
         System::remove_dir_if_empty(self, dir)
     }

@@ -381,6 +381,10 @@ impl Storage for LocalStorage {
         }
     }
 
+    fn exists(&self, path: &StoragePath) -> Result<bool> {
+        Ok(self.resolve(path)?.1.is_some())
+    }
+
     fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
         let (p, meta) = self.resolve(dir)?;
         if meta.is_none() {

@@ -112,6 +112,10 @@ impl Storage for MemoryStorage {
         Ok(self.files().remove(path).is_some())
     }
 
+    fn exists(&self, path: &StoragePath) -> Result<bool> {
+        Ok(self.files().contains_key(path) || self.dirs().contains(path))
+    }
+
     fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
         if self.files().keys().any(|p| p.is_within(dir)) {
             return Ok(false);
