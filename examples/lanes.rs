@@ -4,9 +4,9 @@
 //! object, and the deferred steps after it.
 //!
 //! ```text
-//! cargo build --release -p ddboost-mock --example lanes
+//! cargo build --release -p ddboost-mock && cargo build --release --example lanes
 //! DDBOOST_MOCK_LATENCY_MS=5 target/release/examples/lanes \
-//!     target/release/libddboost_mock.so target/release/ddboost-mock 60
+//!     $PWD/target/release/libddboost_mock.so target/release/ddboost-mock 60
 //! ```
 
 use std::io::Read;

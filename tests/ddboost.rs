@@ -335,6 +335,34 @@ fn replication_on_copies_each_object_before_exiting() {
     fails(&env.run(&["restore_data", secondary, &env.key(TS, "gpbackup_0_x")]));
 }
 
+/// Through the connection broker (its steps at once on several
+/// connections), new objects and overwrites reach the replica too.
+#[test]
+fn replication_on_through_the_broker() {
+    let r = replicated();
+    let env = &r.env;
+    let (repl, secondary) = (r.repl.to_str().unwrap(), r.secondary.to_str().unwrap());
+    let dir = env.backup_dir(TS);
+    let hook = |name: &str| ok(&env.run(&[name, repl, &dir, "segment_host", "0"]));
+    hook("setup_plugin_for_backup");
+    for (name, seed) in [("new", 1), ("twice", 2), ("twice", 3), ("empty", 4)] {
+        let data = if name == "empty" {
+            Vec::new()
+        } else {
+            csv_rows(2_000, seed)
+        };
+        ok(&env.run_stdin(&["backup_data", repl, &env.key(TS, name)], &data));
+        for config in [repl, secondary] {
+            let out = env.run(&["restore_data", config, &env.key(TS, name)]);
+            ok(&out);
+            assert!(out.stdout == data, "{name} ({seed}) through {config}");
+        }
+    }
+    hook("cleanup_plugin_for_backup");
+    assert!(env.log_text().contains("(broker "), "{}", env.log_text());
+    assert!(replica_temporaries(env).is_empty());
+}
+
 #[test]
 fn a_failed_replica_overwrite_keeps_the_old_replica_copy() {
     let r = replicated();
