@@ -149,8 +149,13 @@ fn wait(name: &str, sock: &UnixStream, broker: u32) -> ExitCode {
                 Ok(_) => "it closed the connection".to_string(),
                 Err(e) => e.to_string(),
             };
+            let after = if name.starts_with("backup") {
+                "; the object stays as a kill of the writer leaves it (see the README), and cleanup_plugin_for_backup removes the temporaries it left"
+            } else {
+                ""
+            };
             let e = crate::error::Error::io(format!(
-                "the connection broker (process {broker}) stopped during {name} ({why}); nothing was committed by it, and cleanup_plugin_for_backup removes what it left"
+                "the connection broker (process {broker}) stopped during {name} ({why}), which fails{after}"
             ));
             eprintln!("{}", logging::report_failure(name, &e));
             ExitCode::FAILURE
