@@ -296,6 +296,45 @@ fn a_small_object_costs_few_calls_before_the_reply() {
 
 // ---- the overwrite sweep -----------------------------------------------------------------------
 
+/// Writes `new` as `s/obj` over `n` lanes to a memory storage holding
+/// `old` (None: nothing there), with each of `calls` failing in turn,
+/// before and after its effect. `check` judges the storage after each
+/// write and its result; every failure is one line and no temporary is
+/// left. Returns how many writes failed and how many succeeded.
+fn sweep(
+    calls: &[&str],
+    n: usize,
+    old: Option<&[u8]>,
+    new: &[u8],
+    check: impl Fn(&MemoryStorage, &Result<()>, &str),
+) -> (usize, usize) {
+    let (mut failed, mut succeeded) = (0, 0);
+    for rule in support::failing_in_turn(calls) {
+        let plain = MemoryStorage::new();
+        if let Some(old) = old {
+            store(&[&plain], "s/obj", old).unwrap().finish();
+        }
+        let inner: Vec<Box<dyn Storage>> = (0..n).map(|_| Box::new(plain.clone()) as _).collect();
+        let faulty = FaultyStorage::sharing(inner, Faults::parse(&rule).unwrap());
+        let result = store(&refs(&faulty), "s/obj", new).map(Deferred::finish);
+        let what = format!("{rule}, {n} lanes, {} bytes", new.len());
+        check(&plain, &result, &what);
+        match &result {
+            Ok(()) => succeeded += 1,
+            Err(e) => {
+                assert_eq!(e.to_string().lines().count(), 1, "{what}");
+                failed += 1;
+            }
+        }
+        assert_eq!(
+            support::temporaries_in(&plain),
+            Vec::<String>::new(),
+            "{what}"
+        );
+    }
+    (failed, succeeded)
+}
+
 /// Every call of the storage failing in turn, before and after its effect
 /// (the rules of `tests/reliability.rs` for the local backend): the old or
 /// the new object restores, the write succeeds exactly when it is the new,
@@ -303,38 +342,13 @@ fn a_small_object_costs_few_calls_before_the_reply() {
 fn overwrite_sweep(n: usize, old: &[u8], new: &[u8]) -> (usize, usize) {
     let mut calls = support::OVERWRITE_CALLS.to_vec();
     calls.extend(["write:nth=2", "stat:nth=2", "open:nth=2", "read:nth=1"]);
-    let (mut failed, mut succeeded) = (0, 0);
-    for rule in support::failing_in_turn(&calls) {
-        let plain = MemoryStorage::new();
-        store(&[&plain], "s/obj", old).unwrap().finish();
-        let inner: Vec<Box<dyn Storage>> = (0..n).map(|_| Box::new(plain.clone()) as _).collect();
-        let faulty = FaultyStorage::sharing(inner, Faults::parse(&rule).unwrap());
-        let result = store(&refs(&faulty), "s/obj", new).map(Deferred::finish);
-        let now = restore_whole(&[&plain], "s/obj").unwrap();
+    sweep(&calls, n, Some(old), new, |plain, result, what| {
+        let now = restore_whole(&[plain], "s/obj").unwrap();
         match result {
-            Ok(()) => {
-                assert!(
-                    now == new,
-                    "{rule}, {n} lanes: Ok but the old object restores"
-                );
-                succeeded += 1;
-            }
-            Err(e) => {
-                assert!(
-                    now == old,
-                    "{rule}, {n} lanes: failed ({e}) but the new restores"
-                );
-                assert_eq!(e.to_string().lines().count(), 1);
-                failed += 1;
-            }
+            Ok(()) => assert!(now == new, "{what}: Ok but the old object restores"),
+            Err(e) => assert!(now == old, "{what}: failed ({e}) but the new restores"),
         }
-        assert_eq!(
-            support::temporaries_in(&plain),
-            Vec::<String>::new(),
-            "{rule}, {n} lanes"
-        );
-    }
-    (failed, succeeded)
+    })
 }
 
 #[test]
@@ -358,39 +372,21 @@ fn first_write_sweep_through_lanes_ok_exactly_when_stored() {
     calls.extend(["write:nth=2", "stat:nth=2", "open:nth=2", "delete:nth=1"]);
     for n in [1, 2, 3] {
         for data in [bytes(4000, 2), Vec::new(), bytes(MIB + 9, 3)] {
-            let (mut failed, mut succeeded) = (0, 0);
-            for rule in support::failing_in_turn(&calls) {
-                let plain = MemoryStorage::new();
-                let inner: Vec<Box<dyn Storage>> =
-                    (0..n).map(|_| Box::new(plain.clone()) as _).collect();
-                let faulty = FaultyStorage::sharing(inner, Faults::parse(&rule).unwrap());
-                let result = store(&refs(&faulty), "s/obj", &data).map(Deferred::finish);
-                let what = format!("{rule}, {n} lanes, {} bytes", data.len());
-                match result {
+            let (failed, succeeded) =
+                sweep(&calls, n, None, &data, |plain, result, what| match result {
                     Ok(()) => {
-                        let now = restore_whole(&[&plain], "s/obj").unwrap();
+                        let now = restore_whole(&[plain], "s/obj").unwrap();
                         assert!(now == data, "{what}: Ok but other bytes restore");
                         let recorded = ["s/.obj.checksum", "s/.obj.checksum.next"]
                             .iter()
                             .any(|r| plain.exists(&sp(r)).unwrap());
                         assert!(recorded, "{what}: Ok but no record");
-                        succeeded += 1;
                     }
-                    Err(e) => {
-                        assert!(
-                            !plain.exists(&sp("s/obj")).unwrap(),
-                            "{what}: failed ({e}) but stored"
-                        );
-                        assert_eq!(e.to_string().lines().count(), 1);
-                        failed += 1;
-                    }
-                }
-                assert_eq!(
-                    support::temporaries_in(&plain),
-                    Vec::<String>::new(),
-                    "{what}"
-                );
-            }
+                    Err(e) => assert!(
+                        !plain.exists(&sp("s/obj")).unwrap(),
+                        "{what}: failed ({e}) but stored"
+                    ),
+                });
             assert!(failed > 0 && succeeded > 0, "{n} lanes");
         }
     }

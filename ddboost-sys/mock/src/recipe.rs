@@ -60,8 +60,12 @@ pub fn read_header(path: &Path) -> DdResult<Header> {
 
 /// Loads a recipe: its header and entries with logical offsets.
 pub fn load(path: &Path) -> DdResult<(Header, Vec<Entry>)> {
-    let b = fs::read(path)?;
-    let h = parse_header(&b)?;
+    parse(&fs::read(path)?)
+}
+
+/// The header and entries of the recipe bytes `b`.
+fn parse(b: &[u8]) -> DdResult<(Header, Vec<Entry>)> {
+    let h = parse_header(b)?;
     // A recipe published in place (see [`publish_in_place`]) may have its new entries
     // written behind a header that does not count them yet: the header says what is there.
     let body = usize::try_from(h.count)
@@ -129,7 +133,10 @@ pub fn load_shared(path: &Path) -> DdResult<(Header, Arc<Vec<Entry>>)> {
             }
         }
     }
-    let (h, entries) = load(path)?;
+    // The rest of the version whose header was read (not a later one at `path`).
+    let mut b = head.to_vec();
+    f.read_to_end(&mut b)?;
+    let (h, entries) = parse(&b)?;
     let entries = Arc::new(entries);
     shared.insert(path.to_path_buf(), (version, h, Arc::downgrade(&entries)));
     Ok((h, entries))
