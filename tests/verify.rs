@@ -59,7 +59,7 @@ fn ok_without_manifest(out: &Output) {
     assert!(
         err.starts_with("gpbackup_ddboost_plugin verify_backup: warning: backup ")
             && err.contains("has no gpbackup manifest")
-            && err.contains("a missing object cannot be found"),
+            && err.contains("an object lost together with its record cannot be found"),
         "{err}"
     );
 }
@@ -226,6 +226,39 @@ fn backup_written_at_the_same_time_is_not_disturbed(env: &Env) {
     );
 }
 
+/// Without a manifest, an object whose published record is still stored
+/// was lost: MISSING, and the command fails. A staged record alone (a write
+/// stopped before its commit) describes nothing.
+fn lost_object_with_its_record_kept_is_missing(env: &Env) {
+    let objects = make_backup(env);
+    env.put_raw(&rel(&format!(".{}.checksum.next", seg(7))), b"staged");
+    env.remove_raw(&rel(&seg(1)));
+    let (out, lines) = verify(env, &[]);
+    let err = fails(&out);
+    assert!(
+        err.contains("1 objects are missing") && err.contains("see the MISSING lines"),
+        "{err}"
+    );
+    let missing = with_status(&lines, "MISSING");
+    assert_eq!(missing.len(), 1, "{lines:?}");
+    assert!(
+        missing[0].starts_with(&format!(
+            "MISSING {}: its checksum record .{}.checksum is stored",
+            rel(&seg(1)),
+            seg(1)
+        )),
+        "{}",
+        missing[0]
+    );
+    assert_eq!(with_status(&lines, "OK").len(), objects.len() - 1);
+    assert!(summary(&lines).contains(", 1 MISSING"), "{lines:?}");
+    // With its record gone too, nothing is left to tell: it verifies.
+    env.drop_checksum(TS, &seg(1));
+    let (out, lines) = verify(env, &[]);
+    ok_without_manifest(&out);
+    assert!(with_status(&lines, "MISSING").is_empty(), "{lines:?}");
+}
+
 fn unknown_timestamp_fails_clearly(env: &Env) {
     make_backup(env);
     let out = env.run(&["verify_backup", env.cfg(), "20250101120001"]);
@@ -261,6 +294,7 @@ macro_rules! all_cases {
                 truncated_object_fails,
                 missing_record_fails_unless_allowed,
                 backup_written_at_the_same_time_is_not_disturbed,
+                lost_object_with_its_record_kept_is_missing,
                 unknown_timestamp_fails_clearly,
             ]
         );

@@ -13,7 +13,7 @@ use crate::storage::{Storage, StoragePath};
 pub fn find(storage: &dyn Storage) -> Result<Vec<Timestamp>> {
     let mut out = Vec::new();
     let backups = StoragePath::root().child(BACKUPS_DIR)?;
-    let dates = storage.list_names(&backups).map_err(|e| {
+    let dates = storage.list_names(&backups, false).map_err(|e| {
         e.context(format!(
             "cannot list {BACKUPS_DIR} in {}",
             storage.describe()
@@ -25,7 +25,7 @@ pub fn find(storage: &dyn Storage) -> Result<Vec<Timestamp>> {
     {
         let dir = backups.child(date)?;
         let names = storage
-            .list_names(&dir)
+            .list_names(&dir, false)
             .map_err(|e| e.context(format!("cannot list {dir} in {}", storage.describe())))?;
         out.extend(
             names

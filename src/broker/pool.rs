@@ -249,8 +249,8 @@ impl Storage for Lent {
     fn list_all(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.0.list_all(dir)
     }
-    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
-        self.0.list_names(dir)
+    fn list_names(&self, dir: &StoragePath, hidden: bool) -> Result<Vec<String>> {
+        self.0.list_names(dir, hidden)
     }
     fn delete_dir_all(&self, dir: &StoragePath) -> Result<DeleteSummary> {
         self.0.delete_dir_all(dir)

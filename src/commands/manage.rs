@@ -3,14 +3,13 @@
 use std::io::Write;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::process::pause;
 use crate::process::progress::Progress;
+use crate::process::{fanout, pause};
 use crate::protocol::args::Folder;
 use crate::protocol::keys::Timestamp;
 use crate::storage::ddboost::EXCLUSIVE_FAILED;
@@ -142,7 +141,7 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
         .filter(|f| temp_owner(f.path.file_name()).is_none())
         .map(|f| (f.path.as_str(), f.size))
         .collect();
-    let (mut data, mut records) = (Vec::new(), Vec::new());
+    let (mut data, mut records, mut both) = (Vec::new(), Vec::new(), Vec::new());
     for f in &files {
         let is_record = f.path.file_name().starts_with('.');
         match there.get(f.path.as_str()) {
@@ -156,16 +155,26 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
                     &format!("{size} bytes there, {} here", f.size),
                 ));
             }
-            Some(_)
-                if is_record
-                    && read_all(storage.as_ref(), &f.path)?
-                        != read_all(remote, &f.path).map_err(failed)? =>
-            {
-                return Err(differs(ts, &f.path, &replica_name, "its content differs"));
-            }
+            Some(_) if is_record => both.push(f.path.clone()),
             Some(_) => {}
         }
     }
+    // Records on both systems must say the same, compared on as many
+    // connections as copies would use.
+    let width = replica_of(storage.as_ref())?.streams();
+    fanout::run(
+        storage.as_ref(),
+        width,
+        || ctx.storage_with_replica(),
+        both,
+        |s, path, _| {
+            let there = read_all(replica_of(s)?.storage(), &path).map_err(failed)?;
+            if read_all(s, &path)? != there {
+                return Err(differs(ts, &path, &replica_name, "its content differs"));
+            }
+            Ok(())
+        },
+    )?;
     let missing = data.len() + records.len();
     if missing == 0 {
         return Err(Error::storage(format!(
@@ -246,50 +255,25 @@ fn copy_all(
         paths.len(),
         storage.describe()
     );
-    let queue: Mutex<Vec<StoragePath>> = Mutex::new(paths.into_iter().rev().collect());
-    let failed: Mutex<Option<Error>> = Mutex::new(None);
     let copied = AtomicU64::new(0);
-    let fail = |e: Error| {
-        if let Ok(mut f) = failed.lock() {
-            f.get_or_insert(e);
-        }
-    };
-    let work = |storage: &dyn Storage| loop {
-        if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
-            return;
-        }
-        let Some(path) = queue.lock().ok().and_then(|mut q| q.pop()) else {
-            return;
-        };
-        let result = replica_of(storage).and_then(|r| {
+    fanout::run(
+        storage,
+        streams,
+        || ctx.storage_with_replica(),
+        paths,
+        |storage, path, _| {
+            let r = replica_of(storage)?;
             let (closed, n) = r.copy_closed(&path, &path)?;
             pause::pause("replica-copied");
             commit_closed(closed)?;
             pause::pause("replica-committed");
-            Ok(n)
-        });
-        match result {
-            Ok(n) => {
-                copied.fetch_add(n, Ordering::Relaxed);
-                progress.inc(1, n);
-                log::debug!("replicate_backup: copied {path} ({n} bytes)");
-            }
-            Err(e) => return fail(e),
-        }
-    };
-    std::thread::scope(|scope| {
-        for _ in 1..streams {
-            scope.spawn(|| match ctx.storage_with_replica() {
-                Ok(s) => work(s.as_ref()),
-                Err(e) => fail(e),
-            });
-        }
-        work(storage);
-    });
-    match failed.into_inner().ok().flatten() {
-        Some(e) => Err(e),
-        None => Ok(copied.load(Ordering::Relaxed)),
-    }
+            copied.fetch_add(n, Ordering::Relaxed);
+            progress.inc(1, n);
+            log::debug!("replicate_backup: copied {path} ({n} bytes)");
+            Ok(())
+        },
+    )?;
+    Ok(copied.into_inner())
 }
 
 pub fn delete_replica(ctx: &Context, ts: &Timestamp) -> Result<()> {

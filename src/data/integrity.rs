@@ -237,6 +237,15 @@ fn decode_v1(text: &str) -> Option<Checksum> {
     })
 }
 
+/// The object whose published record is the folder entry `name`
+/// (`.<object>.checksum`); None for every other name (a staged
+/// `.checksum.next` included).
+pub fn object_of_record(name: &str) -> Option<&str> {
+    name.strip_prefix('.')?
+        .strip_suffix(".checksum")
+        .filter(|o| !o.is_empty() && !o.starts_with('.'))
+}
+
 /// Path of the checksum record of the object at `path`.
 pub fn record_path(path: &StoragePath) -> Result<StoragePath> {
     Ok(path.sibling(&format!(".{}.checksum", path.file_name()))?)

@@ -216,9 +216,9 @@ impl Storage for FaultyStorage {
         self.faults.check("list", dir)?;
         self.inner.list_all(dir)
     }
-    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
+    fn list_names(&self, dir: &StoragePath, hidden: bool) -> Result<Vec<String>> {
         self.faults.check("list", dir)?;
-        self.inner.list_names(dir)
+        self.inner.list_names(dir, hidden)
     }
     fn delete_dir_all(&self, dir: &StoragePath) -> Result<DeleteSummary> {
         self.faults.check("delete", dir)?;

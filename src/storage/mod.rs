@@ -85,13 +85,17 @@ pub trait Storage: Send + Sync {
     fn list_all(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>>;
 
     /// The names in the folder `dir` itself (files and folders, not
-    /// recursive, no sizes), skipping the plugin's own '.' names; sorted. A
-    /// missing folder lists as empty. Backends override it to read only that
-    /// folder (one call per entry on DD Boost, no stat); this default walks
-    /// everything below it.
-    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
-        let mut names: Vec<String> = self
-            .list(dir)?
+    /// recursive, no sizes), the plugin's own '.' names only with `hidden`;
+    /// sorted. A missing folder lists as empty. Backends override it to
+    /// read only that folder (one call per entry on DD Boost, no stat); this
+    /// default walks everything below it.
+    fn list_names(&self, dir: &StoragePath, hidden: bool) -> Result<Vec<String>> {
+        let listed = if hidden {
+            self.list_all(dir)?
+        } else {
+            self.list(dir)?
+        };
+        let mut names: Vec<String> = listed
             .iter()
             .filter_map(|o| {
                 o.path
@@ -363,6 +367,12 @@ pub trait BackendConfig: std::fmt::Debug + Send + Sync {
     /// How many connections such a broker holds at most.
     fn broker_connections(&self) -> usize {
         1
+    }
+
+    /// How many connections a command that works through many files
+    /// (`verify_backup`'s readers) uses at once.
+    fn command_connections(&self) -> usize {
+        4
     }
 
     /// Opens the storage step by step for `check`, reporting each step

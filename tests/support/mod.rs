@@ -424,6 +424,17 @@ impl Env {
         }
     }
 
+    /// Removes a file of the backend directly (path relative to `directory`).
+    pub fn remove_raw(&self, rel: &str) {
+        match self.backend {
+            Backend::Local => std::fs::remove_file(self.store.join(rel)).unwrap(),
+            Backend::DdBoostMock => {
+                let (_i, conn) = self.dd_connect("dd-primary");
+                conn.unlink(DD_SU, &format!("gpdb/backups/{rel}")).unwrap();
+            }
+        }
+    }
+
     /// Writes a file of the backend directly (path relative to `directory`).
     pub fn put_raw(&self, rel: &str, data: &[u8]) {
         match self.backend {

@@ -1,5 +1,4 @@
-//! Checking the objects: reader threads taking objects from one queue,
-//! each read through the repository's verified read, and the line each
+//! Checking the objects: each read through the repository's verified read, and the line each
 //! result prints.
 
 use std::io::Write;
@@ -50,9 +49,8 @@ impl Line {
     }
 }
 
-/// The shared state of one run: the objects left, the results, the output.
+/// The shared state of one run: the objects, the results, the output.
 pub(super) struct Run {
-    pub(super) queue: Mutex<Vec<usize>>,
     pub(super) targets: Vec<Target>,
     pub(super) stdout_gone: AtomicBool,
     pub(super) json: bool,
@@ -62,15 +60,7 @@ pub(super) struct Run {
 
 impl Run {
     pub(super) fn new(targets: &[Target], json: bool, progress: Progress) -> Run {
-        // Largest first, so the run does not end waiting on one big object;
-        // popped from the end.
-        let mut order: Vec<usize> = (0..targets.len()).collect();
-        order.sort_by(|&a, &b| {
-            let (a, b) = (&targets[a], &targets[b]);
-            a.listed.cmp(&b.listed).then_with(|| b.path.cmp(&a.path))
-        });
         Run {
-            queue: Mutex::new(order),
             targets: targets.to_vec(),
             stdout_gone: AtomicBool::new(false),
             json,
@@ -79,61 +69,66 @@ impl Run {
         }
     }
 
-    /// Takes objects until none are left (or the output went away, or a
-    /// signal arrived).
-    pub(super) fn work(&self, storage: &dyn Storage) {
-        loop {
-            if self.stdout_gone.load(Ordering::Relaxed) || crate::process::signals::interrupted() {
-                return;
-            }
-            let Some(i) = self.queue.lock().ok().and_then(|mut q| q.pop()) else {
-                return;
-            };
-            let Target {
-                path,
-                backup,
-                listed,
-                size,
-            } = &self.targets[i];
-            let started = Instant::now();
-            let outcome = match size {
-                // The listing already shows the wrong size: nothing to read.
-                Some((want, toc)) if listed != want => {
-                    Outcome::Failed(size_reason(*listed, *want, toc))
-                }
-                _ => match check_object(storage, path, &self.progress) {
-                    Outcome::Ok(n) => match size {
-                        Some((want, toc)) if n != *want => {
-                            Outcome::Failed(size_reason(n, *want, toc))
-                        }
-                        _ => Outcome::Ok(n),
-                    },
-                    other => other,
-                },
-            };
-            self.progress.inc_objects(1);
-            let (status, bytes, reason) = match outcome {
-                Outcome::Ok(n) => {
-                    crate::commands::log_summary("verify_backup", path, n, started);
-                    ("OK", Some(n), None)
-                }
-                Outcome::Failed(reason) => {
-                    log::error!("verify_backup {path}: {reason}");
-                    ("FAILED", None, Some(reason))
-                }
-                Outcome::Unrecorded => {
-                    log::warn!("verify_backup {path}: no checksum record; not verified");
-                    ("UNRECORDED", None, None)
-                }
-            };
-            self.record(Line {
-                status,
-                path: path.clone(),
-                backup: backup.clone(),
-                bytes,
-                reason,
-            });
+    /// The targets' indices in the order to read them: largest first, so
+    /// that the run does not end waiting on one big object.
+    pub(super) fn order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.targets.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&self.targets[a], &self.targets[b]);
+            b.listed.cmp(&a.listed).then_with(|| a.path.cmp(&b.path))
+        });
+        order
+    }
+
+    /// Checks target `i` and records its line; fails only when the output
+    /// went away (which stops the run).
+    pub(super) fn check(&self, storage: &dyn Storage, i: usize) -> crate::error::Result<()> {
+        if self.stdout_gone.load(Ordering::Relaxed) {
+            return Err(Error::broken_pipe());
         }
+        let Target {
+            path,
+            backup,
+            listed,
+            size,
+        } = &self.targets[i];
+        let started = Instant::now();
+        let outcome = match size {
+            // The listing already shows the wrong size: nothing to read.
+            Some((want, toc)) if listed != want => {
+                Outcome::Failed(size_reason(*listed, *want, toc))
+            }
+            _ => match check_object(storage, path, &self.progress) {
+                Outcome::Ok(n) => match size {
+                    Some((want, toc)) if n != *want => Outcome::Failed(size_reason(n, *want, toc)),
+                    _ => Outcome::Ok(n),
+                },
+                other => other,
+            },
+        };
+        self.progress.inc_objects(1);
+        let (status, bytes, reason) = match outcome {
+            Outcome::Ok(n) => {
+                crate::commands::log_summary("verify_backup", path, n, started);
+                ("OK", Some(n), None)
+            }
+            Outcome::Failed(reason) => {
+                log::error!("verify_backup {path}: {reason}");
+                ("FAILED", None, Some(reason))
+            }
+            Outcome::Unrecorded => {
+                log::warn!("verify_backup {path}: no checksum record; not verified");
+                ("UNRECORDED", None, None)
+            }
+        };
+        self.record(Line {
+            status,
+            path: path.clone(),
+            backup: backup.clone(),
+            bytes,
+            reason,
+        });
+        Ok(())
     }
 
     /// Keeps a result and prints its line (unless the output is JSON).

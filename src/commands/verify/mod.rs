@@ -7,7 +7,9 @@
 //! included) and each must be present, match its checksum record, and for
 //! an uncompressed single data file have the size its segment TOC implies.
 //! Without a manifest, a warning says so and every stored object of the
-//! folder is checked against its record (a missing object cannot be found).
+//! folder is checked against its record, and an object whose published
+//! checksum record is stored without it is MISSING (an object lost with its
+//! record too cannot be found).
 //!
 //! Output, on standard output, one line per object as it finishes (in the
 //! order they finish):
@@ -45,7 +47,9 @@ use serde_json::{json, Value};
 
 use crate::about::PLUGIN_NAME;
 use crate::backups::manifest::Manifest;
+use crate::data::integrity;
 use crate::error::{Error, Result};
+use crate::process::fanout;
 use crate::process::progress::Progress;
 use crate::protocol::keys::Timestamp;
 use crate::storage::{ObjectInfo, Storage};
@@ -57,11 +61,6 @@ mod verdict;
 
 use check::{Line, Run, Target};
 use verdict::{verdict_text, verdicts, BackupVerdict, Verdict};
-
-/// Objects read at once, each by its own thread with its own storage handle
-/// (a DD Boost connection): enough to keep a Data Domain or a disk busy
-/// while one stream waits, few enough not to crowd out a running backup.
-pub const READERS: usize = 4;
 
 /// Verifies backup `ts` (all segments; with a manifest, every object a
 /// restore opens). Prints one line per object, the verdicts and a summary on
@@ -86,7 +85,7 @@ pub fn verify_backup(
         );
         run.record(line);
     }
-    let appeared = appeared(storage.as_ref(), ts, &objects, &run);
+    let appeared = appeared(storage.as_ref(), ts, &objects, &plan, &run);
     let lines = run.lines();
     let report = Report::new(
         ts,
@@ -144,7 +143,8 @@ fn read_backup(
     Ok((objects, manifest))
 }
 
-/// Checks the plan's targets with up to [`READERS`] reader threads, after
+/// Checks the plan's targets with up to `command_connections` readers, each
+/// on a storage connection of its own (and one read stream at a time), after
 /// recording its missing objects; returns the run and the seconds it took.
 fn check_all(
     ctx: &Context,
@@ -156,7 +156,12 @@ fn check_all(
 ) -> Result<(Run, f64)> {
     let targets = &plan.targets;
     let total: u64 = targets.iter().map(|t| t.listed).sum();
-    let readers = READERS.min(targets.len()).max(1);
+    let readers = ctx
+        .config
+        .backend
+        .command_connections()
+        .min(targets.len())
+        .max(1);
     log::info!(
         "verify_backup: checking {} objects ({total} bytes) of backup {ts} in {} with {readers} readers{}",
         targets.len(),
@@ -178,39 +183,81 @@ fn check_all(
         run.record(line.clone());
     }
     let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 1..readers {
-            scope.spawn(|| match ctx.storage() {
-                Ok(s) => run.work(s.as_ref()),
-                // The other readers take its share.
-                Err(e) => log::warn!("verify_backup: one reader could not connect: {e}"),
-            });
-        }
-        run.work(storage);
-    });
+    let checked = fanout::run(
+        storage,
+        readers,
+        || ctx.storage(),
+        run.order(),
+        |s, i, _| run.check(s, i),
+    );
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
-    if run.stdout_gone.load(Ordering::Relaxed) {
-        return Err(Error::broken_pipe());
-    }
+    checked?;
     Ok((run, secs))
 }
 
-/// Objects committed while this ran: reported (`NEW` lines), not checked.
-/// Returns how many.
-fn appeared(storage: &dyn Storage, ts: &Timestamp, objects: &[ObjectInfo], run: &Run) -> usize {
-    let seen: HashSet<&str> = objects.iter().map(|o| o.path.as_str()).collect();
-    let appeared: Vec<ObjectInfo> = match storage.list(ts.prefix()) {
-        Ok(now) => now
-            .into_iter()
-            .filter(|o| !seen.contains(o.path.as_str()))
-            .collect(),
+/// What one read of the backup folder's names shows at the end of a run:
+/// objects committed while it ran (`NEW` lines: not checked, and listed
+/// with their size), and, without a manifest, published checksum records
+/// whose object is gone (`MISSING` lines: a record is only published after
+/// its object, so the object was lost; a staged `.checksum.next` alone
+/// describes nothing).
+/// Returns how many appeared. Reads names only: no call per object that
+/// was there before.
+fn appeared(
+    storage: &dyn Storage,
+    ts: &Timestamp,
+    objects: &[ObjectInfo],
+    plan: &Plan,
+    run: &Run,
+) -> usize {
+    let prefix = ts.prefix();
+    let names = match storage.list_names(prefix, true) {
+        Ok(names) => names,
         Err(e) => {
-            log::warn!("verify_backup: cannot list backup {ts} again to see new objects: {e}");
-            Vec::new()
+            log::warn!("verify_backup: cannot read the folder of backup {ts} again to see new objects: {e}");
+            return 0;
         }
     };
-    for o in &appeared {
+    let seen: HashSet<&str> = objects.iter().map(|o| o.path.file_name()).collect();
+    let present: HashSet<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    let reported: HashSet<&str> = plan.missing.iter().map(|l| l.path.file_name()).collect();
+    let mut new = 0;
+    for name in &names {
+        if let Some(object) = integrity::object_of_record(name) {
+            // With a manifest, what a restore needs is checked by name.
+            if plan.warning.is_some() && !present.contains(object) && !reported.contains(object) {
+                let Ok(path) = prefix.child(object) else {
+                    continue;
+                };
+                log::error!("verify_backup {path}: its checksum record {name} is stored, but the object is not");
+                run.record(Line {
+                    status: "MISSING",
+                    path,
+                    backup: ts.to_string(),
+                    bytes: None,
+                    reason: Some(format!(
+                        "its checksum record {name} is stored, but the object is not (deleted or lost)"
+                    )),
+                });
+            }
+            continue;
+        }
+        if name.starts_with('.') || seen.contains(name.as_str()) {
+            continue;
+        }
+        let Ok(path) = prefix.child(name) else {
+            continue;
+        };
+        // Its size; gone again since is fine (not checked either way).
+        let Some(o) = storage.list(&path).ok().and_then(|l| l.into_iter().next()) else {
+            continue;
+        };
+        new += 1;
         run.record(Line {
             status: "NEW",
             path: o.path.clone(),
@@ -223,7 +270,7 @@ fn appeared(storage: &dyn Storage, ts: &Timestamp, objects: &[ObjectInfo], run: 
             o.path
         );
     }
-    appeared.len()
+    new
 }
 
 /// The counts of a run, the verdicts and the summary line.
@@ -234,6 +281,7 @@ struct Report {
     ok: usize,
     failed: usize,
     unrecorded: usize,
+    missing: usize,
     extra: usize,
     appeared: usize,
     verdicts: Vec<BackupVerdict>,
@@ -252,6 +300,7 @@ impl Report {
     ) -> Report {
         let count = |status: &str| lines.iter().filter(|l| l.status == status).count();
         let (ok, failed, unrecorded) = (count("OK"), count("FAILED"), count("UNRECORDED"));
+        let missing = count("MISSING");
         let bytes: u64 = lines
             .iter()
             .filter(|l| l.status == "OK")
@@ -270,8 +319,8 @@ impl Report {
             "backup {ts}: {named} objects, {bytes} bytes verified in {secs:.3} s ({mbps:.1} MB/s): {ok} OK, {failed} FAILED, {unrecorded} UNRECORDED"
         );
         let extra = count("EXTRA");
-        if manifest.is_some() {
-            summary.push_str(&format!(", {} MISSING", plan.missing.len()));
+        if manifest.is_some() || missing > 0 {
+            summary.push_str(&format!(", {missing} MISSING"));
             if extra > 0 {
                 summary.push_str(&format!(", {extra} EXTRA (not in the manifest)"));
             }
@@ -289,6 +338,7 @@ impl Report {
             ok,
             failed,
             unrecorded,
+            missing,
             extra,
             appeared,
             verdicts,
@@ -308,7 +358,9 @@ impl Report {
                 v.verdict > Verdict::Unverified
                     || (v.verdict == Verdict::Unverified && !allow_unrecorded)
             }
-            None => self.failed > 0 || (self.unrecorded > 0 && !allow_unrecorded),
+            None => {
+                self.failed > 0 || self.missing > 0 || (self.unrecorded > 0 && !allow_unrecorded)
+            }
         }
     }
 }
@@ -346,7 +398,7 @@ fn json_doc(
             "ok": report.ok,
             "failed": report.failed,
             "unrecorded": report.unrecorded,
-            "missing": plan.missing.len(),
+            "missing": report.missing,
             "extra": report.extra,
             "new": report.appeared,
         },
@@ -381,6 +433,12 @@ fn outcome(
         None => String::new(),
     };
     let (failed, unrecorded, named) = (report.failed, report.unrecorded, report.named);
+    if report.missing > 0 {
+        return Err(Error::integrity(format!(
+            "backup {ts}: {} objects are missing: their checksum records are stored but the objects are not (see the MISSING lines on standard output){note}",
+            report.missing
+        )));
+    }
     if failed > 0 {
         return Err(Error::integrity(format!(
             "backup {ts}: {failed} of {named} objects failed verification (see the FAILED lines on standard output){note}"
@@ -416,7 +474,7 @@ fn plan(ts: &Timestamp, objects: &[ObjectInfo], manifest: Option<&Manifest>) -> 
     let targets: Vec<Target> = match manifest {
         None => {
             let w = format!(
-                "backup {ts} has no gpbackup manifest (neither gpbackup_{ts}_config.yaml nor gpbackup_{ts}_toc.yaml): its stored objects are checked against their checksum records only, so a missing object cannot be found"
+                "backup {ts} has no gpbackup manifest (neither gpbackup_{ts}_config.yaml nor gpbackup_{ts}_toc.yaml): its stored objects are checked against their checksum records only, so an object lost together with its record cannot be found"
             );
             log::warn!("verify_backup: {w}");
             warning = Some(w);

@@ -18,7 +18,9 @@ crate::declare_options! { OPTIONS:
     STORAGE_UNIT = required("storage_unit");
     DDBOOST_LIBRARY = text("ddboost_library", "");
     REPLICATION = on_off("replication", false);
-    REPLICATION_STREAMS = number("replication_streams", 1, 1, 64);
+    REPLICATION_STREAMS = number("replication_streams", 16, 1, 64);
+    /// Connections a command working through many files uses at once.
+    COMMAND_CONNECTIONS = number("command_connections", 16, 1, 64);
     REMOTE_HOSTNAME = required("remote_hostname");
     REMOTE_USERNAME = required("remote_username");
     REMOTE_PASSWORD = required("remote_password").secret();
@@ -103,6 +105,10 @@ pub struct DdBoostConfig {
     /// Problems with the `remote_*` options, reported when a command needs them.
     pub remote_problems: Vec<String>,
     pub replication_streams: usize,
+    /// How many connections a command that works through many files (a
+    /// listing, a delete, `verify_backup`) uses at once (option
+    /// `command_connections`).
+    pub command_connections: usize,
     /// How connecting to a Data Domain is retried.
     pub retry: RetryPolicy,
     /// `broker: on`: how long the per-host connection broker waits for a
@@ -142,6 +148,10 @@ impl BackendConfig for DdBoostConfig {
 
     fn broker_connections(&self) -> usize {
         self.broker_connections
+    }
+
+    fn command_connections(&self) -> usize {
+        self.command_connections
     }
 
     /// Decrypts encrypted passwords. A remote password that cannot be
@@ -327,6 +337,7 @@ pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
     let idle = std::time::Duration::from_secs(opts.number(&BROKER_IDLE_SECONDS));
     let broker = opts.on_off(&BROKER).then_some(idle);
     let broker_connections = opts.number(&BROKER_CONNECTIONS) as usize;
+    let command_connections = opts.number(&COMMAND_CONNECTIONS) as usize;
     Some(Box::new(DdBoostConfig {
         target: target?,
         library,
@@ -334,6 +345,7 @@ pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
         remote,
         remote_problems,
         replication_streams: streams,
+        command_connections,
         retry,
         broker,
         broker_connections,

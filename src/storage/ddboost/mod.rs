@@ -119,8 +119,7 @@ impl DdBoostStorage {
             |_| "created".to_string(),
         )?;
         log::debug!("DD Boost SDK loaded from {}", lib.origin());
-        let connect =
-            |t: &DdTarget, role: &str| timed(|| System::connect(&instance, t, role, &cfg.retry));
+        let connect = |t: &DdTarget, role: &str| timed(|| System::connect(&instance, t, role, cfg));
         let what = |t: &DdTarget| format!("{} as {}", t.hostname, t.username);
         let local = Finding::step(report, "connect", connect(&cfg.target, "the"), |_| {
             what(&cfg.target)
@@ -220,8 +219,8 @@ impl Storage for DdBoostStorage {
         self.local.list_all(dir)
     }
 
-    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
-        self.local.list_names(dir)
+    fn list_names(&self, dir: &StoragePath, hidden: bool) -> Result<Vec<String>> {
+        self.local.list_names(dir, hidden)
     }
 
     fn delete_dir_all(&self, dir: &StoragePath) -> Result<DeleteSummary> {

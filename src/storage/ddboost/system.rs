@@ -6,13 +6,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use backon::BlockingRetryable;
 use ddboost_sys::{Connection, Instance, Library, OpenMode, Stat};
 
-use super::config::{DdTarget, RetryPolicy};
+use super::config::{DdBoostConfig, DdTarget};
 use super::connect::{connect_retrying, sdk_error, Login};
 use super::read::{DdReader, Reopen};
 use super::streams::{describe_counts, stream_backoff, StreamKind, WAITED};
 use super::write::{remove_temporary, DdWriter};
 use super::{DD_BLOCK, DIR_MODE, FILE_MODE};
+use crate::about::PLUGIN_NAME;
 use crate::error::{Error, ErrorKind, Result};
+use crate::process::fanout;
 use crate::process::signals::CleanupGuard;
 use crate::storage::{
     listed_child, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter,
@@ -29,6 +31,9 @@ pub struct System {
     pub(super) su: String,
     pub(super) base: String,
     pub(super) host: String,
+    /// Connections a listing or delete uses at once (option
+    /// `command_connections`): this one, then siblings.
+    pub(super) fanout: usize,
 }
 
 impl System {
@@ -39,8 +44,9 @@ impl System {
         instance: &Instance,
         t: &DdTarget,
         role: &str,
-        retry: &RetryPolicy,
+        cfg: &DdBoostConfig,
     ) -> Result<System> {
+        let retry = &cfg.retry;
         let attempt =
             || Connection::connect(instance, &t.hostname, &t.username, t.password.expose());
         let what = format!("{role} Data Domain {}", t.hostname);
@@ -69,6 +75,30 @@ impl System {
             su: t.storage_unit.clone(),
             base: t.directory.clone(),
             host: t.hostname.clone(),
+            fanout: cfg.command_connections,
+        })
+    }
+
+    /// The same system on a connection (and instance) of its own, for calls
+    /// made at once with this one's.
+    pub(super) fn sibling(&self) -> Result<System> {
+        let info = format!("{PLUGIN_NAME} version {}", env!("CARGO_PKG_VERSION"));
+        let instance =
+            Instance::new(&self.lib, PLUGIN_NAME, &info).map_err(|e| sdk_error(&self.host, e))?;
+        let attempt = || {
+            Connection::connect(
+                &instance,
+                &self.host,
+                &self.login.user,
+                self.login.password.expose(),
+            )
+        };
+        let what = format!("Data Domain {}", self.host);
+        let conn = connect_retrying(attempt, &self.login.retry, &what)
+            .map_err(|e| sdk_error(&self.host, e))?;
+        Ok(System {
+            conn: Arc::new(Mutex::new(conn)),
+            ..self.clone()
         })
     }
 
@@ -337,62 +367,98 @@ impl System {
     /// Files below `dir` (a file lists itself), sorted; '.' names only
     /// with `hidden`. A missing folder lists as empty; an entry removed while
     /// listing (the SDK says not found) is left out; any other error fails.
+    /// Entries are looked at while their folder is read, on up to
+    /// `command_connections` connections at once.
     pub(super) fn walk(&self, dir: &StoragePath, hidden: bool) -> Result<Vec<ObjectInfo>> {
-        let mut out = Vec::new();
         match self.stat(dir)? {
-            None => return Ok(out),
+            None => return Ok(Vec::new()),
             Some(s) if !s.is_dir => {
-                if hidden || !dir.file_name().starts_with('.') {
-                    out.push(ObjectInfo {
-                        path: dir.clone(),
-                        size: s.size,
-                    });
-                }
-                return Ok(out);
+                let shown = hidden || !dir.file_name().starts_with('.');
+                let me = ObjectInfo {
+                    path: dir.clone(),
+                    size: s.size,
+                };
+                return Ok(if shown { vec![me] } else { Vec::new() });
             }
             Some(_) => {}
         }
-        let mut stack = vec![dir.clone()];
-        while let Some(rel) = stack.pop() {
-            let Some(names) = self.read_dir(&rel)? else {
-                continue; // removed meanwhile
-            };
-            for name in names {
-                if !hidden && name.starts_with('.') {
-                    continue;
+        let place = self.describe();
+        let out = Mutex::new(Vec::new());
+        self.fan_out(Job::Folder(dir.clone()), |sys, job, more| {
+            match job {
+                Job::Folder(rel) => {
+                    sys.read_dir_each(&rel, &mut |name| {
+                        if !hidden && name.starts_with('.') {
+                            return true;
+                        }
+                        match listed_child(&rel, name, &place) {
+                            Some(child) => more.add(Job::Entry(child)),
+                            None => true,
+                        }
+                    })?;
                 }
-                let Some(child) = listed_child(&rel, &name, &self.describe()) else {
-                    continue;
-                };
-                match self.stat(&child)? {
-                    Some(s) if s.is_dir => stack.push(child),
-                    Some(s) => out.push(ObjectInfo {
+                Job::Entry(child) => match sys.stat(&child)? {
+                    Some(s) if s.is_dir => {
+                        more.add(Job::Folder(child));
+                    }
+                    Some(s) => lock(&out).push(ObjectInfo {
                         path: child,
                         size: s.size,
                     }),
                     None => {} // removed meanwhile
-                }
+                },
             }
-        }
+            Ok(())
+        })?;
+        let mut out = out.into_inner().unwrap_or_else(|p| p.into_inner());
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 
+    /// Runs `work` on `first` and the jobs it adds, on this connection and
+    /// up to `command_connections` in all (see [`fanout::run`]).
+    fn fan_out<P: Send>(
+        &self,
+        first: Job<P>,
+        work: impl Fn(&System, Job<P>, &fanout::Adder<'_, Job<P>>) -> Result<()> + Sync,
+    ) -> Result<()> {
+        let open = || self.sibling().map(Box::new);
+        fanout::run(self, self.fanout, open, vec![first], work)
+    }
+
     /// The entry names of folder `rel`; `Ok(None)` if it does not exist.
     pub(super) fn read_dir(&self, rel: &str) -> Result<Option<Vec<String>>> {
+        let mut names = Vec::new();
+        let found = self.read_dir_each(rel, &mut |n| {
+            names.push(n.to_string());
+            true
+        })?;
+        Ok(found.then_some(names))
+    }
+
+    /// Passes each entry name of folder `rel` to `each` as it is read, until
+    /// `each` returns false; `Ok(false)` if the folder does not exist.
+    fn read_dir_each(&self, rel: &str, each: &mut dyn FnMut(&str) -> bool) -> Result<bool> {
         let conn = self.lock();
         let dir = match conn.open_dir(&self.su, &self.full(rel)) {
             Ok(d) => d,
-            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) if e.is_not_found() => return Ok(false),
             Err(e) => return Err(self.err(e)),
         };
-        let mut names = Vec::new();
         for entry in dir {
-            names.push(entry.map_err(|e| self.err(e))?);
+            if !each(&entry.map_err(|e| self.err(e))?) {
+                break;
+            }
         }
-        Ok(Some(names))
+        Ok(true)
     }
 
+    /// Removes `rel` and, when it is a folder, everything below it. Files
+    /// are unlinked as their folder is read, on up to `command_connections`
+    /// connections at once; folders go once they are empty. Only "not
+    /// found" (removed meanwhile) is skipped; any other failure stops and
+    /// fails the delete. Entries a folder read did not show (written
+    /// meanwhile) are found by a second pass.
     pub(super) fn delete_dir_all(&self, rel: &str) -> Result<DeleteSummary> {
         let mut summary = DeleteSummary::default();
         match self.stat(rel)? {
@@ -405,36 +471,68 @@ impl System {
             }
             Some(_) => {}
         }
-        self.delete_tree(rel, &mut summary)?;
-        Ok(summary)
-    }
-
-    /// Removes folder `rel` and everything below it. Only "not found" (removed
-    /// meanwhile) is skipped; any other failure stops and fails the delete.
-    pub(super) fn delete_tree(&self, rel: &str, summary: &mut DeleteSummary) -> Result<()> {
-        let Some(names) = self.read_dir(rel)? else {
-            return Ok(()); // removed meanwhile
-        };
-        for name in names {
-            let child = match rel {
-                "" => name,
-                _ => format!("{rel}/{name}"),
-            };
-            let unlinked = self.lock().unlink(&self.su, &self.full(&child));
-            match unlinked {
-                Ok(()) => summary.files += 1,
-                Err(e) if e.is_file_is_dir() => self.delete_tree(&child, summary)?,
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(self.err(e)),
+        const PASSES: usize = 3;
+        for _ in 0..PASSES {
+            let (files, mut folders) = self.delete_files_below(rel)?;
+            summary.files += files;
+            // Deepest first: a folder goes after the folders in it.
+            folders.sort_by_key(|f| std::cmp::Reverse(f.matches('/').count()));
+            let mut left = false;
+            for folder in &folders {
+                let removed = self.lock().rmdir(&self.su, &self.full(folder));
+                match removed {
+                    Ok(()) => summary.dirs += 1,
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) if e.is_not_empty() => left = true,
+                    Err(e) => return Err(self.err(e)),
+                }
+            }
+            if !left {
+                return Ok(summary);
             }
         }
-        let removed = self.lock().rmdir(&self.su, &self.full(rel));
-        match removed {
-            Ok(()) => summary.dirs += 1,
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(self.err(e)),
-        }
-        Ok(())
+        Err(Error::storage(format!(
+            "cannot delete {} on {}: files keep appearing in it while it is deleted ({} passes); stop what writes there and delete again",
+            self.full(rel),
+            self.host,
+            PASSES
+        )))
+    }
+
+    /// Unlinks every file below folder `rel`; returns how many, and the
+    /// folders found (`rel` included).
+    fn delete_files_below(&self, rel: &str) -> Result<(u64, Vec<String>)> {
+        let files = std::sync::atomic::AtomicU64::new(0);
+        let folders = Mutex::new(Vec::new());
+        self.fan_out(Job::Folder(rel.to_string()), |sys, job, more| {
+            match job {
+                Job::Folder(folder) => {
+                    sys.read_dir_each(&folder, &mut |name| {
+                        more.add(Job::Entry(match folder.as_str() {
+                            "" => name.to_string(),
+                            _ => format!("{folder}/{name}"),
+                        }))
+                    })?;
+                    lock(&folders).push(folder);
+                }
+                Job::Entry(child) => {
+                    let unlinked = sys.lock().unlink(&sys.su, &sys.full(&child));
+                    match unlinked {
+                        Ok(()) => {
+                            files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(e) if e.is_file_is_dir() => {
+                            more.add(Job::Folder(child));
+                        }
+                        Err(e) if e.is_not_found() => {}
+                        Err(e) => return Err(sys.err(e)),
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        let folders = folders.into_inner().unwrap_or_else(|p| p.into_inner());
+        Ok((files.into_inner(), folders))
     }
 
     /// Unlinks file `rel`: `Ok(false)` if it does not exist.
@@ -457,6 +555,17 @@ impl System {
             Err(e) => Err(self.err(e)),
         }
     }
+}
+
+/// A step of a listing or delete: read a folder, or look at (or remove)
+/// one of its entries.
+enum Job<P> {
+    Folder(P),
+    Entry(P),
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// One system as storage (the primary, or the replica's own view).
@@ -489,12 +598,12 @@ impl Storage for System {
         self.walk(dir, true)
     }
 
-    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
+    fn list_names(&self, dir: &StoragePath, hidden: bool) -> Result<Vec<String>> {
         let mut names: Vec<String> = self
             .read_dir(dir)?
             .unwrap_or_default()
             .into_iter()
-            .filter(|n| !n.starts_with('.'))
+            .filter(|n| hidden || !n.starts_with('.'))
             .collect();
         names.sort();
         Ok(names)

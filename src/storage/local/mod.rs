@@ -336,7 +336,7 @@ impl Storage for LocalStorage {
         self.walk(dir, true)
     }
 
-    fn list_names(&self, dir: &StoragePath) -> Result<Vec<String>> {
+    fn list_names(&self, dir: &StoragePath, hidden: bool) -> Result<Vec<String>> {
         let (abs, meta) = self.resolve(dir)?;
         if !meta.is_some_and(|m| m.is_dir()) {
             return Ok(Vec::new());
@@ -354,7 +354,7 @@ impl Storage for LocalStorage {
             let ft = entry
                 .file_type()
                 .map_err(|e| io_err("cannot stat", &entry.path(), e))?;
-            if !name.starts_with('.') && (ft.is_dir() || ft.is_file()) {
+            if (hidden || !name.starts_with('.')) && (ft.is_dir() || ft.is_file()) {
                 names.push(name);
             }
         }
