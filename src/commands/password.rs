@@ -121,8 +121,12 @@ fn prompt(text: &str) -> Result<Zeroizing<String>> {
     let mut quiet = saved.clone();
     quiet.local_flags.remove(LocalFlags::ECHO);
     quiet.local_flags.insert(LocalFlags::ECHONL);
+    // Behind a lock: cleanups may be looked at from any thread.
+    let saved = std::sync::Mutex::new(saved);
     let restore = crate::process::signals::CleanupGuard::new(move || {
-        let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &saved);
+        if let Ok(saved) = saved.lock() {
+            let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &saved);
+        }
     });
     tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &quiet).map_err(tty_error)?;
     let mut err = std::io::stderr().lock();

@@ -4,7 +4,8 @@
 //! [`run`] takes the first items, and workers take them in order, each with
 //! a connection of its own; work on an item may add more items (a folder's
 //! entries, found while the folder is read), which idle workers pick up at
-//! once. Workers start as items wait for them, up to `width`: the first uses
+//! once. Workers start as items wait for them (all at once for a long list,
+//! one by one as a folder read finds entries), up to `width`: the first uses
 //! the connection the caller holds, every other opens its own when it
 //! starts (a login), so a run of few items logs in few times. A worker
 //! whose connection cannot be opened leaves its share to the others (with a
@@ -19,6 +20,8 @@ use crate::error::{Error, Result};
 /// What a worker can do besides its item: add more items.
 pub struct Adder<'q, T> {
     queue: &'q Queue<T>,
+    /// Starts workers for the items that wait.
+    more: &'q dyn Fn(),
 }
 
 impl<T> Adder<'_, T> {
@@ -33,6 +36,7 @@ impl<T> Adder<'_, T> {
         s.pending += 1;
         drop(s);
         self.queue.ready.notify_one();
+        (self.more)();
         true
     }
 }
@@ -41,8 +45,10 @@ struct State<T> {
     items: VecDeque<T>,
     /// Items queued or being worked on: the run ends when none are left.
     pending: usize,
-    /// Workers started, and those waiting for an item.
+    /// Workers started, those still opening their connection, and those
+    /// waiting for an item.
     workers: usize,
+    opening: usize,
     idle: usize,
     failed: Option<Error>,
 }
@@ -111,11 +117,18 @@ impl<T> Queue<T> {
     /// and fewer than `width` run. Counts it as started.
     fn wants_worker(&self, width: usize) -> bool {
         let mut s = self.lock();
-        let wanted = s.failed.is_none() && s.items.len() > s.idle && s.workers < width;
+        let wanted = s.failed.is_none() && s.items.len() > s.idle + s.opening && s.workers < width;
         if wanted {
             s.workers += 1;
+            s.opening += 1;
         }
         wanted
+    }
+
+    /// A worker started by [`Queue::wants_worker`] has its connection (or
+    /// gave up).
+    fn opened(&self) {
+        self.lock().opening -= 1;
     }
 }
 
@@ -136,6 +149,7 @@ where
             pending: items.len(),
             items: items.into(),
             workers: 1,
+            opening: 0,
             idle: 0,
             failed: None,
         }),
@@ -175,8 +189,8 @@ impl<T, O, W> Clone for Pool<'_, T, O, W> {
 impl<T, O, W> Copy for Pool<'_, T, O, W> {}
 
 impl<'r, T, O, W> Pool<'r, T, O, W> {
-    /// One worker on `conn`: takes items until the run is over; before each,
-    /// starts one more worker when items wait for one.
+    /// One worker on `conn`: takes items until the run is over; before each
+    /// (and as its work adds items), starts workers for the items that wait.
     fn serve<'s, C, D>(self, scope: &'s std::thread::Scope<'s, 'r>, conn: &C)
     where
         C: Sync + ?Sized + 'r,
@@ -185,16 +199,28 @@ impl<'r, T, O, W> Pool<'r, T, O, W> {
         O: Fn() -> Result<D> + Sync,
         W: Fn(&C, T, &Adder<'_, T>) -> Result<()> + Sync,
     {
-        let adder = Adder { queue: self.queue };
-        while let Some(item) = self.queue.next() {
-            if self.queue.wants_worker(self.width) {
-                scope.spawn(move || match (self.open)() {
-                    Ok(own) => self.serve::<C, D>(scope, &*own),
-                    Err(e) => log::warn!(
-                        "one more connection could not be opened; the others take its share: {e}"
-                    ),
+        // Starts a worker for every item that waits with no worker idle or
+        // starting, up to `width`.
+        let more = || {
+            while self.queue.wants_worker(self.width) {
+                scope.spawn(move || {
+                    let opened = (self.open)();
+                    self.queue.opened();
+                    match opened {
+                        Ok(own) => self.serve::<C, D>(scope, &*own),
+                        Err(e) => log::warn!(
+                            "one more connection could not be opened; the others take its share: {e}"
+                        ),
+                    }
                 });
             }
+        };
+        let adder = Adder {
+            queue: self.queue,
+            more: &more,
+        };
+        while let Some(item) = self.queue.next() {
+            more();
             if let Err(e) = (self.work)(conn, item, &adder) {
                 self.queue.fail(e);
             }

@@ -13,17 +13,17 @@
 use std::cell::RefCell;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// A registered cleanup.
-pub type Action = Box<dyn FnOnce() + Send>;
+pub type Action = Box<dyn FnOnce() + Send + Sync>;
 
 /// One command's state (see the module notes).
 pub struct Scope {
     /// Set when the command is to stop (a signal, or the broker's cancel).
     pub(crate) interrupted: Arc<AtomicBool>,
     /// What is to be undone on an interrupt.
-    pub(crate) registry: Mutex<Vec<(u64, Action)>>,
+    pub(crate) registry: RwLock<Vec<(u64, Action)>>,
     /// Set from the commit point of a write on.
     pub(crate) committing: AtomicBool,
     /// The journal file a writer appends to while it writes.
@@ -74,7 +74,7 @@ impl Scope {
     fn new(writer_id: String, pause: Option<String>, log_as: Option<(u32, String)>) -> Scope {
         Scope {
             interrupted: Arc::new(AtomicBool::new(false)),
-            registry: Mutex::new(Vec::new()),
+            registry: RwLock::new(Vec::new()),
             committing: AtomicBool::new(false),
             journal: Mutex::new(None),
             writer_id,
@@ -125,9 +125,15 @@ impl Scope {
         self.interrupted.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn registry(&self) -> MutexGuard<'_, Vec<(u64, Action)>> {
+    pub(crate) fn registry(&self) -> RwLockWriteGuard<'_, Vec<(u64, Action)>> {
         // A panic while holding the lock must not stop later cleanups.
-        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+        self.registry.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The registry held against changes and cleanups, shared by steps that
+    /// run at once on several connections (see `CleanupGuard::hold`).
+    pub(crate) fn registry_shared(&self) -> RwLockReadGuard<'_, Vec<(u64, Action)>> {
+        self.registry.read().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn journal(&self) -> MutexGuard<'_, Option<File>> {
@@ -139,7 +145,7 @@ impl Scope {
 /// streams, publishing what is committed), once the caller has the answer:
 /// at once in a plugin process (its answer is its exit); in the broker,
 /// after the client is answered ([`Scope::run_deferred`]).
-pub fn after_answer(work: impl FnOnce() + Send + 'static) {
+pub fn after_answer(work: impl FnOnce() + Send + Sync + 'static) {
     let scope = Scope::current();
     if scope.is_process() {
         work();

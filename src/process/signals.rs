@@ -52,7 +52,7 @@ pub struct CleanupGuard {
 
 impl CleanupGuard {
     /// Registers a cleanup action.
-    pub fn new(action: impl FnOnce() + Send + 'static) -> CleanupGuard {
+    pub fn new(action: impl FnOnce() + Send + Sync + 'static) -> CleanupGuard {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let scope = Scope::current();
         scope.registry().push((id, Box::new(action)));
@@ -93,13 +93,17 @@ impl CleanupGuard {
     }
 
     /// Runs `step` with signal cleanups held off (not at all once a signal
-    /// arrived, unless at the commit point, where none runs), keeping the cleanup armed whatever the result: the caller
-    /// decides with [`CleanupGuard::disarm`] or by dropping the guard.
+    /// arrived, unless at the commit point, where none runs), keeping the
+    /// cleanup armed whatever the result: the caller decides with
+    /// [`CleanupGuard::disarm`] or by dropping the guard. Steps of several
+    /// threads hold cleanups off together (a shared lock), so that renames
+    /// on several connections run at once; `step` must not create or drop a
+    /// guard.
     pub fn hold<T>(
         &self,
         step: impl FnOnce() -> crate::error::Result<T>,
     ) -> crate::error::Result<T> {
-        let reg = self.scope.registry();
+        let reg = self.scope.registry_shared();
         if self.scope.committing.load(Ordering::SeqCst) {
             // At the commit point no signal runs cleanups or stops the
             // command: the steps of a commit may run at once.

@@ -63,7 +63,8 @@ pub fn download_ahead(
     let verified = matches!(verify, Verify::Entries(_));
     let read_size = reader.block_size().clamp(4096, BLOCK);
     let block = if verified { DIGEST_BLOCK } else { read_size };
-    let plan = Plan::new(ranges, block as u64, reader.size());
+    let reader_size = reader.size();
+    let plan = Plan::new(ranges, block as u64, reader_size);
     let reads = plan.clone().count();
     let wanted = read_ahead.clamp(1, MAX_READ_AHEAD).min(reads.max(1));
     let factory = if wanted > 1 {
@@ -122,7 +123,9 @@ pub fn download_ahead(
             full: full_tx,
             allocated: 0,
             pool,
-            block,
+            // No read is longer than the object: a small one gets small
+            // buffers (many readers at once stay small).
+            block: block.min(usize::try_from(reader_size).unwrap_or(block).max(1)),
         };
         let result = run.feed(plan, window);
         shared.cancel.store(true, Ordering::Relaxed);
