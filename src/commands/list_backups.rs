@@ -8,11 +8,13 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::sync::Mutex;
 
 use serde_json::json;
 
 use crate::backups::{catalog, files};
 use crate::error::{Error, Result};
+use crate::process::fanout;
 use crate::protocol::keys::Timestamp;
 use crate::storage::Storage;
 
@@ -173,13 +175,9 @@ pub fn run(ctx: &Context, flags: Flags) -> Result<()> {
             Some((replica.storage(), held))
         }
     };
+    let configs = read_configs(ctx, storage.as_ref(), &found, flags.replica)?;
     let mut rows = Vec::new();
-    for ts in found {
-        let config = files::read_config(storage.as_ref(), &ts).map_err(|e| {
-            e.context(format!(
-                "list_backups: cannot read the config of backup {ts}"
-            ))
-        })?;
+    for (ts, config) in found.into_iter().zip(configs) {
         let stored = match flags.sizes {
             true => Some(stored(storage.as_ref(), &ts)?),
             false => None,
@@ -227,6 +225,41 @@ pub fn run(ctx: &Context, flags: Flags) -> Result<()> {
         Err(e) => Err(Error::io(format!("cannot write to standard output: {e}"))),
         Ok(()) => Ok(()),
     }
+}
+
+/// The config of each backup of `found`, in order, read on up to
+/// `command_connections` connections at once.
+type Config = Option<std::result::Result<files::BackupConfig, String>>;
+fn read_configs(
+    ctx: &Context,
+    storage: &dyn Storage,
+    found: &[Timestamp],
+    replica: bool,
+) -> Result<Vec<Config>> {
+    let read: Mutex<Vec<Option<Config>>> = Mutex::new(vec![None; found.len()]);
+    let open = || match replica {
+        true => ctx.storage_with_replica(),
+        false => ctx.storage(),
+    };
+    let width = ctx.config.backend.command_connections();
+    fanout::run(
+        storage,
+        width,
+        open,
+        (0..found.len()).collect(),
+        |s, i, _| {
+            let ts = &found[i];
+            let config = files::read_config(s, ts).map_err(|e| {
+                e.context(format!(
+                    "list_backups: cannot read the config of backup {ts}"
+                ))
+            })?;
+            read.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(config);
+            Ok(())
+        },
+    )?;
+    let read = read.into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok(read.into_iter().map(Option::flatten).collect())
 }
 
 /// The objects and bytes stored for backup `ts`.

@@ -77,7 +77,22 @@ pub fn verify_backup(
     let storage = ctx.storage()?;
     let (objects, manifest) = read_backup(storage.as_ref(), ts)?;
     let plan = plan(ts, &objects, manifest.as_ref());
-    let (run, secs) = check_all(ctx, storage.as_ref(), ts, &plan, manifest.is_some(), json)?;
+    // The folder is read again as the last objects are read, beside them.
+    let appeared = std::sync::atomic::AtomicUsize::new(0);
+    let (run, secs) = check_all(
+        ctx,
+        storage.as_ref(),
+        ts,
+        &plan,
+        manifest.is_some(),
+        json,
+        &|s, run| {
+            appeared.store(
+                self::appeared(s, ts, &objects, &plan, run),
+                Ordering::Relaxed,
+            )
+        },
+    )?;
     for line in plan.extra.iter().cloned() {
         log::info!(
             "verify_backup {}: not named by the manifest; not checked",
@@ -85,7 +100,7 @@ pub fn verify_backup(
         );
         run.record(line);
     }
-    let appeared = appeared(storage.as_ref(), ts, &objects, &plan, &run);
+    let appeared = appeared.into_inner();
     let lines = run.lines();
     let report = Report::new(
         ts,
@@ -145,7 +160,8 @@ fn read_backup(
 
 /// Checks the plan's targets with up to `command_connections` readers, each
 /// on a storage connection of its own (and one read stream at a time), after
-/// recording its missing objects; returns the run and the seconds it took.
+/// recording its missing objects, and runs `last` once every target is
+/// taken (beside the last reads); returns the run and the seconds it took.
 fn check_all(
     ctx: &Context,
     storage: &dyn Storage,
@@ -153,6 +169,7 @@ fn check_all(
     plan: &Plan,
     has_manifest: bool,
     json: bool,
+    last: &(dyn Fn(&dyn Storage, &Run) + Sync),
 ) -> Result<(Run, f64)> {
     let targets = &plan.targets;
     let total: u64 = targets.iter().map(|t| t.listed).sum();
@@ -183,12 +200,21 @@ fn check_all(
         run.record(line.clone());
     }
     let started = Instant::now();
+    // Targets in order, then `last`.
+    let mut items: Vec<Option<usize>> = run.order().into_iter().map(Some).collect();
+    items.push(None);
     let checked = fanout::run(
         storage,
         readers,
         || ctx.storage(),
-        run.order(),
-        |s, i, _| run.check(s, i),
+        items,
+        |s, item, _| match item {
+            Some(i) => run.check(s, i),
+            None => {
+                last(s, &run);
+                Ok(())
+            }
+        },
     );
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
@@ -196,7 +222,8 @@ fn check_all(
     Ok((run, secs))
 }
 
-/// What one read of the backup folder's names shows at the end of a run:
+/// What one read of the backup folder's names shows at the end of a run
+/// (begun once the last objects are being read):
 /// objects committed while it ran (`NEW` lines: not checked, and listed
 /// with their size), and, without a manifest, published checksum records
 /// whose object is gone (`MISSING` lines: a record is only published after

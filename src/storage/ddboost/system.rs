@@ -34,6 +34,9 @@ pub struct System {
     /// Connections a listing or delete uses at once (option
     /// `command_connections`): this one, then siblings.
     pub(super) fanout: usize,
+    /// Siblings logged in by earlier listings and deletes, kept for the
+    /// next (a command listing many backups logs in once per connection).
+    spare: Arc<Mutex<Vec<System>>>,
 }
 
 impl System {
@@ -76,6 +79,7 @@ impl System {
             base: t.directory.clone(),
             host: t.hostname.clone(),
             fanout: cfg.command_connections,
+            spare: Arc::default(),
         })
     }
 
@@ -98,6 +102,9 @@ impl System {
             .map_err(|e| sdk_error(&self.host, e))?;
         Ok(System {
             conn: Arc::new(Mutex::new(conn)),
+            // Its own (unused): a sibling in this one's spares must not
+            // keep them alive.
+            spare: Arc::default(),
             ..self.clone()
         })
     }
@@ -422,7 +429,17 @@ impl System {
         first: Job<P>,
         work: impl Fn(&System, Job<P>, &fanout::Adder<'_, Job<P>>) -> Result<()> + Sync,
     ) -> Result<()> {
-        let open = || self.sibling().map(Box::new);
+        let open = || {
+            let spare = lock(&self.spare).pop();
+            let sys = match spare {
+                Some(s) => s,
+                None => self.sibling()?,
+            };
+            Ok(Spare {
+                sys: Some(sys),
+                home: &self.spare,
+            })
+        };
         fanout::run(self, self.fanout, open, vec![first], work)
     }
 
@@ -553,6 +570,27 @@ impl System {
             Ok(()) => Ok(true),
             Err(e) if e.is_not_empty() || e.is_not_found() => Ok(false),
             Err(e) => Err(self.err(e)),
+        }
+    }
+}
+
+/// A sibling lent to one fan-out worker; back to the spares when it is done.
+struct Spare<'a> {
+    sys: Option<System>,
+    home: &'a Mutex<Vec<System>>,
+}
+
+impl std::ops::Deref for Spare<'_> {
+    type Target = System;
+    fn deref(&self) -> &System {
+        self.sys.as_ref().expect("lent until dropped")
+    }
+}
+
+impl Drop for Spare<'_> {
+    fn drop(&mut self) {
+        if let Some(sys) = self.sys.take() {
+            lock(self.home).push(sys);
         }
     }
 }
