@@ -360,6 +360,8 @@ def report(args, rows, fills, batches):
         "DDBOOST_MOCK_TRACE (local calls left out), the most frequent ops first; RSS = the plugin "
         f"process's peak. Filled with `ddboost-mock fill --records`: {fill_text}.",
         "",
+        "`" + " ".join(["scripts/bench_warehouse.py"] + sys.argv[1:]) + "`",
+        "",
         "| build | files | readdir batch | command | wall s | ms/file | reference s | ratio | calls | "
         "calls by op | peak RSS MiB | correct |",
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---|",
