@@ -229,7 +229,8 @@ class Run:
             self.replicated = True
         ref = self.files * self.args.latency_ms / 1000
         return {"command": command, "wall": wall, "per_file": wall / self.files, "calls": sum(ops.values()),
-                "ops": ops, "rss_kib": rss, "correct": correct, "reference": ref, "ratio": wall / ref,
+                "ops": ops, "rss_kib": rss, "correct": correct, "reference": ref,
+                "ratio": wall / ref if ref else float("nan"),
                 "timed_out": rc is None}
 
     def check(self, command, rc, out, err):
@@ -279,8 +280,10 @@ class Run:
         return f"yes ({len(sample)} restored)"
 
 
-def ops_text(ops):
-    return ", ".join(f"{op} {n}" for op, n in ops.most_common(4)) + (", ..." if len(ops) > 4 else "")
+def ops_text(ops, most=None):
+    """The calls by op, the most frequent first (the first `most` of them)."""
+    shown = ops.most_common(most)
+    return ", ".join(f"{op} {n}" for op, n in shown) + (", ..." if len(shown) < len(ops) else "")
 
 
 def main():
@@ -338,7 +341,7 @@ def main():
                         r.update(build=bname, objects=objects, batch=batch)
                         rows.append(r)
                         print(f"    {command:16} {r['wall']:8.2f} s  {r['per_file'] * 1000:7.3f} ms/file  "
-                              f"{r['calls']:7} calls ({ops_text(r['ops'])})  {r['rss_kib'] / 1024:6.1f} MiB  "
+                              f"{r['calls']:7} calls ({ops_text(r['ops'], 4)})  {r['rss_kib'] / 1024:6.1f} MiB  "
                               f"x{r['ratio']:.2f} of one call per file  correct: {r['correct']}", flush=True)
                     bl.remove(run.root)
             bl.remove(template)
