@@ -29,14 +29,16 @@ const LOCAL_CALLS: &[&str] = &[
     "log_init",
 ];
 
+/// Calls whose body decides whether it pays a round trip: `ddp_readdir` returns entries
+/// fetched in batches (`DDBOOST_MOCK_READDIR_BATCH`), so only some of its calls do.
+const BATCHED_CALLS: &[&str] = &["readdir"];
+
 /// Runs the body of the call `op`: sleeps the configured latency (calls that reach the
-/// system only), turns the result (or a panic, as `DD_ERR_IO`) into a return code and
-/// traces the call.
+/// system only; batched calls in their body), turns the result (or a panic, as
+/// `DD_ERR_IO`) into a return code and traces the call.
 pub(crate) fn call(op: &'static str, f: impl FnOnce(&mut Ctx) -> DdResult<()>) -> dd_errno_t {
-    if !LOCAL_CALLS.contains(&op) {
-        if let Some(d) = faults::latency() {
-            std::thread::sleep(d);
-        }
+    if !LOCAL_CALLS.contains(&op) && !BATCHED_CALLS.contains(&op) {
+        faults::round_trip();
     }
     let mut ctx = Ctx::default();
     let r = match catch_unwind(AssertUnwindSafe(|| f(&mut ctx))) {

@@ -34,6 +34,14 @@
 //!   system (every call but `ddp_init`, `ddp_shutdown`, `ddp_instance_create`,
 //!   `ddp_instance_destroy` and `ddp_log_init`, which a real SDK answers locally).
 //! * `DDBOOST_MOCK_CONNECT_MS=N`: a login costs N ms more than other calls (session set-up).
+//! * `DDBOOST_MOCK_READDIR_BATCH=N`: the entries one round trip of a directory listing
+//!   returns (default 1). `ddp_readdir` pays the latency only on the calls at positions 0,
+//!   N, 2N, ... of its directory handle (counting every call on the handle, `.` and `..`
+//!   included; the final `DD_ERR_EMPTY` call pays only when it starts a new batch), as NFS
+//!   READDIR, whose port DD Boost uses, returns many entries per round trip; the others
+//!   are answered from the batch already fetched. The real SDK's cost per entry is not
+//!   known: 1 charges every entry a round trip, as every other call. Trace lines stay one
+//!   per call. [`round_trips`] counts the calls that paid a round trip.
 //! * `DDBOOST_MOCK_READ_STREAMS`, `DDBOOST_MOCK_WRITE_STREAMS`, `DDBOOST_MOCK_TOTAL_STREAMS`:
 //!   the stream limits `ddp_get_stream_counts` reports (default 50, 90, 140) and
 //!   `ddp_open_file` enforces: an open that would exceed them fails with
@@ -92,6 +100,8 @@ pub struct Config {
     pub wide_structs: bool,
     /// `DDBOOST_MOCK_STAT_SIZE_DELTA`.
     pub stat_size_delta: i64,
+    /// `DDBOOST_MOCK_READDIR_BATCH`: entries per round trip of `ddp_readdir` (0 counts as 1).
+    pub readdir_batch: u64,
 }
 
 /// Stream limits of every system (`DDBOOST_MOCK_READ_STREAMS`, `DDBOOST_MOCK_WRITE_STREAMS`,
@@ -219,6 +229,11 @@ impl Config {
                 n => return Err(format!("DDBOOST_MOCK_WIDE_STRUCTS={n}: expected 0 or 1")),
             },
             stat_size_delta: env_int("DDBOOST_MOCK_STAT_SIZE_DELTA", 0i64, "an integer")?,
+            readdir_batch: match env_int("DDBOOST_MOCK_READDIR_BATCH", 1u64, "a positive integer")?
+            {
+                0 => return Err("DDBOOST_MOCK_READDIR_BATCH=0: expected a positive integer".into()),
+                n => n,
+            },
         })
     }
 }
@@ -227,6 +242,7 @@ static CONFIG: LazyLock<RwLock<Config>> = LazyLock::new(|| RwLock::new(Config::d
 static TRACE_FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
 pub static BYTES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 pub static BYTES_READ: AtomicU64 = AtomicU64::new(0);
+static ROUND_TRIPS: AtomicU64 = AtomicU64::new(0);
 
 /// Replaces the configuration (resets fault counters and byte counters).
 pub fn install(cfg: Config) {
@@ -240,7 +256,28 @@ pub fn install(cfg: Config) {
     *TRACE_FILE.lock() = trace;
     BYTES_WRITTEN.store(0, Ordering::Relaxed);
     BYTES_READ.store(0, Ordering::Relaxed);
+    ROUND_TRIPS.store(0, Ordering::Relaxed);
     *CONFIG.write() = cfg;
+}
+
+/// One round trip to the system: counted, and the configured latency slept.
+pub(crate) fn round_trip() {
+    ROUND_TRIPS.fetch_add(1, Ordering::Relaxed);
+    if let Some(d) = latency() {
+        std::thread::sleep(d);
+    }
+}
+
+/// The calls of this process that paid a round trip (and so the latency) since the
+/// configuration was installed: every call but the local ones, and of `ddp_readdir` only
+/// the first of each batch (`DDBOOST_MOCK_READDIR_BATCH`).
+pub fn round_trips() -> u64 {
+    ROUND_TRIPS.load(Ordering::Relaxed)
+}
+
+/// Entries one round trip of `ddp_readdir` returns (`DDBOOST_MOCK_READDIR_BATCH`, at least 1).
+pub fn readdir_batch() -> u64 {
+    CONFIG.read().readdir_batch.max(1)
 }
 
 pub fn latency() -> Option<Duration> {

@@ -3,7 +3,9 @@
 //! Each object is written through a write stream of its own container and index log (a
 //! process writing one table), and the logs are compacted as the processes opening the
 //! system would compact them, so a filled system has the layout of one that many
-//! `backup_data` processes wrote.
+//! `backup_data` processes wrote. With [`Fill::records`], each object also gets the checksum
+//! record `gpbackup_ddboost_plugin` writes beside it ([`checksum_record`]), through the
+//! same writer, as the process that stored the object leaves it.
 
 use crate::error::{DdError, DdResult};
 use crate::store::System;
@@ -23,9 +25,12 @@ pub struct Fill<'a> {
     pub size: usize,
     /// Contents differ between seeds (and between objects).
     pub seed: u64,
+    /// Also write each object's checksum record `.<name>.checksum` ([`checksum_record`]).
+    pub records: bool,
 }
 
-/// Writes the objects of `fill` into the system at `sysdir`; returns the bytes written.
+/// Writes the objects of `fill` (and their records) into the system at `sysdir`; returns
+/// the bytes written.
 /// `progress` is called after each object with the count so far.
 pub fn fill(sysdir: &Path, fill: &Fill<'_>, mut progress: impl FnMut(u64)) -> DdResult<u64> {
     if !crate::admin::valid_name(fill.su) || fill.folder.split('/').any(|c| c == "..") {
@@ -44,10 +49,17 @@ pub fn fill(sysdir: &Path, fill: &Fill<'_>, mut progress: impl FnMut(u64)) -> Dd
     std::fs::create_dir_all(&dir)?;
     let mut total = 0u64;
     for n in fill.first..fill.first + fill.objects {
-        let path = dir.join(format!("{}{n}", fill.prefix));
-        let mut ws = WriteStream::new(sys.clone(), path, 0o600, Vec::new())?;
-        ws.write(&contents(fill.seed, n, fill.size))?;
+        let name = format!("{}{n}", fill.prefix);
+        let data = contents(fill.seed, n, fill.size);
+        let mut ws = WriteStream::new(sys.clone(), dir.join(&name), 0o600, Vec::new())?;
+        ws.write(&data)?;
         total += ws.finish()?;
+        if fill.records {
+            let path = dir.join(format!(".{name}.checksum"));
+            let mut ws = WriteStream::new(sys.clone(), path, 0o600, Vec::new())?;
+            ws.write(checksum_record(&data).as_bytes())?;
+            total += ws.finish()?;
+        }
         // The next object comes from another process: a container and log of its own.
         sys.retire_writers();
         progress(n + 1 - fill.first);
@@ -77,4 +89,29 @@ pub fn contents(seed: u64, object: u64, size: usize) -> Vec<u8> {
     }
     out.truncate(size);
     out.into_bytes()
+}
+
+/// The bytes each block digest of a checksum record covers (the plugin's `DIGEST_BLOCK`).
+pub const RECORD_BLOCK: usize = 1 << 20;
+
+/// The checksum record `gpbackup_ddboost_plugin` stores as `.<name>.checksum` beside a new
+/// object `<name>` holding `data` (its format v2, one entry: `encode` of
+/// `src/data/integrity.rs`): a header with the size, the XXH3-128 digest of the whole
+/// object and the number of blocks, then the XXH3-64 digest of each [`RECORD_BLOCK`] bytes
+/// (the last block may be short; an empty object has none), one per line in hex.
+pub fn checksum_record(data: &[u8]) -> String {
+    let blocks: Vec<u64> = data
+        .chunks(RECORD_BLOCK)
+        .map(xxhash_rust::xxh3::xxh3_64)
+        .collect();
+    let mut out = format!(
+        "gpbackup_ddboost_plugin checksum v2\nalgorithm=xxh3-128\nsize={}\ndigest={:032x}\nblock_size={RECORD_BLOCK}\nblocks={}\n",
+        data.len(),
+        xxhash_rust::xxh3::xxh3_128(data),
+        blocks.len()
+    );
+    for b in blocks {
+        let _ = writeln!(out, "{b:016x}");
+    }
+    out
 }

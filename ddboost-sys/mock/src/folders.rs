@@ -3,6 +3,7 @@
 use crate::abi::{Out, PathArg};
 use crate::entry::{inject, Ctx};
 use crate::error::{DdError, DdResult};
+use crate::faults;
 use crate::ffi::*;
 use crate::handles::{DirObj, FileKind, T};
 use crate::paths::resolve;
@@ -135,12 +136,15 @@ pub(crate) fn open_dir(
             conn_id: conn,
             names: all,
             pos: 0,
+            calls: 0,
         })),
     );
     out_dird.put(d)
 }
 
-/// `ddp_readdir`: the next name, `DD_ERR_EMPTY` after the last.
+/// `ddp_readdir`: the next name, `DD_ERR_EMPTY` after the last. The calls at positions 0,
+/// N, 2N, ... of the handle pay a round trip (N = `DDBOOST_MOCK_READDIR_BATCH`), the others
+/// are answered from the batch already fetched; a call on no open handle pays one.
 pub(crate) fn readdir(
     ctx: &mut Ctx,
     dird: ddp_dir_desc_t,
@@ -148,10 +152,15 @@ pub(crate) fn readdir(
 ) -> DdResult<()> {
     let d = {
         let t = T.lock();
-        t.inited()?;
-        t.dirs.get(&dird).cloned().ok_or(DdError::BADF)?
+        t.inited()
+            .and_then(|()| t.dirs.get(&dird).cloned().ok_or(DdError::BADF))
     };
+    let d = d.inspect_err(|_| faults::round_trip())?;
     let mut d = d.lock();
+    if d.calls.is_multiple_of(faults::readdir_batch()) {
+        faults::round_trip();
+    }
+    d.calls += 1;
     d.conn.alive()?;
     inject("readdir", ctx, Some(&d.conn))?;
     if out.is_null() {

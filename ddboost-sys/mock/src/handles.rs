@@ -75,6 +75,8 @@ pub(crate) struct DirObj {
     pub(crate) conn_id: i32,
     pub(crate) names: Vec<String>,
     pub(crate) pos: usize,
+    /// `ddp_readdir` calls made on the handle (the first of each batch pays a round trip).
+    pub(crate) calls: u64,
 }
 
 #[derive(Default)]

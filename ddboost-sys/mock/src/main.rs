@@ -4,7 +4,7 @@
 //! ddboost-mock create-system --root DIR --host NAME --user U --password P [--storage-unit SU]...
 //! ddboost-mock totals --root DIR --host NAME [--json]
 //! ddboost-mock fill --root DIR --host NAME --folder PATH --objects N [--size BYTES]
-//!     [--storage-unit SU] [--prefix P] [--first N] [--seed S]
+//!     [--storage-unit SU] [--prefix P] [--first N] [--seed S] [--records]
 //! ```
 //!
 //! `create-system` is idempotent: on an existing system it adds (or re-keys) the user and
@@ -12,7 +12,11 @@
 //! `logical_bytes_written`, `unique_segment_bytes`, `stored_bytes`, `unique_segments`,
 //! `files`, `logical_bytes_present`. `fill` writes N small objects into one folder, each
 //! with a container and index log of its own, compacted as processes opening the system
-//! compact them: a system as many writer processes leave it.
+//! compact them: a system as many writer processes leave it. With `--records`, each object
+//! `<name>` also gets the checksum record `.<name>.checksum` that `gpbackup_ddboost_plugin`
+//! writes beside the objects it stores, so the plugin verifies, restores and replicates
+//! filled objects as its own (name them `gpbackup_<content>_<ts>_` with `--prefix` and the
+//! first table oid with `--first` for the data files of a per-table backup).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -86,6 +90,9 @@ enum Cmd {
         /// Seed of the contents (other seeds, other bytes).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also write each object's checksum record `.<name>.checksum`, as the plugin does.
+        #[arg(long)]
+        records: bool,
     },
 }
 
@@ -102,6 +109,7 @@ fn main() -> ExitCode {
             prefix,
             first,
             seed,
+            records,
         } => {
             let spec = ddboost_mock::fill::Fill {
                 su: &storage_unit,
@@ -111,6 +119,7 @@ fn main() -> ExitCode {
                 objects,
                 size,
                 seed,
+                records,
             };
             fill(&root, &host, &spec)
         }

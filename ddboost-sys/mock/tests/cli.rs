@@ -143,3 +143,67 @@ fn fill_writes_objects_as_many_writers_leave_them() {
         80
     );
 }
+
+#[test]
+fn fill_with_records_writes_the_plugins_checksum_records() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().to_str().unwrap();
+    let run = |args: &[&str]| cli().args(args).output().unwrap();
+    assert!(run(&create_system(r, "SU1")).status.success());
+    let size = (2 << 20) + 7;
+    let o = run(&[
+        "fill",
+        "--root",
+        r,
+        "--host",
+        "dd1",
+        "--storage-unit",
+        "SU1",
+        "--folder",
+        "bk",
+        "--objects",
+        "2",
+        "--size",
+        &size.to_string(),
+        "--prefix",
+        "gpbackup_0_20250101120000_",
+        "--first",
+        "16384",
+        "--records",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = ddboost_mock::store::totals(&root.path().join("dd1")).unwrap();
+    assert_eq!(t.files, 4, "2 objects and their records");
+    let dir = root.path().join("dd1/su/SU1/bk");
+    for n in [16384, 16385] {
+        let name = format!("gpbackup_0_20250101120000_{n}");
+        assert!(dir.join(&name).is_file());
+        assert!(dir.join(format!(".{name}.checksum")).is_file());
+    }
+    // The record of an object's bytes: header, then one digest per MiB block.
+    let data = ddboost_mock::fill::contents(1, 16384, size);
+    let rec = ddboost_mock::fill::checksum_record(&data);
+    let lines: Vec<&str> = rec.lines().collect();
+    assert_eq!(lines[0], "gpbackup_ddboost_plugin checksum v2");
+    assert_eq!(lines[1], "algorithm=xxh3-128");
+    assert_eq!(lines[2], format!("size={size}"));
+    assert_eq!(
+        lines[3],
+        format!("digest={:032x}", xxhash_rust::xxh3::xxh3_128(&data))
+    );
+    assert_eq!(lines[4], "block_size=1048576");
+    assert_eq!(lines[5], "blocks=3");
+    assert_eq!(
+        lines[8],
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&data[2 << 20..]))
+    );
+    assert_eq!(lines.len(), 9);
+    assert!(rec.ends_with('\n'));
+    assert_eq!(
+        ddboost_mock::fill::checksum_record(b""),
+        format!(
+            "gpbackup_ddboost_plugin checksum v2\nalgorithm=xxh3-128\nsize=0\ndigest={:032x}\nblock_size=1048576\nblocks=0\n",
+            xxhash_rust::xxh3::xxh3_128(b"")
+        )
+    );
+}

@@ -239,6 +239,87 @@ fn latency_per_call() {
     reset();
 }
 
+/// Lists `folder` (300 entries, `.` and `..` with them: 303 `ddp_readdir` calls with the
+/// final `DD_ERR_EMPTY`) at `batch` entries per round trip; returns the round trips of
+/// the listing (open, readdir, close) and its time.
+fn list_batched(folder: &str, latency_ms: u64, batch: u64) -> (u64, Duration) {
+    faults::install(Config {
+        latency: Some(Duration::from_millis(latency_ms)),
+        readdir_batch: batch,
+        ..Default::default()
+    });
+    let c = connect("f-batch");
+    let before = faults::round_trips();
+    let t = Instant::now();
+    let names = list(c, folder).unwrap();
+    let elapsed = t.elapsed();
+    assert_eq!(names.len(), 302);
+    (faults::round_trips() - before, elapsed)
+}
+
+#[test]
+fn readdir_pays_one_round_trip_per_batch() {
+    let _g = serial();
+    reset();
+    let sys = system("f-batch");
+    let spec = ddboost_mock::fill::Fill {
+        su: SU,
+        folder: "listed",
+        prefix: "entry_",
+        first: 0,
+        objects: 300,
+        size: 10,
+        seed: 1,
+        records: false,
+    };
+    ddboost_mock::fill::fill(&sys, &spec, |_| {}).unwrap();
+    // Open and close one each; readdir: positions 0..=302 of the handle.
+    assert_eq!(list_batched("listed", 0, 1).0, 1 + 303 + 1);
+    assert_eq!(
+        list_batched("listed", 0, 100).0,
+        1 + 4 + 1,
+        "0, 100, 200, 300"
+    );
+    assert_eq!(
+        list_batched("listed", 0, 151).0,
+        1 + 3 + 1,
+        "the EMPTY call starts a batch"
+    );
+    assert_eq!(
+        list_batched("listed", 0, 303).0,
+        1 + 1 + 1,
+        "the EMPTY call is in the batch"
+    );
+    assert_eq!(list_batched("listed", 0, 1000).0, 1 + 1 + 1);
+    // Timed: 6 round trips of 50 ms, where one per entry would take over 15 s.
+    let (trips, took) = list_batched("listed", 50, 100);
+    assert_eq!(trips, 6);
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // A call on no open handle pays one round trip, as before.
+    let before = faults::round_trips();
+    let mut ent = ddp_dirent_t {
+        d_name: [0; DDP_MAX_NAME_LEN],
+    };
+    // SAFETY: valid out-pointer; the descriptor is not open.
+    assert_eq!(unsafe { ddp_readdir(987_654, &mut ent) }, DD_ERR_BADF);
+    assert_eq!(faults::round_trips() - before, 1);
+    reset();
+}
+
+#[test]
+fn readdir_batch_from_the_environment() {
+    let _g = serial();
+    assert_eq!(Config::from_env().unwrap().readdir_batch, 1, "default");
+    std::env::set_var("DDBOOST_MOCK_READDIR_BATCH", "250");
+    let cfg = Config::from_env();
+    std::env::set_var("DDBOOST_MOCK_READDIR_BATCH", "0");
+    let zero = Config::from_env();
+    std::env::remove_var("DDBOOST_MOCK_READDIR_BATCH");
+    assert_eq!(cfg.unwrap().readdir_batch, 250);
+    assert!(zero.unwrap_err().contains("DDBOOST_MOCK_READDIR_BATCH"));
+}
+
 #[test]
 fn local_calls_cost_no_latency_and_logins_cost_more() {
     let _g = serial();

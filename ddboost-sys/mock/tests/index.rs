@@ -20,6 +20,7 @@ fn spec(prefix: &str, objects: u64, seed: u64) -> Fill<'_> {
         objects,
         size: SIZE,
         seed,
+        records: false,
     }
 }
 
