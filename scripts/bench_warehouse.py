@@ -17,15 +17,15 @@ in this order:
   list_backups CFG --sizes      list_directory CFG        verify_backup CFG TS
   replicate_backup CFG TS       delete_replica CFG TS     delete_backup CFG TS
 
-For each: wall seconds, seconds per file (the backup's objects, records not
-counted), the SDK calls by op from DDBOOST_MOCK_TRACE (the SDK's local calls
+For each: wall seconds, seconds per file (objects and their records), the SDK calls by op from DDBOOST_MOCK_TRACE (the SDK's local calls
 left out), the plugin process's peak RSS (wait4), and whether the result is
 right: list_backups shows the backup with its object count, list_directory
 lists every object, verify exits 0 with every object OK, after replicate the
 replica lists as the primary and a sample of objects restores from it byte for
 byte as from the primary, after each delete nothing is left below the backup
 folder. The reference is one call per file in sequence (files x latency) and
-the ratio wall / reference.
+the ratio wall / reference. Files are the objects and their checksum records
+(two per object).
 
 --readdir-batch N[,M...] runs with DDBOOST_MOCK_READDIR_BATCH=N (the entries a
 directory listing returns per round trip; 1, the default, charges every entry a
@@ -174,7 +174,9 @@ class Run:
     def __init__(self, args, work, plugin, template, objects, batch, cfg, replica_cfg):
         self.args, self.work, self.plugin = args, work, plugin
         self.objects, self.batch = objects, batch
-        self.files = objects + len(MANIFEST)
+        # Every stored object has its checksum record: two files each.
+        self.stored = objects + len(MANIFEST)
+        self.files = 2 * self.stored
         self.cfg, self.replica_cfg = cfg, replica_cfg
         self.root = os.path.join(work, "run")
         bl.remove(self.root)
@@ -239,7 +241,7 @@ class Run:
         lines = out.splitlines()
         if command == "list_backups":
             row = [line for line in lines if line.startswith(TS)]
-            ok = len(row) == 1 and f" {self.files} " in f" {row[0]} "
+            ok = len(row) == 1 and f" {self.stored} " in f" {row[0]} "
             return "yes" if ok else f"no: {row[:1]}"
         if command == "list_directory":
             paths = [line.split("\t")[0] for line in lines if line.strip()]
@@ -358,7 +360,7 @@ def report(args, rows, fills, batches):
         f"config) on a mock Data Domain at {args.latency_ms:g} ms per call, a login {args.connect_ms:g} ms "
         f"more (DDBOOST_MOCK_LATENCY_MS, DDBOOST_MOCK_CONNECT_MS); DDBOOST_MOCK_READDIR_BATCH "
         f"{', '.join(map(str, batches))} (entries a directory listing returns per round trip). "
-        "The plugin's default settings. Files = the backup's objects (records not counted); "
+        "The plugin's default settings. Files = the backup's objects and their checksum records; "
         "reference = one call per file in sequence (files x latency); calls = SDK calls from "
         "DDBOOST_MOCK_TRACE (local calls left out), the most frequent ops first; RSS = the plugin "
         f"process's peak. Filled with `ddboost-mock fill --records`: {fill_text}.",
@@ -370,7 +372,7 @@ def report(args, rows, fills, batches):
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for r in rows:
-        files = r["objects"] + len(MANIFEST)
+        files = 2 * (r["objects"] + len(MANIFEST))
         wall = f"{r['wall']:.2f}" + (" (stopped)" if r["timed_out"] else "")
         lines.append(
             f"| {r['build']} | {files:,} | {r['batch']} | {r['command']} | {wall} | {r['per_file'] * 1000:.3f} "
@@ -396,7 +398,7 @@ def report(args, rows, fills, batches):
         ax.bar(xs, ys, width=width, hatch="//" if g[0] == "baseline" else None,
                label=f"{'before' if g[0] == 'baseline' else 'now'}, {g[1]:,} objects, readdir batch {g[2]}")
     for objects in sorted({g[1] for g in groups}):
-        ref = (objects + len(MANIFEST)) * args.latency_ms / 1000
+        ref = 2 * (objects + len(MANIFEST)) * args.latency_ms / 1000
         ax.axhline(ref, linestyle="--", linewidth=0.8, color="gray")
         ax.text(len(commands) - 0.5, ref, f"one call per file, {objects:,}", fontsize=7, va="bottom", ha="right")
     ax.set_xticks(range(len(commands)))
