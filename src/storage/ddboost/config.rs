@@ -20,7 +20,7 @@ crate::declare_options! { OPTIONS:
     REPLICATION = on_off("replication", false);
     REPLICATION_STREAMS = number("replication_streams", 16, 1, 64);
     /// Connections a command working through many files uses at once.
-    COMMAND_CONNECTIONS = number("command_connections", 16, 1, 64);
+    COMMAND_CONNECTIONS = number("command_connections", 48, 1, 64);
     REMOTE_HOSTNAME = required("remote_hostname");
     REMOTE_USERNAME = required("remote_username");
     REMOTE_PASSWORD = required("remote_password").secret();
