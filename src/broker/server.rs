@@ -23,6 +23,7 @@ use super::wire::{self, Message};
 use crate::about::PLUGIN_NAME;
 use crate::backends::PluginConfig;
 use crate::commands::{self, Io};
+use crate::data::stream;
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::logging;
 use crate::process::private::open_append;
@@ -35,6 +36,10 @@ const HANDOVER_WAIT: Duration = Duration::from_secs(5);
 /// How long a cancelled request has to unwind (removing its temporaries as
 /// it goes) before its cleanups are run for it.
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
+/// How long the broker is idle before it frees the stream buffers it keeps
+/// for the next requests (so that its memory returns to small after a
+/// burst; a request in a steady flow finds them).
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 /// What runs and how the broker is to stop.
 struct Shared {
@@ -200,14 +205,21 @@ fn serve_until_stopped(
     idle: Duration,
 ) -> &'static str {
     let mut last = Instant::now();
+    let mut released = true;
     loop {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         let _ = poll(&mut fds, PollTimeout::from(250u16));
         if accept_waiting(listener, shared) {
             last = Instant::now();
+            released = false;
         }
         if !shared.running().is_empty() {
             last = Instant::now();
+        }
+        if !released && last.elapsed() >= RELEASE_AFTER {
+            let n = stream::release_buffers();
+            log::debug!("connection broker: idle; {n} stream buffers freed");
+            released = true;
         }
         if signals.terminated() {
             return "a signal";

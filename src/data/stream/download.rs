@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::process::scope::Scope as CommandScope;
 use crate::storage::{ObjectReader, ReaderFactory};
 
+use super::buffers::Buffer;
 use super::check::Checker;
 use super::plan::Plan;
 use super::threads::{sink_error, Done, Job, Piece, Run, Shared};
@@ -91,7 +92,7 @@ pub fn download_ahead(
     };
     let (job_tx, job_rx) = bounded::<Job>(window);
     let (done_tx, done_rx) = unbounded::<Done>();
-    let (free_tx, free_rx) = bounded::<Vec<u8>>(pool);
+    let (free_tx, free_rx) = bounded::<Buffer>(pool);
     let (full_tx, full_rx) = bounded::<Piece>(OUT_QUEUE);
     let (go_tx, go_rx) = bounded::<bool>(1);
     std::thread::scope(|s| {
@@ -156,7 +157,7 @@ fn start_writer<'scope>(
     s: &'scope Scope<'scope, '_>,
     mut sink: impl Write + Send + 'scope,
     full: Receiver<Piece>,
-    free: Sender<Vec<u8>>,
+    free: Sender<Buffer>,
 ) -> Result<ScopedJoinHandle<'scope, io::Result<()>>> {
     let scope = CommandScope::current();
     std::thread::Builder::new()

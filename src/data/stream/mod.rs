@@ -10,6 +10,9 @@
 //! threads keep up to `read_ahead` reads in flight (`read_ahead +
 //! OUT_QUEUE + 4` buffers at most).
 //!
+//! The buffers are the process's (`buffers.rs`): kept when a stream is done
+//! with them, for the next (a connection broker runs many).
+//!
 //! `upload.rs` is the upload; a download is set up and joined in
 //! `download.rs`, reads the blocks `plan.rs` lists, runs its reader threads
 //! and puts their blocks in order in `threads.rs`, and checks each block in
@@ -19,12 +22,14 @@ use std::os::fd::AsFd;
 
 use crate::data::integrity::Entry;
 
+mod buffers;
 mod check;
 mod download;
 mod plan;
 mod threads;
 mod upload;
 
+pub use buffers::release as release_buffers;
 pub use download::{download, download_ahead};
 pub use upload::{read_head, upload};
 
