@@ -10,7 +10,8 @@
 //! * [`server`]: the broker itself, the hidden command `broker <config>`;
 //! * [`client`]: a plugin process hands its command and its standard input
 //!   or output to the broker and exits as the broker's answer says;
-//! * [`pool`]: the connections; [`wire`]: the messages.
+//! * [`pool`]: the connections; [`wire`]: the messages; [`workers`]: the
+//!   threads requests run on.
 //!
 //! The broker's lock and socket are `broker-<id>.lock` and `.sock` in the
 //! user's private folder in `/tmp` (the same whatever `$HOME` and `$TMPDIR`
@@ -22,6 +23,7 @@ pub mod client;
 pub mod pool;
 pub mod server;
 pub mod wire;
+pub mod workers;
 
 use std::fs::File;
 use std::os::unix::net::UnixStream;

@@ -20,6 +20,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::pool::{Loan, Pool};
 use super::wire::{self, Message};
+use super::workers::Workers;
 use crate::about::PLUGIN_NAME;
 use crate::backends::PluginConfig;
 use crate::commands::{self, Io};
@@ -51,6 +52,8 @@ struct Shared {
     running: Mutex<Vec<Arc<Scope>>>,
     /// A cleanup hook asked it to stop.
     stopping: AtomicBool,
+    /// The threads requests and their watchers run on.
+    workers: Workers,
 }
 
 impl Shared {
@@ -108,6 +111,7 @@ pub fn run(path: &Path) -> Result<()> {
         open: AtomicUsize::new(0),
         running: Mutex::new(Vec::new()),
         stopping: AtomicBool::new(false),
+        workers: Workers::default(),
     });
     log::info!(
         "connection broker: serving {} on {} (stops after {} s without a request)",
@@ -245,12 +249,10 @@ fn accept_waiting(listener: &UnixListener, shared: &Arc<Shared>) -> bool {
             Ok((conn, _)) => {
                 shared.open.fetch_add(1, Ordering::SeqCst);
                 let on = Arc::clone(shared);
-                let spawned = std::thread::Builder::new()
-                    .name("request".into())
-                    .spawn(move || {
-                        let _open = Open(&on.open);
-                        serve(&on, conn);
-                    });
+                let spawned = shared.workers.spawn("request", move || {
+                    let _open = Open(&on.open);
+                    serve(&on, conn);
+                });
                 if let Err(e) = spawned {
                     shared.open.fetch_sub(1, Ordering::SeqCst);
                     log::warn!("connection broker: cannot start a request thread: {e}");
@@ -413,10 +415,16 @@ fn run_request(
         let conn = conn
             .try_clone()
             .map_err(|e| Error::io(format!("cannot watch the client: {e}")))?;
-        std::thread::Builder::new()
-            .name("watcher".into())
-            .spawn(move || watch(&conn, &scope, &reply, &finished))
-            .map_err(|e| Error::io(format!("cannot start a thread: {e}")))?
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        shared
+            .workers
+            .spawn("watcher", move || {
+                // Dropped at the end of the watch (a panic included).
+                let _done = done_tx;
+                watch(&conn, &scope, &reply, &finished);
+            })
+            .map_err(|e| Error::io(format!("cannot start a thread: {e}")))?;
+        done_rx
     };
     let loan = Arc::new(Loan::new(Arc::clone(&shared.pool)));
     let (input, output) = match cmd {
@@ -462,7 +470,8 @@ fn run_request(
     // What need not delay the answer, then the connections go back.
     scope.run_deferred();
     loan.end(reuse);
-    let _ = watcher.join();
+    // The watch ends within its poll's timeout once `finished` is set.
+    let _ = watcher.recv();
     Ok(())
 }
 

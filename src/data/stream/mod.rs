@@ -175,6 +175,35 @@ mod tests {
     }
 
     #[test]
+    fn one_block_on_the_calling_thread() {
+        let d = data(BLOCK - 3);
+        let whole = 0..d.len() as u64;
+        let (n, out) = run(
+            &d,
+            std::slice::from_ref(&whole),
+            Verify::Entries(vec![entry(&d)]),
+        );
+        assert_eq!(n.unwrap(), d.len() as u64);
+        assert_eq!(out, d);
+        let (n, out) = run(&d, &[5..9, 100..100, 1000..1010], Verify::Nothing);
+        assert_eq!(n.unwrap(), 14);
+        assert_eq!(out, [&d[5..9], &d[1000..1010]].concat());
+        let empty = 0..0;
+        let (n, out) = run(
+            &[],
+            std::slice::from_ref(&empty),
+            Verify::Entries(vec![entry(&[])]),
+        );
+        assert_eq!(n.unwrap(), 0);
+        assert!(out.is_empty());
+        let mut bad = d.clone();
+        bad[7] ^= 1;
+        let (res, out) = run(&bad, &[whole], Verify::Entries(vec![entry(&d)]));
+        assert_eq!(res.unwrap_err().kind(), crate::error::ErrorKind::Integrity);
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn corrupt_block_is_never_output() {
         let d = data(3 * BLOCK + 10);
         let e = entry(&d);

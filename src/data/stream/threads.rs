@@ -310,9 +310,7 @@ impl Run<'_, '_, '_> {
         if let Some(last) = held {
             // Only v1 entries were left: the whole digest decides.
             if !self.checker.as_ref().is_some_and(|c| c.whole_matches()) {
-                return Err(Error::integrity(format!(
-                    "{object} does not match the checksum recorded at backup time; the stored copy is damaged, restore it from another copy"
-                )));
+                return Err(whole_mismatch(object));
             }
             self.full.send(last).map_err(|_| sink_gone())?;
         }
@@ -364,6 +362,13 @@ impl Run<'_, '_, '_> {
         };
         Ok((Piece { buf, slices }, verified))
     }
+}
+
+/// An object whose whole digest (a v1 record's) does not match.
+pub(super) fn whole_mismatch(object: &str) -> Error {
+    Error::integrity(format!(
+        "{object} does not match the checksum recorded at backup time; the stored copy is damaged, restore it from another copy"
+    ))
 }
 
 pub(super) fn sink_gone() -> Error {
