@@ -45,10 +45,10 @@ const START_WAIT: Duration = Duration::from_secs(2);
 const STOP_WAIT: Duration = Duration::from_secs(60);
 
 /// glibc's allocator, for the broker: at most 2 arenas. Its request
-/// threads come and go, each soon with an arena of its own by default (up to
-/// 8 per core), and memory freed in an arena mostly stays with it: after a
-/// burst of requests the broker kept 40-50 MiB, with 2 arenas 12-15 MiB, at
-/// the same CPU. Its stream buffers are kept for the next request
+/// threads each soon have an arena of their own by default (up to 8 per
+/// core), and memory freed in an arena mostly stays with it: after a burst
+/// of 32 requests the broker kept 37-50 MiB, with 2 arenas 26-37 MiB (17-19
+/// once its idle threads ended), at the same CPU. Its stream buffers are kept for the next request
 /// (`data::stream`, freed when it is idle), so no threshold is fixed: large
 /// allocations (the SDK's too) are reused from the heap as in a plugin
 /// process, not mapped and faulted in anew each time. A variable already
