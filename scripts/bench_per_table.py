@@ -26,6 +26,10 @@ Tables and PNG charts go to --out (docs/bench): per_table_lanes, per_table_hooks
   scripts/bench_per_table.py [--parts lanes,hooks] [--jobs 4] [--segments 2]
       [--objects 12] [--sizes 100,1000,10000] [--runs 1] [--baseline BIN]
       [--connect-ms 20] [--out docs/bench] [--no-build] [--dir /tmp]
+      [--backends local,mock0,mock5,mock0-broker,mock5-broker] [--connections 0]
+
+--backends picks the lanes' backends (local always runs); --connections N,M
+runs each broker backend with broker_connections N, then M (0: the default).
 
 --connect-ms 0 shows what a login costs beyond its round trip (what sharing
 logins between processes would save).
@@ -51,6 +55,12 @@ BACKENDS = [("local", None), ("mock 0 ms", 0), ("mock 5 ms", 5)]
 # The lanes also run on the mock with the connection broker (option broker:
 # on, started by the segment_host setup hooks); the rows above have it off.
 BROKER_BACKENDS = [("mock 0 ms broker", 0), ("mock 5 ms broker", 5)]
+# --backends names them: local, mock0, mock5, mock0-broker, mock5-broker.
+SHORT = {"local": "local", "mock 0 ms": "mock0", "mock 5 ms": "mock5",
+         "mock 0 ms broker": "mock0-broker", "mock 5 ms broker": "mock5-broker"}
+WANTED = set(SHORT.values())
+# --connections: the brokers' broker_connections (0: the default), each a backend.
+CONNECTIONS = [0]
 
 
 def folder(root):
@@ -61,7 +71,7 @@ class World:
     """One build on one backend: a storage (local folder or mock system), a
     config, a home for the log, and the hosts' local folders."""
 
-    def __init__(self, base, plugin, latency, broker=False):
+    def __init__(self, base, plugin, latency, broker=False, connections=0):
         self.dir = base
         self.broker = broker
         self.plugin = plugin
@@ -82,6 +92,8 @@ class World:
                 text = f.read().replace(bl.PLUGIN, plugin)
             if not broker:
                 text += "  broker: off\n"
+            elif connections:
+                text += f"  broker_connections: {connections}\n"
             with open(self.cfg, "w") as f:
                 f.write(text)
 
@@ -201,8 +213,14 @@ def run_lanes(w, data, jobs, segments, work):
 
 
 def lane_backends(build):
-    """The backends of the lanes: with the broker only for this build."""
-    return BACKENDS + (BROKER_BACKENDS if build != "baseline" else [])
+    """The backends of the lanes (--backends, the broker ones for each of
+    --connections), every build the same."""
+    chosen = [b for b in BACKENDS if SHORT[b[0]] in WANTED]
+    for label, latency in BROKER_BACKENDS:
+        if SHORT[label] in WANTED:
+            for n in CONNECTIONS:
+                chosen.append((f"{label} {n}" if n else label, latency))
+    return chosen
 
 
 def part_lanes(args, builds, work):
@@ -210,19 +228,32 @@ def part_lanes(args, builds, work):
     data = payloads(lanes, args.objects)
     objects = lanes * args.objects
     results = {}
+    # Per run: the added ms/object against the same build's local lanes of
+    # that run (the machine's load moves both alike).
+    per_run = {}
     for run in range(args.runs):
-        for bname, plugin in builds:
-            for label, latency in lane_backends(bname):
-                base = os.path.join(work, f"lanes-{bname}-{label.replace(' ', '')}-{run}")
-                w = World(base, plugin, latency, broker=label.endswith("broker"))
-                r = run_lanes(w, data, args.jobs, args.segments, work)
-                bl.remove(base)
-                prev = results.get((bname, label))
-                if prev is None or r["backup_data"] + r["restore_data"] < prev["backup_data"] + prev["restore_data"]:
-                    results[(bname, label)] = r
-                print(f"  {bname:8} {label:9} backup_data {r['backup_data']:6.2f} s  restore_data "
-                      f"{r['restore_data']:6.2f} s  hooks {r['backup hooks'] + r['backup cleanup']:5.2f} / "
-                      f"{r['restore hooks'] + r['restore cleanup']:5.2f} s", flush=True)
+        this_run = {}
+        # Each backend of every build next to each other, the builds' order
+        # turned around every other run.
+        order = [(b, p, lb) for lb in lane_backends(None) for b, p in (builds if run % 2 == 0 else builds[::-1])]
+        for bname, plugin, (label, latency) in order:
+            base = os.path.join(work, f"lanes-{bname}-{label.replace(' ', '')}-{run}")
+            broker = " broker" in label
+            n = int(label.rsplit(" ", 1)[1]) if broker and not label.endswith("broker") else 0
+            w = World(base, plugin, latency, broker=broker, connections=n)
+            r = run_lanes(w, data, args.jobs, args.segments, work)
+            bl.remove(base)
+            this_run[(bname, label)] = r
+            local = this_run.get((bname, "local"))
+            if local is not None and label != "local":
+                per_run.setdefault((bname, label), []).append(
+                    [(r[c] - local[c]) * 1000 / args.objects for c in ("backup_data", "restore_data")])
+            prev = results.get((bname, label))
+            if prev is None or r["backup_data"] + r["restore_data"] < prev["backup_data"] + prev["restore_data"]:
+                results[(bname, label)] = r
+            print(f"  {bname:8} {label:16} backup_data {r['backup_data']:6.2f} s  restore_data "
+                  f"{r['restore_data']:6.2f} s  hooks {r['backup hooks'] + r['backup cleanup']:5.2f} / "
+                  f"{r['restore hooks'] + r['restore cleanup']:5.2f} s", flush=True)
     sizes = [len(d) for lane in data for d in lane]
     lines = [
         f"gpbackup's per-table pattern: {args.jobs} jobs x {args.segments} segments = {lanes} lanes at once, "
@@ -246,6 +277,14 @@ def part_lanes(args, builds, work):
             f"| {bname} | {label} | {r['backup hooks']:.2f} | {r['backup_data']:.2f} | {show(added[0], '{:.1f}')} "
             f"| {show(calls[0], '{:.1f}')} | {r['backup cleanup']:.2f} | {r['restore hooks']:.2f} "
             f"| {r['restore_data']:.2f} | {show(added[1], '{:.1f}')} | {show(calls[1], '{:.1f}')} |")
+    lines += ["", "Added ms/object of each run against the local lanes of the same run: median (range).", "",
+              "| build | backend | backup_data added ms/object | restore_data added ms/object |", "|---|---|---:|---:|"]
+    for (bname, label), runs in per_run.items():
+        cells = []
+        for i in range(2):
+            v = sorted(x[i] for x in runs)
+            cells.append(f"{v[len(v) // 2]:.1f} ({v[0]:.1f} to {v[-1]:.1f})")
+        lines.append(f"| {bname} | {label} | {cells[0]} | {cells[1]} |")
     print("\n".join(lines))
     p = plt()
     fig, ax = p.subplots(figsize=(9, 4.5))
@@ -259,7 +298,8 @@ def part_lanes(args, builds, work):
             ax.bar(gi, r[phase], bottom=bottom, color=color, label=phase if gi == 0 else None)
             bottom += r[phase]
     ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([f"{l.replace(' broker', '')}\n{'before' if b == 'baseline' else 'broker' if l.endswith('broker') else 'now'}"
+    ax.set_xticklabels([f"{l.split(' broker')[0]}\n{'before' if b == 'baseline' else 'now'}"
+                        f"{' broker' + l.split(' broker')[1] if ' broker' in l else ''}"
                         for b, l in groups], fontsize=8)
     ax.set_ylabel("seconds (wall, stacked phases)")
     ax.set_title(f"per-table backup and restore: {lanes} lanes x {args.objects} small objects")
@@ -392,8 +432,15 @@ def main():
     ap.add_argument("--out", default=os.path.join(bl.ROOT, "docs", "bench"))
     ap.add_argument("--dir", default=None)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--backends", default=",".join(SHORT.values()),
+                    help="lanes on: local (always), mock0, mock5, mock0-broker, mock5-broker")
+    ap.add_argument("--connections", default="0",
+                    help="broker_connections of the broker backends, each a backend of its own (0: the default)")
     args = ap.parse_args()
     CONNECT_MS = str(args.connect_ms)
+    WANTED.clear()
+    WANTED.update(["local"] + args.backends.split(","))
+    CONNECTIONS[:] = [int(n) for n in args.connections.split(",")]
     plt()  # fail early when charts cannot be drawn
     if not args.no_build:
         bl.build()

@@ -16,9 +16,10 @@ use crate::storage::{
     DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Remote, Replica, Storage,
 };
 
-/// The pool. It holds at most `broker_connections` connections (24 by
+/// The pool. It holds at most `broker_connections` connections (32 by
 /// default: 3 for each of the 8 plugin processes of a host with 2 segments
-/// backing up with `--jobs 4`); a request beyond waits for a free one. A
+/// backing up with `--jobs 4`, one each for 32 at once, 4 segments at
+/// `--jobs 8`); a request beyond waits for a free one. A
 /// request's first connection is its own; more (for steps at once) only
 /// while no request waits for its first, and a third only while two stay
 /// free.

@@ -20,9 +20,11 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::pool::{Loan, Pool};
 use super::wire::{self, Message};
+use super::workers::Workers;
 use crate::about::PLUGIN_NAME;
 use crate::backends::PluginConfig;
 use crate::commands::{self, Io};
+use crate::data::stream;
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::logging;
 use crate::process::private::open_append;
@@ -35,6 +37,10 @@ const HANDOVER_WAIT: Duration = Duration::from_secs(5);
 /// How long a cancelled request has to unwind (removing its temporaries as
 /// it goes) before its cleanups are run for it.
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
+/// How long the broker is idle before it frees the stream buffers it keeps
+/// for the next requests (so that its memory returns to small after a
+/// burst; a request in a steady flow finds them).
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 /// What runs and how the broker is to stop.
 struct Shared {
@@ -46,6 +52,8 @@ struct Shared {
     running: Mutex<Vec<Arc<Scope>>>,
     /// A cleanup hook asked it to stop.
     stopping: AtomicBool,
+    /// The threads requests and their watchers run on.
+    workers: Workers,
 }
 
 impl Shared {
@@ -103,6 +111,7 @@ pub fn run(path: &Path) -> Result<()> {
         open: AtomicUsize::new(0),
         running: Mutex::new(Vec::new()),
         stopping: AtomicBool::new(false),
+        workers: Workers::default(),
     });
     log::info!(
         "connection broker: serving {} on {} (stops after {} s without a request)",
@@ -200,14 +209,21 @@ fn serve_until_stopped(
     idle: Duration,
 ) -> &'static str {
     let mut last = Instant::now();
+    let mut released = true;
     loop {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         let _ = poll(&mut fds, PollTimeout::from(250u16));
         if accept_waiting(listener, shared) {
             last = Instant::now();
+            released = false;
         }
         if !shared.running().is_empty() {
             last = Instant::now();
+        }
+        if !released && last.elapsed() >= RELEASE_AFTER {
+            let n = stream::release_buffers();
+            log::debug!("connection broker: idle; {n} stream buffers freed");
+            released = true;
         }
         if signals.terminated() {
             return "a signal";
@@ -233,12 +249,10 @@ fn accept_waiting(listener: &UnixListener, shared: &Arc<Shared>) -> bool {
             Ok((conn, _)) => {
                 shared.open.fetch_add(1, Ordering::SeqCst);
                 let on = Arc::clone(shared);
-                let spawned = std::thread::Builder::new()
-                    .name("request".into())
-                    .spawn(move || {
-                        let _open = Open(&on.open);
-                        serve(&on, conn);
-                    });
+                let spawned = shared.workers.spawn("request", move || {
+                    let _open = Open(&on.open);
+                    serve(&on, conn);
+                });
                 if let Err(e) = spawned {
                     shared.open.fetch_sub(1, Ordering::SeqCst);
                     log::warn!("connection broker: cannot start a request thread: {e}");
@@ -401,10 +415,16 @@ fn run_request(
         let conn = conn
             .try_clone()
             .map_err(|e| Error::io(format!("cannot watch the client: {e}")))?;
-        std::thread::Builder::new()
-            .name("watcher".into())
-            .spawn(move || watch(&conn, &scope, &reply, &finished))
-            .map_err(|e| Error::io(format!("cannot start a thread: {e}")))?
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        shared
+            .workers
+            .spawn("watcher", move || {
+                // Dropped at the end of the watch (a panic included).
+                let _done = done_tx;
+                watch(&conn, &scope, &reply, &finished);
+            })
+            .map_err(|e| Error::io(format!("cannot start a thread: {e}")))?;
+        done_rx
     };
     let loan = Arc::new(Loan::new(Arc::clone(&shared.pool)));
     let (input, output) = match cmd {
@@ -450,7 +470,8 @@ fn run_request(
     // What need not delay the answer, then the connections go back.
     scope.run_deferred();
     loan.end(reuse);
-    let _ = watcher.join();
+    // The watch ends within its poll's timeout once `finished` is set.
+    let _ = watcher.recv();
     Ok(())
 }
 

@@ -15,9 +15,10 @@ use crate::error::{Error, Result};
 use crate::process::scope::Scope as CommandScope;
 use crate::storage::{ObjectReader, ReaderFactory};
 
+use super::buffers::Buffer;
 use super::check::Checker;
 use super::plan::Plan;
-use super::threads::{sink_error, Done, Job, Piece, Run, Shared};
+use super::threads::{sink_error, whole_mismatch, Done, Job, Piece, Run, Shared};
 use super::{Verify, BLOCK, MAX_READ_AHEAD, OUT_QUEUE};
 
 /// [`download_ahead`] with one read in flight.
@@ -77,6 +78,18 @@ pub fn download_ahead(
         Verify::Nothing => None,
     };
     let hash = checker.as_ref().is_some_and(|c| !c.blocks.is_empty());
+    if reads <= 1 {
+        let shared = Shared {
+            primary: Mutex::new(reader),
+            cancel: AtomicBool::new(false),
+            primary_only: AtomicBool::new(false),
+            helpers: AtomicUsize::new(0),
+            read_size,
+            hash,
+            object,
+        };
+        return download_one(&shared, plan, sink, checker, block);
+    }
     // Reads handed out and not yet passed on in order: those in flight and
     // two more, so a reader that finishes finds its next read waiting.
     let window = wanted + 2;
@@ -92,7 +105,7 @@ pub fn download_ahead(
     };
     let (job_tx, job_rx) = bounded::<Job>(window);
     let (done_tx, done_rx) = unbounded::<Done>();
-    let (free_tx, free_rx) = bounded::<Vec<u8>>(pool);
+    let (free_tx, free_rx) = bounded::<Buffer>(pool);
     let (full_tx, full_rx) = bounded::<Piece>(OUT_QUEUE);
     let (go_tx, go_rx) = bounded::<bool>(1);
     std::thread::scope(|s| {
@@ -135,6 +148,39 @@ pub fn download_ahead(
     })
 }
 
+/// A download of at most one read (a small object's): read, checked and
+/// written out on the calling thread, without threads of its own.
+fn download_one(
+    shared: &Shared<'_, '_>,
+    mut plan: Plan<'_>,
+    mut sink: impl Write,
+    mut checker: Option<Checker>,
+    block: usize,
+) -> Result<u64> {
+    let object = shared.object;
+    let mut total = 0u64;
+    if let Some((offset, len, slices)) = plan.next() {
+        let mut buf = Buffer::new(block);
+        let mut waited = std::time::Duration::ZERO;
+        let digest = shared.read_primary(&mut buf, offset, len, &mut waited)?;
+        let verified = match checker.as_mut() {
+            None => true,
+            Some(c) => c.check(offset, digest, &buf[..len], object)?,
+        };
+        // Only v1 entries: the whole digest decides.
+        if !verified && !checker.as_ref().is_some_and(|c| c.whole_matches()) {
+            return Err(whole_mismatch(object));
+        }
+        for sl in slices {
+            sink.write_all(&buf[sl.clone()])
+                .map_err(|e| sink_error(e, object))?;
+            total += sl.len() as u64;
+        }
+    }
+    sink.flush().map_err(|e| sink_error(e, object))?;
+    Ok(total)
+}
+
 /// The download's result once the writer is done: the sink's failure
 /// explains a feed that stopped early.
 fn joined(
@@ -159,7 +205,7 @@ fn start_writer<'scope>(
     s: &'scope Scope<'scope, '_>,
     mut sink: impl Write + Send + 'scope,
     full: Receiver<Piece>,
-    free: Sender<Vec<u8>>,
+    free: Sender<Buffer>,
 ) -> Result<ScopedJoinHandle<'scope, io::Result<()>>> {
     let scope = CommandScope::current();
     std::thread::Builder::new()

@@ -10,6 +10,9 @@
 //! threads keep up to `read_ahead` reads in flight (`read_ahead +
 //! OUT_QUEUE + 4` buffers at most).
 //!
+//! The buffers are the process's (`buffers.rs`): kept when a stream is done
+//! with them, for the next (a connection broker runs many).
+//!
 //! `upload.rs` is the upload; a download is set up and joined in
 //! `download.rs`, reads the blocks `plan.rs` lists, runs its reader threads
 //! and puts their blocks in order in `threads.rs`, and checks each block in
@@ -19,12 +22,14 @@ use std::os::fd::AsFd;
 
 use crate::data::integrity::Entry;
 
+mod buffers;
 mod check;
 mod download;
 mod plan;
 mod threads;
 mod upload;
 
+pub use buffers::release as release_buffers;
 pub use download::{download, download_ahead};
 pub use upload::{read_head, upload};
 
@@ -167,6 +172,35 @@ mod tests {
             assert_eq!(n.unwrap(), want.len() as u64);
             assert_eq!(out, want);
         }
+    }
+
+    #[test]
+    fn one_block_on_the_calling_thread() {
+        let d = data(BLOCK - 3);
+        let whole = 0..d.len() as u64;
+        let (n, out) = run(
+            &d,
+            std::slice::from_ref(&whole),
+            Verify::Entries(vec![entry(&d)]),
+        );
+        assert_eq!(n.unwrap(), d.len() as u64);
+        assert_eq!(out, d);
+        let (n, out) = run(&d, &[5..9, 100..100, 1000..1010], Verify::Nothing);
+        assert_eq!(n.unwrap(), 14);
+        assert_eq!(out, [&d[5..9], &d[1000..1010]].concat());
+        let empty = 0..0;
+        let (n, out) = run(
+            &[],
+            std::slice::from_ref(&empty),
+            Verify::Entries(vec![entry(&[])]),
+        );
+        assert_eq!(n.unwrap(), 0);
+        assert!(out.is_empty());
+        let mut bad = d.clone();
+        bad[7] ^= 1;
+        let (res, out) = run(&bad, &[whole], Verify::Entries(vec![entry(&d)]));
+        assert_eq!(res.unwrap_err().kind(), crate::error::ErrorKind::Integrity);
+        assert!(out.is_empty());
     }
 
     #[test]

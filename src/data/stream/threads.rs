@@ -15,6 +15,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{is_broken_pipe, Error, ErrorKind, Result};
 use crate::storage::ObjectReader;
 
+use super::buffers::Buffer;
 use super::check::{damaged, Checker};
 use super::plan::Plan;
 
@@ -38,7 +39,7 @@ pub(super) const MIN_READS_LEFT: usize = 16;
 
 /// One read and the parts of it that go to the output.
 pub(super) struct Piece {
-    pub(super) buf: Vec<u8>,
+    pub(super) buf: Buffer,
     pub(super) slices: Vec<Range<usize>>,
 }
 
@@ -47,13 +48,13 @@ pub(super) struct Job {
     pub(super) seq: u64,
     pub(super) offset: u64,
     pub(super) len: usize,
-    pub(super) buf: Vec<u8>,
+    pub(super) buf: Buffer,
 }
 
 /// A finished read: the block's XXH3-64 when blocks are verified.
 pub(super) struct Done {
     pub(super) seq: u64,
-    pub(super) buf: Vec<u8>,
+    pub(super) buf: Buffer,
     pub(super) result: Result<Option<u64>>,
     /// Whether `download`'s own reader made it (else one opened besides it).
     pub(super) primary: bool,
@@ -172,7 +173,7 @@ pub(super) struct Run<'s, 'r, 'o> {
     /// thread takes itself when it has nothing else to do.
     pub(super) queued: Receiver<Job>,
     pub(super) done: Receiver<Done>,
-    pub(super) free: Receiver<Vec<u8>>,
+    pub(super) free: Receiver<Buffer>,
     pub(super) full: Sender<Piece>,
     pub(super) allocated: usize,
     pub(super) pool: usize,
@@ -182,13 +183,13 @@ pub(super) struct Run<'s, 'r, 'o> {
 impl Run<'_, '_, '_> {
     /// A buffer: one the writer gave back, a new one while fewer than
     /// `pool` exist, else the next the writer gives back.
-    pub(super) fn buffer(&mut self) -> Result<Vec<u8>> {
+    pub(super) fn buffer(&mut self) -> Result<Buffer> {
         if let Ok(b) = self.free.try_recv() {
             return Ok(b);
         }
         if self.allocated < self.pool {
             self.allocated += 1;
-            return Ok(vec![0u8; self.block]);
+            return Ok(Buffer::new(self.block));
         }
         self.free.recv().map_err(|_| sink_gone())
     }
@@ -309,9 +310,7 @@ impl Run<'_, '_, '_> {
         if let Some(last) = held {
             // Only v1 entries were left: the whole digest decides.
             if !self.checker.as_ref().is_some_and(|c| c.whole_matches()) {
-                return Err(Error::integrity(format!(
-                    "{object} does not match the checksum recorded at backup time; the stored copy is damaged, restore it from another copy"
-                )));
+                return Err(whole_mismatch(object));
             }
             self.full.send(last).map_err(|_| sink_gone())?;
         }
@@ -336,7 +335,7 @@ impl Run<'_, '_, '_> {
             ..
         } = d;
         let shared = self.shared;
-        let again = |buf: &mut Vec<u8>, why: &dyn std::fmt::Display| -> Result<Option<u64>> {
+        let again = |buf: &mut [u8], why: &dyn std::fmt::Display| -> Result<Option<u64>> {
             if !shared.primary_only.swap(true, Ordering::Relaxed) {
                 log::warn!(
                     "{object}: a block read on another handle did not match ({why}); the object may have been replaced while it was read: reading on with one handle"
@@ -363,6 +362,13 @@ impl Run<'_, '_, '_> {
         };
         Ok((Piece { buf, slices }, verified))
     }
+}
+
+/// An object whose whole digest (a v1 record's) does not match.
+pub(super) fn whole_mismatch(object: &str) -> Error {
+    Error::integrity(format!(
+        "{object} does not match the checksum recorded at backup time; the stored copy is damaged, restore it from another copy"
+    ))
 }
 
 pub(super) fn sink_gone() -> Error {

@@ -10,10 +10,11 @@ use crate::error::{Error, Result};
 use crate::process::scope::Scope;
 use crate::storage::ObjectWriter;
 
+use super::buffers::Buffer;
 use super::{BLOCK, QUEUE};
 
 pub(super) enum Filled {
-    Data(Vec<u8>, usize),
+    Data(Buffer, usize),
     End(Box<Entry>),
     Failed(io::Error),
 }
@@ -32,10 +33,10 @@ pub(super) fn fill(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(got)
 }
 
-/// Up to `n` buffers of `size` bytes, made as they are first needed (a small
+/// Up to `n` buffers of `size` bytes, taken as they are first needed (a small
 /// object needs one) and then reused as they come back on `free`.
 struct Buffers {
-    free: Receiver<Vec<u8>>,
+    free: Receiver<Buffer>,
     made: usize,
     n: usize,
     size: usize,
@@ -44,13 +45,13 @@ struct Buffers {
 impl Buffers {
     /// A buffer, waiting for one to come back once `n` exist; None when no
     /// more will.
-    fn next(&mut self) -> Option<Vec<u8>> {
+    fn next(&mut self) -> Option<Buffer> {
         if let Ok(b) = self.free.try_recv() {
             return Some(b);
         }
         if self.made < self.n {
             self.made += 1;
-            return Some(vec![0u8; self.size]);
+            return Some(Buffer::new(self.size));
         }
         self.free.recv().ok()
     }
@@ -119,10 +120,13 @@ pub fn upload(
 
 /// Reads `input` until `limit` bytes or its end, whichever comes first: the
 /// whole of a small input, or the head of a larger one. `source` names the
-/// input in error messages.
+/// input in error messages. The room for `limit` bytes is not zeroed first
+/// (a small object's head touches only the pages it fills).
 pub fn read_head(input: &mut dyn Read, limit: usize, source: &str) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; limit];
-    let n = fill(input, &mut buf).map_err(|e| Error::io(format!("cannot read {source}: {e}")))?;
-    buf.truncate(n);
+    let mut buf = Vec::with_capacity(limit);
+    input
+        .take(limit as u64)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(format!("cannot read {source}: {e}")))?;
     Ok(buf)
 }

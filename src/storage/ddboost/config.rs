@@ -36,7 +36,7 @@ crate::declare_options! { OPTIONS:
     /// How long a broker with no request runs before it stops.
     BROKER_IDLE_SECONDS = number("broker_idle_seconds", 600, 1, 86_400);
     /// How many logged-in connections a broker holds at most.
-    BROKER_CONNECTIONS = number("broker_connections", 24, 1, 64);
+    BROKER_CONNECTIONS = number("broker_connections", 32, 1, 64);
 }
 
 /// The options naming one Data Domain system and a place on it.
