@@ -132,24 +132,28 @@ def make_template(work, objects, size, cfg):
 
 
 def run_measured(argv, env, out_path, timeout):
-    """Runs argv with stdout to out_path; (exit code or None on timeout, wall s, peak RSS KiB)."""
+    """Runs argv with stdout to out_path; (exit code or None on timeout, wall s, peak RSS KiB).
+
+    The peak comes from GNU time, which starts the plugin itself: Linux counts
+    the RSS a process had before exec in its peak, so a plugin started straight
+    from this (large) Python process would report this process's size."""
+    stats = out_path + ".time"
     with open(out_path, "wb") as out, open(out_path + ".err", "wb") as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(argv, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        deadline = None if timeout is None else t0 + timeout
-        while True:
-            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
-            if pid == p.pid:
-                break
-            if deadline is not None and time.perf_counter() > deadline:
-                p.kill()
-                pid, status, usage = os.wait4(p.pid, 0)
-                p.returncode = -9
-                return None, time.perf_counter() - t0, usage.ru_maxrss
-            time.sleep(0.02)
+        p = subprocess.Popen(bl.measured(argv, stats), env=env, stdout=out, stderr=err,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            rc = p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)  # GNU time and the plugin
+            p.wait()
+            rc = None
         wall = time.perf_counter() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, wall, usage.ru_maxrss
+    try:
+        rss, _cpu = bl.read_stats(stats)
+    except (OSError, ValueError):
+        rss = 0
+    return rc, wall, rss
 
 
 def trace_ops(trace):
@@ -306,6 +310,7 @@ def main():
     ap.add_argument("--dir", default=None)
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
+    bl.need_gnu_time()
     sizes = [int(s) for s in args.objects.split(",")]
     if any(s % SEGMENTS for s in sizes):
         sys.exit(f"--objects: each size must be a multiple of {SEGMENTS} (one object per table and segment)")
