@@ -406,6 +406,40 @@ pub(crate) fn read(api: &Api, fd: FileDesc, buf: &mut [u8], offset: u64) -> Resu
     ok_or(code, done as u64)
 }
 
+/// One `ddp_read` of up to `want` bytes (the caller keeps it ≤ 1 MiB) into
+/// the spare capacity of `buf`, so that room the SDK does not fill is never
+/// written (nor zeroed first); the bytes read are appended.
+pub(crate) fn read_append(
+    api: &Api,
+    fd: FileDesc,
+    buf: &mut Vec<u8>,
+    want: usize,
+    offset: u64,
+) -> Result<u64, i32> {
+    buf.reserve(want);
+    let spare = buf.spare_capacity_mut();
+    let len = want.min(spare.len());
+    let mut done: raw::ddp_uint64_t = 0;
+    // SAFETY: `spare` is valid for writes of `len` bytes (uninitialised bytes
+    // may be written through a raw pointer); `done` is valid for writes.
+    let code = unsafe {
+        api.ddp_read(
+            fd.0,
+            spare.as_mut_ptr().cast(),
+            len as _,
+            offset as _,
+            &mut done,
+        )
+    };
+    let n = usize::try_from(ok_or(code, done as u64)?)
+        .unwrap_or(usize::MAX)
+        .min(len);
+    // SAFETY: `ddp_read` wrote the `n` bytes it reports read (at most `len`,
+    // the room it was given) at the start of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n as u64)
+}
+
 /// One `ddp_write` of `buf`; the caller keeps it ≤ 1 MiB.
 pub(crate) fn write(api: &Api, fd: FileDesc, buf: &[u8], offset: u64) -> Result<u64, i32> {
     let mut done: raw::ddp_uint64_t = 0;

@@ -37,6 +37,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Containers a process keeps open for reading.
+const OPEN_CONTAINERS: usize = 512;
+
 pub use crate::totals::{totals, Totals};
 
 const FLUSH_BYTES: usize = 4 << 20;
@@ -314,6 +317,7 @@ impl System {
             .join(format!("{id:016x}.ctr"))
     }
 
+    /// Container `id`, opened once and kept (up to [`OPEN_CONTAINERS`]).
     fn container(&self, id: u64) -> DdResult<Arc<File>> {
         if let Some(f) = self.containers.read().get(&id) {
             return Ok(f.clone());
@@ -326,7 +330,14 @@ impl System {
             r => r,
         };
         let f = Arc::new(f?);
-        self.containers.write().insert(id, f.clone());
+        let mut open = self.containers.write();
+        // A bounded number of open containers: a process reading a system of
+        // many small objects (one container each) must not run out of
+        // descriptors. Readers keep the ones they hold.
+        if open.len() >= OPEN_CONTAINERS {
+            open.clear();
+        }
+        open.insert(id, f.clone());
         Ok(f)
     }
 

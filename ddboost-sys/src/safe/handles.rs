@@ -368,6 +368,19 @@ impl File {
         Ok(total)
     }
 
+    /// Reads up to `want` bytes (at most [`MAX_IO_SIZE`]) from `offset` with
+    /// one `ddp_read`, into a buffer of exactly the bytes read: room the SDK
+    /// does not fill is never touched, so a small object's read costs no
+    /// more memory than the object. Fewer than `want` only at the end.
+    pub fn read_exact_size(&self, want: usize, offset: u64) -> Result<Vec<u8>> {
+        let want = want.min(MAX_IO_SIZE);
+        let mut buf = Vec::new();
+        self.call(|api, fd| adapter::read_append(api, fd, &mut buf, want, offset))
+            .map_err(|c| Error::from_code("ddp_read", self.path.clone(), c))?;
+        buf.shrink_to_fit();
+        Ok(buf)
+    }
+
     /// Writes `buf` at `offset` with `ddp_write`, at most [`MAX_IO_SIZE`] per
     /// call. Returns the bytes written (all of `buf` unless the SDK stops
     /// accepting data).

@@ -278,10 +278,10 @@ impl System {
         let file = self.open_file_within(path, wait)?;
         let waited = WAITED.load(std::sync::atomic::Ordering::Relaxed);
         let at = first_read / DD_BLOCK as u64 * DD_BLOCK as u64;
-        let mut block = vec![0u8; DD_BLOCK];
-        let n = file.read_at(&mut block, at).map_err(|e| self.err(e))?;
-        block.truncate(n);
-        block.shrink_to_fit();
+        let block = file
+            .read_exact_size(DD_BLOCK, at)
+            .map_err(|e| self.err(e))?;
+        let n = block.len();
         // Reads are short only at the end of a file.
         let (size, size_inferred) = if (n > 0 && n < DD_BLOCK) || (at == 0 && n == 0) {
             (at + n as u64, true)
