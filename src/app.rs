@@ -9,7 +9,7 @@ use crate::about::{API_VERSION, PLUGIN_NAME};
 use crate::broker;
 use crate::commands;
 use crate::error::{self, ErrorKind};
-use crate::process::{logging, signals};
+use crate::process::{logging, malloc, signals};
 use crate::protocol::args::{self as cli, Command};
 
 fn print_stdout(text: &str) -> ExitCode {
@@ -46,6 +46,14 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
         Command::ApiVersion => return print_stdout(&format!("{API_VERSION}\n")),
         Command::Version => return print_stdout(&cli::version_text()),
         Command::Help => return print_stdout(&cli::help_text()),
+        // Many threads at once: the allocator tuned for them.
+        Command::ListDirectory { .. }
+        | Command::ListBackups { .. }
+        | Command::VerifyBackup { .. }
+        | Command::DeleteBackup { .. }
+        | Command::DeleteDirectory { .. }
+        | Command::DeleteReplica { .. }
+        | Command::ReplicateBackup { .. } => malloc::run_tuned(&argv),
         _ => {}
     }
     logging::init();

@@ -44,17 +44,6 @@ const START_WAIT: Duration = Duration::from_secs(2);
 /// How long a cleanup hook waits for the broker to finish and exit.
 const STOP_WAIT: Duration = Duration::from_secs(60);
 
-/// glibc's allocator, for the broker: at most 2 arenas. Its request
-/// threads each soon have an arena of their own by default (up to 8 per
-/// core), and memory freed in an arena mostly stays with it: after a burst
-/// of 32 requests the broker kept 37-50 MiB, with 2 arenas 26-37 MiB (17-19
-/// once its idle threads ended), at the same CPU. Its stream buffers are kept for the next request
-/// (`data::stream`, freed when it is idle), so no threshold is fixed: large
-/// allocations (the SDK's too) are reused from the heap as in a plugin
-/// process, not mapped and faulted in anew each time. A variable already
-/// set is left as it is.
-const MALLOC_TUNING: &[(&str, &str)] = &[("MALLOC_ARENA_MAX", "2")];
-
 /// Where the broker of one config is.
 #[derive(Debug, Clone)]
 pub struct Place {
@@ -144,11 +133,7 @@ fn start(config: &Path, place: &Place) {
     // itself a session of its own.
     let spawned = std::env::current_exe().and_then(|exe| {
         let mut broker = std::process::Command::new(exe);
-        for (k, v) in MALLOC_TUNING {
-            if std::env::var_os(k).is_none() {
-                broker.env(k, v);
-            }
-        }
+        crate::process::malloc::tune(&mut broker);
         broker
             .arg("broker")
             .arg(&config)

@@ -4,6 +4,7 @@
 pub mod fanout;
 pub mod journal;
 pub mod logging;
+pub mod malloc;
 pub mod pause;
 pub mod private;
 pub mod progress;
