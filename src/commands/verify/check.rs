@@ -24,6 +24,8 @@ pub(super) enum Outcome {
 pub(super) struct Target {
     pub(super) path: StoragePath,
     pub(super) backup: String,
+    /// Its size where a listing with sizes gave it (earlier backups'
+    /// folders), else 0: the order to read in, largest first.
     pub(super) listed: u64,
     /// The exact size the manifest implies, and the segment TOC that says so.
     pub(super) size: Option<(u64, String)>,
@@ -87,16 +89,22 @@ impl Run {
             return Err(Error::broken_pipe());
         }
         let Target {
-            path,
-            backup,
-            listed,
-            size,
+            path, backup, size, ..
         } = &self.targets[i];
         let started = Instant::now();
-        let outcome = match size {
-            // The listing already shows the wrong size: nothing to read.
-            Some((want, toc)) if listed != want => {
-                Outcome::Failed(size_reason(*listed, *want, toc))
+        // A size the manifest implies is compared before anything is read.
+        let stored = match size {
+            // Not to be had: the read below says why.
+            Some(_) => storage
+                .list(path)
+                .ok()
+                .and_then(|l| l.first().map(|o| o.size)),
+            None => None,
+        };
+        let outcome = match (size, stored) {
+            // It already has the wrong size: nothing to read.
+            (Some((want, toc)), Some(listed)) if listed != *want => {
+                Outcome::Failed(size_reason(listed, *want, toc))
             }
             _ => match check_object(storage, path, &self.progress) {
                 Outcome::Ok(n) => match size {

@@ -93,7 +93,10 @@ pub fn verify_backup(
             )
         },
     )?;
-    for line in plan.extra.iter().cloned() {
+    for mut line in plan.extra.iter().cloned() {
+        // Its size, for the line (the listing read names only).
+        let stored = storage.list(&line.path).ok();
+        line.bytes = stored.and_then(|l| l.first().map(|o| o.size));
         log::info!(
             "verify_backup {}: not named by the manifest; not checked",
             line.path
@@ -138,12 +141,19 @@ fn read_backup(
     ts: &Timestamp,
 ) -> Result<(Vec<ObjectInfo>, Option<Manifest>)> {
     let prefix = ts.prefix();
-    let objects = storage.list(prefix).map_err(|e| {
+    // Names only (no call per object): the sizes that matter are read with
+    // the objects, and the few a manifest implies are looked up then.
+    let names = storage.list_names(prefix, false).map_err(|e| {
         e.context(format!(
             "verify_backup: cannot list backup {ts} in {}",
             storage.describe()
         ))
     })?;
+    let objects: Vec<ObjectInfo> = names
+        .iter()
+        .filter_map(|n| prefix.child(n).ok())
+        .map(|path| ObjectInfo { path, size: 0 })
+        .collect();
     if objects.is_empty() {
         return Err(Error::not_found(format!(
             "backup {ts} not found in {}: no objects below {prefix}; check the timestamp and that the plugin config points at the storage the backup was written to",
