@@ -84,16 +84,6 @@ fn store_manifest(env: &Env, tables: u32) {
     backup_file(env, &format!("gpbackup_{TS}_report"), "Backup Report\n");
 }
 
-fn with_status(lines: &[String], status: &str) -> Vec<String> {
-    let mut v: Vec<String> = lines
-        .iter()
-        .filter(|l| l.starts_with(&format!("{status} ")))
-        .cloned()
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn a_filled_backup_with_records_verifies_and_damage_is_found() {
     let env = Env::new(Backend::DdBoostMock);

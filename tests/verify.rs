@@ -68,17 +68,6 @@ fn verify(env: &Env, extra: &[&str]) -> (Output, Vec<String>) {
     verify_lines(env, TS, extra)
 }
 
-/// The lines that start with `status`, sorted.
-fn with_status(lines: &[String], status: &str) -> Vec<String> {
-    let mut v: Vec<String> = lines
-        .iter()
-        .filter(|l| l.starts_with(&format!("{status} ")))
-        .cloned()
-        .collect();
-    v.sort();
-    v
-}
-
 fn summary(lines: &[String]) -> &str {
     let s: Vec<&String> = lines.iter().filter(|l| l.starts_with("SUMMARY ")).collect();
     assert_eq!(s.len(), 1, "{lines:?}");

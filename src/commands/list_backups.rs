@@ -175,7 +175,7 @@ pub fn run(ctx: &Context, flags: Flags) -> Result<()> {
             Some((replica.storage(), held))
         }
     };
-    let configs = read_configs(ctx, storage.as_ref(), &found, flags.replica)?;
+    let configs = read_configs(ctx, storage.as_ref(), &found)?;
     let mut rows = Vec::new();
     for (ts, config) in found.into_iter().zip(configs) {
         let stored = match flags.sizes {
@@ -230,17 +230,10 @@ pub fn run(ctx: &Context, flags: Flags) -> Result<()> {
 /// The config of each backup of `found`, in order, read on up to
 /// `command_connections` connections at once.
 type Config = Option<std::result::Result<files::BackupConfig, String>>;
-fn read_configs(
-    ctx: &Context,
-    storage: &dyn Storage,
-    found: &[Timestamp],
-    replica: bool,
-) -> Result<Vec<Config>> {
+fn read_configs(ctx: &Context, storage: &dyn Storage, found: &[Timestamp]) -> Result<Vec<Config>> {
     let read: Mutex<Vec<Option<Config>>> = Mutex::new(vec![None; found.len()]);
-    let open = || match replica {
-        true => ctx.storage_with_replica(),
-        false => ctx.storage(),
-    };
+    // Configs are read on the primary: the other connections need no replica.
+    let open = || ctx.storage();
     let width = ctx.config.backend.command_connections();
     fanout::run(
         storage,

@@ -549,6 +549,17 @@ pub fn walk(root: &Path) -> Vec<(String, u64)> {
     out
 }
 
+/// The lines that start with `status`, sorted.
+pub fn with_status(lines: &[String], status: &str) -> Vec<String> {
+    let mut v: Vec<String> = lines
+        .iter()
+        .filter(|l| l.starts_with(&format!("{status} ")))
+        .cloned()
+        .collect();
+    v.sort();
+    v
+}
+
 /// Runs verify_backup of `ts` with `extra` arguments: the output and its
 /// stdout lines.
 pub fn verify_lines(env: &Env, ts: &str, extra: &[&str]) -> (Output, Vec<String>) {

@@ -78,22 +78,6 @@ pub fn download_ahead(
         Verify::Nothing => None,
     };
     let hash = checker.as_ref().is_some_and(|c| !c.blocks.is_empty());
-    if reads <= 1 {
-        let shared = Shared {
-            primary: Mutex::new(reader),
-            cancel: AtomicBool::new(false),
-            primary_only: AtomicBool::new(false),
-            helpers: AtomicUsize::new(0),
-            read_size,
-            hash,
-            object,
-        };
-        return download_one(&shared, plan, sink, checker, block);
-    }
-    // Reads handed out and not yet passed on in order: those in flight and
-    // two more, so a reader that finishes finds its next read waiting.
-    let window = wanted + 2;
-    let pool = window + OUT_QUEUE + 2;
     let shared = Shared {
         primary: Mutex::new(reader),
         cancel: AtomicBool::new(false),
@@ -103,6 +87,13 @@ pub fn download_ahead(
         hash,
         object,
     };
+    if reads <= 1 {
+        return download_one(&shared, plan, sink, checker, block);
+    }
+    // Reads handed out and not yet passed on in order: those in flight and
+    // two more, so a reader that finishes finds its next read waiting.
+    let window = wanted + 2;
+    let pool = window + OUT_QUEUE + 2;
     let (job_tx, job_rx) = bounded::<Job>(window);
     let (done_tx, done_rx) = unbounded::<Done>();
     let (free_tx, free_rx) = bounded::<Buffer>(pool);
