@@ -27,9 +27,10 @@
 //! the counts, bytes and speed. `--json` prints one JSON document instead.
 //! Paths are relative to the config's `directory`. `EXTRA` objects are in
 //! the backup's folder but not in its manifest: reported, not read, not a
-//! failure. Objects that appeared while it ran (listed at the end but not at
-//! the start) get a `NEW <path> <bytes>` line: not checked, and not a
-//! failure. The command fails when an object is missing or failed, when the
+//! failure. Objects that appeared while it ran get a `NEW <path> <bytes>`
+//! line: not checked, and not a failure (with a manifest, those it names
+//! that were missing at the start; without one, every object stored at the
+//! end but not at the start). The command fails when an object is missing or failed, when the
 //! backup is incomplete or gpbackup recorded it as failed, or when an object
 //! has no record and `--allow-unrecorded` was not given.
 //!
@@ -52,7 +53,7 @@ use crate::error::{Error, Result};
 use crate::process::fanout;
 use crate::process::progress::Progress;
 use crate::protocol::keys::Timestamp;
-use crate::storage::{ObjectInfo, Storage};
+use crate::storage::{ObjectInfo, Storage, StoragePath};
 
 use super::Context;
 
@@ -77,7 +78,7 @@ pub fn verify_backup(
     let storage = ctx.storage()?;
     let (objects, manifest) = read_backup(storage.as_ref(), ts)?;
     let plan = plan(ts, &objects, manifest.as_ref());
-    // The folder is read again as the last objects are read, beside them.
+    // What appeared meanwhile is looked at as the last objects are read.
     let appeared = std::sync::atomic::AtomicUsize::new(0);
     let (run, secs) = check_all(
         ctx,
@@ -232,15 +233,16 @@ fn check_all(
     Ok((run, secs))
 }
 
-/// What one read of the backup folder's names shows at the end of a run
-/// (begun once the last objects are being read):
-/// objects committed while it ran (`NEW` lines: not checked, and listed
-/// with their size), and, without a manifest, published checksum records
-/// whose object is gone (`MISSING` lines: a record is only published after
-/// its object, so the object was lost; a staged `.checksum.next` alone
-/// describes nothing).
-/// Returns how many appeared. Reads names only: no call per object that
-/// was there before.
+/// What is stored at the end of a run that was not at its start (begun
+/// once the last objects are being read, beside them). With a manifest,
+/// only what it names matters: the objects it names that were missing are
+/// looked up again (a call each, usually none). Without one, the folder's
+/// names are read once: objects committed while it ran, and published
+/// checksum records whose object is gone (`MISSING` lines: a record is only
+/// published after its object, so the object was lost; a staged
+/// `.checksum.next` alone describes nothing).
+/// Returns how many appeared (`NEW` lines: not checked, listed with their
+/// size).
 fn appeared(
     storage: &dyn Storage,
     ts: &Timestamp,
@@ -248,6 +250,13 @@ fn appeared(
     plan: &Plan,
     run: &Run,
 ) -> usize {
+    if plan.warning.is_none() {
+        return plan
+            .missing
+            .iter()
+            .filter(|line| stored_new(storage, &line.path, &line.backup, run))
+            .count();
+    }
     let prefix = ts.prefix();
     let names = match storage.list_names(prefix, true) {
         Ok(names) => names,
@@ -262,12 +271,10 @@ fn appeared(
         .map(String::as_str)
         .filter(|n| !n.starts_with('.'))
         .collect();
-    let reported: HashSet<&str> = plan.missing.iter().map(|l| l.path.file_name()).collect();
     let mut new = 0;
     for name in &names {
         if let Some(object) = integrity::object_of_record(name) {
-            // With a manifest, what a restore needs is checked by name.
-            if plan.warning.is_some() && !present.contains(object) && !reported.contains(object) {
+            if !present.contains(object) {
                 let Ok(path) = prefix.child(object) else {
                     continue;
                 };
@@ -287,27 +294,32 @@ fn appeared(
         if name.starts_with('.') || seen.contains(name.as_str()) {
             continue;
         }
-        let Ok(path) = prefix.child(name) else {
-            continue;
-        };
-        // Its size; gone again since is fine (not checked either way).
-        let Some(o) = storage.list(&path).ok().and_then(|l| l.into_iter().next()) else {
-            continue;
-        };
-        new += 1;
-        run.record(Line {
-            status: "NEW",
-            path: o.path.clone(),
-            backup: ts.to_string(),
-            bytes: Some(o.size),
-            reason: None,
-        });
-        log::info!(
-            "verify_backup: {} appeared while verifying; not checked",
-            o.path
-        );
+        if let Ok(path) = prefix.child(name) {
+            new += usize::from(stored_new(storage, &path, ts.as_str(), run));
+        }
     }
     new
+}
+
+/// Records a `NEW` line for `path` of backup `backup` when it is stored now
+/// (with its size); gone again, or unreadable, is fine: not checked either
+/// way.
+fn stored_new(storage: &dyn Storage, path: &StoragePath, backup: &str, run: &Run) -> bool {
+    let Some(o) = storage.list(path).ok().and_then(|l| l.into_iter().next()) else {
+        return false;
+    };
+    log::info!(
+        "verify_backup: {} appeared while verifying; not checked",
+        o.path
+    );
+    run.record(Line {
+        status: "NEW",
+        path: o.path,
+        backup: backup.to_string(),
+        bytes: Some(o.size),
+        reason: None,
+    });
+    true
 }
 
 /// The counts of a run, the verdicts and the summary line.
