@@ -9,7 +9,7 @@ use crate::about::{API_VERSION, PLUGIN_NAME};
 use crate::broker;
 use crate::commands;
 use crate::error::{self, ErrorKind};
-use crate::process::{logging, malloc, signals};
+use crate::process::{descriptors, logging, malloc, signals};
 use crate::protocol::args::{self as cli, Command};
 
 fn print_stdout(text: &str) -> ExitCode {
@@ -56,9 +56,18 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
         | Command::ReplicateBackup { .. } => malloc::run_tuned(&argv),
         _ => {}
     }
+    // The broker, before it opens anything: every descriptor above 2 is
+    // its starter's, and it outlives its starter.
+    let inherited = match &parsed.command {
+        Command::Broker { .. } => descriptors::close_inherited(),
+        _ => 0,
+    };
     logging::init();
     install_panic_hook(name);
     if let Command::Broker { config } = &parsed.command {
+        if inherited > 0 {
+            log::info!("connection broker: closed {inherited} descriptor(s) its starter left open");
+        }
         return match broker::server::run(config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(name, &e),

@@ -129,8 +129,10 @@ fn start(config: &Path, place: &Place) {
     }
     let config = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
     // Detached: no descriptor of the hook's, so that whoever waits for the
-    // hook's output (gpbackup's ssh) does not wait for the broker; it makes
-    // itself a session of its own.
+    // hook's output (gpbackup's ssh) does not wait for the broker: its
+    // standard streams are /dev/null, and it closes every other descriptor
+    // it inherits, close-on-exec or not, before anything else
+    // (`process::descriptors`); it makes itself a session of its own.
     let spawned = std::env::current_exe().and_then(|exe| {
         let mut broker = std::process::Command::new(exe);
         crate::process::malloc::tune(&mut broker);

@@ -2,6 +2,8 @@
 //! gpbackup_helper run it, against one backend.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
