@@ -467,8 +467,6 @@ fn run_request(
         let cancelled = code != 0 && scope.interrupted();
         let _ = wire::send(&conn, &done(code, line, cancelled), None);
     }
-    // What need not delay the answer, then the connections go back.
-    scope.run_deferred();
     loan.end(reuse);
     // The watch ends within its poll's timeout once `finished` is set.
     let _ = watcher.recv();
