@@ -1,13 +1,15 @@
 //! The connection broker keeps nothing that is not its own, through the
-//! binary as gpbackup runs it: no descriptor of the hook that started it.
+//! binary as gpbackup runs it: no descriptor of the hook that started it,
+//! nothing of a request that was cancelled.
 
 mod support;
 
 use std::fs::OpenOptions;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::sys::stat::Mode;
@@ -88,4 +90,86 @@ fn the_broker_holds_no_descriptor_of_the_hook_that_started_it() {
     ok(&w.backup("obj", &data));
     assert_eq!(w.restore("obj").stdout, data);
     assert!(w.env.log_text().contains("(broker "));
+}
+
+/// The streams process `pid` holds open on the mock system, (reads,
+/// writes), as its stream-count file shows them (none before its first).
+fn streams_of(w: &World, pid: i32) -> (i32, i32) {
+    let file = w
+        .env
+        .dd_root()
+        .join("dd-primary/streams")
+        .join(pid.to_string());
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let n: Vec<i32> = text
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    match n[..] {
+        [read, write, _] => (read, write),
+        _ => (0, 0),
+    }
+}
+
+/// Waits up to 30 s for `child` to exit.
+fn exits_within_30_s(mut child: Child, what: &str) -> std::process::Output {
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("{what} did not finish within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_signalled_client_whose_input_stalled_leaves_no_temporary_and_holds_nothing() {
+    // One connection: the next request runs only once the cancelled one
+    // gave it back.
+    let w = World::new("  broker_connections: 1\n");
+    w.hook("setup_plugin_for_backup");
+    let old = bytes(10_000, 1);
+    ok(&w.backup("obj", &old));
+    let pid = w.brokers()[0];
+    let mut client = w
+        .cmd(&["backup_data", w.env.cfg(), &w.key("obj")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Part of the object, then the producer stalls with its end open.
+    let mut input = client.stdin.take().unwrap();
+    input.write_all(&bytes(3 << 20, 2)).unwrap();
+    wait_for(
+        || !w.env.temporaries().is_empty() && streams_of(&w, pid) == (0, 1),
+        "the write under way",
+    );
+    let signalled = Instant::now();
+    kill(client.id() as i32, "TERM");
+    let (status, stderr) = stderr_of(client);
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(128 + 15), "{stderr}");
+    assert!(took < Duration::from_secs(3), "exited after {took:?}");
+    // At once: the temporary gone, the write stream closed, and the
+    // connection back (another request runs while the input is still open).
+    assert!(w.env.temporaries().is_empty(), "{:?}", w.env.temporaries());
+    assert_eq!(streams_of(&w, pid), (0, 0));
+    let data = bytes(5_000, 3);
+    let next = spawn_fed(w.cmd(&["backup_data", w.env.cfg(), &w.key("next")]), &data).0;
+    ok(&exits_within_30_s(
+        next,
+        "a request after the cancelled one",
+    ));
+    // The input ends: nothing comes back.
+    drop(input);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(w.env.temporaries().is_empty(), "{:?}", w.env.temporaries());
+    assert_eq!(streams_of(&w, pid), (0, 0));
+    assert_eq!(w.restore("obj").stdout, old, "the old object stays");
+    assert_eq!(w.restore("next").stdout, data);
+    let log = w.env.log_text();
+    assert!(!log.contains("after the cancel"), "{log}");
 }

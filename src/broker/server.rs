@@ -535,7 +535,7 @@ fn watch(
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        log::warn!("still running {} s after the cancel (blocked on its input or output); removing its temporaries", CANCEL_WAIT.as_secs());
+        log::warn!("still running {} s after the cancel (blocked on its output or on the storage); removing its temporaries (again as it ends)", CANCEL_WAIT.as_secs());
         signals::cancel(scope);
         let answer = reply.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let (Some(c), true) = (answer, cancel) {

@@ -15,8 +15,10 @@ use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// A registered cleanup.
-pub type Action = Box<dyn FnOnce() + Send + Sync>;
+/// A registered cleanup. It may run more than once (a cancelled request's
+/// runs at the cancel and again when its guard is dropped), so it must do no
+/// harm when what it removes is gone.
+pub type Action = Arc<dyn Fn() + Send + Sync>;
 
 /// One command's state (see the module notes).
 pub struct Scope {
@@ -185,10 +187,12 @@ mod tests {
             let _in = a.enter();
             assert!(signals::check().is_err());
         }
+        // Dropped as the request ends (after closing what it held): its
+        // cleanup runs again, for what the close re-created.
         drop(guard_a);
-        assert_eq!(ran.load(Ordering::SeqCst), 1, "ran once");
+        assert_eq!(ran.load(Ordering::SeqCst), 2, "ran again when dropped");
         guard_b.disarm();
-        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        assert_eq!(ran.load(Ordering::SeqCst), 2);
     }
 
     #[test]
