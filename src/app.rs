@@ -9,6 +9,7 @@ use crate::about::{API_VERSION, PLUGIN_NAME};
 use crate::broker;
 use crate::commands;
 use crate::error::{self, ErrorKind};
+use crate::process::scope::Scope;
 use crate::process::{descriptors, logging, malloc, signals};
 use crate::protocol::args::{self as cli, Command};
 
@@ -99,6 +100,8 @@ fn fail(name: &str, e: &error::Error) -> ExitCode {
 /// multi-line trace that callers would splice into their own messages.
 fn install_panic_hook(command: &'static str) {
     std::panic::set_hook(Box::new(move |info| {
+        // In the connection broker: the request's connections are not reused.
+        Scope::current().note_panic();
         let msg = info.to_string().replace('\n', " ");
         log::error!("{command}: internal error: {msg}");
         eprintln!("{PLUGIN_NAME} {command}: internal error: {msg}; please report this");

@@ -173,3 +173,51 @@ fn a_signalled_client_whose_input_stalled_leaves_no_temporary_and_holds_nothing(
     let log = w.env.log_text();
     assert!(!log.contains("after the cancel"), "{log}");
 }
+
+#[test]
+fn a_panic_in_a_step_of_a_request_closes_its_connections() {
+    let mut w = World::new("");
+    // The lookup of what is at the path, a step a small write runs on a
+    // second connection at once with the others, panics mid-call.
+    w.faults = Some("stat:path=doomed:err=panic".into());
+    w.hook("setup_plugin_for_backup");
+    let out = w.backup("doomed", &bytes(5_000, 4));
+    let err = fails(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("backup_data") && err.contains("doomed"),
+        "{err}"
+    );
+    // Every connection the request held is logged out, none kept.
+    wait_for(
+        || w.calls("disconnect") == w.connects(),
+        "the request's connections to be closed",
+    );
+    assert!(w.env.temporaries().is_empty(), "{:?}", w.env.temporaries());
+    // The broker goes on serving, on connections of its own.
+    let logins = w.connects();
+    let data = bytes(5_000, 6);
+    ok(&w.backup("fine", &data));
+    assert_eq!(w.restore("fine").stdout, data);
+    assert!(w.connects() > logins, "{}", w.env.log_text());
+    assert!(!w.env.log_text().contains("works directly"));
+}
+
+#[test]
+fn a_panic_after_a_requests_answer_leaves_the_broker_idle() {
+    let w = World::new("  broker_idle_seconds: 2\n");
+    w.hook("setup_plugin_for_backup");
+    let pid = w.brokers()[0];
+    let data = bytes(5_000, 7);
+    let mut cmd = w.cmd(&["backup_data", w.env.cfg(), &w.key("obj")]);
+    cmd.env("GPBACKUP_DDBOOST_PLUGIN_PAUSE", "request-answered=panic");
+    // Answered before the panic, which comes before its connections go back.
+    ok(&feed(cmd, &data));
+    wait_for(|| !alive(pid), "the broker to go idle and stop");
+    let log = w.env.log_text();
+    assert!(log.contains("stopping (idle)"), "{log}");
+    assert!(log.contains("panicking as asked"), "{log}");
+    assert_eq!(w.calls("disconnect"), w.connects(), "{log}");
+    assert_eq!(w.restore("obj").stdout, data);
+}

@@ -7,7 +7,8 @@
 //! * [`around_hook`]: `setup_plugin_for_backup`/`_restore` in scope
 //!   `segment_host` start it (`broker: on`, ddboost backend), the cleanup
 //!   hooks of that scope stop it;
-//! * [`server`]: the broker itself, the hidden command `broker <config>`;
+//! * [`server`]: the broker itself, the hidden command `broker <config>`,
+//!   and `request.rs`: one request it runs;
 //! * [`client`]: a plugin process hands its command and its standard input
 //!   or output to the broker and exits as the broker's answer says;
 //! * [`pool`]: the connections; [`wire`]: the messages; [`workers`]: the
@@ -21,6 +22,7 @@
 
 pub mod client;
 pub mod pool;
+mod request;
 pub mod server;
 pub mod wire;
 pub mod workers;

@@ -28,6 +28,8 @@ pub struct Scope {
     pub(crate) registry: RwLock<Vec<(u64, Action)>>,
     /// Set from the commit point of a write on.
     pub(crate) committing: AtomicBool,
+    /// Set when a thread of the command panicked.
+    panicked: AtomicBool,
     /// The journal file a writer appends to while it writes.
     pub(crate) journal: Mutex<Option<File>>,
     /// How the journal names this writer: the process id, and in the
@@ -76,6 +78,7 @@ impl Scope {
             interrupted: Arc::new(AtomicBool::new(false)),
             registry: RwLock::new(Vec::new()),
             committing: AtomicBool::new(false),
+            panicked: AtomicBool::new(false),
             journal: Mutex::new(None),
             writer_id,
             pause,
@@ -122,6 +125,17 @@ impl Scope {
     /// Whether the command is to stop.
     pub fn interrupted(&self) -> bool {
         self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Notes that a thread of the command panicked (the panic hook does,
+    /// on the panicking thread): what it was using may be half done.
+    pub fn note_panic(&self) {
+        self.panicked.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a thread of the command panicked.
+    pub fn panicked(&self) -> bool {
+        self.panicked.load(Ordering::SeqCst)
     }
 
     pub(crate) fn registry(&self) -> RwLockWriteGuard<'_, Vec<(u64, Action)>> {

@@ -118,10 +118,16 @@ impl World {
     }
 
     pub fn connects(&self) -> usize {
+        self.calls("connect")
+    }
+
+    /// The calls `op` of every process in the trace so far.
+    pub fn calls(&self, op: &str) -> usize {
+        let start = format!("op={op} ");
         std::fs::read_to_string(&self.trace)
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.starts_with("op=connect "))
+            .filter(|l| l.starts_with(&start))
             .count()
     }
 
