@@ -133,13 +133,7 @@ fn a_signalled_client_whose_input_stalled_leaves_no_temporary_and_holds_nothing(
     let old = bytes(10_000, 1);
     ok(&w.backup("obj", &old));
     let pid = w.brokers()[0];
-    let mut client = w
-        .cmd(&["backup_data", w.env.cfg(), &w.key("obj")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut client = w.spawn(&["backup_data", w.env.cfg(), &w.key("obj")]);
     // Part of the object, then the producer stalls with its end open.
     let mut input = client.stdin.take().unwrap();
     input.write_all(&bytes(3 << 20, 2)).unwrap();
@@ -182,12 +176,17 @@ fn a_panic_in_a_step_of_a_request_closes_its_connections() {
     w.faults = Some("stat:path=doomed:err=panic".into());
     w.hook("setup_plugin_for_backup");
     let out = w.backup("doomed", &bytes(5_000, 4));
-    let err = fails(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
-        err.contains("backup_data") && err.contains("doomed"),
+        err.starts_with("gpbackup_ddboost_plugin backup_data: internal error")
+            && err.contains("please report this"),
         "{err}"
+    );
+    assert!(
+        w.env.log_text().contains("injected panic"),
+        "the panic is logged"
     );
     // Every connection the request held is logged out, none kept.
     wait_for(
@@ -220,4 +219,34 @@ fn a_panic_after_a_requests_answer_leaves_the_broker_idle() {
     assert!(log.contains("panicking as asked"), "{log}");
     assert_eq!(w.calls("disconnect"), w.connects(), "{log}");
     assert_eq!(w.restore("obj").stdout, data);
+}
+
+#[test]
+fn a_restore_cancelled_while_waiting_for_a_connection_is_not_told_as_a_write() {
+    let w = World::new("  broker_connections: 1\n  logger_verbosity: verbose\n");
+    w.hook("setup_plugin_for_backup");
+    let data = bytes(10_000, 1);
+    ok(&w.backup("kept", &data));
+    // A write paused before its commit holds the only connection.
+    let (writer, _) = w.paused_backup("obj", "record-staged", &bytes(30_000, 2));
+    let reader = w.spawn(&["restore_data", w.env.cfg(), &w.key("kept")]);
+    wait_for(
+        || w.env.log_text().contains("restore_data: starting"),
+        "the restore to wait for the connection",
+    );
+    kill(reader.id() as i32, "TERM");
+    let (status, stderr) = stderr_of(reader);
+    assert_eq!(status.code(), Some(128 + 15), "{stderr}");
+    let log = w.env.log_text();
+    let told: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("restore_data: interrupted"))
+        .collect();
+    assert_eq!(told.len(), 1, "{log}");
+    assert!(!told[0].contains("nothing was stored"), "{log}");
+    kill(writer.id() as i32, "TERM");
+    let (status, stderr) = stderr_of(writer);
+    assert_eq!(status.code(), Some(128 + 15), "{stderr}");
+    wait_for(|| w.env.temporaries().is_empty(), "the temporary to go");
+    assert_eq!(w.restore("kept").stdout, data);
 }

@@ -11,13 +11,13 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::wire::{self, Message};
 use crate::process::logging;
+use crate::process::outcome::{self, Outcome};
 use crate::protocol::args::Command;
 
 /// How long the broker has to take a request.
@@ -25,9 +25,9 @@ const ACCEPT_WAIT: Duration = Duration::from_secs(1);
 /// How long a signalled client waits for the broker to cancel its command.
 const CANCEL_WAIT: Duration = Duration::from_secs(60);
 
-/// Runs `cmd` through the broker when one serves its config: Some(exit
-/// code); None to work directly.
-pub fn run(name: &'static str, cmd: &Command) -> Option<ExitCode> {
+/// Runs `cmd` through the broker when one serves its config: Some(how it
+/// ended); None to work directly.
+pub fn run(name: &'static str, cmd: &Command) -> Option<Outcome> {
     let (config, offsets, input) = match cmd {
         Command::BackupData { config, .. } => (config, None, true),
         Command::RestoreData { config, .. } => (config, None, false),
@@ -116,7 +116,7 @@ fn hand_over(
 /// Waits for the broker's answer and turns it into this process's exit. A
 /// signal asks the broker to cancel the command; the process then exits as
 /// a signalled plugin process does, once its temporaries are removed.
-fn wait(name: &str, sock: &UnixStream, broker: u32) -> ExitCode {
+fn wait(name: &str, sock: &UnixStream, broker: u32) -> Outcome {
     log::debug!("{name}: run by the connection broker (process {broker})");
     let signalled = Arc::new(AtomicI32::new(0));
     let answered = Arc::new(AtomicBool::new(false));
@@ -137,12 +137,17 @@ fn wait(name: &str, sock: &UnixStream, broker: u32) -> ExitCode {
                 log::warn!("{name}: cancelled by the connection broker after a signal");
                 logging::flush();
                 let sig = if sig == 0 { 15 } else { sig };
-                return ExitCode::from((128 + sig) as u8);
+                return Outcome {
+                    code: (128 + sig) as u8,
+                    line: None,
+                    reusable: true,
+                };
             }
-            if let Some(line) = line {
-                eprintln!("{line}");
+            Outcome {
+                code,
+                line,
+                reusable: true,
             }
-            ExitCode::from(code)
         }
         other => {
             let why = match other {
@@ -154,11 +159,10 @@ fn wait(name: &str, sock: &UnixStream, broker: u32) -> ExitCode {
             } else {
                 ""
             };
-            let e = crate::error::Error::io(format!(
+            let e = crate::error::Error::broker(format!(
                 "the connection broker (process {broker}) stopped during {name} ({why}), which fails{after}"
             ));
-            eprintln!("{}", logging::report_failure(name, &e));
-            ExitCode::FAILURE
+            outcome::failed(name, &e)
         }
     }
 }

@@ -21,8 +21,8 @@ use super::workers::Workers;
 use crate::about::PLUGIN_NAME;
 use crate::backends::PluginConfig;
 use crate::commands::{self, Io};
-use crate::error::{Error, ErrorKind, Result};
-use crate::process::logging;
+use crate::error::{Error, Result};
+use crate::process::outcome;
 use crate::process::pause;
 use crate::process::scope::Scope;
 use crate::process::signals;
@@ -93,7 +93,7 @@ pub(super) fn request(
     let (_, cmd) = cli::parse_named(&args)?;
     let name = served(&cmd)
         .ok_or_else(|| Error::invalid("the connection broker does not serve this command"))?;
-    let lost = |e: std::io::Error| Error::io(format!("process {pid} went away: {e}"));
+    let lost = |e: std::io::Error| Error::broker(format!("process {pid} went away: {e}"));
     wire::send(
         conn,
         &Message::Accepted {
@@ -139,12 +139,12 @@ impl<'a> Running<'a> {
     ) -> Result<Running<'a>> {
         let reply = Arc::new(Mutex::new(Some(
             conn.try_clone()
-                .map_err(|e| Error::io(format!("cannot answer: {e}")))?,
+                .map_err(|e| Error::broker(format!("cannot answer: {e}")))?,
         )));
         let finished = Arc::new(AtomicBool::new(false));
         let conn = conn
             .try_clone()
-            .map_err(|e| Error::io(format!("cannot watch the client: {e}")))?;
+            .map_err(|e| Error::broker(format!("cannot watch the client: {e}")))?;
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         {
             let (scope, reply, finished) = (
@@ -159,7 +159,7 @@ impl<'a> Running<'a> {
                     let _done = done_tx;
                     watch(&conn, &scope, &reply, &finished);
                 })
-                .map_err(|e| Error::io(format!("cannot start a thread: {e}")))?;
+                .map_err(|e| Error::broker(format!("cannot start a thread: {e}")))?;
         }
         shared.running().push(Arc::clone(&scope));
         Ok(Running {
@@ -203,16 +203,15 @@ impl<'a> Running<'a> {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             commands::execute_with(self.name, cmd, io)
         }));
-        let (code, line, reuse) = outcome(self.name, result);
+        let told = outcome::of(self.name, result);
         self.finished.store(true, Ordering::SeqCst);
         if let Some(conn) = take(&self.reply) {
             // Failed after a cancel: the client exits as signalled.
-            let cancelled = code != 0 && self.scope.interrupted();
-            let _ = wire::send(&conn, &done(code, line, cancelled), None);
+            let cancelled = told.code != 0 && self.scope.interrupted();
+            let _ = wire::send(&conn, &done(told.code, told.line, cancelled), None);
         }
         pause::pause("request-answered");
-        // A connection one of its threads panicked on is not reused.
-        self.loan.end(reuse && !self.scope.panicked());
+        self.loan.end(told.reusable);
     }
 }
 
@@ -221,8 +220,8 @@ impl Drop for Running<'_> {
         self.finished.store(true, Ordering::SeqCst);
         // Not answered: it panicked before its answer.
         if let Some(conn) = take(&self.reply) {
-            let (code, line, _) = outcome(self.name, Err(Box::new("a panic")));
-            let _ = wire::send(&conn, &done(code, line, false), None);
+            let told = outcome::panic_outcome(self.name);
+            let _ = wire::send(&conn, &done(told.code, told.line, false), None);
         }
         // What it still holds (it panicked): closed.
         self.loan.end(false);
@@ -237,29 +236,6 @@ impl Drop for Running<'_> {
 /// The client's connection, if it is not answered yet.
 fn take(reply: &Mutex<Option<UnixStream>>) -> Option<UnixStream> {
     reply.lock().unwrap_or_else(|p| p.into_inner()).take()
-}
-
-/// The exit code and stderr line of a command's `result` (as the program
-/// gives them), and whether its connections may serve again.
-fn outcome(name: &str, result: std::thread::Result<Result<()>>) -> (u8, Option<String>, bool) {
-    match result {
-        Ok(Ok(())) => (0, None, true),
-        Ok(Err(e)) if e.kind() == ErrorKind::BrokenPipe => {
-            log::info!("{name}: the reader of the output went away; stopping");
-            (0, None, true)
-        }
-        Ok(Err(e)) => {
-            let line = logging::report_failure(name, &e);
-            // A storage failure may be a lost connection.
-            (1, Some(line), e.kind() != ErrorKind::Storage)
-        }
-        Err(_) => {
-            let line = format!(
-                "{PLUGIN_NAME} {name}: internal error (see the plugin log); please report this"
-            );
-            (1, Some(line), false)
-        }
-    }
 }
 
 /// Watches a request's client until the request is `finished`: a cancel

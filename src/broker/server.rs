@@ -58,10 +58,10 @@ pub fn run(path: &Path) -> Result<()> {
         )));
     };
     let place = super::place(path, &bytes).ok_or_else(|| {
-        Error::io("no private folder gpbackup_ddboost_plugin-<uid> in /tmp for the connection broker's socket")
+        Error::broker("no private folder gpbackup_ddboost_plugin-<uid> in /tmp for the connection broker's socket")
     })?;
     let fail = |what: &str, e: &dyn std::fmt::Display| {
-        Error::io(format!(
+        Error::broker(format!(
             "connection broker: cannot {what} {}: {e}",
             place.socket.display()
         ))
@@ -164,7 +164,7 @@ impl Signals {
             (SIGHUP, &hangup),
         ] {
             signal_hook::flag::register(sig, Arc::clone(flag))
-                .map_err(|e| Error::io(format!("cannot handle signal {sig}: {e}")))?;
+                .map_err(|e| Error::broker(format!("cannot handle signal {sig}: {e}")))?;
         }
         Ok(Signals {
             terminate,

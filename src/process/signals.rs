@@ -30,14 +30,18 @@ pub fn interrupted() -> bool {
     Scope::current().interrupted()
 }
 
+/// A write stopped before its commit.
 fn interrupted_error() -> crate::error::Error {
-    crate::error::Error::io("interrupted by a signal before the commit; nothing was stored")
+    crate::error::Error::interrupted(
+        "interrupted by a signal before the commit; nothing was stored",
+    )
 }
 
-/// Fails once a signal has arrived (for long steps to stop early).
+/// Fails once a signal has arrived (for long steps, of reads and writes
+/// alike, to stop early).
 pub fn check() -> crate::error::Result<()> {
     if interrupted() {
-        Err(interrupted_error())
+        Err(crate::error::Error::interrupted("interrupted by a signal"))
     } else {
         Ok(())
     }

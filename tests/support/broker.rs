@@ -43,6 +43,11 @@ impl World {
         c
     }
 
+    /// `args` started with its standard streams piped.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        spawn_piped(self.cmd(args))
+    }
+
     pub fn hook(&self, hook: &str) -> std::process::Output {
         self.hook_with(hook, self.env.cfg())
     }
