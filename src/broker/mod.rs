@@ -77,6 +77,45 @@ pub fn place(path: &Path, config: &[u8]) -> Option<Place> {
     })
 }
 
+/// Which of its standard streams a plugin process hands over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Input,
+    Output,
+}
+
+/// A command the broker serves, as [`served`] says.
+pub struct Served<'a> {
+    /// The command as its process was called.
+    pub name: &'static str,
+    /// The standard stream the process hands over.
+    pub stream: Stream,
+    /// The config file, and the other local files the command reads: the
+    /// client makes them absolute (the broker runs in another folder).
+    pub config: &'a mut PathBuf,
+    pub files: Vec<&'a mut PathBuf>,
+}
+
+/// The commands the broker serves, each with the standard stream it hands
+/// over and the local files it names: the one list of them, for the client
+/// (what to hand over) and the broker (what to run on the descriptor).
+pub fn served(cmd: &mut Command) -> Option<Served<'_>> {
+    let (name, stream, config, files) = match cmd {
+        Command::BackupData { config, .. } => ("backup_data", Stream::Input, config, vec![]),
+        Command::RestoreData { config, .. } => ("restore_data", Stream::Output, config, vec![]),
+        Command::RestoreDataSubset {
+            config, offsets, ..
+        } => ("restore_data_subset", Stream::Output, config, vec![offsets]),
+        _ => return None,
+    };
+    Some(Served {
+        name,
+        stream,
+        config: &mut config.path,
+        files,
+    })
+}
+
 /// The config at `path` when it asks for a broker: its bytes and the
 /// broker's place. None when it does not, or cannot be read (the command
 /// then reports that itself).
@@ -209,4 +248,42 @@ fn gone(lock: &Path) -> bool {
     };
     let free: std::result::Result<Flock<File>, _> = Flock::lock(file, FlockArg::LockSharedNonblock);
     free.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::args::parse;
+
+    fn command(args: &[&str]) -> Command {
+        let argv: Vec<std::ffi::OsString> = std::iter::once("gpbackup_ddboost_plugin")
+            .chain(args.iter().copied())
+            .map(Into::into)
+            .collect();
+        parse(&argv).unwrap().command
+    }
+
+    #[test]
+    fn the_broker_serves_the_data_commands_each_with_its_stream() {
+        let key = "/d/backups/20250101/20250101120000/gpbackup_0_20250101120000";
+        let mut backup = command(&["backup_data", "c.yaml", key]);
+        let served_backup = served(&mut backup).unwrap();
+        assert_eq!(
+            (served_backup.name, served_backup.stream),
+            ("backup_data", Stream::Input)
+        );
+        let mut subset = command(&["restore_data_subset", "c.yaml", key, "offsets"]);
+        let s = served(&mut subset).unwrap();
+        assert_eq!((s.name, s.stream), ("restore_data_subset", Stream::Output));
+        assert_eq!(*s.config, PathBuf::from("c.yaml"));
+        assert_eq!(s.files.len(), 1);
+        *s.files.into_iter().next().unwrap() = PathBuf::from("/abs/offsets");
+        assert!(
+            matches!(subset, Command::RestoreDataSubset { offsets, .. } if offsets == std::path::Path::new("/abs/offsets"))
+        );
+        let mut restore = command(&["restore_data", "c.yaml", key]);
+        assert_eq!(served(&mut restore).unwrap().stream, Stream::Output);
+        let mut other = command(&["backup_file", "c.yaml", key]);
+        assert!(served(&mut other).is_none());
+    }
 }

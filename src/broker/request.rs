@@ -5,7 +5,6 @@
 //! back (closed after a failure on the storage or a panic), its watcher
 //! ends and it leaves the list of running requests.
 
-use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +17,7 @@ use super::pool::Loan;
 use super::pool::Pool;
 use super::wire::{self, Message};
 use super::workers::Workers;
-use crate::about::PLUGIN_NAME;
+use super::Stream;
 use crate::backends::PluginConfig;
 use crate::commands::{self, Io};
 use crate::error::{Error, Result};
@@ -26,7 +25,7 @@ use crate::process::outcome;
 use crate::process::pause;
 use crate::process::scope::Scope;
 use crate::process::signals;
-use crate::protocol::args::{self as cli, Command};
+use crate::protocol::args::Command;
 
 /// How long a cancelled request has to unwind (removing its temporaries as
 /// it goes) before its cleanups are run for it.
@@ -59,17 +58,6 @@ impl Requests {
     }
 }
 
-/// The command names the broker serves, as the processes that hand them
-/// over were called.
-fn served(cmd: &Command) -> Option<&'static str> {
-    match cmd {
-        Command::BackupData { .. } => Some("backup_data"),
-        Command::RestoreData { .. } => Some("restore_data"),
-        Command::RestoreDataSubset { .. } => Some("restore_data_subset"),
-        _ => None,
-    }
-}
-
 pub(super) fn done(code: u8, line: Option<String>, cancelled: bool) -> Message {
     Message::Done {
         code,
@@ -78,21 +66,18 @@ pub(super) fn done(code: u8, line: Option<String>, cancelled: bool) -> Message {
     }
 }
 
-/// Takes request `argv` of process `pid`, receives its descriptor and runs
-/// it; an error is a request that was not run.
+/// Takes the request of process `pid` to run `cmd`, receives its
+/// descriptor and runs it; an error is a request that was not run.
 pub(super) fn request(
     shared: &Requests,
     conn: &UnixStream,
-    argv: Vec<String>,
+    mut cmd: Command,
     pid: u32,
     pause: Option<String>,
 ) -> Result<()> {
-    let args: Vec<OsString> = std::iter::once(PLUGIN_NAME.into())
-        .chain(argv.into_iter().map(OsString::from))
-        .collect();
-    let (_, cmd) = cli::parse_named(&args)?;
-    let name = served(&cmd)
+    let served = super::served(&mut cmd)
         .ok_or_else(|| Error::invalid("the connection broker does not serve this command"))?;
+    let (name, stream) = (served.name, served.stream);
     let lost = |e: std::io::Error| Error::broker(format!("process {pid} went away: {e}"));
     wire::send(
         conn,
@@ -110,7 +95,7 @@ pub(super) fn request(
     let _ = conn.set_read_timeout(None);
     let scope = Scope::request(pid, name, pause.filter(|_| cfg!(feature = "test-support")));
     let running = Running::start(shared, conn, scope, name)?;
-    running.run(cmd, fd);
+    running.run(cmd, stream, fd);
     Ok(())
 }
 
@@ -173,12 +158,12 @@ impl<'a> Running<'a> {
         })
     }
 
-    /// Runs the command on the client's descriptor `fd` and answers; its
-    /// connections go back once it is answered.
-    fn run(self, cmd: Command, fd: OwnedFd) {
-        let (input, output) = match cmd {
-            Command::BackupData { .. } => (Some(fd), None),
-            _ => (None, Some(fd)),
+    /// Runs the command on the client's descriptor `fd`, its standard
+    /// `stream`, and answers; its connections go back once it is answered.
+    fn run(self, cmd: Command, stream: Stream, fd: OwnedFd) {
+        let (input, output) = match stream {
+            Stream::Input => (Some(fd), None),
+            Stream::Output => (None, Some(fd)),
         };
         // Success is answered as soon as the command knows it (before what
         // need not delay the answer); the client then exits, which ends the

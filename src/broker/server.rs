@@ -295,14 +295,14 @@ fn serve(shared: &Shared, conn: UnixStream) {
         }
         Ok(Some((
             Message::Run {
-                argv,
+                command,
                 cwd,
                 pid,
                 pause,
             },
             _,
         ))) => {
-            if let Err(e) = request(&shared.requests, &conn, argv, pid, pause) {
+            if let Err(e) = request(&shared.requests, &conn, command, pid, pause) {
                 log::warn!("connection broker: request of process {pid} (in {cwd}) not run: {e}");
                 let line = format!("{PLUGIN_NAME}: error: connection broker: {e}");
                 let _ = wire::send(&conn, &done(1, Some(line), false), None);
