@@ -9,7 +9,8 @@ use crate::about::{API_VERSION, PLUGIN_NAME};
 use crate::broker;
 use crate::commands;
 use crate::error::{self, ErrorKind};
-use crate::process::{logging, malloc, signals};
+use crate::process::outcome::{self, Outcome};
+use crate::process::{descriptors, logging, malloc, signals};
 use crate::protocol::args::{self as cli, Command};
 
 fn print_stdout(text: &str) -> ExitCode {
@@ -38,7 +39,7 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
                 .map(|a| a.to_string_lossy().into_owned())
                 .unwrap_or_default();
             logging::init();
-            return fail(&name, &e);
+            return tell(outcome::failed(&name, &e));
         }
     };
     let name = parsed.name;
@@ -56,42 +57,51 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
         | Command::ReplicateBackup { .. } => malloc::run_tuned(&argv),
         _ => {}
     }
+    // The broker, before it opens anything: every descriptor above 2 is
+    // its starter's, and it outlives its starter.
+    let inherited = match &parsed.command {
+        Command::Broker { .. } => descriptors::close_inherited(),
+        _ => 0,
+    };
     logging::init();
     install_panic_hook(name);
-    if let Command::Broker { config } = &parsed.command {
-        return match broker::server::run(config) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(name, &e),
-        };
+    let command = parsed.command;
+    let told = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_command(name, command, inherited)
+    }))
+    .unwrap_or_else(|panic| outcome::of(name, Err(panic)));
+    tell(told)
+}
+
+/// Runs the parsed `command`: the broker itself, or a command the broker
+/// runs when one serves its config, or the command here.
+fn run_command(name: &'static str, command: Command, inherited: usize) -> Outcome {
+    if let Command::Broker { config } = &command {
+        if inherited > 0 {
+            log::info!("connection broker: closed {inherited} descriptor(s) its starter left open");
+        }
+        return outcome::of(name, Ok(broker::server::run(config)));
     }
     // With a connection broker on this host, it runs the command.
-    if let Some(code) = broker::client::run(name, &parsed.command) {
-        return code;
+    if let Some(told) = broker::client::run(name, &command) {
+        return told;
     }
     signals::install();
-    let command = parsed.command;
-    match broker::around_hook(&command, || commands::execute(name, command.clone())) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.kind() == ErrorKind::BrokenPipe => {
-            log::info!("{name}: the reader of the output went away; stopping");
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(name, &e),
+    let result = broker::around_hook(&command, || commands::execute(name, command.clone()));
+    outcome::of(name, Ok(result))
+}
+
+/// Prints the outcome's one stderr line, if any, and gives its exit code.
+fn tell(told: Outcome) -> ExitCode {
+    if let Some(line) = told.line {
+        eprintln!("{line}");
     }
+    ExitCode::from(told.code)
 }
 
-/// Logs `e` and prints its one stderr line.
-fn fail(name: &str, e: &error::Error) -> ExitCode {
-    eprintln!("{}", logging::report_failure(name, e));
-    ExitCode::FAILURE
-}
-
-/// A panic is a bug: report it as one line on stderr and in the log, not a
-/// multi-line trace that callers would splice into their own messages.
+/// A panic is a bug: logged as one line (not a multi-line trace that
+/// callers would splice into their own messages); the command's outcome
+/// tells it on stderr, once.
 fn install_panic_hook(command: &'static str) {
-    std::panic::set_hook(Box::new(move |info| {
-        let msg = info.to_string().replace('\n', " ");
-        log::error!("{command}: internal error: {msg}");
-        eprintln!("{PLUGIN_NAME} {command}: internal error: {msg}; please report this");
-    }));
+    std::panic::set_hook(Box::new(move |info| outcome::note_panic(command, info)));
 }

@@ -26,6 +26,14 @@ pub enum ErrorKind {
     BrokenPipe,
     /// Failure reading standard input or writing a local file.
     Io,
+    /// A signal (in the connection broker, its client's cancel) stopped
+    /// the command.
+    Interrupted,
+    /// A bug: a thread of the command panicked or stopped unexpectedly.
+    Internal,
+    /// The connection broker failed: it cannot serve, or stopped during a
+    /// request.
+    Broker,
 }
 
 /// The underlying error an [`Error`] was made from, kept for callers that
@@ -91,6 +99,15 @@ impl Error {
     }
     pub fn io(m: impl Into<String>) -> Self {
         Self::new(ErrorKind::Io, m)
+    }
+    pub fn interrupted(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Interrupted, m)
+    }
+    pub fn internal(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, m)
+    }
+    pub fn broker(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Broker, m)
     }
     pub fn broken_pipe() -> Self {
         Self::new(

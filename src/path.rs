@@ -6,12 +6,15 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, ErrorKind};
 
 /// A checked path relative to the storage's base folder: no leading or
 /// trailing '/', no empty, `.` or `..` component, no backslash or NUL. The
 /// empty path ([`StoragePath::root`]) is the base folder itself.
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct StoragePath(String);
 
 /// Why text is not a storage path (or a name not a component of one).
@@ -238,6 +241,14 @@ impl std::borrow::Borrow<str> for StoragePath {
 impl From<StoragePath> for String {
     fn from(p: StoragePath) -> String {
         p.0
+    }
+}
+
+/// Read back checked, as [`StoragePath::parse`] checks it.
+impl TryFrom<String> for StoragePath {
+    type Error = PathError;
+    fn try_from(s: String) -> Result<StoragePath, PathError> {
+        StoragePath::parse(&s)
     }
 }
 

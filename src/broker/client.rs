@@ -4,20 +4,22 @@
 //! refused connect, another user, no answer within a second): the process
 //! works directly, as without `broker: on`.
 //!
-//! The command line goes first; only once the broker has taken it does the
+//! The parsed command goes first (which commands go, with which stream, is
+//! [`super::served`]); only once the broker has taken it does the
 //! descriptor follow, so that a process that gave up waiting and works
 //! directly never shares its input with the broker.
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::wire::{self, Message};
+use super::Stream;
 use crate::process::logging;
+use crate::process::outcome::{self, Outcome};
 use crate::protocol::args::Command;
 
 /// How long the broker has to take a request.
@@ -25,27 +27,16 @@ const ACCEPT_WAIT: Duration = Duration::from_secs(1);
 /// How long a signalled client waits for the broker to cancel its command.
 const CANCEL_WAIT: Duration = Duration::from_secs(60);
 
-/// Runs `cmd` through the broker when one serves its config: Some(exit
-/// code); None to work directly.
-pub fn run(name: &'static str, cmd: &Command) -> Option<ExitCode> {
-    let (config, offsets, input) = match cmd {
-        Command::BackupData { config, .. } => (config, None, true),
-        Command::RestoreData { config, .. } => (config, None, false),
-        Command::RestoreDataSubset {
-            config, offsets, ..
-        } => (config, Some(offsets), false),
-        _ => return None,
-    };
-    let (_, place) = super::wanted(config)?;
-    let mut argv: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.into_string().ok())
-        .collect::<Option<_>>()?;
+/// Runs `cmd` through the broker when one serves its config: Some(how it
+/// ended); None to work directly.
+pub fn run(name: &'static str, cmd: &Command) -> Option<Outcome> {
+    let mut cmd = cmd.clone();
+    let served = super::served(&mut cmd)?;
+    let stream = served.stream;
+    let (_, place) = super::wanted(served.config)?;
     // Paths as the broker, in another folder, finds them.
-    let absolute = |p: &Path| std::path::absolute(p).ok()?.to_str().map(str::to_string);
-    *argv.get_mut(1)? = absolute(config)?;
-    if let Some(offsets) = offsets {
-        *argv.get_mut(3)? = absolute(offsets)?;
+    for path in std::iter::once(served.config).chain(served.files) {
+        *path = std::path::absolute(&*path).ok()?;
     }
     let sock = match connect(&place.socket) {
         Ok(s) => s,
@@ -56,8 +47,11 @@ pub fn run(name: &'static str, cmd: &Command) -> Option<ExitCode> {
     };
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
-    let fd = if input { stdin.as_fd() } else { stdout.as_fd() };
-    match hand_over(name, &sock, argv, fd) {
+    let fd = match stream {
+        Stream::Input => stdin.as_fd(),
+        Stream::Output => stdout.as_fd(),
+    };
+    match hand_over(name, &sock, cmd, fd) {
         Ok(broker) => Some(wait(name, &sock, broker)),
         Err(why) => {
             log::info!("connection broker: {why}; {name} works directly");
@@ -85,7 +79,7 @@ fn connect(socket: &Path) -> Result<UnixStream, String> {
 fn hand_over(
     name: &str,
     sock: &UnixStream,
-    argv: Vec<String>,
+    command: Command,
     fd: BorrowedFd<'_>,
 ) -> Result<u32, String> {
     let cwd = std::env::current_dir()
@@ -93,7 +87,7 @@ fn hand_over(
         .unwrap_or_default();
     let pause = crate::process::scope::pause_requested();
     let request = Message::Run {
-        argv,
+        command,
         cwd,
         pid: std::process::id(),
         pause,
@@ -116,7 +110,7 @@ fn hand_over(
 /// Waits for the broker's answer and turns it into this process's exit. A
 /// signal asks the broker to cancel the command; the process then exits as
 /// a signalled plugin process does, once its temporaries are removed.
-fn wait(name: &str, sock: &UnixStream, broker: u32) -> ExitCode {
+fn wait(name: &str, sock: &UnixStream, broker: u32) -> Outcome {
     log::debug!("{name}: run by the connection broker (process {broker})");
     let signalled = Arc::new(AtomicI32::new(0));
     let answered = Arc::new(AtomicBool::new(false));
@@ -137,12 +131,17 @@ fn wait(name: &str, sock: &UnixStream, broker: u32) -> ExitCode {
                 log::warn!("{name}: cancelled by the connection broker after a signal");
                 logging::flush();
                 let sig = if sig == 0 { 15 } else { sig };
-                return ExitCode::from((128 + sig) as u8);
+                return Outcome {
+                    code: (128 + sig) as u8,
+                    line: None,
+                    reusable: true,
+                };
             }
-            if let Some(line) = line {
-                eprintln!("{line}");
+            Outcome {
+                code,
+                line,
+                reusable: true,
             }
-            ExitCode::from(code)
         }
         other => {
             let why = match other {
@@ -154,11 +153,10 @@ fn wait(name: &str, sock: &UnixStream, broker: u32) -> ExitCode {
             } else {
                 ""
             };
-            let e = crate::error::Error::io(format!(
+            let e = crate::error::Error::broker(format!(
                 "the connection broker (process {broker}) stopped during {name} ({why}), which fails{after}"
             ));
-            eprintln!("{}", logging::report_failure(name, &e));
-            ExitCode::FAILURE
+            outcome::failed(name, &e)
         }
     }
 }

@@ -7,7 +7,8 @@
 //! * [`around_hook`]: `setup_plugin_for_backup`/`_restore` in scope
 //!   `segment_host` start it (`broker: on`, ddboost backend), the cleanup
 //!   hooks of that scope stop it;
-//! * [`server`]: the broker itself, the hidden command `broker <config>`;
+//! * [`server`]: the broker itself, the hidden command `broker <config>`,
+//!   and `request.rs`: one request it runs;
 //! * [`client`]: a plugin process hands its command and its standard input
 //!   or output to the broker and exits as the broker's answer says;
 //! * [`pool`]: the connections; [`wire`]: the messages; [`workers`]: the
@@ -21,6 +22,7 @@
 
 pub mod client;
 pub mod pool;
+mod request;
 pub mod server;
 pub mod wire;
 pub mod workers;
@@ -72,6 +74,45 @@ pub fn place(path: &Path, config: &[u8]) -> Option<Place> {
     Some(Place {
         lock: dir.join(format!("broker-{id}.lock")),
         socket: dir.join(format!("broker-{id}.sock")),
+    })
+}
+
+/// Which of its standard streams a plugin process hands over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Input,
+    Output,
+}
+
+/// A command the broker serves, as [`served`] says.
+pub struct Served<'a> {
+    /// The command as its process was called.
+    pub name: &'static str,
+    /// The standard stream the process hands over.
+    pub stream: Stream,
+    /// The config file, and the other local files the command reads: the
+    /// client makes them absolute (the broker runs in another folder).
+    pub config: &'a mut PathBuf,
+    pub files: Vec<&'a mut PathBuf>,
+}
+
+/// The commands the broker serves, each with the standard stream it hands
+/// over and the local files it names: the one list of them, for the client
+/// (what to hand over) and the broker (what to run on the descriptor).
+pub fn served(cmd: &mut Command) -> Option<Served<'_>> {
+    let (name, stream, config, files) = match cmd {
+        Command::BackupData { config, .. } => ("backup_data", Stream::Input, config, vec![]),
+        Command::RestoreData { config, .. } => ("restore_data", Stream::Output, config, vec![]),
+        Command::RestoreDataSubset {
+            config, offsets, ..
+        } => ("restore_data_subset", Stream::Output, config, vec![offsets]),
+        _ => return None,
+    };
+    Some(Served {
+        name,
+        stream,
+        config: &mut config.path,
+        files,
     })
 }
 
@@ -129,8 +170,10 @@ fn start(config: &Path, place: &Place) {
     }
     let config = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
     // Detached: no descriptor of the hook's, so that whoever waits for the
-    // hook's output (gpbackup's ssh) does not wait for the broker; it makes
-    // itself a session of its own.
+    // hook's output (gpbackup's ssh) does not wait for the broker: its
+    // standard streams are /dev/null, and it closes every other descriptor
+    // it inherits, close-on-exec or not, before anything else
+    // (`process::descriptors`); it makes itself a session of its own.
     let spawned = std::env::current_exe().and_then(|exe| {
         let mut broker = std::process::Command::new(exe);
         crate::process::malloc::tune(&mut broker);
@@ -205,4 +248,42 @@ fn gone(lock: &Path) -> bool {
     };
     let free: std::result::Result<Flock<File>, _> = Flock::lock(file, FlockArg::LockSharedNonblock);
     free.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::args::parse;
+
+    fn command(args: &[&str]) -> Command {
+        let argv: Vec<std::ffi::OsString> = std::iter::once("gpbackup_ddboost_plugin")
+            .chain(args.iter().copied())
+            .map(Into::into)
+            .collect();
+        parse(&argv).unwrap().command
+    }
+
+    #[test]
+    fn the_broker_serves_the_data_commands_each_with_its_stream() {
+        let key = "/d/backups/20250101/20250101120000/gpbackup_0_20250101120000";
+        let mut backup = command(&["backup_data", "c.yaml", key]);
+        let served_backup = served(&mut backup).unwrap();
+        assert_eq!(
+            (served_backup.name, served_backup.stream),
+            ("backup_data", Stream::Input)
+        );
+        let mut subset = command(&["restore_data_subset", "c.yaml", key, "offsets"]);
+        let s = served(&mut subset).unwrap();
+        assert_eq!((s.name, s.stream), ("restore_data_subset", Stream::Output));
+        assert_eq!(*s.config, PathBuf::from("c.yaml"));
+        assert_eq!(s.files.len(), 1);
+        *s.files.into_iter().next().unwrap() = PathBuf::from("/abs/offsets");
+        assert!(
+            matches!(subset, Command::RestoreDataSubset { offsets, .. } if offsets == std::path::Path::new("/abs/offsets"))
+        );
+        let mut restore = command(&["restore_data", "c.yaml", key]);
+        assert_eq!(served(&mut restore).unwrap().stream, Stream::Output);
+        let mut other = command(&["backup_file", "c.yaml", key]);
+        assert!(served(&mut other).is_none());
+    }
 }

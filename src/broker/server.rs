@@ -5,38 +5,30 @@
 //! SIGTERM or SIGINT (cancelling what runs), after its idle time, or when its
 //! socket is removed.
 
-use std::ffi::OsString;
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::pool::{Loan, Pool};
+use super::request::{done, request, Requests, CANCEL_WAIT};
 use super::wire::{self, Message};
-use super::workers::Workers;
 use crate::about::PLUGIN_NAME;
 use crate::backends::PluginConfig;
-use crate::commands::{self, Io};
 use crate::data::stream;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::process::logging;
 use crate::process::private::open_append;
-use crate::process::scope::Scope;
 use crate::process::signals;
-use crate::protocol::args::{self as cli, Command};
 
 /// How long a request's client has to send its descriptor.
 const HANDOVER_WAIT: Duration = Duration::from_secs(5);
-/// How long a cancelled request has to unwind (removing its temporaries as
-/// it goes) before its cleanups are run for it.
-const CANCEL_WAIT: Duration = Duration::from_secs(5);
 /// How long the broker is idle before it frees the stream buffers it keeps
 /// for the next requests (so that its memory returns to small after a
 /// burst; a request in a steady flow finds them).
@@ -44,22 +36,12 @@ const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 /// What runs and how the broker is to stop.
 struct Shared {
-    /// The config it serves, loaded once (its secrets too).
-    config: Arc<PluginConfig>,
-    pool: Arc<Pool>,
+    /// What its requests share.
+    requests: Requests,
     /// Connections being served (requests, stops, probes).
     open: AtomicUsize,
-    running: Mutex<Vec<Arc<Scope>>>,
     /// A cleanup hook asked it to stop.
     stopping: AtomicBool,
-    /// The threads requests and their watchers run on.
-    workers: Workers,
-}
-
-impl Shared {
-    fn running(&self) -> MutexGuard<'_, Vec<Arc<Scope>>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 /// Runs the broker of the config at `path` until it stops. A broker that
@@ -76,10 +58,10 @@ pub fn run(path: &Path) -> Result<()> {
         )));
     };
     let place = super::place(path, &bytes).ok_or_else(|| {
-        Error::io("no private folder gpbackup_ddboost_plugin-<uid> in /tmp for the connection broker's socket")
+        Error::broker("no private folder gpbackup_ddboost_plugin-<uid> in /tmp for the connection broker's socket")
     })?;
     let fail = |what: &str, e: &dyn std::fmt::Display| {
-        Error::io(format!(
+        Error::broker(format!(
             "connection broker: cannot {what} {}: {e}",
             place.socket.display()
         ))
@@ -104,14 +86,10 @@ pub fn run(path: &Path) -> Result<()> {
         .set_nonblocking(true)
         .map_err(|e| fail("listen on", &e))?;
     let signals = Signals::register()?;
-    let config = Arc::new(config);
     let shared = Arc::new(Shared {
-        config: Arc::clone(&config),
-        pool: Arc::new(Pool::new(config)),
+        requests: Requests::new(config),
         open: AtomicUsize::new(0),
-        running: Mutex::new(Vec::new()),
         stopping: AtomicBool::new(false),
-        workers: Workers::default(),
     });
     log::info!(
         "connection broker: serving {} on {} (stops after {} s without a request)",
@@ -186,7 +164,7 @@ impl Signals {
             (SIGHUP, &hangup),
         ] {
             signal_hook::flag::register(sig, Arc::clone(flag))
-                .map_err(|e| Error::io(format!("cannot handle signal {sig}: {e}")))?;
+                .map_err(|e| Error::broker(format!("cannot handle signal {sig}: {e}")))?;
         }
         Ok(Signals {
             terminate,
@@ -217,7 +195,7 @@ fn serve_until_stopped(
             last = Instant::now();
             released = false;
         }
-        if !shared.running().is_empty() {
+        if !shared.requests.running().is_empty() {
             last = Instant::now();
         }
         if !released && last.elapsed() >= RELEASE_AFTER {
@@ -249,7 +227,7 @@ fn accept_waiting(listener: &UnixListener, shared: &Arc<Shared>) -> bool {
             Ok((conn, _)) => {
                 shared.open.fetch_add(1, Ordering::SeqCst);
                 let on = Arc::clone(shared);
-                let spawned = shared.workers.spawn("request", move || {
+                let spawned = shared.requests.workers.spawn("request", move || {
                     let _open = Open(&on.open);
                     serve(&on, conn);
                 });
@@ -274,7 +252,7 @@ fn accept_waiting(listener: &UnixListener, shared: &Arc<Shared>) -> bool {
 /// then closes the pooled connections.
 fn shut_down(shared: &Shared, signals: &Signals) {
     if signals.terminated() {
-        for scope in shared.running().iter() {
+        for scope in shared.requests.running().iter() {
             signals::interrupt(scope);
         }
     }
@@ -283,7 +261,7 @@ fn shut_down(shared: &Shared, signals: &Signals) {
     while shared.open.load(Ordering::SeqCst) > 0 {
         if signals.terminated() && started.elapsed() > CANCEL_WAIT {
             log::warn!("connection broker: requests still running after a cancel; removing their temporaries and exiting");
-            for scope in shared.running().iter() {
+            for scope in shared.requests.running().iter() {
                 let _in = scope.enter();
                 signals::cancel(scope);
             }
@@ -291,7 +269,7 @@ fn shut_down(shared: &Shared, signals: &Signals) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    shared.pool.close_idle();
+    shared.requests.pool.close_idle();
 }
 
 /// Counts a connection as served until dropped (a panic included).
@@ -300,17 +278,6 @@ struct Open<'a>(&'a AtomicUsize);
 impl Drop for Open<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// The command names the broker serves, as the processes that hand them
-/// over were called.
-fn served(cmd: &Command) -> Option<&'static str> {
-    match cmd {
-        Command::BackupData { .. } => Some("backup_data"),
-        Command::RestoreData { .. } => Some("restore_data"),
-        Command::RestoreDataSubset { .. } => Some("restore_data_subset"),
-        _ => None,
     }
 }
 
@@ -328,14 +295,14 @@ fn serve(shared: &Shared, conn: UnixStream) {
         }
         Ok(Some((
             Message::Run {
-                argv,
+                command,
                 cwd,
                 pid,
                 pause,
             },
             _,
         ))) => {
-            if let Err(e) = request(shared, &conn, argv, pid, pause) {
+            if let Err(e) = request(&shared.requests, &conn, command, pid, pause) {
                 log::warn!("connection broker: request of process {pid} (in {cwd}) not run: {e}");
                 let line = format!("{PLUGIN_NAME}: error: connection broker: {e}");
                 let _ = wire::send(&conn, &done(1, Some(line), false), None);
@@ -345,204 +312,5 @@ fn serve(shared: &Shared, conn: UnixStream) {
         // A probe (a hook waiting for the broker to come up).
         Ok(None) => {}
         Err(e) => log::debug!("connection broker: a connection ended: {e}"),
-    }
-}
-
-fn done(code: u8, line: Option<String>, cancelled: bool) -> Message {
-    Message::Done {
-        code,
-        line,
-        cancelled,
-    }
-}
-
-/// Takes request `argv` of process `pid`, receives its descriptor and runs
-/// it; an error is a request that was not run.
-fn request(
-    shared: &Shared,
-    conn: &UnixStream,
-    argv: Vec<String>,
-    pid: u32,
-    pause: Option<String>,
-) -> Result<()> {
-    let args: Vec<OsString> = std::iter::once(PLUGIN_NAME.into())
-        .chain(argv.into_iter().map(OsString::from))
-        .collect();
-    let (_, cmd) = cli::parse_named(&args)?;
-    let name = served(&cmd)
-        .ok_or_else(|| Error::invalid("the connection broker does not serve this command"))?;
-    let lost = |e: std::io::Error| Error::io(format!("process {pid} went away: {e}"));
-    wire::send(
-        conn,
-        &Message::Accepted {
-            broker_pid: std::process::id(),
-        },
-        None,
-    )
-    .map_err(lost)?;
-    let fd = match wire::recv(conn).map_err(lost)? {
-        Some((Message::Handover, Some(fd))) => fd,
-        Some(_) => return Err(Error::invalid("no descriptor came with the request")),
-        None => return Err(lost(std::io::ErrorKind::UnexpectedEof.into())),
-    };
-    let _ = conn.set_read_timeout(None);
-    let scope = Scope::request(pid, name, pause.filter(|_| cfg!(feature = "test-support")));
-    shared.running().push(Arc::clone(&scope));
-    let outcome = run_request(shared, conn, &scope, name, cmd, fd);
-    shared.running().retain(|s| !Arc::ptr_eq(s, &scope));
-    outcome
-}
-
-/// Runs one handed-over command in `scope`, with a thread watching its
-/// client: a cancel or the client's hang-up cancels the command. Answers
-/// first, then gives the connections back.
-fn run_request(
-    shared: &Shared,
-    conn: &UnixStream,
-    scope: &Arc<Scope>,
-    name: &'static str,
-    cmd: Command,
-    fd: OwnedFd,
-) -> Result<()> {
-    let reply = Arc::new(Mutex::new(Some(
-        conn.try_clone()
-            .map_err(|e| Error::io(format!("cannot answer: {e}")))?,
-    )));
-    let finished = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (scope, reply, finished) =
-            (Arc::clone(scope), Arc::clone(&reply), Arc::clone(&finished));
-        let conn = conn
-            .try_clone()
-            .map_err(|e| Error::io(format!("cannot watch the client: {e}")))?;
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        shared
-            .workers
-            .spawn("watcher", move || {
-                // Dropped at the end of the watch (a panic included).
-                let _done = done_tx;
-                watch(&conn, &scope, &reply, &finished);
-            })
-            .map_err(|e| Error::io(format!("cannot start a thread: {e}")))?;
-        done_rx
-    };
-    let loan = Arc::new(Loan::new(Arc::clone(&shared.pool)));
-    let (input, output) = match cmd {
-        Command::BackupData { .. } => (Some(fd), None),
-        _ => (None, Some(fd)),
-    };
-    // Success is answered as soon as the command knows it (before what need
-    // not delay the answer); the client then exits, which ends the watch.
-    let answer = {
-        let (reply, finished) = (Arc::clone(&reply), Arc::clone(&finished));
-        move || {
-            finished.store(true, Ordering::SeqCst);
-            let taken = reply.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(conn) = taken {
-                let _ = wire::send(&conn, &done(0, None, false), None);
-            }
-        }
-    };
-    let io = Io {
-        input: input.into(),
-        output: output.into(),
-        storage: Some(loan.clone()),
-        config: Some(Arc::clone(&shared.config)),
-        answer: Some(Box::new(answer)),
-    };
-    let result = {
-        let _in = scope.enter();
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            commands::execute_with(name, cmd, io)
-        }))
-    };
-    let (code, line, reuse) = {
-        let _in = scope.enter();
-        outcome(name, result)
-    };
-    finished.store(true, Ordering::SeqCst);
-    let answer = reply.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(conn) = answer {
-        // Failed after a cancel: the client exits as signalled.
-        let cancelled = code != 0 && scope.interrupted();
-        let _ = wire::send(&conn, &done(code, line, cancelled), None);
-    }
-    // What need not delay the answer, then the connections go back.
-    scope.run_deferred();
-    loan.end(reuse);
-    // The watch ends within its poll's timeout once `finished` is set.
-    let _ = watcher.recv();
-    Ok(())
-}
-
-/// The exit code and stderr line of a command's `result` (as the program
-/// gives them), and whether its connections may serve again.
-fn outcome(name: &str, result: std::thread::Result<Result<()>>) -> (u8, Option<String>, bool) {
-    match result {
-        Ok(Ok(())) => (0, None, true),
-        Ok(Err(e)) if e.kind() == ErrorKind::BrokenPipe => {
-            log::info!("{name}: the reader of the output went away; stopping");
-            (0, None, true)
-        }
-        Ok(Err(e)) => {
-            let line = logging::report_failure(name, &e);
-            // A storage failure may be a lost connection.
-            (1, Some(line), e.kind() != ErrorKind::Storage)
-        }
-        Err(_) => {
-            let line = format!(
-                "{PLUGIN_NAME} {name}: internal error (see the plugin log); please report this"
-            );
-            (1, Some(line), false)
-        }
-    }
-}
-
-/// Watches a request's client until the request is `finished`: a cancel
-/// message or the client's hang-up stops the command, which removes its
-/// temporaries as it unwinds (and answers a cancel); one that does not
-/// unwind within [`CANCEL_WAIT`] has its cleanups run here.
-fn watch(
-    conn: &UnixStream,
-    scope: &Arc<Scope>,
-    reply: &Mutex<Option<UnixStream>>,
-    finished: &AtomicBool,
-) {
-    while !finished.load(Ordering::SeqCst) {
-        let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(200u16)) {
-            Ok(0) => continue,
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return,
-        }
-        if finished.load(Ordering::SeqCst) {
-            return;
-        }
-        let cancel = matches!(wire::recv(conn), Ok(Some((Message::Cancel, _))));
-        let _in = scope.enter();
-        if cancel {
-            log::warn!("the client process was signalled; cancelling");
-        } else {
-            log::warn!("the client process went away; cancelling");
-        }
-        if !signals::interrupt(scope) {
-            // At its commit point: it finishes and answers.
-            return;
-        }
-        let started = Instant::now();
-        while started.elapsed() < CANCEL_WAIT {
-            if finished.load(Ordering::SeqCst) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        log::warn!("still running {} s after the cancel (blocked on its input or output); removing its temporaries", CANCEL_WAIT.as_secs());
-        signals::cancel(scope);
-        let answer = reply.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let (Some(c), true) = (answer, cancel) {
-            let _ = wire::send(&c, &done(1, None, true), None);
-        }
-        return;
     }
 }

@@ -14,13 +14,16 @@ use rustix::net::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::args::Command;
+
 /// One message, either way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Message {
-    /// Client: run this command line (argv without the program).
+    /// Client: run this command, as the client parsed it (its local paths
+    /// absolute).
     Run {
-        argv: Vec<String>,
+        command: Command,
         cwd: String,
         pid: u32,
         /// The client's test pause point (test builds).
@@ -137,8 +140,15 @@ mod tests {
     fn a_message_and_its_descriptor_arrive_together() {
         let (a, b) = UnixStream::pair().unwrap();
         let file = tempfile::tempfile().unwrap();
+        let argv = [
+            "gpbackup_ddboost_plugin",
+            "backup_data",
+            "/c.yaml",
+            "/d/backups/20250101/20250101120000/obj",
+        ];
+        let argv: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
         let msg = Message::Run {
-            argv: vec!["backup_data".into(), "/c.yaml".into()],
+            command: crate::protocol::args::parse(&argv).unwrap().command,
             cwd: "/".into(),
             pid: 7,
             pause: None,
@@ -154,5 +164,31 @@ mod tests {
         assert!(same_user(&b).unwrap());
         drop(a);
         assert!(recv(&b).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_command_travels_typed_and_is_checked_as_it_is_read() {
+        let key = "/d/backups/20250101/20250101120000/gpbackup_0_20250101120000";
+        for args in [
+            vec!["backup_data", "/c.yaml", key],
+            vec!["restore_data", "/c.yaml", key],
+            vec!["restore_data_subset", "/c.yaml", key, "/tmp/offsets"],
+        ] {
+            let argv: Vec<std::ffi::OsString> = std::iter::once("gpbackup_ddboost_plugin")
+                .chain(args)
+                .map(Into::into)
+                .collect();
+            let msg = Message::Run {
+                command: crate::protocol::args::parse(&argv).unwrap().command,
+                cwd: "/".into(),
+                pid: 7,
+                pause: None,
+            };
+            let text = String::from_utf8(frame(&msg).unwrap()[4..].to_vec()).unwrap();
+            assert_eq!(serde_json::from_str::<Message>(&text).unwrap(), msg);
+            // A key that is not one (a ".." in it) is refused as it is read.
+            let bad = text.replace("20250101120000/gpbackup_0", "20250101120000/../gpbackup_0");
+            assert!(serde_json::from_str::<Message>(&bad).is_err(), "{bad}");
+        }
     }
 }

@@ -60,7 +60,8 @@ pub fn backup_file(ctx: &Context, file: &LocalFile) -> Result<()> {
 pub fn backup_data(ctx: &Context, key: &ObjectKey) -> Result<()> {
     let stdin = ctx.stdin()?;
     stream::enlarge_pipe(stdin.as_fd());
-    store(ctx, key, Box::new(stdin), "standard input")
+    // A stalled producer does not hold up a cancelled request.
+    store(ctx, key, Box::new(stream::Input(stdin)), "standard input")
 }
 
 fn stdout_file(ctx: &Context) -> Result<File> {

@@ -81,7 +81,7 @@ impl<T> Queue<T> {
             }
             if crate::process::signals::interrupted() {
                 s.failed
-                    .get_or_insert_with(|| Error::io("interrupted by a signal"));
+                    .get_or_insert_with(|| Error::interrupted("interrupted by a signal"));
                 drop(s);
                 self.ready.notify_all();
                 return None;

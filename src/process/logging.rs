@@ -180,17 +180,6 @@ impl log::Log for PluginLogger {
     fn flush(&self) {}
 }
 
-/// Logs the failure of `command` and returns its one stderr line (with
-/// where the log is).
-pub fn report_failure(command: &str, e: &crate::error::Error) -> String {
-    log::error!("{command}: {e}");
-    let hint = match log_path() {
-        Some(p) => format!(" (log: {})", p.display()),
-        None => String::new(),
-    };
-    format!("{PLUGIN_NAME} {command}: error: {e}{hint}")
-}
-
 /// The per-object summary line: a rate for objects large enough for one to
 /// mean something, milliseconds for small ones (a metadata file's "0.1 MB/s"
 /// says nothing about the storage).

@@ -1,10 +1,13 @@
 //! Process plumbing: the runner of work over several connections, the log, signals, progress on a terminal, the journal
-//! of temporaries, the user's private folder, and test-only pause points.
+//! of temporaries, the user's private folder, the descriptors a process inherited, how a command's end is
+//! told (`outcome`), and test-only pause points.
 
+pub mod descriptors;
 pub mod fanout;
 pub mod journal;
 pub mod logging;
 pub mod malloc;
+pub mod outcome;
 pub mod pause;
 pub mod private;
 pub mod progress;

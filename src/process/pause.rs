@@ -3,8 +3,8 @@
 //! `GPBACKUP_DDBOOST_PLUGIN_PAUSE=<point>[@N]=<marker file>`, the process stops at
 //! the named point (the Nth time it is reached, the first by default) of a commit,
 //! creates the marker file and sleeps until killed or signalled, so a test can kill
-//! it between any two steps. (Injected storage
-//! faults are `storage::faulty`.)
+//! it between any two steps. With `panic` for the marker file, it panics there
+//! instead (a bug at that point). (Injected storage faults are `storage::faulty`.)
 
 /// Stops here, forever, if the pause point `point` was asked for.
 #[cfg(not(feature = "test-support"))]
@@ -38,6 +38,9 @@ pub fn pause(point: &str) {
         + 1;
     if reached != nth {
         return;
+    }
+    if marker == "panic" {
+        panic!("test pause point {point} reached: panicking as asked");
     }
     log::info!("test pause point {point} reached; waiting to be killed");
     let _ = std::fs::write(marker, point);

@@ -15,8 +15,10 @@ use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// A registered cleanup.
-pub type Action = Box<dyn FnOnce() + Send + Sync>;
+/// A registered cleanup. It may run more than once (a cancelled request's
+/// runs at the cancel and again when its guard is dropped), so it must do no
+/// harm when what it removes is gone.
+pub type Action = Arc<dyn Fn() + Send + Sync>;
 
 /// One command's state (see the module notes).
 pub struct Scope {
@@ -26,6 +28,8 @@ pub struct Scope {
     pub(crate) registry: RwLock<Vec<(u64, Action)>>,
     /// Set from the commit point of a write on.
     pub(crate) committing: AtomicBool,
+    /// Set when a thread of the command panicked.
+    panicked: AtomicBool,
     /// The journal file a writer appends to while it writes.
     pub(crate) journal: Mutex<Option<File>>,
     /// How the journal names this writer: the process id, and in the
@@ -39,8 +43,6 @@ pub struct Scope {
     /// The process id and command shown in log lines (a broker's request:
     /// its client's).
     pub(crate) log_as: Option<(u32, String)>,
-    /// Work that need not delay the command's answer (see [`after_answer`]).
-    deferred: Mutex<Vec<Action>>,
 }
 
 /// The pause point this process was asked for
@@ -76,12 +78,12 @@ impl Scope {
             interrupted: Arc::new(AtomicBool::new(false)),
             registry: RwLock::new(Vec::new()),
             committing: AtomicBool::new(false),
+            panicked: AtomicBool::new(false),
             journal: Mutex::new(None),
             writer_id,
             pause,
             paused: AtomicU64::new(0),
             log_as,
-            deferred: Mutex::new(Vec::new()),
         }
     }
 
@@ -125,6 +127,17 @@ impl Scope {
         self.interrupted.load(Ordering::SeqCst)
     }
 
+    /// Notes that a thread of the command panicked (the panic hook does,
+    /// on the panicking thread): what it was using may be half done.
+    pub fn note_panic(&self) {
+        self.panicked.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a thread of the command panicked.
+    pub fn panicked(&self) -> bool {
+        self.panicked.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn registry(&self) -> RwLockWriteGuard<'_, Vec<(u64, Action)>> {
         // A panic while holding the lock must not stop later cleanups.
         self.registry.write().unwrap_or_else(|p| p.into_inner())
@@ -138,34 +151,6 @@ impl Scope {
 
     pub(crate) fn journal(&self) -> MutexGuard<'_, Option<File>> {
         self.journal.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Runs `work`, which need not delay the command's answer (closing read
-/// streams, publishing what is committed), once the caller has the answer:
-/// at once in a plugin process (its answer is its exit); in the broker,
-/// after the client is answered ([`Scope::run_deferred`]).
-pub fn after_answer(work: impl FnOnce() + Send + Sync + 'static) {
-    let scope = Scope::current();
-    if scope.is_process() {
-        work();
-    } else {
-        scope
-            .deferred
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Box::new(work));
-    }
-}
-
-impl Scope {
-    /// Runs the work [`after_answer`] put off, in this scope.
-    pub fn run_deferred(self: &Arc<Self>) {
-        let _in = self.enter();
-        let work = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
-        for w in work {
-            w();
-        }
     }
 }
 
@@ -216,10 +201,12 @@ mod tests {
             let _in = a.enter();
             assert!(signals::check().is_err());
         }
+        // Dropped as the request ends (after closing what it held): its
+        // cleanup runs again, for what the close re-created.
         drop(guard_a);
-        assert_eq!(ran.load(Ordering::SeqCst), 1, "ran once");
+        assert_eq!(ran.load(Ordering::SeqCst), 2, "ran again when dropped");
         guard_b.disarm();
-        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        assert_eq!(ran.load(Ordering::SeqCst), 2);
     }
 
     #[test]
@@ -231,26 +218,5 @@ mod tests {
             Ok(())
         });
         assert!(done.is_ok());
-    }
-
-    #[test]
-    fn work_after_the_answer_waits_for_it_in_a_request() {
-        let ran = Arc::new(AtomicUsize::new(0));
-        let s = Scope::request(4, "restore_data", None);
-        {
-            let _in = s.enter();
-            let r = Arc::clone(&ran);
-            after_answer(move || {
-                r.fetch_add(1, Ordering::SeqCst);
-            });
-        }
-        assert_eq!(ran.load(Ordering::SeqCst), 0);
-        s.run_deferred();
-        assert_eq!(ran.load(Ordering::SeqCst), 1);
-        let r = Arc::clone(&ran);
-        after_answer(move || {
-            r.fetch_add(1, Ordering::SeqCst);
-        });
-        assert_eq!(ran.load(Ordering::SeqCst), 2, "at once in a process");
     }
 }

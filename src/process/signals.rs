@@ -30,14 +30,18 @@ pub fn interrupted() -> bool {
     Scope::current().interrupted()
 }
 
+/// A write stopped before its commit.
 fn interrupted_error() -> crate::error::Error {
-    crate::error::Error::io("interrupted by a signal before the commit; nothing was stored")
+    crate::error::Error::interrupted(
+        "interrupted by a signal before the commit; nothing was stored",
+    )
 }
 
-/// Fails once a signal has arrived (for long steps to stop early).
+/// Fails once a signal has arrived (for long steps, of reads and writes
+/// alike, to stop early).
 pub fn check() -> crate::error::Result<()> {
     if interrupted() {
-        Err(interrupted_error())
+        Err(crate::error::Error::interrupted("interrupted by a signal"))
     } else {
         Ok(())
     }
@@ -52,10 +56,10 @@ pub struct CleanupGuard {
 
 impl CleanupGuard {
     /// Registers a cleanup action.
-    pub fn new(action: impl FnOnce() + Send + Sync + 'static) -> CleanupGuard {
+    pub fn new(action: impl Fn() + Send + Sync + 'static) -> CleanupGuard {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let scope = Scope::current();
-        scope.registry().push((id, Box::new(action)));
+        scope.registry().push((id, Arc::new(action)));
         CleanupGuard { id, scope }
     }
 
@@ -220,15 +224,18 @@ pub fn interrupt(scope: &Scope) -> bool {
 }
 
 /// [`interrupt`], and runs the request's cleanups now (for a request that
-/// does not unwind in time, blocked on its input or output).
+/// does not unwind in time, blocked on its output or on the storage). They
+/// stay registered: when the request ends, each guard it drops runs its
+/// cleanup again, after closing what it held (a temporary its close
+/// re-created is removed then).
 pub fn cancel(scope: &Scope) -> bool {
     let actions: Vec<Action> = {
-        let mut reg = scope.registry();
+        let reg = scope.registry();
         scope.interrupted.store(true, Ordering::SeqCst);
         if scope.committing.load(Ordering::SeqCst) {
             return false;
         }
-        reg.drain(..).map(|(_, a)| a).collect()
+        reg.iter().map(|(_, a)| Arc::clone(a)).collect()
     };
     for action in actions {
         action();

@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
 
 use crate::about::{PLUGIN_NAME, VERSION};
 use crate::error::{Error, ErrorKind, Result};
@@ -18,7 +19,7 @@ use crate::protocol::keys::{ObjectKey, Timestamp};
 
 /// A hook's scope. gpbackup sends `master` even on GPDB 7; the test bench and
 /// the docs say `coordinator`: both mean the coordinator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Scope {
     Coordinator,
     SegmentHost,
@@ -66,7 +67,7 @@ fn content_id(s: &str) -> Result<i32> {
 }
 
 /// A local file gpbackup names, and the object it maps to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalFile {
     pub path: String,
     pub key: ObjectKey,
@@ -89,7 +90,7 @@ fn timestamp(s: &str) -> Result<Timestamp> {
 
 /// A folder below option `directory`, without `..` (`.` and empty parts
 /// dropped); the root when empty.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Folder(pub StoragePath);
 
 fn folder(path: &str) -> Result<Folder> {
@@ -103,7 +104,7 @@ fn folder(path: &str) -> Result<Folder> {
 
 /// The plugin config file, the first argument of every command that
 /// reads one. It derefs to its path.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
 pub struct ConfigArg {
     /// The plugin config file.
     #[arg(id = "config", value_name = "CONFIG", allow_hyphen_values = true)]
@@ -118,7 +119,7 @@ impl std::ops::Deref for ConfigArg {
 }
 
 /// The arguments every hook takes.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
 pub struct HookArgs {
     #[command(flatten)]
     pub config: ConfigArg,
@@ -134,7 +135,9 @@ pub struct HookArgs {
 }
 
 /// Every command. The variant's name attribute is the command as typed.
-#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+/// It travels whole to the connection broker (serde), each key and path
+/// checked again as it is read back.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
 pub enum Command {
     /// Print the plugin API version gpbackup checks.
     #[command(name = "plugin_api_version")]
@@ -344,21 +347,22 @@ pub struct Parsed {
 /// Parses argv (including argv[0]). A wrong command or argument count is
 /// `ErrorKind::Usage`; a bad key, timestamp or folder keeps its own kind.
 pub fn parse(argv: &[OsString]) -> Result<Parsed> {
-    let (name, command) = parse_named(argv)?;
-    // Once per process: the name lives as long as the process.
-    let name: &'static str = Box::leak(name.into_boxed_str());
-    Ok(Parsed { name, command })
-}
-
-/// [`parse`], the command's name as typed given as a `String` (for a
-/// process that parses many command lines).
-pub fn parse_named(argv: &[OsString]) -> Result<(String, Command)> {
     let matches = Cli::command()
         .try_get_matches_from(argv)
         .map_err(clap_error)?;
-    let name = matches.subcommand_name().unwrap_or("?").to_string();
+    // Once per process: the name lives as long as the process.
+    let name: &'static str = Box::leak(
+        matches
+            .subcommand_name()
+            .unwrap_or("?")
+            .to_string()
+            .into_boxed_str(),
+    );
     let cli = Cli::from_arg_matches(&matches).map_err(clap_error)?;
-    Ok((name, cli.command))
+    Ok(Parsed {
+        name,
+        command: cli.command,
+    })
 }
 
 /// One line for a clap error: the cause and the command's usage.

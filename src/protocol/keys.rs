@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 use crate::path::{check_component, is_dots, PathError, StoragePath};
 
@@ -15,7 +17,8 @@ pub const BACKUPS_DIR: &str = "backups";
 
 /// A backup timestamp: 14 ASCII digits (not checked as a real date), and
 /// the folder of its backup.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Timestamp(String, StoragePath);
 
 impl Timestamp {
@@ -49,6 +52,19 @@ impl Timestamp {
     }
 }
 
+impl TryFrom<String> for Timestamp {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Timestamp> {
+        Timestamp::parse(&s)
+    }
+}
+
+impl From<Timestamp> for String {
+    fn from(t: Timestamp) -> String {
+        t.0
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -56,7 +72,10 @@ impl fmt::Display for Timestamp {
 }
 
 /// An object: its backup timestamp and file name, and its path.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Sent (to the connection broker) as its path, and read back checked as
+/// a path from gpbackup is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ObjectKey {
     pub timestamp: Timestamp,
     pub name: String,
@@ -128,6 +147,19 @@ impl ObjectKey {
     /// The object's path in the storage.
     pub fn path(&self) -> &StoragePath {
         &self.path
+    }
+}
+
+impl TryFrom<String> for ObjectKey {
+    type Error = Error;
+    fn try_from(s: String) -> Result<ObjectKey> {
+        ObjectKey::from_path(&s)
+    }
+}
+
+impl From<ObjectKey> for String {
+    fn from(k: ObjectKey) -> String {
+        k.relative()
     }
 }
 

@@ -11,8 +11,9 @@
 //! * `nth=N`: only the Nth matching call of the process (1-based);
 //! * `path=SUBSTR`: only calls whose path contains SUBSTR;
 //! * `err=KIND`: `io` (a storage failure, the default), `notfound` (a
-//!   definite "no such object") or `streams` (every stream of the system
-//!   taken; only an open or a create of a new file is refused so);
+//!   definite "no such object"), `streams` (every stream of the system
+//!   taken; only an open or a create of a new file is refused so) or
+//!   `panic` (the call panics, a bug in the middle of a call);
 //! * `when=after`: the call is made, then fails (the effect took place but
 //!   the caller hears an error, as when a connection is lost before the
 //!   answer); `when=before`, the default, fails it without making it;
@@ -36,6 +37,8 @@ struct Rule {
     path: Option<String>,
     err: ErrorKind,
     after: bool,
+    /// `err=panic`.
+    panic: bool,
     delay: Option<std::time::Duration>,
     seen: AtomicU64,
 }
@@ -67,6 +70,7 @@ impl Faults {
                 path: None,
                 err: ErrorKind::Storage,
                 after: false,
+                panic: false,
                 delay: None,
                 seen: AtomicU64::new(0),
             };
@@ -77,6 +81,7 @@ impl Faults {
                     Some(("err", "io")) => rule.err = ErrorKind::Storage,
                     Some(("err", "notfound")) => rule.err = ErrorKind::NotFound,
                     Some(("err", "streams")) => rule.err = ErrorKind::StreamLimit,
+                    Some(("err", "panic")) => rule.panic = true,
                     Some(("when", "before")) => rule.after = false,
                     Some(("when", "after")) => rule.after = true,
                     Some(("delay_ms", ms)) => {
@@ -110,6 +115,9 @@ impl Faults {
             if let Some(d) = r.delay {
                 std::thread::sleep(d);
                 continue;
+            }
+            if r.panic {
+                panic!("{op} {path}: injected panic");
             }
             if r.after {
                 f()?;

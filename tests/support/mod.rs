@@ -2,6 +2,8 @@
 //! gpbackup_helper run it, against one backend.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -342,12 +344,7 @@ impl Env {
     }
 
     pub fn spawn_stdin(&self, args: &[&str]) -> Child {
-        self.command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        spawn_piped(self.command(args))
     }
 
     pub fn backup_data(&self, ts: &str, name: &str, data: &[u8]) {
@@ -501,15 +498,19 @@ pub fn stopped_at(env: &Env, mut cmd: Command, point: &str, input: &[u8]) -> (Ch
     (child, marker)
 }
 
-/// Starts `cmd` with piped stdio and `input` fed to its stdin from a thread
-/// (so a command that stops reading early cannot block the test).
-pub fn spawn_fed(mut cmd: Command, input: &[u8]) -> (Child, std::thread::JoinHandle<()>) {
-    let mut child = cmd
-        .stdin(Stdio::piped())
+/// Starts `cmd` with its standard streams piped.
+pub fn spawn_piped(mut cmd: Command) -> Child {
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Starts `cmd` with piped stdio and `input` fed to its stdin from a thread
+/// (so a command that stops reading early cannot block the test).
+pub fn spawn_fed(cmd: Command, input: &[u8]) -> (Child, std::thread::JoinHandle<()>) {
+    let mut child = spawn_piped(cmd);
     let mut stdin = child.stdin.take().unwrap();
     let data = input.to_vec();
     let feeder = std::thread::spawn(move || {

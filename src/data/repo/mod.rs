@@ -59,9 +59,11 @@ fn spawn_in_command<'scope, T: Send + 'scope>(
 
 /// The result of a step started with [`spawn_step`] or [`spawn_in_command`].
 fn join_step<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
-    handle
-        .join()
-        .unwrap_or_else(|_| Err(Error::io("a step of the request stopped unexpectedly")))
+    handle.join().unwrap_or_else(|_| {
+        Err(Error::internal(
+            "a step of the request stopped unexpectedly",
+        ))
+    })
 }
 
 /// Steps of a request that can follow its reply: a write's record renamed

@@ -182,7 +182,7 @@ fn joined(
     let sink_result = match writer.join() {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(sink_error(e, object)),
-        Err(_) => Err(Error::io(format!("output writer of {object} failed"))),
+        Err(_) => Err(Error::internal(format!("output writer of {object} failed"))),
     };
     match (result, sink_result) {
         (_, Err(e)) => Err(e),

@@ -13,7 +13,8 @@
 //! The buffers are the process's (`buffers.rs`): kept when a stream is done
 //! with them, for the next (a connection broker runs many).
 //!
-//! `upload.rs` is the upload; a download is set up and joined in
+//! `upload.rs` is the upload, `input.rs` its input as a command reads it
+//! (stopping at an interrupt); a download is set up and joined in
 //! `download.rs`, reads the blocks `plan.rs` lists, runs its reader threads
 //! and puts their blocks in order in `threads.rs`, and checks each block in
 //! `check.rs`.
@@ -25,12 +26,14 @@ use crate::data::integrity::Entry;
 mod buffers;
 mod check;
 mod download;
+mod input;
 mod plan;
 mod threads;
 mod upload;
 
 pub use buffers::release as release_buffers;
 pub use download::{download, download_ahead};
+pub use input::Input;
 pub use upload::{read_head, upload};
 
 /// The largest block (DD Boost's largest I/O) and the pipe size asked for.

@@ -274,9 +274,9 @@ impl Run<'_, '_, '_> {
                 let Some(job) = self.next_job(&mut plan, &mut waiting, &mut dispatched)? else {
                     break;
                 };
-                self.jobs
-                    .send(job)
-                    .map_err(|_| Error::io(format!("reading {object} stopped unexpectedly")))?;
+                self.jobs.send(job).map_err(|_| {
+                    Error::internal(format!("reading {object} stopped unexpectedly"))
+                })?;
             }
             while let Ok(d) = self.done.try_recv() {
                 finished.insert(d.seq, d);
@@ -304,7 +304,7 @@ impl Run<'_, '_, '_> {
             let d = self
                 .done
                 .recv()
-                .map_err(|_| Error::io(format!("reading {object} stopped unexpectedly")))?;
+                .map_err(|_| Error::internal(format!("reading {object} stopped unexpectedly")))?;
             finished.insert(d.seq, d);
         }
         if let Some(last) = held {

@@ -8,6 +8,7 @@ use crossbeam_channel::{bounded, Receiver};
 use crate::data::integrity::{Entry, Hasher};
 use crate::error::{Error, Result};
 use crate::process::scope::Scope;
+use crate::process::signals;
 use crate::storage::ObjectWriter;
 
 use super::buffers::Buffer;
@@ -110,12 +111,12 @@ pub fn upload(
                 let _ = free_tx.send(buf);
             }
             Filled::End(entry) => return Ok(*entry),
-            Filled::Failed(e) => {
-                return Err(Error::io(format!("cannot read {source}: {e}")));
-            }
+            Filled::Failed(e) => return Err(read_failed(source, e)),
         }
     }
-    Err(Error::io(format!("reading {source} stopped unexpectedly")))
+    Err(Error::internal(format!(
+        "reading {source} stopped unexpectedly"
+    )))
 }
 
 /// Reads `input` until `limit` bytes or its end, whichever comes first: the
@@ -127,6 +128,15 @@ pub fn read_head(input: &mut dyn Read, limit: usize, source: &str) -> Result<Vec
     input
         .take(limit as u64)
         .read_to_end(&mut buf)
-        .map_err(|e| Error::io(format!("cannot read {source}: {e}")))?;
+        .map_err(|e| read_failed(source, e))?;
     Ok(buf)
+}
+
+/// A failed read of `source`: the interrupt when the command was
+/// interrupted (its input stops at one, `input.rs`).
+fn read_failed(source: &str, e: io::Error) -> Error {
+    match signals::check() {
+        Err(stopped) => stopped,
+        Ok(()) => Error::io(format!("cannot read {source}: {e}")),
+    }
 }

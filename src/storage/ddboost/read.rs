@@ -144,7 +144,7 @@ impl Reopen {
                 .into_iter()
                 .map(|h| {
                     h.join()
-                        .unwrap_or_else(|_| Err(Error::io("opening a read handle failed")))
+                        .unwrap_or_else(|_| Err(Error::internal("opening a read handle failed")))
                 })
                 .collect()
         });
