@@ -477,6 +477,59 @@ mod tests {
         assert_eq!(staged_path(&path).unwrap(), "a/b/.name.checksum.next");
     }
 
+    /// A v2 record of two entries (the 5 bytes "hello"; 1 MiB + 1 bytes of
+    /// [`data`]), byte for byte: stored backups hold records like it, so
+    /// neither the encoder nor the decoder may change under them.
+    const V2_RECORD: &[u8] = b"gpbackup_ddboost_plugin checksum v2
+algorithm=xxh3-128
+size=5
+digest=b5e9c1ad071b3e7fc779cfaa5e523818
+block_size=1048576
+blocks=1
+9555e8555c62dcfd
+gpbackup_ddboost_plugin checksum v2
+algorithm=xxh3-128
+size=1048577
+digest=f9ba7901d196115973bdb90cf31e71a2
+block_size=1048576
+blocks=2
+931fb38ab0469ad0
+4a2ce28c39c127a2
+";
+
+    fn v2_entries() -> Vec<Entry> {
+        vec![
+            Entry {
+                sum: Checksum {
+                    size: 5,
+                    digest: 0xb5e9c1ad071b3e7fc779cfaa5e523818,
+                },
+                blocks: Some(vec![0x9555e8555c62dcfd]),
+            },
+            Entry {
+                sum: Checksum {
+                    size: 1048577,
+                    digest: 0xf9ba7901d196115973bdb90cf31e71a2,
+                },
+                blocks: Some(vec![0x931fb38ab0469ad0, 0x4a2ce28c39c127a2]),
+            },
+        ]
+    }
+
+    #[test]
+    fn decodes_a_pinned_v2_record() {
+        let text = std::str::from_utf8(V2_RECORD).unwrap();
+        assert_eq!(decode(text), Some(v2_entries()));
+        // The digests are those of the data they describe.
+        assert_eq!(entry(b"hello"), v2_entries()[0]);
+        assert_eq!(entry(&data(DIGEST_BLOCK + 1)), v2_entries()[1]);
+    }
+
+    #[test]
+    fn encodes_exactly_the_pinned_v2_record() {
+        assert_eq!(encode(&v2_entries()).as_bytes(), V2_RECORD);
+    }
+
     #[test]
     fn reads_v1_records() {
         let v1 = format!(
