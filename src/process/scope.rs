@@ -39,8 +39,6 @@ pub struct Scope {
     /// The process id and command shown in log lines (a broker's request:
     /// its client's).
     pub(crate) log_as: Option<(u32, String)>,
-    /// Work that need not delay the command's answer (see [`after_answer`]).
-    deferred: Mutex<Vec<Action>>,
 }
 
 /// The pause point this process was asked for
@@ -81,7 +79,6 @@ impl Scope {
             pause,
             paused: AtomicU64::new(0),
             log_as,
-            deferred: Mutex::new(Vec::new()),
         }
     }
 
@@ -141,32 +138,11 @@ impl Scope {
     }
 }
 
-/// Runs `work`, which need not delay the command's answer (closing read
-/// streams, publishing what is committed), once the caller has the answer:
-/// at once in a plugin process (its answer is its exit); in the broker,
-/// after the client is answered ([`Scope::run_deferred`]).
-pub fn after_answer(work: impl FnOnce() + Send + Sync + 'static) {
-    let scope = Scope::current();
-    if scope.is_process() {
-        work();
-    } else {
-        scope
-            .deferred
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Box::new(work));
-    }
-}
-
 impl Scope {
-    /// Runs the work [`after_answer`] put off, in this scope.
-    pub fn run_deferred(self: &Arc<Self>) {
-        let _in = self.enter();
-        let work = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
-        for w in work {
-            w();
-        }
-    }
+    /// Nothing of a request's runs after its answer any more (what may follow
+    /// a reply is a `data::repo::Deferred`, run by the command itself): this
+    /// does nothing, and goes with its last caller.
+    pub fn run_deferred(self: &Arc<Self>) {}
 }
 
 /// While alive, the thread is in the scope it entered.
@@ -231,26 +207,5 @@ mod tests {
             Ok(())
         });
         assert!(done.is_ok());
-    }
-
-    #[test]
-    fn work_after_the_answer_waits_for_it_in_a_request() {
-        let ran = Arc::new(AtomicUsize::new(0));
-        let s = Scope::request(4, "restore_data", None);
-        {
-            let _in = s.enter();
-            let r = Arc::clone(&ran);
-            after_answer(move || {
-                r.fetch_add(1, Ordering::SeqCst);
-            });
-        }
-        assert_eq!(ran.load(Ordering::SeqCst), 0);
-        s.run_deferred();
-        assert_eq!(ran.load(Ordering::SeqCst), 1);
-        let r = Arc::clone(&ran);
-        after_answer(move || {
-            r.fetch_add(1, Ordering::SeqCst);
-        });
-        assert_eq!(ran.load(Ordering::SeqCst), 2, "at once in a process");
     }
 }
