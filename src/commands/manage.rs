@@ -7,14 +7,15 @@ use std::time::Instant;
 
 use std::collections::HashMap;
 
+use crate::data::integrity;
 use crate::error::{Error, Result};
 use crate::process::progress::Progress;
 use crate::process::{fanout, pause};
 use crate::protocol::args::Folder;
 use crate::protocol::keys::Timestamp;
-use crate::storage::ddboost::EXCLUSIVE_FAILED;
 use crate::storage::{
-    commit_closed, is_stale_temp, read_to_end, temp_owner, ObjectInfo, Storage, StoragePath,
+    commit_closed, read_to_end, sweep_stale_temporaries, temp_owner, ObjectInfo, Storage,
+    StoragePath,
 };
 
 use super::Context;
@@ -114,7 +115,7 @@ pub fn delete_directory(ctx: &Context, path: &Folder) -> Result<()> {
 /// left there by a copier that is gone are removed, and files already whole
 /// (the same size, and records of the same content) are left alone. A
 /// replica that already has everything is refused as the plugin test bench
-/// expects ([`EXCLUSIVE_FAILED`]), and a file there that differs from the
+/// expects ([`crate::storage::Replica::already_there`]), and a file there that differs from the
 /// primary's is refused, naming it. Each object's data is copied before its
 /// checksum record, so a half-made replica never looks complete.
 pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
@@ -135,7 +136,7 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
         )));
     }
     let there = remote.list_all(prefix).map_err(failed)?;
-    remove_dead_copiers_temporaries(remote, &there);
+    remove_dead_copiers_temporaries(remote, &there)?;
     let there: HashMap<&str, u64> = there
         .iter()
         .filter(|f| temp_owner(f.path.file_name()).is_none())
@@ -143,7 +144,7 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
         .collect();
     let (mut data, mut records, mut both) = (Vec::new(), Vec::new(), Vec::new());
     for f in &files {
-        let is_record = f.path.file_name().starts_with('.');
+        let is_record = integrity::is_record(f.path.file_name());
         match there.get(f.path.as_str()) {
             None if is_record => records.push(f.path.clone()),
             None => data.push(f.path.clone()),
@@ -177,8 +178,8 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
     )?;
     let missing = data.len() + records.len();
     if missing == 0 {
-        return Err(Error::storage(format!(
-            "{EXCLUSIVE_FAILED}: backup {ts} is already on {replica_name} ({} files); nothing was copied",
+        return Err(replica_of(storage.as_ref())?.already_there(&format!(
+            "backup {ts} is already on {replica_name} ({} files); nothing was copied",
             files.len()
         )));
     }
@@ -219,22 +220,28 @@ fn read_all(storage: &dyn Storage, path: &StoragePath) -> Result<Vec<u8>> {
 }
 
 /// Removes the temporaries of `files` (on the replica) whose copier, on this
-/// host, is gone.
-fn remove_dead_copiers_temporaries(remote: &dyn Storage, files: &[ObjectInfo]) {
-    for f in files.iter().filter(|f| is_stale_temp(f.path.file_name())) {
-        match remote.delete(&f.path) {
-            Ok(_) => log::info!(
+/// host, is gone; one that cannot be removed is only worth a warning.
+fn remove_dead_copiers_temporaries(remote: &dyn Storage, files: &[ObjectInfo]) -> Result<()> {
+    sweep_stale_temporaries(
+        remote,
+        files,
+        |f| {
+            log::info!(
                 "replicate_backup: removed {} left on {} by a copy that was interrupted",
                 f.path,
                 remote.describe()
-            ),
-            Err(e) => log::warn!(
+            )
+        },
+        |f, e| {
+            log::warn!(
                 "replicate_backup: cannot remove {} left on {} by a copy that was interrupted: {e}",
                 f.path,
                 remote.describe()
-            ),
-        }
-    }
+            );
+            Ok(())
+        },
+    )?;
+    Ok(())
 }
 
 /// Copies `paths` to the replica (each replacing a partial copy there), with

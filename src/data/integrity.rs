@@ -246,6 +246,12 @@ pub fn object_of_record(name: &str) -> Option<&str> {
         .filter(|o| !o.is_empty() && !o.starts_with('.'))
 }
 
+/// Whether the folder entry `name` is a checksum record: published
+/// (`.<object>.checksum`) or staged (`.<object>.checksum.next`).
+pub fn is_record(name: &str) -> bool {
+    object_of_record(name.strip_suffix(".next").unwrap_or(name)).is_some()
+}
+
 /// Path of the checksum record of the object at `path`.
 pub fn record_path(path: &StoragePath) -> Result<StoragePath> {
     Ok(path.sibling(&format!(".{}.checksum", path.file_name()))?)
@@ -548,6 +554,23 @@ blocks=2
             }]
         );
         assert!(got[0].block_matches(0, b"anything"));
+    }
+
+    #[test]
+    fn records_are_known_by_name() {
+        assert_eq!(object_of_record(".name.checksum"), Some("name"));
+        assert_eq!(object_of_record(".name.checksum.next"), None);
+        assert!(is_record(".name.checksum"));
+        assert!(is_record(".name.checksum.next"));
+        for other in [
+            "name",
+            ".checksum",
+            "..checksum",
+            ".name.tmp-h-1-2",
+            "name.checksum",
+        ] {
+            assert!(!is_record(other), "{other}");
+        }
     }
 
     #[test]

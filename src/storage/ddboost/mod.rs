@@ -43,9 +43,6 @@ const DIR_MODE: u32 = 0o700;
 /// DD Boost's largest (and most efficient) I/O.
 const DD_BLOCK: usize = 1 << 20;
 
-/// Message the plugin test bench expects when a replica already exists.
-pub const EXCLUSIVE_FAILED: &str = "DDBoost open file in exclusive mode failed on remote";
-
 /// The `ddboost` backend, with an optional second system for replication.
 pub struct DdBoostStorage {
     local: System,

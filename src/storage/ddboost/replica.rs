@@ -11,6 +11,9 @@ use super::write::DdWriter;
 use crate::error::{Error, Result};
 use crate::storage::{ClosedObject, ObjectWriter, Replica, Storage, StoragePath};
 
+/// Message the plugin test bench expects when a replica already exists.
+const EXCLUSIVE_FAILED: &str = "DDBoost open file in exclusive mode failed on remote";
+
 /// The remote system and the primary it copies from.
 #[derive(Clone)]
 pub(super) struct DdReplica {
@@ -29,6 +32,10 @@ impl Replica for DdReplica {
 
     fn streams(&self) -> usize {
         self.streams
+    }
+
+    fn already_there(&self, detail: &str) -> Error {
+        Error::storage(format!("{EXCLUSIVE_FAILED}: {detail}"))
     }
 
     /// Source opened, temporary on the replica, file copy, close.
