@@ -9,7 +9,7 @@ use std::io::{Read, Seek};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use gpbackup_ddboost_plugin::data::repo::{self, Part, Write};
+use gpbackup_ddboost_plugin::data::repo::{self, Part, WriteInfo};
 use gpbackup_ddboost_plugin::storage::{Storage, StoragePath};
 
 use support::bytes;
@@ -68,7 +68,7 @@ fn a_lane_refused_a_stream_lets_go_and_the_request_waits_holding_none() {
     let conns: Vec<Box<dyn Storage>> = (0..4).map(|_| support::open_mock(HOST, "s")).collect();
     let lanes: Vec<&dyn Storage> = conns[..3].iter().map(|c| c.as_ref()).collect();
     let other = conns[3].as_ref();
-    let write = Write {
+    let write = WriteInfo {
         command: "backup_data",
         source: "standard input",
         timestamp: "20990101000000",

@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::process::scope::Scope as CommandScope;
 use crate::storage::{ObjectReader, ReaderFactory};
 
+use super::blocks::Checker;
 use super::buffers::Buffer;
-use super::check::Checker;
 use super::plan::Plan;
 use super::threads::{sink_error, whole_mismatch, Done, Job, Piece, Run, Shared};
 use super::{Verify, BLOCK, MAX_READ_AHEAD, OUT_QUEUE};

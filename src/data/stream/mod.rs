@@ -22,8 +22,8 @@ use std::os::fd::AsFd;
 
 use crate::data::integrity::Entry;
 
+mod blocks;
 mod buffers;
-mod check;
 mod download;
 mod plan;
 mod threads;
