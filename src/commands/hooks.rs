@@ -1,8 +1,9 @@
 //! setup_plugin_for_backup/restore and cleanup_plugin_for_backup/restore.
 //!
-//! gpbackup runs each hook once for the coordinator, then once per segment
-//! for `segment_host` (not once per host: see the protocol notes), then once
-//! per segment, all of a phase in parallel. Every hook here is idempotent and
+//! gpbackup runs each hook once for the coordinator, then for `segment_host`
+//! once per primary segment, not once per host (each run with that
+//! segment's backup folder), then once per segment, all of a phase in
+//! parallel. Every hook here is idempotent and
 //! safe to run concurrently with itself.
 
 use crate::error::{Error, ErrorKind, Result};

@@ -19,7 +19,8 @@
 //! 2. the new data is renamed over `<name>`;
 //! 3. `.<name>.checksum.next` is renamed over `.<name>.checksum`.
 //!
-//! [`crate::data::repo::store`] runs these steps (and the replica's copy).
+//! [`crate::data::repo::store`] runs these steps; with `replication: on` the
+//! ddboost backend applies each to the replica first (`storage/ddboost/mirror.rs`).
 //!
 //! Step 2 is the commit point: once it succeeded the command succeeds, and a
 //! failure of step 3 is only a warning. A rename that reports an error is

@@ -1,5 +1,8 @@
-//! Process plumbing: the runner of work over several connections, the log, signals, progress on a terminal, the journal
-//! of temporaries, the user's private folder, and test-only pause points.
+//! Process plumbing: a command's state (`scope`: the process's own, or one
+//! per broker request), the runner of work over several connections, the
+//! log, signals, progress on a terminal, temporary names that name their
+//! writer (`temp`), the journal of temporaries, the user's private folder,
+//! the malloc arenas, and test-only pause points.
 
 pub mod fanout;
 pub mod journal;
