@@ -40,7 +40,7 @@ fn trace_file() -> &'static PathBuf {
 
 /// Opens refused for the stream limit in the trace so far.
 fn refused_opens() -> usize {
-    let code = ddboost_sys::code_by_name("DD_ERR_STREAM_LIMIT").unwrap();
+    let code = ddboost::code_by_name("DD_ERR_STREAM_LIMIT").unwrap();
     let text = std::fs::read_to_string(trace_file()).unwrap_or_default();
     text.lines()
         .filter(|l| l.starts_with("op=open ") && l.ends_with(&format!("result={code}")))

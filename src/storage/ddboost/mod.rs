@@ -21,7 +21,7 @@ mod streams;
 mod system;
 mod write;
 
-use ddboost_sys::{Instance, Library};
+use ddboost::{Instance, Library};
 use std::time::Duration;
 
 use super::{
@@ -54,8 +54,8 @@ pub struct DdBoostStorage {
     _instance: std::sync::Mutex<Instance>,
 }
 
-fn sdk_log(severity: ddboost_sys::Severity, message: &str) {
-    use ddboost_sys::Severity as S;
+fn sdk_log(severity: ddboost::Severity, message: &str) {
+    use ddboost::Severity as S;
     match severity {
         S::Error => log::error!("libDDBoost: {message}"),
         S::Warn => log::warn!("libDDBoost: {message}"),
@@ -100,7 +100,7 @@ impl DdBoostStorage {
             }),
             |l| format!("loaded from {}", l.origin()),
         )?;
-        let _ = ddboost_sys::set_log_sink(sdk_log);
+        let _ = ddboost::set_log_sink(sdk_log);
         let info = format!("{PLUGIN_NAME} version {}", env!("CARGO_PKG_VERSION"));
         let instance = Finding::step(
             report,
@@ -283,15 +283,15 @@ mod tests {
 
     #[test]
     fn sdk_errors_keep_the_sdk_error_and_its_code() {
-        let code = ddboost_sys::code_by_name("DD_ERR_CONN_LOST").unwrap();
-        let sdk = ddboost_sys::Error::from_code("ddp_unlink", "/SU/d/.f.tmp-1", code);
+        let code = ddboost::code_by_name("DD_ERR_CONN_LOST").unwrap();
+        let sdk = ddboost::Error::from_code("ddp_unlink", "/SU/d/.f.tmp-1", code);
         let e = sdk_error("dd1", sdk.clone()).context("delete_backup failed");
         assert_eq!(e.kind(), ErrorKind::Storage);
         assert_eq!(
             e.to_string(),
             format!("delete_backup failed: DD Boost call failed on dd1: {sdk}")
         );
-        let kept = e.source_as::<ddboost_sys::Error>().expect("source kept");
+        let kept = e.source_as::<ddboost::Error>().expect("source kept");
         assert_eq!(kept, &sdk);
         assert!(kept.is_connection_lost());
     }

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use backon::BlockingRetryable;
-use ddboost_sys::{Connection, Instance, Library, OpenMode, Stat};
+use ddboost::{Connection, Instance, Library, OpenMode, Stat};
 
 use super::config::{DdBoostConfig, DdTarget};
 use super::connect::{connect_retrying, sdk_error, Login};
@@ -125,14 +125,14 @@ impl System {
         wait: std::time::Duration,
         kind: StreamKind,
         what: &str,
-        attempt: impl FnMut() -> ddboost_sys::Result<T>,
+        attempt: impl FnMut() -> ddboost::Result<T>,
     ) -> Result<T> {
         let started = std::time::Instant::now();
         let waited = std::cell::Cell::new(false);
         let result = attempt
             .retry(stream_backoff(wait))
             .sleep(std::thread::sleep)
-            .when(|e: &ddboost_sys::Error| e.is(ddboost_sys::DdErr::StreamLimit))
+            .when(|e: &ddboost::Error| e.is(ddboost::DdErr::StreamLimit))
             .notify(|_, _| {
                 if !waited.replace(true) {
                     let counts = match self.lock().stream_counts() {
@@ -160,7 +160,7 @@ impl System {
                 }
                 Ok(v)
             }
-            Err(e) if e.is(ddboost_sys::DdErr::StreamLimit) => Err(Error::new(
+            Err(e) if e.is(ddboost::DdErr::StreamLimit) => Err(Error::new(
                 ErrorKind::StreamLimit,
                 format!(
                     "{what}: the {} stream limit of Data Domain {} stayed reached for {:.0} s (option stream_wait_seconds, now {}): other backups or restores held every stream; raise stream_wait_seconds, or run fewer at once",
@@ -177,7 +177,7 @@ impl System {
 
     /// An SDK error of an open: "not found" as [`Error::not_found`], a
     /// folder in place of the file said so, anything else as it is.
-    fn not_found_or(&self, e: ddboost_sys::Error, what: &str) -> Error {
+    fn not_found_or(&self, e: ddboost::Error, what: &str) -> Error {
         if e.is_not_found() {
             Error::not_found(format!("{what}: not found on {}", self.host)).with_source(e)
         } else if e.is_file_is_dir() {
@@ -189,13 +189,13 @@ impl System {
 
     /// Opens `path` for reading, waiting for a read stream
     /// ([`System::wait_for_stream_up_to`]).
-    pub(super) fn open_file_waiting(&self, path: &str) -> Result<ddboost_sys::File> {
+    pub(super) fn open_file_waiting(&self, path: &str) -> Result<ddboost::File> {
         self.open_file_within(path, self.login.retry.stream_wait)
     }
 
     /// [`System::open_file_waiting`] for up to `wait` (zero: fails at once
     /// when no read stream is free).
-    fn open_file_within(&self, path: &str, wait: std::time::Duration) -> Result<ddboost_sys::File> {
+    fn open_file_within(&self, path: &str, wait: std::time::Duration) -> Result<ddboost::File> {
         let full = self.full(path);
         let attempt = || self.lock().open_file(&self.su, &full, OpenMode::Read, 0);
         self.wait_for_stream_up_to(
@@ -219,12 +219,12 @@ impl System {
         format!("ddboost://{}/{}/{}", self.host, self.su, self.base)
     }
 
-    pub(super) fn err(&self, e: ddboost_sys::Error) -> Error {
+    pub(super) fn err(&self, e: ddboost::Error) -> Error {
         sdk_error(&self.host, e)
     }
 
     /// Stat; `Ok(None)` only when the SDK says there is no such object
-    /// ([`ddboost_sys::Error::is_not_found`]); any other failure is an error.
+    /// ([`ddboost::Error::is_not_found`]); any other failure is an error.
     pub(super) fn stat(&self, rel: &str) -> Result<Option<Stat>> {
         let r = self.lock().stat(&self.su, &self.full(rel));
         match r {
@@ -346,8 +346,8 @@ impl System {
                 self.wait_for_stream_up_to(wait, StreamKind::Write, &what, open)?
             }
             Err(e)
-                if e.source_as::<ddboost_sys::Error>()
-                    .is_some_and(|s| s.is(ddboost_sys::DdErr::Notdir)) =>
+                if e.source_as::<ddboost::Error>()
+                    .is_some_and(|s| s.is(ddboost::DdErr::Notdir)) =>
             {
                 return Err(e.context(format!(
                     "cannot store {path} on {}: a part of {} is a file, not a folder",

@@ -40,10 +40,10 @@ use std::ffi::{c_void, CStr, CString};
 use std::marker::PhantomData;
 use std::ptr;
 
-use crate::raw;
 use crate::safe::types::{
     OpenMode, Severity, Stat, StatFs, StreamCounts, StreamLimits, StreamsInUse,
 };
+use ddboost_sys::raw;
 
 /// The loaded library: its handle and one function pointer per symbol.
 pub(crate) type Api = raw::DdBoost;
@@ -104,7 +104,7 @@ unsafe impl Send for DirDesc {}
 
 /// `DD_OK`, which the adapter branches on (error codes are `safe::DdErr`).
 pub(crate) mod code {
-    use crate::raw;
+    use ddboost_sys::raw;
     pub(crate) const DD_OK: i32 = raw::DD_OK as i32;
 }
 

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use ddboost_sys::{Connection, Instance, Library, OpenMode};
+use ddboost::{Connection, Instance, Library, OpenMode};
 
 pub const USER: &str = "boost";
 pub const PASSWORD: &str = "s3cret-Pa55";
@@ -84,7 +84,7 @@ fn build_mock() -> Result<(PathBuf, PathBuf), String> {
 fn setup(env: &[(&str, &str)]) -> Result<Mock, String> {
     let (lib_path, cli) = build_mock()?;
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("ddboost-sys-mock-{}", std::process::id()));
+        .join(format!("ddboost-mock-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
     // Set before any test thread calls into the library (they all wait on
@@ -129,12 +129,7 @@ impl Mock {
     }
 
     pub fn instance(&self) -> Instance {
-        Instance::new(
-            &self.lib,
-            "ddboost-sys-tests",
-            "ddboost-sys integration tests",
-        )
-        .expect("instance")
+        Instance::new(&self.lib, "ddboost-tests", "ddboost integration tests").expect("instance")
     }
 
     /// A fresh system named after the test, and a connection to it.

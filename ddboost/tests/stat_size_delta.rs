@@ -22,7 +22,7 @@ fn stat_and_fstat_report_the_size_off_by_the_delta() {
     let st = conn.stat(SU, "probe").expect("stat");
     assert_eq!(st.size, probe.len() as u64 + DELTA);
     let f = conn
-        .open_file(SU, "probe", ddboost_sys::OpenMode::Read, 0)
+        .open_file(SU, "probe", ddboost::OpenMode::Read, 0)
         .expect("open");
     assert_eq!(f.fstat().expect("fstat").size, probe.len() as u64 + DELTA);
     // The content itself is unchanged: only the reported size is off.

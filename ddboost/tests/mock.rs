@@ -5,7 +5,7 @@ mod support;
 
 use std::sync::Mutex;
 
-use ddboost_sys::{
+use ddboost::{
     filecopy, set_log_sink, Connection, Instance, Library, OpenMode, Severity, MAX_IO_SIZE,
 };
 use support::{pattern, read_file, write_file, Mock, PASSWORD, SU, USER};
@@ -29,8 +29,8 @@ fn handles_are_send() {
     send::<Library>();
     send::<Instance>();
     send::<Connection>();
-    send::<ddboost_sys::File>();
-    send::<ddboost_sys::Dir>();
+    send::<ddboost::File>();
+    send::<ddboost::Dir>();
 }
 
 #[test]

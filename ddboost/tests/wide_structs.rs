@@ -8,7 +8,7 @@
 
 mod support;
 
-use ddboost_sys::{struct_buffer_len, OpenMode};
+use ddboost::{struct_buffer_len, OpenMode};
 use support::{pattern, read_file, write_file, Mock, SU};
 
 fn mock() -> &'static Mock {
@@ -17,7 +17,7 @@ fn mock() -> &'static Mock {
 
 #[test]
 fn the_mock_writes_far_past_the_declared_structures() {
-    let size = std::mem::size_of::<ddboost_sys::raw::ddp_stat_t>();
+    let size = std::mem::size_of::<ddboost::ffi::raw::ddp_stat_t>();
     assert!(struct_buffer_len(size) >= 4096, "the tail is several KiB");
     assert!(struct_buffer_len(size) >= 4 * size);
 }
