@@ -115,9 +115,10 @@ pub fn delete_directory(ctx: &Context, path: &Folder) -> Result<()> {
 /// left there by a copier that is gone are removed, and files already whole
 /// (the same size, and records of the same content) are left alone. A
 /// replica that already has everything is refused as the plugin test bench
-/// expects ([`crate::storage::Replica::already_there`]), and a file there that differs from the
-/// primary's is refused, naming it. Each object's data is copied before its
-/// checksum record, so a half-made replica never looks complete.
+/// expects ([`crate::storage::Replica::already_there`]), and a file there
+/// that differs from the primary's is refused, naming it. Each object's data
+/// is copied before its checksum record, so a half-made replica never looks
+/// complete.
 pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
     let storage = ctx.storage_with_replica()?;
     let remote = replica_of(storage.as_ref())?.storage();
@@ -137,29 +138,7 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
     }
     let there = remote.list_all(prefix).map_err(failed)?;
     remove_dead_copiers_temporaries(remote, &there)?;
-    let there: HashMap<&str, u64> = there
-        .iter()
-        .filter(|f| temp_owner(f.path.file_name()).is_none())
-        .map(|f| (f.path.as_str(), f.size))
-        .collect();
-    let (mut data, mut records, mut both) = (Vec::new(), Vec::new(), Vec::new());
-    for f in &files {
-        let is_record = integrity::is_record(f.path.file_name());
-        match there.get(f.path.as_str()) {
-            None if is_record => records.push(f.path.clone()),
-            None => data.push(f.path.clone()),
-            Some(&size) if size != f.size => {
-                return Err(differs(
-                    ts,
-                    &f.path,
-                    &replica_name,
-                    &format!("{size} bytes there, {} here", f.size),
-                ));
-            }
-            Some(_) if is_record => both.push(f.path.clone()),
-            Some(_) => {}
-        }
-    }
+    let (data, records, both) = compare_listings(ts, &files, &there, &replica_name)?;
     // Records on both systems must say the same, compared on as many
     // connections as copies would use.
     let width = replica_of(storage.as_ref())?.streams();
@@ -205,6 +184,41 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
     let copied = copied.map_err(failed)?;
     super::log_summary("replicate_backup", prefix, copied, started);
     Ok(())
+}
+
+/// What of `files` (the primary's) the replica, holding `there`, lacks: the
+/// data and the checksum records to copy; and the records both have (to
+/// compare). A file of another size there is refused.
+fn compare_listings(
+    ts: &Timestamp,
+    files: &[ObjectInfo],
+    there: &[ObjectInfo],
+    replica_name: &str,
+) -> Result<(Vec<StoragePath>, Vec<StoragePath>, Vec<StoragePath>)> {
+    let there: HashMap<&str, u64> = there
+        .iter()
+        .filter(|f| temp_owner(f.path.file_name()).is_none())
+        .map(|f| (f.path.as_str(), f.size))
+        .collect();
+    let (mut data, mut records, mut both) = (Vec::new(), Vec::new(), Vec::new());
+    for f in files {
+        let is_record = integrity::is_record(f.path.file_name());
+        match there.get(f.path.as_str()) {
+            None if is_record => records.push(f.path.clone()),
+            None => data.push(f.path.clone()),
+            Some(&size) if size != f.size => {
+                return Err(differs(
+                    ts,
+                    &f.path,
+                    replica_name,
+                    &format!("{size} bytes there, {} here", f.size),
+                ));
+            }
+            Some(_) if is_record => both.push(f.path.clone()),
+            Some(_) => {}
+        }
+    }
+    Ok((data, records, both))
 }
 
 /// A file of the replica that is not the primary's.

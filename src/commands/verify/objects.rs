@@ -48,6 +48,16 @@ pub(super) enum Status {
     New,
 }
 
+impl Status {
+    /// Whether the line is of an object the backup names (not EXTRA or NEW).
+    pub(super) fn is_named(self) -> bool {
+        matches!(
+            self,
+            Status::Ok | Status::Failed | Status::Unrecorded | Status::Missing
+        )
+    }
+}
+
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -47,15 +47,7 @@ pub(super) fn verdicts(m: &Manifest, lines: &[Line], allow_unrecorded: bool) -> 
     for b in m.backups() {
         let mine = by_backup.get(b.as_str()).cloned().unwrap_or_default();
         let n = |s: Status| mine.iter().filter(|l| l.status == s).count();
-        let named = mine
-            .iter()
-            .filter(|l| {
-                matches!(
-                    l.status,
-                    Status::Ok | Status::Failed | Status::Unrecorded | Status::Missing
-                )
-            })
-            .count();
+        let named = mine.iter().filter(|l| l.status.is_named()).count();
         let mut v = BackupVerdict {
             ts: b.clone(),
             verdict: Verdict::Complete,

@@ -32,6 +32,25 @@ pub fn download(
     download_ahead(reader, ranges, sink, verify, object, 1)
 }
 
+/// How many reads to have in flight (`read_ahead`, at most one per read),
+/// and what opens the readers beyond `reader` when there are to be more:
+/// readers that open the object again only when blocks are verified (only
+/// their checks can tell an overwrite committed meanwhile).
+fn readers_for(
+    reader: &dyn ObjectReader,
+    reads: usize,
+    read_ahead: usize,
+    verified: bool,
+) -> (usize, Option<ReaderFactory>) {
+    let wanted = read_ahead.clamp(1, MAX_READ_AHEAD).min(reads.max(1));
+    let factory = if wanted > 1 {
+        reader.more_readers().filter(|f| verified || f.same_file)
+    } else {
+        None
+    };
+    (wanted, factory)
+}
+
 /// Copies `ranges` of `reader` (in order, not overlapping) to `sink` and
 /// returns the bytes written.
 ///
@@ -67,12 +86,7 @@ pub fn download_ahead(
     let reader_size = reader.size();
     let plan = Plan::new(ranges, block as u64, reader_size);
     let reads = plan.clone().count();
-    let wanted = read_ahead.clamp(1, MAX_READ_AHEAD).min(reads.max(1));
-    let factory = if wanted > 1 {
-        reader.more_readers().filter(|f| verified || f.same_file)
-    } else {
-        None
-    };
+    let (wanted, factory) = readers_for(&*reader, reads, read_ahead, verified);
     let checker = match verify {
         Verify::Entries(e) => Some(Checker::new(e)),
         Verify::Nothing => None,
