@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use gpbackup_ddboost_plugin::backends::PluginConfig;
-use gpbackup_ddboost_plugin::data::repo::{self, Part, Write};
+use gpbackup_ddboost_plugin::data::repo::{self, Part, WriteInfo};
 use gpbackup_ddboost_plugin::storage::{Remote, Storage, StoragePath};
 
 /// Sizes in turn: about a quarter empty, the rest 2 KiB to 300 KiB.
@@ -58,7 +58,7 @@ fn main() {
     lanes[0]
         .create_dir_all(&StoragePath::parse("t").unwrap())
         .expect("the folder");
-    let write = Write {
+    let write = WriteInfo {
         command: "backup_data",
         source: "standard input",
         timestamp: "20990101000000",

@@ -3,7 +3,7 @@
 
 The mock's model (see ddboost-sys/mock/README.md): every call that reaches the
 system sleeps DDBOOST_MOCK_LATENCY_MS (5 ms is a real appliance's 1 MiB call,
-from shared/docs/field-results.md), a login costs DDBOOST_MOCK_CONNECT_MS more
+as measured in the field), a login costs DDBOOST_MOCK_CONNECT_MS more
 (15 here: 20 ms in all at 5 ms per call), DDBOOST_MOCK_STREAM_MBPS caps each
 stream. Each part prints a table and writes it, with a PNG chart, to --out
 (docs/bench by default):

@@ -13,7 +13,7 @@ use std::io::{Read, Seek};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use gpbackup_ddboost_plugin::data::repo::{self, Deferred, Part, Write};
+use gpbackup_ddboost_plugin::data::repo::{self, Deferred, Part, WriteInfo};
 use gpbackup_ddboost_plugin::error::{ErrorKind, Result};
 use gpbackup_ddboost_plugin::storage::faulty::{Faults, FaultyStorage};
 use gpbackup_ddboost_plugin::storage::memory::MemoryStorage;
@@ -30,9 +30,9 @@ const TS: &str = "20990101000000";
 /// Sizes around the one-block limit of the concurrent path.
 const SIZES: [usize; 7] = [0, 1, 5000, MIB - 1, MIB, MIB + 1, 3 * MIB + 5];
 
-fn write_of() -> Write<'static> {
+fn write_of() -> WriteInfo<'static> {
     trace_file();
-    Write {
+    WriteInfo {
         command: "backup_data",
         source: "standard input",
         timestamp: TS,

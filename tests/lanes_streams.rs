@@ -9,7 +9,7 @@ use std::io::{Read, Seek};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use gpbackup_ddboost_plugin::data::repo::{self, Part, Write};
+use gpbackup_ddboost_plugin::data::repo::{self, Part, WriteInfo};
 use gpbackup_ddboost_plugin::storage::{Storage, StoragePath};
 
 use support::bytes;
@@ -40,7 +40,7 @@ fn trace_file() -> &'static PathBuf {
 
 /// Opens refused for the stream limit in the trace so far.
 fn refused_opens() -> usize {
-    let code = ddboost_sys::code_by_name("DD_ERR_STREAM_LIMIT").unwrap();
+    let code = ddboost::code_by_name("DD_ERR_STREAM_LIMIT").unwrap();
     let text = std::fs::read_to_string(trace_file()).unwrap_or_default();
     text.lines()
         .filter(|l| l.starts_with("op=open ") && l.ends_with(&format!("result={code}")))
@@ -68,7 +68,7 @@ fn a_lane_refused_a_stream_lets_go_and_the_request_waits_holding_none() {
     let conns: Vec<Box<dyn Storage>> = (0..4).map(|_| support::open_mock(HOST, "s")).collect();
     let lanes: Vec<&dyn Storage> = conns[..3].iter().map(|c| c.as_ref()).collect();
     let other = conns[3].as_ref();
-    let write = Write {
+    let write = WriteInfo {
         command: "backup_data",
         source: "standard input",
         timestamp: "20990101000000",

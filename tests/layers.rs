@@ -1,6 +1,7 @@
 //! Imports point down the layer list of the crate docs (src/lib.rs): a
-//! module of one layer uses only modules of layers below it. Unit tests
-//! (after `#[cfg(test)]`) may import anything.
+//! module of one layer uses only modules of layers below it, wherever in its
+//! file the path is written (a `use` or an inline `crate::x::y`). Unit tests
+//! (items marked `#[cfg(test)]`) may import anything.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,14 +50,151 @@ fn rust_files(path: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The code of a file without its unit tests and comments.
+/// The code of a file without its comments and its unit tests: each item
+/// marked `#[cfg(test)]` (a `mod tests { ... }`, a test-only function) is left
+/// out whole, and everything else, however far down the file, is kept.
 fn code(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap();
-    let text = text.split("#[cfg(test)]").next().unwrap_or("");
-    text.lines()
-        .map(|l| l.split("//").next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n")
+    code_of(&std::fs::read_to_string(path).unwrap())
+}
+
+fn code_of(text: &str) -> String {
+    let text = without_comments(text);
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + "#[cfg(test)]".len()..];
+        rest = &rest[item_len(rest)..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The length of the item `text` starts with: up to its first `;` outside
+/// brackets, or to the `}` that closes its first `{`.
+fn item_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => i = string_end(bytes, i),
+            b'\'' => i = char_end(bytes, i),
+            b'{' | b'(' | b'[' => depth += 1,
+            b'}' | b')' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 && bytes[i] == b'}' {
+                    return i + 1;
+                }
+            }
+            b';' if depth == 0 => return i + 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+/// The index of the closing quote of the string literal whose opening quote
+/// is at `start` (raw strings `r#"..."#` included).
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let mut hashes = 0;
+    while start > hashes && bytes[start - hashes - 1] == b'#' {
+        hashes += 1;
+    }
+    let raw = start > hashes && bytes[start - hashes - 1] == b'r';
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if !raw => i += 1,
+            b'"' if bytes[i + 1..]
+                .iter()
+                .take(hashes)
+                .filter(|&&b| b == b'#')
+                .count()
+                == hashes =>
+            {
+                return i + hashes;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+/// The index of the closing quote of the character literal at `start`, or
+/// `start` itself for a lifetime (`'a`).
+fn char_end(bytes: &[u8], start: usize) -> usize {
+    let close = match bytes.get(start + 1) {
+        Some(b'\\') => bytes
+            .get(start + 3..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\''))
+            .map(|p| start + 3 + p),
+        // One character: 1 to 4 bytes in UTF-8, then the quote.
+        Some(&first) => {
+            let len = match first {
+                0xF0.. => 4,
+                0xE0.. => 3,
+                0xC0.. => 2,
+                _ => 1,
+            };
+            Some(start + 1 + len).filter(|&i| bytes.get(i) == Some(&b'\''))
+        }
+        None => None,
+    };
+    close.unwrap_or(start)
+}
+
+/// `text` without its `//` and `/* */` comments (string and character
+/// literals kept as they are).
+fn without_comments(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1)) {
+            (b'/', Some(b'/')) => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            (b'/', Some(b'*')) => {
+                let mut depth = 0;
+                while i < bytes.len() {
+                    if bytes[i..].starts_with(b"/*") {
+                        depth += 1;
+                        i += 2;
+                    } else if bytes[i..].starts_with(b"*/") {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                out.push(b' ');
+                continue;
+            }
+            (b'"', _) | (b'\'', _) => {
+                let end = if bytes[i] == b'"' {
+                    string_end(bytes, i)
+                } else {
+                    char_end(bytes, i)
+                };
+                let end = (end + 1).min(bytes.len());
+                out.extend_from_slice(&bytes[i..end]);
+                i = end;
+                continue;
+            }
+            _ => out.push(bytes[i]),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
 }
 
 /// The top-level modules `text` names: `crate::x` paths and the members of
@@ -82,6 +220,22 @@ fn ident(s: &str) -> String {
     s.chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect()
+}
+
+#[test]
+fn the_check_reads_past_test_items_and_skips_only_them() {
+    let file = r#"
+use crate::a::A;
+#[cfg(test)]
+fn only_in_tests(x: &'static str) -> char { let _ = "}"; let _ = crate::t1::x; '{' }
+#[cfg(test)]
+use crate::t2::Y;
+/* crate::c1 in a comment */ fn f<'a>(x: &'a str) { crate::b::read(x, '\''); } // crate::c2
+#[cfg(test)]
+mod tests { fn g() { crate::t3::z(); let _ = r"{"; } }
+fn h() { crate::c::d() }
+"#;
+    assert_eq!(used_modules(&code_of(file)), ["a", "b", "c"]);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use crate::about::PLUGIN_NAME;
 use crate::backends::PluginConfig;
 use crate::error::{Error, Result};
 use crate::process::logging;
-use crate::storage::{timed, Finding, Outcome, Storage, StoragePath};
+use crate::storage::{read_to_end, timed, Finding, Outcome, Storage, StoragePath};
 
 /// Prints findings as they come and remembers the failures.
 struct Report {
@@ -163,18 +163,11 @@ fn probe(storage: &dyn Storage, prefix: &str, report: &mut Report) {
                     r.size()
                 )));
             }
-            let mut back = vec![0u8; data.len()];
-            let mut got = 0;
-            while got < back.len() {
-                let n = r.read_at(&mut back[got..], got as u64)?;
-                if n == 0 {
-                    break;
-                }
-                got += n;
-            }
-            if back[..got] != data[..] {
+            let back = read_to_end(r.as_mut())?;
+            if back != data {
                 return Err(Error::integrity(format!(
-                    "{got} bytes read back differ from the {size} written"
+                    "{} bytes read back differ from the {size} written",
+                    back.len()
                 )));
             }
             Ok(format!("{size} bytes read back and identical"))

@@ -1,15 +1,16 @@
 //! setup_plugin_for_backup/restore and cleanup_plugin_for_backup/restore.
 //!
-//! gpbackup runs each hook once for the coordinator, then once per segment
-//! for `segment_host` (not once per host: see the protocol notes), then once
-//! per segment, all of a phase in parallel. Every hook here is idempotent and
+//! gpbackup runs each hook once for the coordinator, then for `segment_host`
+//! once per primary segment, not once per host (each run with that
+//! segment's backup folder), then once per segment, all of a phase in
+//! parallel. Every hook here is idempotent and
 //! safe to run concurrently with itself.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::journal::{self, Found};
 use crate::protocol::args::{HookArgs, Scope};
 use crate::protocol::keys::{timestamp_of_dir, Timestamp};
-use crate::storage::{is_stale_temp, Storage, StoragePath};
+use crate::storage::{sweep_stale_temporaries, Storage, StoragePath};
 
 use super::Context;
 
@@ -124,17 +125,18 @@ fn sweep_error(ctx: &Context, dir: &StoragePath, storage: &dyn Storage, e: Error
 fn sweep_listing(ctx: &Context, dir: &StoragePath) -> Result<usize> {
     let storage = ctx.storage()?;
     let fail = |e: Error| sweep_error(ctx, dir, &*storage, e);
-    let mut removed = 0;
-    for f in storage.list_all(dir).map_err(fail)? {
-        if is_stale_temp(f.path.file_name()) && storage.delete(&f.path).map_err(fail)? {
+    let files = storage.list_all(dir).map_err(fail)?;
+    sweep_stale_temporaries(
+        &*storage,
+        &files,
+        |f| {
             log::info!(
                 "{}: removed {} ({} bytes) left by a writer that is gone",
                 ctx.command,
                 f.path,
                 f.size
-            );
-            removed += 1;
-        }
-    }
-    Ok(removed)
+            )
+        },
+        |_, e| Err(fail(e)),
+    )
 }

@@ -30,7 +30,7 @@ pub struct Flags {
 
 /// What is stored of one backup.
 #[derive(Debug, Default)]
-struct Stored {
+struct Totals {
     objects: u64,
     bytes: u64,
 }
@@ -40,7 +40,7 @@ struct Stored {
 struct Row {
     ts: Timestamp,
     config: Option<std::result::Result<files::BackupConfig, String>>,
-    stored: Option<Stored>,
+    stored: Option<Totals>,
     replica: Option<String>,
 }
 
@@ -256,14 +256,14 @@ fn read_configs(ctx: &Context, storage: &dyn Storage, found: &[Timestamp]) -> Re
 }
 
 /// The objects and bytes stored for backup `ts`.
-fn stored(storage: &dyn Storage, ts: &Timestamp) -> Result<Stored> {
+fn stored(storage: &dyn Storage, ts: &Timestamp) -> Result<Totals> {
     let listing = storage.list(ts.prefix()).map_err(|e| {
         e.context(format!(
             "list_backups: cannot list backup {ts} in {}",
             storage.describe()
         ))
     })?;
-    Ok(Stored {
+    Ok(Totals {
         objects: listing.len() as u64,
         bytes: listing.iter().map(|o| o.size).sum(),
     })

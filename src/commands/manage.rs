@@ -7,14 +7,15 @@ use std::time::Instant;
 
 use std::collections::HashMap;
 
+use crate::data::integrity;
 use crate::error::{Error, Result};
 use crate::process::progress::Progress;
 use crate::process::{fanout, pause};
 use crate::protocol::args::Folder;
 use crate::protocol::keys::Timestamp;
-use crate::storage::ddboost::EXCLUSIVE_FAILED;
 use crate::storage::{
-    commit_closed, is_stale_temp, read_to_end, temp_owner, ObjectInfo, Storage, StoragePath,
+    commit_closed, read_to_end, sweep_stale_temporaries, temp_owner, ObjectInfo, Storage,
+    StoragePath,
 };
 
 use super::Context;
@@ -114,9 +115,10 @@ pub fn delete_directory(ctx: &Context, path: &Folder) -> Result<()> {
 /// left there by a copier that is gone are removed, and files already whole
 /// (the same size, and records of the same content) are left alone. A
 /// replica that already has everything is refused as the plugin test bench
-/// expects ([`EXCLUSIVE_FAILED`]), and a file there that differs from the
-/// primary's is refused, naming it. Each object's data is copied before its
-/// checksum record, so a half-made replica never looks complete.
+/// expects ([`crate::storage::Replica::already_there`]), and a file there
+/// that differs from the primary's is refused, naming it. Each object's data
+/// is copied before its checksum record, so a half-made replica never looks
+/// complete.
 pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
     let storage = ctx.storage_with_replica()?;
     let remote = replica_of(storage.as_ref())?.storage();
@@ -135,30 +137,8 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
         )));
     }
     let there = remote.list_all(prefix).map_err(failed)?;
-    remove_dead_copiers_temporaries(remote, &there);
-    let there: HashMap<&str, u64> = there
-        .iter()
-        .filter(|f| temp_owner(f.path.file_name()).is_none())
-        .map(|f| (f.path.as_str(), f.size))
-        .collect();
-    let (mut data, mut records, mut both) = (Vec::new(), Vec::new(), Vec::new());
-    for f in &files {
-        let is_record = f.path.file_name().starts_with('.');
-        match there.get(f.path.as_str()) {
-            None if is_record => records.push(f.path.clone()),
-            None => data.push(f.path.clone()),
-            Some(&size) if size != f.size => {
-                return Err(differs(
-                    ts,
-                    &f.path,
-                    &replica_name,
-                    &format!("{size} bytes there, {} here", f.size),
-                ));
-            }
-            Some(_) if is_record => both.push(f.path.clone()),
-            Some(_) => {}
-        }
-    }
+    remove_dead_copiers_temporaries(remote, &there)?;
+    let (data, records, both) = compare_listings(ts, &files, &there, &replica_name)?;
     // Records on both systems must say the same, compared on as many
     // connections as copies would use.
     let width = replica_of(storage.as_ref())?.streams();
@@ -177,8 +157,8 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
     )?;
     let missing = data.len() + records.len();
     if missing == 0 {
-        return Err(Error::storage(format!(
-            "{EXCLUSIVE_FAILED}: backup {ts} is already on {replica_name} ({} files); nothing was copied",
+        return Err(replica_of(storage.as_ref())?.already_there(&format!(
+            "backup {ts} is already on {replica_name} ({} files); nothing was copied",
             files.len()
         )));
     }
@@ -206,6 +186,41 @@ pub fn replicate_backup(ctx: &Context, ts: &Timestamp) -> Result<()> {
     Ok(())
 }
 
+/// What of `files` (the primary's) the replica, holding `there`, lacks: the
+/// data and the checksum records to copy; and the records both have (to
+/// compare). A file of another size there is refused.
+fn compare_listings(
+    ts: &Timestamp,
+    files: &[ObjectInfo],
+    there: &[ObjectInfo],
+    replica_name: &str,
+) -> Result<(Vec<StoragePath>, Vec<StoragePath>, Vec<StoragePath>)> {
+    let there: HashMap<&str, u64> = there
+        .iter()
+        .filter(|f| temp_owner(f.path.file_name()).is_none())
+        .map(|f| (f.path.as_str(), f.size))
+        .collect();
+    let (mut data, mut records, mut both) = (Vec::new(), Vec::new(), Vec::new());
+    for f in files {
+        let is_record = integrity::is_record(f.path.file_name());
+        match there.get(f.path.as_str()) {
+            None if is_record => records.push(f.path.clone()),
+            None => data.push(f.path.clone()),
+            Some(&size) if size != f.size => {
+                return Err(differs(
+                    ts,
+                    &f.path,
+                    replica_name,
+                    &format!("{size} bytes there, {} here", f.size),
+                ));
+            }
+            Some(_) if is_record => both.push(f.path.clone()),
+            Some(_) => {}
+        }
+    }
+    Ok((data, records, both))
+}
+
 /// A file of the replica that is not the primary's.
 fn differs(ts: &Timestamp, path: &str, replica: &str, why: &str) -> Error {
     Error::storage(format!(
@@ -219,22 +234,28 @@ fn read_all(storage: &dyn Storage, path: &StoragePath) -> Result<Vec<u8>> {
 }
 
 /// Removes the temporaries of `files` (on the replica) whose copier, on this
-/// host, is gone.
-fn remove_dead_copiers_temporaries(remote: &dyn Storage, files: &[ObjectInfo]) {
-    for f in files.iter().filter(|f| is_stale_temp(f.path.file_name())) {
-        match remote.delete(&f.path) {
-            Ok(_) => log::info!(
+/// host, is gone; one that cannot be removed is only worth a warning.
+fn remove_dead_copiers_temporaries(remote: &dyn Storage, files: &[ObjectInfo]) -> Result<()> {
+    sweep_stale_temporaries(
+        remote,
+        files,
+        |f| {
+            log::info!(
                 "replicate_backup: removed {} left on {} by a copy that was interrupted",
                 f.path,
                 remote.describe()
-            ),
-            Err(e) => log::warn!(
+            )
+        },
+        |f, e| {
+            log::warn!(
                 "replicate_backup: cannot remove {} left on {} by a copy that was interrupted: {e}",
                 f.path,
                 remote.describe()
-            ),
-        }
-    }
+            );
+            Ok(())
+        },
+    )?;
+    Ok(())
 }
 
 /// Copies `paths` to the replica (each replacing a partial copy there), with

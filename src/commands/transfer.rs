@@ -22,7 +22,7 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
     let storage = ctx.storage_for_changes()?;
     let path = key.path();
     let started = Instant::now();
-    let write = repo::Write {
+    let write = repo::WriteInfo {
         command: ctx.command,
         source,
         timestamp: key.timestamp.as_str(),

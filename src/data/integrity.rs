@@ -19,7 +19,8 @@
 //! 2. the new data is renamed over `<name>`;
 //! 3. `.<name>.checksum.next` is renamed over `.<name>.checksum`.
 //!
-//! [`crate::data::repo::store`] runs these steps (and the replica's copy).
+//! [`crate::data::repo::store`] runs these steps; with `replication: on` the
+//! ddboost backend applies each to the replica first (`storage/ddboost/mirror.rs`).
 //!
 //! Step 2 is the commit point: once it succeeded the command succeeds, and a
 //! failure of step 3 is only a warning. A rename that reports an error is
@@ -244,6 +245,12 @@ pub fn object_of_record(name: &str) -> Option<&str> {
     name.strip_prefix('.')?
         .strip_suffix(".checksum")
         .filter(|o| !o.is_empty() && !o.starts_with('.'))
+}
+
+/// Whether the folder entry `name` is a checksum record: published
+/// (`.<object>.checksum`) or staged (`.<object>.checksum.next`).
+pub fn is_record(name: &str) -> bool {
+    object_of_record(name.strip_suffix(".next").unwrap_or(name)).is_some()
 }
 
 /// Path of the checksum record of the object at `path`.
@@ -477,6 +484,59 @@ mod tests {
         assert_eq!(staged_path(&path).unwrap(), "a/b/.name.checksum.next");
     }
 
+    /// A v2 record of two entries (the 5 bytes "hello"; 1 MiB + 1 bytes of
+    /// [`data`]), byte for byte: stored backups hold records like it, so
+    /// neither the encoder nor the decoder may change under them.
+    const V2_RECORD: &[u8] = b"gpbackup_ddboost_plugin checksum v2
+algorithm=xxh3-128
+size=5
+digest=b5e9c1ad071b3e7fc779cfaa5e523818
+block_size=1048576
+blocks=1
+9555e8555c62dcfd
+gpbackup_ddboost_plugin checksum v2
+algorithm=xxh3-128
+size=1048577
+digest=f9ba7901d196115973bdb90cf31e71a2
+block_size=1048576
+blocks=2
+931fb38ab0469ad0
+4a2ce28c39c127a2
+";
+
+    fn v2_entries() -> Vec<Entry> {
+        vec![
+            Entry {
+                sum: Checksum {
+                    size: 5,
+                    digest: 0xb5e9c1ad071b3e7fc779cfaa5e523818,
+                },
+                blocks: Some(vec![0x9555e8555c62dcfd]),
+            },
+            Entry {
+                sum: Checksum {
+                    size: 1048577,
+                    digest: 0xf9ba7901d196115973bdb90cf31e71a2,
+                },
+                blocks: Some(vec![0x931fb38ab0469ad0, 0x4a2ce28c39c127a2]),
+            },
+        ]
+    }
+
+    #[test]
+    fn decodes_a_pinned_v2_record() {
+        let text = std::str::from_utf8(V2_RECORD).unwrap();
+        assert_eq!(decode(text), Some(v2_entries()));
+        // The digests are those of the data they describe.
+        assert_eq!(entry(b"hello"), v2_entries()[0]);
+        assert_eq!(entry(&data(DIGEST_BLOCK + 1)), v2_entries()[1]);
+    }
+
+    #[test]
+    fn encodes_exactly_the_pinned_v2_record() {
+        assert_eq!(encode(&v2_entries()).as_bytes(), V2_RECORD);
+    }
+
     #[test]
     fn reads_v1_records() {
         let v1 = format!(
@@ -495,6 +555,23 @@ mod tests {
             }]
         );
         assert!(got[0].block_matches(0, b"anything"));
+    }
+
+    #[test]
+    fn records_are_known_by_name() {
+        assert_eq!(object_of_record(".name.checksum"), Some("name"));
+        assert_eq!(object_of_record(".name.checksum.next"), None);
+        assert!(is_record(".name.checksum"));
+        assert!(is_record(".name.checksum.next"));
+        for other in [
+            "name",
+            ".checksum",
+            "..checksum",
+            ".name.tmp-h-1-2",
+            "name.checksum",
+        ] {
+            assert!(!is_record(other), "{other}");
+        }
     }
 
     #[test]

@@ -1,6 +1,9 @@
-//! Process plumbing: the runner of work over several connections, the log, signals, progress on a terminal, the journal
-//! of temporaries, the user's private folder, the descriptors a process inherited, how a command's end is
-//! told (`outcome`), and test-only pause points.
+//! Process plumbing: a command's state (`scope`: the process's own, or one
+//! per broker request), the runner of work over several connections, the
+//! log, signals, progress on a terminal, temporary names that name their
+//! writer (`temp`), the journal of temporaries, the user's private folder,
+//! the malloc arenas, the descriptors a process inherited, how a command's
+//! end is told (`outcome`), and test-only pause points.
 
 pub mod descriptors;
 pub mod fanout;

@@ -6,14 +6,16 @@
 //! it between any two steps. With `panic` for the marker file, it panics there
 //! instead (a bug at that point). (Injected storage faults are `storage::faulty`.)
 
-/// Stops here, forever, if the pause point `point` was asked for.
+/// Stops here, until the command is signalled or killed, if the pause point
+/// `point` was asked for.
 #[cfg(not(feature = "test-support"))]
 #[inline(always)]
 pub fn pause(point: &str) {
     let _ = point;
 }
 
-/// Stops here, forever, if the pause point `point` was asked for.
+/// Stops here, until the command is signalled or killed, if the pause point
+/// `point` was asked for.
 #[cfg(feature = "test-support")]
 pub fn pause(point: &str) {
     // The process's variable; in the connection broker, the client's.

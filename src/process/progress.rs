@@ -141,9 +141,15 @@ mod tests {
         assert!(!p.is_drawn());
         p.inc(1, 10);
         let mut sink = CountingSink(p.clone());
+        // The sink takes every byte it is given.
+        assert_eq!(sink.write(&[0u8; 100]).unwrap(), 100);
         sink.write_all(&[0u8; 100]).unwrap();
+        // Objects are counted, by every clone, though nothing is drawn.
+        sink.0.inc_objects(2);
+        assert_eq!(p.objects.load(Ordering::Relaxed), 3);
         assert_eq!(p.suspend(|| 7), 7);
         p.finish();
+        assert!(!p.is_drawn());
     }
 
     #[test]

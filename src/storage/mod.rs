@@ -20,7 +20,7 @@ pub mod local;
 pub mod memory;
 
 use crate::config::KeySources;
-use crate::error::Result;
+use crate::error::{Error, Result};
 pub use crate::path::StoragePath;
 pub use crate::process::temp::{host_tag, is_stale_temp, temp_name, temp_owner};
 
@@ -225,6 +225,11 @@ pub trait Replica {
 
     /// How many copies `replicate_backup` may run at once.
     fn streams(&self) -> usize;
+
+    /// The error of a copy that finds everything already on the replica,
+    /// `detail` saying what (DD Boost: led by the message the plugin test
+    /// bench expects).
+    fn already_there(&self, detail: &str) -> Error;
 }
 
 /// An object being written.
@@ -303,6 +308,31 @@ pub trait ObjectReader: Send {
     fn more_readers(&self) -> Option<ReaderFactory> {
         None
     }
+}
+
+/// Removes the temporaries among `files` (a listing of `storage`) whose
+/// writer ran on this host and is gone (killed with SIGKILL), one delete
+/// each; writers on other hosts and live ones are left alone. `removed` is
+/// told of each it removed; `failed` of each it could not, and returns the
+/// error to stop with or `Ok` to go on. Returns how many it removed.
+pub fn sweep_stale_temporaries(
+    storage: &dyn Storage,
+    files: &[ObjectInfo],
+    mut removed: impl FnMut(&ObjectInfo),
+    mut failed: impl FnMut(&ObjectInfo, Error) -> Result<()>,
+) -> Result<usize> {
+    let mut count = 0;
+    for f in files.iter().filter(|f| is_stale_temp(f.path.file_name())) {
+        match storage.delete(&f.path) {
+            Ok(true) => {
+                removed(f);
+                count += 1;
+            }
+            Ok(false) => {}
+            Err(e) => failed(f, e)?,
+        }
+    }
+    Ok(count)
 }
 
 /// Reads a whole (small) object from `reader`: the size it gives, or less

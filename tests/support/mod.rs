@@ -237,11 +237,11 @@ impl Env {
     }
 
     /// A connection to the mock system, for tests that reach past the plugin.
-    pub fn dd_connect(&self, host: &str) -> (ddboost_sys::Instance, ddboost_sys::Connection) {
+    pub fn dd_connect(&self, host: &str) -> (ddboost::Instance, ddboost::Connection) {
         std::env::set_var("DDBOOST_MOCK_ROOT", self.dd_root());
-        let lib = ddboost_sys::Library::load(&mock().lib).unwrap();
-        let inst = ddboost_sys::Instance::new(&lib, "tests", "tests").unwrap();
-        let conn = ddboost_sys::Connection::connect(&inst, host, DD_USER, DD_PASSWORD).unwrap();
+        let lib = ddboost::Library::load(&mock().lib).unwrap();
+        let inst = ddboost::Instance::new(&lib, "tests", "tests").unwrap();
+        let conn = ddboost::Connection::connect(&inst, host, DD_USER, DD_PASSWORD).unwrap();
         (inst, conn)
     }
 
@@ -251,7 +251,7 @@ impl Env {
         let path = format!("gpdb/backups/{rel}");
         let _ = conn.unlink(DD_SU, &path);
         let f = conn
-            .open_file(DD_SU, &path, ddboost_sys::OpenMode::CreateReadWrite, 0o644)
+            .open_file(DD_SU, &path, ddboost::OpenMode::CreateReadWrite, 0o644)
             .unwrap();
         let mut off = 0;
         for c in data.chunks(1 << 20) {
@@ -267,7 +267,7 @@ impl Env {
             .open_file(
                 DD_SU,
                 &format!("gpdb/backups/{rel}"),
-                ddboost_sys::OpenMode::Read,
+                ddboost::OpenMode::Read,
                 0,
             )
             .unwrap();

@@ -101,7 +101,7 @@ impl<T> Out<'_, T> {
     /// # Safety
     /// `ptr` must be NULL or valid for writing a `T` for the lifetime of the wrapper; for
     /// [`Out::put_struct`] in wide mode (`DDBOOST_MOCK_WIDE_STRUCTS=1`), valid for writing
-    /// `ddboost_sys::struct_buffer_len(size_of::<T>())` bytes.
+    /// `ddboost::struct_buffer_len(size_of::<T>())` bytes.
     pub(crate) unsafe fn new(ptr: *mut T) -> Self {
         Out {
             ptr,
@@ -127,13 +127,13 @@ impl<T> Out<'_, T> {
 impl<T> Out<'_, T> {
     /// Writes the structure `v` (NULL → `DD_ERR_INVALID`). In wide mode
     /// (`DDBOOST_MOCK_WIDE_STRUCTS=1`) it then fills the bytes after it, up to
-    /// `ddboost_sys::struct_buffer_len` of its size, with [`faults::WIDE_FILL`], as an SDK
+    /// `ddboost::struct_buffer_len` of its size, with [`faults::WIDE_FILL`], as an SDK
     /// whose structure is larger than the header's would.
     pub(crate) fn put_struct(&mut self, v: T) -> DdResult<()> {
         self.put(v)?;
         if faults::wide_structs() {
             let declared = size_of::<T>();
-            let tail = ddboost_sys::struct_buffer_len(declared) - declared;
+            let tail = ddboost::struct_buffer_len(declared) - declared;
             // SAFETY: non-NULL (`put` succeeded) and, in wide mode, valid for writes of
             // `struct_buffer_len(declared)` bytes (`new`'s contract): emulating a larger
             // structure is what the mode is for, and ddboost-sys passes buffers that large.

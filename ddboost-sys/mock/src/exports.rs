@@ -13,7 +13,7 @@
 //! caller storage, read/write buffers of at least `count` bytes), for the duration of the call.
 //! With `DDBOOST_MOCK_WIDE_STRUCTS=1`, out-pointers to the structures `ddp_stat`,
 //! `ddp_fstat`, `ddp_statfs`, `ddp_readdir` and `ddp_get_stream_counts` fill must be valid for
-//! `ddboost_sys::struct_buffer_len` of the structure's size (see [`crate::faults`]).
+//! `ddboost::struct_buffer_len` of the structure's size (see [`crate::faults`]).
 #![allow(clippy::missing_safety_doc)]
 
 use crate::abi::{Buf, BufMut, CStrArg, Out, PathArg};

@@ -57,7 +57,7 @@
 //! * `DDBOOST_MOCK_WIDE_STRUCTS=1`: `ddp_stat`, `ddp_fstat`, `ddp_statfs`, `ddp_readdir` and
 //!   `ddp_get_stream_counts` write their structure as if it were larger than the header
 //!   declares: the declared structure, then [`WIDE_FILL`] bytes up to
-//!   [`ddboost_sys::struct_buffer_len`] of its size (4 times, at least 4 KiB). Only for
+//!   [`ddboost::struct_buffer_len`] of its size (4 times, at least 4 KiB). Only for
 //!   callers that pass buffers that large (ddboost-sys does); a program using the header's
 //!   structures as declared must not set it.
 //! * `DDBOOST_MOCK_STAT_SIZE_DELTA=N`: `ddp_stat` and `ddp_fstat` report every regular

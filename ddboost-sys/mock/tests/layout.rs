@@ -30,7 +30,7 @@ struct Probe<T> {
 
 impl<T> Probe<T> {
     fn new() -> Self {
-        let len = ddboost_sys::struct_buffer_len(size_of::<T>());
+        let len = ddboost::struct_buffer_len(size_of::<T>());
         let mut words = vec![0u64; (len + 64) / 8];
         let bytes = words.len() * 8;
         // Fill the guard zone.
@@ -61,7 +61,7 @@ impl<T> Probe<T> {
     /// then the untouched guard.
     fn assert_tail(&self, fill: u8) {
         let declared = size_of::<T>();
-        let len = ddboost_sys::struct_buffer_len(declared);
+        let len = ddboost::struct_buffer_len(declared);
         let b = self.bytes();
         assert!(
             b[declared..len].iter().all(|&x| x == fill),

@@ -57,10 +57,10 @@ use crate::storage::{ObjectInfo, Storage, StoragePath};
 
 use super::Context;
 
-mod check;
+mod objects;
 mod verdict;
 
-use check::{Line, Run, Target};
+use objects::{Line, Run, Status, Target};
 use verdict::{verdict_text, verdicts, BackupVerdict, Verdict};
 
 /// Verifies backup `ts` (all segments; with a manifest, every object a
@@ -280,7 +280,7 @@ fn appeared(
                 };
                 log::error!("verify_backup {path}: its checksum record {name} is stored, but the object is not");
                 run.record(Line {
-                    status: "MISSING",
+                    status: Status::Missing,
                     path,
                     backup: ts.to_string(),
                     bytes: None,
@@ -313,7 +313,7 @@ fn stored_new(storage: &dyn Storage, path: &StoragePath, backup: &str, run: &Run
         o.path
     );
     run.record(Line {
-        status: "NEW",
+        status: Status::New,
         path: o.path,
         backup: backup.to_string(),
         bytes: Some(o.size),
@@ -347,12 +347,13 @@ impl Report {
         appeared: usize,
         allow_unrecorded: bool,
     ) -> Report {
-        let count = |status: &str| lines.iter().filter(|l| l.status == status).count();
-        let (ok, failed, unrecorded) = (count("OK"), count("FAILED"), count("UNRECORDED"));
-        let missing = count("MISSING");
+        let count = |status: Status| lines.iter().filter(|l| l.status == status).count();
+        let (ok, failed) = (count(Status::Ok), count(Status::Failed));
+        let unrecorded = count(Status::Unrecorded);
+        let missing = count(Status::Missing);
         let bytes: u64 = lines
             .iter()
-            .filter(|l| l.status == "OK")
+            .filter(|l| l.status == Status::Ok)
             .filter_map(|l| l.bytes)
             .sum();
         let verdicts = manifest
@@ -367,7 +368,7 @@ impl Report {
         let mut summary = format!(
             "backup {ts}: {named} objects, {bytes} bytes verified in {secs:.3} s ({mbps:.1} MB/s): {ok} OK, {failed} FAILED, {unrecorded} UNRECORDED"
         );
-        let extra = count("EXTRA");
+        let extra = count(Status::Extra);
         if manifest.is_some() || missing > 0 {
             summary.push_str(&format!(", {missing} MISSING"));
             if extra > 0 {
@@ -434,7 +435,7 @@ fn json_doc(
             "objects": v.objects,
         })).collect::<Vec<_>>(),
         "objects": lines.iter().map(|l| json!({
-            "status": l.status,
+            "status": l.status.to_string(),
             "path": l.path.as_str(),
             "backup": l.backup,
             "bytes": l.bytes,
@@ -549,7 +550,7 @@ fn plan(ts: &Timestamp, objects: &[ObjectInfo], manifest: Option<&Manifest>) -> 
                         size: e.size.clone(),
                     }),
                     None => missing.push(Line {
-                        status: "MISSING",
+                        status: Status::Missing,
                         path: e.path.clone(),
                         backup: e.backup.clone(),
                         bytes: None,
@@ -561,7 +562,7 @@ fn plan(ts: &Timestamp, objects: &[ObjectInfo], manifest: Option<&Manifest>) -> 
                 .extra
                 .iter()
                 .map(|o| Line {
-                    status: "EXTRA",
+                    status: Status::Extra,
                     path: o.path.clone(),
                     backup: ts.to_string(),
                     bytes: Some(o.size),

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::backups::manifest::{Manifest, ProblemKind};
 
-use super::check::Line;
+use super::objects::{Line, Status};
 
 /// Verdicts, from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,11 +46,8 @@ pub(super) fn verdicts(m: &Manifest, lines: &[Line], allow_unrecorded: bool) -> 
     }
     for b in m.backups() {
         let mine = by_backup.get(b.as_str()).cloned().unwrap_or_default();
-        let n = |s: &str| mine.iter().filter(|l| l.status == s).count();
-        let named = mine
-            .iter()
-            .filter(|l| matches!(l.status, "OK" | "FAILED" | "UNRECORDED" | "MISSING"))
-            .count();
+        let n = |s: Status| mine.iter().filter(|l| l.status == s).count();
+        let named = mine.iter().filter(|l| l.status.is_named()).count();
         let mut v = BackupVerdict {
             ts: b.clone(),
             verdict: Verdict::Complete,
@@ -69,21 +66,21 @@ pub(super) fn verdicts(m: &Manifest, lines: &[Line], allow_unrecorded: bool) -> 
             };
             worse(&mut v, to, p.text.clone());
         }
-        if n("MISSING") > 0 {
+        if n(Status::Missing) > 0 {
             worse(
                 &mut v,
                 Verdict::Incomplete,
-                format!("{} of {named} objects missing", n("MISSING")),
+                format!("{} of {named} objects missing", n(Status::Missing)),
             );
         }
-        if n("FAILED") > 0 {
+        if n(Status::Failed) > 0 {
             worse(
                 &mut v,
                 Verdict::Damaged,
-                format!("{} objects failed verification", n("FAILED")),
+                format!("{} objects failed verification", n(Status::Failed)),
             );
         }
-        if n("UNRECORDED") > 0 {
+        if n(Status::Unrecorded) > 0 {
             let to = if allow_unrecorded {
                 Verdict::Complete
             } else {
@@ -94,7 +91,7 @@ pub(super) fn verdicts(m: &Manifest, lines: &[Line], allow_unrecorded: bool) -> 
                 to,
                 format!(
                     "{} objects have no checksum record (--allow-unrecorded accepts them)",
-                    n("UNRECORDED")
+                    n(Status::Unrecorded)
                 ),
             );
         }

@@ -18,7 +18,7 @@ pub use read::{
     open_recorded, open_recorded_with_lanes, open_verified, restore_with_lanes, Opening, Part,
     Recorded, Verified,
 };
-pub use store::{store, store_with_lanes, Stored, Write};
+pub use store::{store, store_with_lanes, Stored, WriteInfo};
 
 use crate::error::{Error, Result};
 use crate::process::signals;

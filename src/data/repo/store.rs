@@ -11,7 +11,7 @@ use crate::process::{journal, pause};
 use crate::storage::{commit_closed, ClosedObject, Storage, StoragePath};
 
 /// What a write is: for its messages and the journal of its temporaries.
-pub struct Write<'a> {
+pub struct WriteInfo<'a> {
     /// The command, as the messages name it.
     pub command: &'a str,
     /// Where the bytes come from ("standard input", a local file).
@@ -41,7 +41,7 @@ pub fn store(
     storage: &dyn Storage,
     path: &StoragePath,
     input: Box<dyn Read + Send>,
-    write: &Write,
+    write: &WriteInfo,
 ) -> Result<Stored> {
     let (stored, deferred) = store_with_lanes(&[storage], path, input, write)?;
     deferred.finish();
@@ -67,7 +67,7 @@ pub fn store_with_lanes<'a>(
     lanes: &[&'a dyn Storage],
     path: &StoragePath,
     input: Box<dyn Read + Send>,
-    write: &Write,
+    write: &WriteInfo,
 ) -> Result<(Stored, Deferred<'a>)> {
     let storage = first_lane(lanes)?;
     let fail = |e: Error| write_failed(write, path, storage, e);
@@ -100,7 +100,7 @@ pub fn store_with_lanes<'a>(
 }
 
 /// A write's failure, named with its command, object and storage.
-fn write_failed(write: &Write, path: &StoragePath, storage: &dyn Storage, e: Error) -> Error {
+fn write_failed(write: &WriteInfo, path: &StoragePath, storage: &dyn Storage, e: Error) -> Error {
     e.context(format!(
         "{} of {path} to {} failed",
         write.command,
@@ -113,7 +113,7 @@ fn store_sequential<'a>(
     storage: &'a dyn Storage,
     path: &StoragePath,
     input: Box<dyn Read + Send>,
-    write: &Write,
+    write: &WriteInfo,
     journal: journal::Writing,
 ) -> Result<(Stored, Deferred<'a>)> {
     let fail = |e: Error| write_failed(write, path, storage, e);
@@ -227,7 +227,7 @@ fn commit_first<'a>(
     small: Small,
     journal: journal::Writing,
     size: u64,
-    write: &Write,
+    write: &WriteInfo,
 ) -> Result<(Stored, Deferred<'a>)> {
     pause::pause("record-written");
     let Small { data, record, .. } = small;
@@ -268,7 +268,7 @@ fn commit<'a>(
     closed: Box<dyn ClosedObject>,
     journal: journal::Writing,
     size: u64,
-    write: &Write,
+    write: &WriteInfo,
 ) -> Result<(Stored, Deferred<'a>)> {
     signals::commit_point(|| commit_closed(closed))
         .map_err(|e| write_failed(write, path, storage, e))?;

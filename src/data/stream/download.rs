@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::process::scope::Scope as CommandScope;
 use crate::storage::{ObjectReader, ReaderFactory};
 
+use super::blocks::Checker;
 use super::buffers::Buffer;
-use super::check::Checker;
 use super::plan::Plan;
 use super::threads::{sink_error, whole_mismatch, Done, Job, Piece, Run, Shared};
 use super::{Verify, BLOCK, MAX_READ_AHEAD, OUT_QUEUE};
@@ -30,6 +30,25 @@ pub fn download(
     object: &str,
 ) -> Result<u64> {
     download_ahead(reader, ranges, sink, verify, object, 1)
+}
+
+/// How many reads to have in flight (`read_ahead`, at most one per read),
+/// and what opens the readers beyond `reader` when there are to be more:
+/// readers that open the object again only when blocks are verified (only
+/// their checks can tell an overwrite committed meanwhile).
+fn readers_for(
+    reader: &dyn ObjectReader,
+    reads: usize,
+    read_ahead: usize,
+    verified: bool,
+) -> (usize, Option<ReaderFactory>) {
+    let wanted = read_ahead.clamp(1, MAX_READ_AHEAD).min(reads.max(1));
+    let factory = if wanted > 1 {
+        reader.more_readers().filter(|f| verified || f.same_file)
+    } else {
+        None
+    };
+    (wanted, factory)
 }
 
 /// Copies `ranges` of `reader` (in order, not overlapping) to `sink` and
@@ -67,12 +86,7 @@ pub fn download_ahead(
     let reader_size = reader.size();
     let plan = Plan::new(ranges, block as u64, reader_size);
     let reads = plan.clone().count();
-    let wanted = read_ahead.clamp(1, MAX_READ_AHEAD).min(reads.max(1));
-    let factory = if wanted > 1 {
-        reader.more_readers().filter(|f| verified || f.same_file)
-    } else {
-        None
-    };
+    let (wanted, factory) = readers_for(&*reader, reads, read_ahead, verified);
     let checker = match verify {
         Verify::Entries(e) => Some(Checker::new(e)),
         Verify::Nothing => None,

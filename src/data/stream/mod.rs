@@ -23,8 +23,8 @@ use std::os::fd::AsFd;
 
 use crate::data::integrity::Entry;
 
+mod blocks;
 mod buffers;
-mod check;
 mod download;
 mod input;
 mod plan;

@@ -15,8 +15,8 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{is_broken_pipe, Error, ErrorKind, Result};
 use crate::storage::ObjectReader;
 
+use super::blocks::{damaged, Checker};
 use super::buffers::Buffer;
-use super::check::{damaged, Checker};
 use super::plan::Plan;
 
 /// A read slower than this is waiting on storage (a Data Domain, NFS, a

@@ -3,7 +3,7 @@
 //! reports them.
 
 use backon::{BlockingRetryable, ExponentialBuilder};
-use ddboost_sys::Connection;
+use ddboost::Connection;
 
 use super::config::RetryPolicy;
 use crate::config::Secret;
@@ -19,15 +19,15 @@ pub(super) struct Login {
 }
 
 /// Runs the connect `attempt`, retrying transient failures
-/// ([`ddboost_sys::Error::is_transient`]: connect failure, lost connection,
+/// ([`ddboost::Error::is_transient`]: connect failure, lost connection,
 /// stream limit) with exponential backoff as `retry` says; each retry is
 /// logged. Anything else (a wrong password above all: retried logins can lock
 /// the DD Boost user) is tried exactly once.
 pub(super) fn connect_retrying(
-    attempt: impl FnMut() -> ddboost_sys::Result<Connection>,
+    attempt: impl FnMut() -> ddboost::Result<Connection>,
     retry: &RetryPolicy,
     what: &str,
-) -> ddboost_sys::Result<Connection> {
+) -> ddboost::Result<Connection> {
     retrying(attempt, retry, &format!("connecting to {what}"), |e| {
         e.is_transient()
     })
@@ -36,11 +36,11 @@ pub(super) fn connect_retrying(
 /// Runs `attempt`, retrying the failures `transient` accepts with
 /// exponential backoff as `retry` says; each retry is logged.
 fn retrying<T>(
-    attempt: impl FnMut() -> ddboost_sys::Result<T>,
+    attempt: impl FnMut() -> ddboost::Result<T>,
     retry: &RetryPolicy,
     what: &str,
-    transient: impl Fn(&ddboost_sys::Error) -> bool,
-) -> ddboost_sys::Result<T> {
+    transient: impl Fn(&ddboost::Error) -> bool,
+) -> ddboost::Result<T> {
     let backoff = ExponentialBuilder::default()
         .with_min_delay(retry.initial_delay)
         .with_max_delay(retry.max_delay)
@@ -49,7 +49,7 @@ fn retrying<T>(
     attempt
         .retry(backoff)
         .sleep(std::thread::sleep)
-        .when(|e: &ddboost_sys::Error| transient(e))
+        .when(|e: &ddboost::Error| transient(e))
         .notify(|e, delay| {
             log::warn!(
                 "{what} failed ({e}); retrying in {:.1} s",
@@ -61,6 +61,6 @@ fn retrying<T>(
 
 /// An SDK failure on `host`, as the plugin reports it: the call, the object
 /// and the return code, which stays available as the error's source.
-pub(super) fn sdk_error(host: &str, e: ddboost_sys::Error) -> Error {
+pub(super) fn sdk_error(host: &str, e: ddboost::Error) -> Error {
     Error::storage_from(format!("DD Boost call failed on {host}: {e}"), e)
 }

@@ -21,7 +21,7 @@ mod streams;
 mod system;
 mod write;
 
-use ddboost_sys::{Instance, Library};
+use ddboost::{Instance, Library};
 use std::time::Duration;
 
 use super::{
@@ -43,9 +43,6 @@ const DIR_MODE: u32 = 0o700;
 /// DD Boost's largest (and most efficient) I/O.
 const DD_BLOCK: usize = 1 << 20;
 
-/// Message the plugin test bench expects when a replica already exists.
-pub const EXCLUSIVE_FAILED: &str = "DDBoost open file in exclusive mode failed on remote";
-
 /// The `ddboost` backend, with an optional second system for replication.
 pub struct DdBoostStorage {
     local: System,
@@ -57,8 +54,8 @@ pub struct DdBoostStorage {
     _instance: std::sync::Mutex<Instance>,
 }
 
-fn sdk_log(severity: ddboost_sys::Severity, message: &str) {
-    use ddboost_sys::Severity as S;
+fn sdk_log(severity: ddboost::Severity, message: &str) {
+    use ddboost::Severity as S;
     match severity {
         S::Error => log::error!("libDDBoost: {message}"),
         S::Warn => log::warn!("libDDBoost: {message}"),
@@ -103,7 +100,7 @@ impl DdBoostStorage {
             }),
             |l| format!("loaded from {}", l.origin()),
         )?;
-        let _ = ddboost_sys::set_log_sink(sdk_log);
+        let _ = ddboost::set_log_sink(sdk_log);
         let info = format!("{PLUGIN_NAME} version {}", env!("CARGO_PKG_VERSION"));
         let instance = Finding::step(
             report,
@@ -286,15 +283,15 @@ mod tests {
 
     #[test]
     fn sdk_errors_keep_the_sdk_error_and_its_code() {
-        let code = ddboost_sys::code_by_name("DD_ERR_CONN_LOST").unwrap();
-        let sdk = ddboost_sys::Error::from_code("ddp_unlink", "/SU/d/.f.tmp-1", code);
+        let code = ddboost::code_by_name("DD_ERR_CONN_LOST").unwrap();
+        let sdk = ddboost::Error::from_code("ddp_unlink", "/SU/d/.f.tmp-1", code);
         let e = sdk_error("dd1", sdk.clone()).context("delete_backup failed");
         assert_eq!(e.kind(), ErrorKind::Storage);
         assert_eq!(
             e.to_string(),
             format!("delete_backup failed: DD Boost call failed on dd1: {sdk}")
         );
-        let kept = e.source_as::<ddboost_sys::Error>().expect("source kept");
+        let kept = e.source_as::<ddboost::Error>().expect("source kept");
         assert_eq!(kept, &sdk);
         assert!(kept.is_connection_lost());
     }

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use ddboost_sys::{Connection, File as DdFile, Instance, Library, OpenMode};
+use ddboost::{Connection, File as DdFile, Instance, Library, OpenMode};
 
 use super::connect::{sdk_error, Login};
 use super::DD_BLOCK;

@@ -11,6 +11,9 @@ use super::write::DdWriter;
 use crate::error::{Error, Result};
 use crate::storage::{ClosedObject, ObjectWriter, Replica, Storage, StoragePath};
 
+/// Message the plugin test bench expects when a replica already exists.
+const EXCLUSIVE_FAILED: &str = "DDBoost open file in exclusive mode failed on remote";
+
 /// The remote system and the primary it copies from.
 #[derive(Clone)]
 pub(super) struct DdReplica {
@@ -31,6 +34,10 @@ impl Replica for DdReplica {
         self.streams
     }
 
+    fn already_there(&self, detail: &str) -> Error {
+        Error::storage(format!("{EXCLUSIVE_FAILED}: {detail}"))
+    }
+
     /// Source opened, temporary on the replica, file copy, close.
     fn copy_closed(
         &self,
@@ -41,7 +48,7 @@ impl Replica for DdReplica {
         let (src, mut dst) = self.open_both(from, to)?;
         let copied = {
             let src_conn = primary.lock();
-            ddboost_sys::filecopy(&src_conn, &src, dst.file(), |_, _| {}).map_err(|e| {
+            ddboost::filecopy(&src_conn, &src, dst.file(), |_, _| {}).map_err(|e| {
                 Error::storage_from(
                     format!("replication of {to} to {} failed: {e}", remote.describe()),
                     e,
@@ -61,11 +68,7 @@ impl DdReplica {
     /// the source and tries both again after a pause, for up to option
     /// `stream_wait_seconds`. So a copy never holds a stream while waiting
     /// for another.
-    fn open_both(
-        &self,
-        from: &StoragePath,
-        to: &StoragePath,
-    ) -> Result<(ddboost_sys::File, DdWriter)> {
+    fn open_both(&self, from: &StoragePath, to: &StoragePath) -> Result<(ddboost::File, DdWriter)> {
         let (primary, remote) = (&self.primary, &self.remote);
         let wait = remote.login.retry.stream_wait;
         let started = Instant::now();

@@ -39,12 +39,12 @@ pub(super) static WAITED: std::sync::atomic::AtomicBool = std::sync::atomic::Ato
 
 /// Whether `e` is an open the system refused for its stream limit.
 pub(super) fn is_stream_limit(e: &Error) -> bool {
-    e.source_as::<ddboost_sys::Error>()
-        .is_some_and(|s| s.is(ddboost_sys::DdErr::StreamLimit))
+    e.source_as::<ddboost::Error>()
+        .is_some_and(|s| s.is(ddboost::DdErr::StreamLimit))
 }
 
 /// The stream counts of a system in one line, for the logs.
-pub(super) fn describe_counts(c: &ddboost_sys::StreamCounts) -> String {
+pub(super) fn describe_counts(c: &ddboost::StreamCounts) -> String {
     let (l, u) = (&c.limits, &c.inuse);
     format!(
         "in use: {} read, {} read-write, {} replication of {} read, {} write, {} in all",

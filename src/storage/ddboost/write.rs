@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use ddboost_sys::{Connection, File as DdFile};
+use ddboost::{Connection, File as DdFile};
 
 use super::connect::{connect_retrying, sdk_error, Login};
 use super::DD_BLOCK;
@@ -31,7 +31,7 @@ impl DdWriter {
         self.file.as_ref().expect("open until closed")
     }
 
-    fn err(&self, e: ddboost_sys::Error) -> Error {
+    fn err(&self, e: ddboost::Error) -> Error {
         sdk_error(&self.host, e)
     }
 }

@@ -13,7 +13,7 @@ use crate::process::progress::{CountingSink, Progress};
 use crate::storage::{Storage, StoragePath};
 
 /// What became of one object.
-pub(super) enum Outcome {
+pub(super) enum Checked {
     Ok(u64),
     Failed(String),
     Unrecorded,
@@ -31,10 +31,50 @@ pub(super) struct Target {
     pub(super) size: Option<(u64, String)>,
 }
 
+/// What a line says of its object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Status {
+    /// Read and verified.
+    Ok,
+    /// Read, and found damaged (or unreadable).
+    Failed,
+    /// Read, with no checksum record to verify it by.
+    Unrecorded,
+    /// Named by the manifest (or by its checksum record), not stored.
+    Missing,
+    /// Stored in the backup's folder, not named by the manifest.
+    Extra,
+    /// Appeared in the backup's folder while verifying; not checked.
+    New,
+}
+
+impl Status {
+    /// Whether the line is of an object the backup names (not EXTRA or NEW).
+    pub(super) fn is_named(self) -> bool {
+        matches!(
+            self,
+            Status::Ok | Status::Failed | Status::Unrecorded | Status::Missing
+        )
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Ok => "OK",
+            Status::Failed => "FAILED",
+            Status::Unrecorded => "UNRECORDED",
+            Status::Missing => "MISSING",
+            Status::Extra => "EXTRA",
+            Status::New => "NEW",
+        })
+    }
+}
+
 /// One line of the result.
 #[derive(Clone)]
 pub(super) struct Line {
-    pub(super) status: &'static str,
+    pub(super) status: Status,
     pub(super) path: StoragePath,
     pub(super) backup: String,
     pub(super) bytes: Option<u64>,
@@ -44,7 +84,9 @@ pub(super) struct Line {
 impl Line {
     pub(super) fn text(&self) -> String {
         match (self.status, &self.reason, self.bytes) {
-            ("OK" | "EXTRA" | "NEW", _, Some(b)) => format!("{} {} {b}", self.status, self.path),
+            (Status::Ok | Status::Extra | Status::New, _, Some(b)) => {
+                format!("{} {} {b}", self.status, self.path)
+            }
             (_, Some(r), _) => format!("{} {}: {r}", self.status, self.path),
             _ => format!("{} {}", self.status, self.path),
         }
@@ -101,32 +143,32 @@ impl Run {
                 .and_then(|l| l.first().map(|o| o.size)),
             None => None,
         };
-        let outcome = match (size, stored) {
+        let checked = match (size, stored) {
             // It already has the wrong size: nothing to read.
             (Some((want, toc)), Some(listed)) if listed != *want => {
-                Outcome::Failed(size_reason(listed, *want, toc))
+                Checked::Failed(size_reason(listed, *want, toc))
             }
             _ => match check_object(storage, path, &self.progress) {
-                Outcome::Ok(n) => match size {
-                    Some((want, toc)) if n != *want => Outcome::Failed(size_reason(n, *want, toc)),
-                    _ => Outcome::Ok(n),
+                Checked::Ok(n) => match size {
+                    Some((want, toc)) if n != *want => Checked::Failed(size_reason(n, *want, toc)),
+                    _ => Checked::Ok(n),
                 },
                 other => other,
             },
         };
         self.progress.inc_objects(1);
-        let (status, bytes, reason) = match outcome {
-            Outcome::Ok(n) => {
+        let (status, bytes, reason) = match checked {
+            Checked::Ok(n) => {
                 crate::commands::log_summary("verify_backup", path, n, started);
-                ("OK", Some(n), None)
+                (Status::Ok, Some(n), None)
             }
-            Outcome::Failed(reason) => {
+            Checked::Failed(reason) => {
                 log::error!("verify_backup {path}: {reason}");
-                ("FAILED", None, Some(reason))
+                (Status::Failed, None, Some(reason))
             }
-            Outcome::Unrecorded => {
+            Checked::Unrecorded => {
                 log::warn!("verify_backup {path}: no checksum record; not verified");
-                ("UNRECORDED", None, None)
+                (Status::Unrecorded, None, None)
             }
         };
         self.record(Line {
@@ -175,19 +217,19 @@ pub(super) fn check_object(
     storage: &dyn Storage,
     path: &StoragePath,
     progress: &Progress,
-) -> Outcome {
+) -> Checked {
     match check_once(storage, path, progress) {
-        Ok(outcome) => outcome,
+        Ok(checked) => checked,
         Err((e, used)) => {
             let rewritten = e.kind() == ErrorKind::Integrity
                 && integrity::load(storage, path).is_ok_and(|now| now != used);
             if !rewritten {
-                return Outcome::Failed(reason(&e, path));
+                return Checked::Failed(reason(&e, path));
             }
             log::info!("verify_backup {path}: rewritten while being read; checking again");
             match check_once(storage, path, progress) {
-                Ok(outcome) => outcome,
-                Err((e, _)) => Outcome::Failed(reason(&e, path)),
+                Ok(checked) => checked,
+                Err((e, _)) => Checked::Failed(reason(&e, path)),
             }
         }
     }
@@ -201,7 +243,7 @@ pub(super) fn check_once(
     storage: &dyn Storage,
     path: &StoragePath,
     progress: &Progress,
-) -> std::result::Result<Outcome, (Error, Vec<Entry>)> {
+) -> std::result::Result<Checked, (Error, Vec<Entry>)> {
     let recorded = repo::open_recorded(storage, path, 0).map_err(|e| {
         let e = match e {
             Opening::Records(e) => e,
@@ -213,7 +255,7 @@ pub(super) fn check_once(
         (e, Vec::new())
     })?;
     if recorded.entries().is_empty() {
-        return Ok(Outcome::Unrecorded);
+        return Ok(Checked::Unrecorded);
     }
     let entries = recorded.entries().to_vec();
     let object = match recorded.whole() {
@@ -221,7 +263,7 @@ pub(super) fn check_once(
         Err(e) => return Err((e, entries)),
     };
     match object.read_into(CountingSink(progress.clone()), 1) {
-        Ok(n) => Ok(Outcome::Ok(n)),
+        Ok(n) => Ok(Checked::Ok(n)),
         Err(e) => Err((e, entries)),
     }
 }

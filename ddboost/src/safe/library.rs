@@ -354,26 +354,6 @@ mod tests {
         assert_ne!(tried[1].reason, "no such file", "{err}");
     }
 
-    /// The functions checked at load time are derived from the bindings: with
-    /// the project's header, exactly the functions it declares.
-    #[cfg(not(ddboost_buildtime_bindings))]
-    #[test]
-    fn the_load_time_check_covers_every_function_of_the_header() {
-        let header = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("include/ddp_api.h"),
-        )
-        .unwrap();
-        let mut declared: Vec<&str> = header
-            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .filter(|w| w.starts_with("ddp_") && header.contains(&format!("{w}(")))
-            .collect();
-        declared.sort_unstable();
-        declared.dedup();
-        let mut checked = crate::raw::FUNCTION_NAMES.to_vec();
-        checked.sort_unstable();
-        assert_eq!(checked, declared);
-    }
-
     #[test]
     fn a_library_without_the_functions_names_the_missing_symbol() {
         // libc loads everywhere and has no ddp_* functions.

@@ -14,14 +14,13 @@
 
 #![forbid(unsafe_code)]
 
-mod build_info;
 mod error;
 mod handles;
 mod library;
 pub mod log;
 pub(crate) mod types;
 
-pub use build_info::{BindingsOrigin, BINDINGS_ORIGIN};
+pub use ddboost_sys::{BindingsOrigin, BINDINGS_ORIGIN};
 pub use error::{code_by_name, code_name, DdErr, Error, Result, NOT_FOUND_CODES, TRANSIENT_CODES};
 pub use handles::{
     filecopy, Connection, Dir, File, Instance, DEFAULT_POOL_SIZE, FILECOPY_EXTENT, MAX_IO_SIZE,

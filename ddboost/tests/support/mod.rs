@@ -2,9 +2,9 @@
 //!
 //! The mock library is taken from `DDBOOST_MOCK_LIB` (and its admin command
 //! from `DDBOOST_MOCK_CLI`) when set; otherwise both are built with
-//! `cargo build -p ddboost-mock` into this build's target directory. Tests are
-//! skipped, with a note on stderr, only when the mock cannot be built or its
-//! admin command cannot create a system. Each test binary loads the library
+//! `cargo build -p ddboost-mock` into this build's target directory. A test
+//! that cannot get the mock (it does not build, its library does not load, its
+//! admin command cannot create a system) fails. Each test binary loads the library
 //! once, so a binary whose tests need a mock configuration (`DDBOOST_MOCK_*`
 //! variables, read at `ddp_init`) is a file of its own.
 #![allow(dead_code)]
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use ddboost_sys::{Connection, Instance, Library, OpenMode};
+use ddboost::{Connection, Instance, Library, OpenMode};
 
 pub const USER: &str = "boost";
 pub const PASSWORD: &str = "s3cret-Pa55";
@@ -25,16 +25,8 @@ pub struct Mock {
     pub root: PathBuf,
 }
 
-static MOCK: OnceLock<Result<Mock, Setup>> = OnceLock::new();
+static MOCK: OnceLock<Result<Mock, String>> = OnceLock::new();
 
-/// Why the mock is not available.
-#[derive(Debug)]
-enum Setup {
-    /// `cargo build -p ddboost-mock` failed: the mock is not ready yet.
-    Skip(String),
-    /// Anything else is a real failure.
-    Fail(String),
-}
 /// The target directory of this build (`<target>`, holding `debug/`).
 fn target_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
@@ -89,21 +81,21 @@ fn build_mock() -> Result<(PathBuf, PathBuf), String> {
 
 /// Builds (or finds) the mock, sets `env` and `DDBOOST_MOCK_ROOT`, and loads
 /// the library (which reads its `DDBOOST_MOCK_*` configuration at `ddp_init`).
-fn setup(env: &[(&str, &str)]) -> Result<Mock, Setup> {
-    let (lib_path, cli) = build_mock().map_err(Setup::Skip)?;
+fn setup(env: &[(&str, &str)]) -> Result<Mock, String> {
+    let (lib_path, cli) = build_mock()?;
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("ddboost-sys-mock-{}", std::process::id()));
+        .join(format!("ddboost-mock-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).map_err(|e| Setup::Fail(format!("{}: {e}", root.display())))?;
+    std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
     // Set before any test thread calls into the library (they all wait on
     // this initialisation).
     std::env::set_var("DDBOOST_MOCK_ROOT", &root);
     for (k, v) in env {
         std::env::set_var(k, v);
     }
-    let lib = Library::load(&lib_path).map_err(|e| Setup::Fail(e.to_string()))?;
+    let lib = Library::load(&lib_path).map_err(|e| e.to_string())?;
     let mock = Mock { lib, cli, root };
-    mock.create_system("probe-host").map_err(Setup::Fail)?;
+    mock.create_system("probe-host")?;
     Ok(mock)
 }
 
@@ -137,12 +129,7 @@ impl Mock {
     }
 
     pub fn instance(&self) -> Instance {
-        Instance::new(
-            &self.lib,
-            "ddboost-sys-tests",
-            "ddboost-sys integration tests",
-        )
-        .expect("instance")
+        Instance::new(&self.lib, "ddboost-tests", "ddboost integration tests").expect("instance")
     }
 
     /// A fresh system named after the test, and a connection to it.
@@ -155,17 +142,13 @@ impl Mock {
 }
 
 /// The mock of this test binary, loaded with `env` set (the first call's
-/// `env` counts), or `None` (with a note) when it cannot be built yet. Any
-/// other problem (a `DDBOOST_MOCK_LIB` that does not load, an admin command
-/// that cannot create a system) fails the test.
-pub fn mock_with(env: &[(&str, &str)]) -> Option<&'static Mock> {
+/// `env` counts). Any problem getting it (the mock does not build, a library
+/// that does not load, an admin command that cannot create a system) fails
+/// the test: a test that cannot run does not pass.
+pub fn mock_with(env: &[(&str, &str)]) -> &'static Mock {
     match MOCK.get_or_init(|| setup(env)) {
-        Ok(m) => Some(m),
-        Err(Setup::Skip(why)) => {
-            eprintln!("note: skipping test, the mock libDDBoost cannot be built yet: {why}");
-            None
-        }
-        Err(Setup::Fail(why)) => panic!("mock libDDBoost setup failed: {why}"),
+        Ok(m) => m,
+        Err(why) => panic!("mock libDDBoost setup failed: {why}"),
     }
 }
 

@@ -5,7 +5,7 @@ mod support;
 
 use std::sync::Mutex;
 
-use ddboost_sys::{
+use ddboost::{
     filecopy, set_log_sink, Connection, Instance, Library, OpenMode, Severity, MAX_IO_SIZE,
 };
 use support::{pattern, read_file, write_file, Mock, PASSWORD, SU, USER};
@@ -17,10 +17,10 @@ fn log_sink(severity: Severity, message: &str) {
 }
 
 /// The mock with its default configuration, its SDK log going to [`LOG`].
-fn mock() -> Option<&'static Mock> {
-    let m = support::mock_with(&[])?;
+fn mock() -> &'static Mock {
+    let m = support::mock_with(&[]);
     let _ = set_log_sink(log_sink);
-    Some(m)
+    m
 }
 
 #[test]
@@ -29,13 +29,13 @@ fn handles_are_send() {
     send::<Library>();
     send::<Instance>();
     send::<Connection>();
-    send::<ddboost_sys::File>();
-    send::<ddboost_sys::Dir>();
+    send::<ddboost::File>();
+    send::<ddboost::Dir>();
 }
 
 #[test]
 fn connect_and_mkdir_reports_exist() {
-    let Some(m) = mock() else { return };
+    let m = mock();
     let (_inst, conn) = m.system("mkdir-host");
     assert_eq!(conn.host(), "mkdir-host");
     conn.mkdir(SU, "backups", 0o755).expect("mkdir");
@@ -52,7 +52,7 @@ fn connect_and_mkdir_reports_exist() {
 
 #[test]
 fn write_three_mib_and_read_back_at_offsets() {
-    let Some(m) = mock() else { return };
+    let m = mock();
     let (_inst, conn) = m.system("io-host");
     let data = pattern(3 * MAX_IO_SIZE, 1);
     let f = conn
@@ -99,7 +99,7 @@ fn write_three_mib_and_read_back_at_offsets() {
 
 #[test]
 fn readdir_lists_entries_without_dot_entries() {
-    let Some(m) = mock() else { return };
+    let m = mock();
     let (_inst, conn) = m.system("dir-host");
     conn.mkdir(SU, "d", 0o755).unwrap();
     write_file(&conn, "d/a", b"a");
@@ -123,7 +123,7 @@ fn readdir_lists_entries_without_dot_entries() {
 
 #[test]
 fn rename_moves_and_replaces() {
-    let Some(m) = mock() else { return };
+    let m = mock();
     let (_inst, conn) = m.system("rename-host");
     write_file(&conn, "tmp.1", b"first");
     write_file(&conn, "final", b"old");
@@ -137,7 +137,7 @@ fn rename_moves_and_replaces() {
 
 #[test]
 fn unlink_and_rmdir_errors() {
-    let Some(m) = mock() else { return };
+    let m = mock();
     let (_inst, conn) = m.system("rm-host");
     conn.mkdir(SU, "d", 0o755).unwrap();
     write_file(&conn, "d/f", b"x");
@@ -158,7 +158,7 @@ fn unlink_and_rmdir_errors() {
 
 #[test]
 fn stat_statfs_and_stream_counts() {
-    let Some(m) = mock() else { return };
+    let m = mock();
     let (_inst, conn) = m.system("stat-host");
     write_file(&conn, "f", &pattern(1000, 2));
     let st = conn.stat(SU, "f").unwrap();
@@ -173,7 +173,7 @@ fn stat_statfs_and_stream_counts() {
 
 #[test]
 fn filecopy_between_two_systems() {
-    let Some(m) = mock() else { return };
+    let m = mock();
     m.create_system("copy-src").unwrap();
     m.create_system("copy-dst").unwrap();
     let inst = m.instance();
@@ -208,7 +208,7 @@ fn filecopy_between_two_systems() {
 
 #[test]
 fn filecopy_needs_one_instance() {
-    let Some(m) = mock() else { return };
+    let m = mock();
     let (_i1, c1) = m.system("copy-inst-a");
     let (_i2, c2) = m.system("copy-inst-b");
     write_file(&c1, "x", b"data");
@@ -222,7 +222,7 @@ fn filecopy_needs_one_instance() {
 
 #[test]
 fn wrong_password_names_host_not_password() {
-    let Some(m) = mock() else { return };
+    let m = mock();
     m.create_system("auth-host").unwrap();
     let inst = m.instance();
     let wrong = "not-the-Pa55word";
@@ -243,7 +243,7 @@ fn wrong_password_names_host_not_password() {
 
 #[test]
 fn unknown_host_fails_to_connect() {
-    let Some(m) = mock() else { return };
+    let m = mock();
     let inst = m.instance();
     let err = Connection::connect(&inst, "no-such-host", USER, PASSWORD).unwrap_err();
     assert!(
@@ -255,7 +255,7 @@ fn unknown_host_fails_to_connect() {
 
 #[test]
 fn sdk_log_messages_reach_the_sink() {
-    let Some(m) = mock() else { return };
+    let m = mock();
     let (_inst, _conn) = m.system("log-host");
     let log = LOG.lock().unwrap();
     assert!(
@@ -266,7 +266,7 @@ fn sdk_log_messages_reach_the_sink() {
 
 #[test]
 fn names_with_nul_bytes_are_rejected_before_the_sdk() {
-    let Some(m) = mock() else { return };
+    let m = mock();
     let (_inst, conn) = m.system("nul-host");
     let err = conn.mkdir(SU, "a\0b", 0o755).unwrap_err();
     assert!(err.is_local(), "{err}");
@@ -274,7 +274,7 @@ fn names_with_nul_bytes_are_rejected_before_the_sdk() {
 
 #[test]
 fn only_a_missing_object_is_not_found() {
-    let Some(m) = mock() else { return };
+    let m = mock();
     let (_inst, conn) = m.system("notfound-host");
     write_file(&conn, "f", b"x");
     for err in [
@@ -303,7 +303,7 @@ fn only_a_missing_object_is_not_found() {
 
 #[test]
 fn login_errors_are_not_transient_but_unreachable_hosts_are() {
-    let Some(m) = mock() else { return };
+    let m = mock();
     m.create_system("classify-host").unwrap();
     let inst = m.instance();
     let err = Connection::connect(&inst, "classify-host", USER, "wrong").unwrap_err();
@@ -314,7 +314,7 @@ fn login_errors_are_not_transient_but_unreachable_hosts_are() {
 
 #[test]
 fn reconnect_gives_a_new_connection_to_the_same_host() {
-    let Some(m) = mock() else { return };
+    let m = mock();
     let (inst, conn) = m.system("reconnect-host");
     write_file(&conn, "f", b"data");
     // The connection alone is enough: the Instance value may be gone.

@@ -1,10 +1,13 @@
 //! One Data Domain system: a connection, the place on it, and what the
-//! plugin does there (folders, objects, listings, deletes).
+//! plugin does there (folders, objects, listings, deletes; the listings and
+//! deletes of a whole folder tree in `walk.rs`).
+
+mod walk;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use backon::BlockingRetryable;
-use ddboost_sys::{Connection, Instance, Library, OpenMode, Stat};
+use ddboost::{Connection, Instance, Library, OpenMode, Stat};
 
 use super::config::{DdBoostConfig, DdTarget};
 use super::connect::{connect_retrying, sdk_error, Login};
@@ -14,11 +17,10 @@ use super::write::{remove_temporary, DdWriter};
 use super::{DD_BLOCK, DIR_MODE, FILE_MODE};
 use crate::about::PLUGIN_NAME;
 use crate::error::{Error, ErrorKind, Result};
-use crate::process::fanout;
 use crate::process::signals::CleanupGuard;
 use crate::storage::{
-    listed_child, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter,
-    Storage, StoragePath,
+    temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Storage,
+    StoragePath,
 };
 
 /// One system: a connection and the place on it.
@@ -125,14 +127,14 @@ impl System {
         wait: std::time::Duration,
         kind: StreamKind,
         what: &str,
-        attempt: impl FnMut() -> ddboost_sys::Result<T>,
+        attempt: impl FnMut() -> ddboost::Result<T>,
     ) -> Result<T> {
         let started = std::time::Instant::now();
         let waited = std::cell::Cell::new(false);
         let result = attempt
             .retry(stream_backoff(wait))
             .sleep(std::thread::sleep)
-            .when(|e: &ddboost_sys::Error| e.is(ddboost_sys::DdErr::StreamLimit))
+            .when(|e: &ddboost::Error| e.is(ddboost::DdErr::StreamLimit))
             .notify(|_, _| {
                 if !waited.replace(true) {
                     let counts = match self.lock().stream_counts() {
@@ -160,7 +162,7 @@ impl System {
                 }
                 Ok(v)
             }
-            Err(e) if e.is(ddboost_sys::DdErr::StreamLimit) => Err(Error::new(
+            Err(e) if e.is(ddboost::DdErr::StreamLimit) => Err(Error::new(
                 ErrorKind::StreamLimit,
                 format!(
                     "{what}: the {} stream limit of Data Domain {} stayed reached for {:.0} s (option stream_wait_seconds, now {}): other backups or restores held every stream; raise stream_wait_seconds, or run fewer at once",
@@ -177,7 +179,7 @@ impl System {
 
     /// An SDK error of an open: "not found" as [`Error::not_found`], a
     /// folder in place of the file said so, anything else as it is.
-    fn not_found_or(&self, e: ddboost_sys::Error, what: &str) -> Error {
+    fn not_found_or(&self, e: ddboost::Error, what: &str) -> Error {
         if e.is_not_found() {
             Error::not_found(format!("{what}: not found on {}", self.host)).with_source(e)
         } else if e.is_file_is_dir() {
@@ -189,13 +191,13 @@ impl System {
 
     /// Opens `path` for reading, waiting for a read stream
     /// ([`System::wait_for_stream_up_to`]).
-    pub(super) fn open_file_waiting(&self, path: &str) -> Result<ddboost_sys::File> {
+    pub(super) fn open_file_waiting(&self, path: &str) -> Result<ddboost::File> {
         self.open_file_within(path, self.login.retry.stream_wait)
     }
 
     /// [`System::open_file_waiting`] for up to `wait` (zero: fails at once
     /// when no read stream is free).
-    fn open_file_within(&self, path: &str, wait: std::time::Duration) -> Result<ddboost_sys::File> {
+    fn open_file_within(&self, path: &str, wait: std::time::Duration) -> Result<ddboost::File> {
         let full = self.full(path);
         let attempt = || self.lock().open_file(&self.su, &full, OpenMode::Read, 0);
         self.wait_for_stream_up_to(
@@ -219,12 +221,12 @@ impl System {
         format!("ddboost://{}/{}/{}", self.host, self.su, self.base)
     }
 
-    pub(super) fn err(&self, e: ddboost_sys::Error) -> Error {
+    pub(super) fn err(&self, e: ddboost::Error) -> Error {
         sdk_error(&self.host, e)
     }
 
     /// Stat; `Ok(None)` only when the SDK says there is no such object
-    /// ([`ddboost_sys::Error::is_not_found`]); any other failure is an error.
+    /// ([`ddboost::Error::is_not_found`]); any other failure is an error.
     pub(super) fn stat(&self, rel: &str) -> Result<Option<Stat>> {
         let r = self.lock().stat(&self.su, &self.full(rel));
         match r {
@@ -346,8 +348,8 @@ impl System {
                 self.wait_for_stream_up_to(wait, StreamKind::Write, &what, open)?
             }
             Err(e)
-                if e.source_as::<ddboost_sys::Error>()
-                    .is_some_and(|s| s.is(ddboost_sys::DdErr::Notdir)) =>
+                if e.source_as::<ddboost::Error>()
+                    .is_some_and(|s| s.is(ddboost::DdErr::Notdir)) =>
             {
                 return Err(e.context(format!(
                     "cannot store {path} on {}: a part of {} is a file, not a folder",
@@ -371,187 +373,6 @@ impl System {
         })
     }
 
-    /// Files below `dir` (a file lists itself), sorted; '.' names only
-    /// with `hidden`. A missing folder lists as empty; an entry removed while
-    /// listing (the SDK says not found) is left out; any other error fails.
-    /// Entries are looked at while their folder is read, on up to
-    /// `command_connections` connections at once.
-    pub(super) fn walk(&self, dir: &StoragePath, hidden: bool) -> Result<Vec<ObjectInfo>> {
-        match self.stat(dir)? {
-            None => return Ok(Vec::new()),
-            Some(s) if !s.is_dir => {
-                let shown = hidden || !dir.file_name().starts_with('.');
-                let me = ObjectInfo {
-                    path: dir.clone(),
-                    size: s.size,
-                };
-                return Ok(if shown { vec![me] } else { Vec::new() });
-            }
-            Some(_) => {}
-        }
-        let place = self.describe();
-        let out = Mutex::new(Vec::new());
-        self.fan_out(Job::Folder(dir.clone()), |sys, job, more| {
-            match job {
-                Job::Folder(rel) => {
-                    sys.read_dir_each(&rel, &mut |name| {
-                        if !hidden && name.starts_with('.') {
-                            return true;
-                        }
-                        match listed_child(&rel, name, &place) {
-                            Some(child) => more.add(Job::Entry(child)),
-                            None => true,
-                        }
-                    })?;
-                }
-                Job::Entry(child) => match sys.stat(&child)? {
-                    Some(s) if s.is_dir => {
-                        more.add(Job::Folder(child));
-                    }
-                    Some(s) => lock(&out).push(ObjectInfo {
-                        path: child,
-                        size: s.size,
-                    }),
-                    None => {} // removed meanwhile
-                },
-            }
-            Ok(())
-        })?;
-        let mut out = out.into_inner().unwrap_or_else(|p| p.into_inner());
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(out)
-    }
-
-    /// Runs `work` on `first` and the jobs it adds, on this connection and
-    /// up to `command_connections` in all (see [`fanout::run`]).
-    fn fan_out<P: Send>(
-        &self,
-        first: Job<P>,
-        work: impl Fn(&System, Job<P>, &fanout::Adder<'_, Job<P>>) -> Result<()> + Sync,
-    ) -> Result<()> {
-        let open = || {
-            let spare = lock(&self.spare).pop();
-            let sys = match spare {
-                Some(s) => s,
-                None => self.sibling()?,
-            };
-            Ok(Spare {
-                sys: Some(sys),
-                home: &self.spare,
-            })
-        };
-        fanout::run(self, self.fanout, open, vec![first], work)
-    }
-
-    /// The entry names of folder `rel`; `Ok(None)` if it does not exist.
-    pub(super) fn read_dir(&self, rel: &str) -> Result<Option<Vec<String>>> {
-        let mut names = Vec::new();
-        let found = self.read_dir_each(rel, &mut |n| {
-            names.push(n.to_string());
-            true
-        })?;
-        Ok(found.then_some(names))
-    }
-
-    /// Passes each entry name of folder `rel` to `each` as it is read, until
-    /// `each` returns false; `Ok(false)` if the folder does not exist.
-    fn read_dir_each(&self, rel: &str, each: &mut dyn FnMut(&str) -> bool) -> Result<bool> {
-        let conn = self.lock();
-        let dir = match conn.open_dir(&self.su, &self.full(rel)) {
-            Ok(d) => d,
-            Err(e) if e.is_not_found() => return Ok(false),
-            Err(e) => return Err(self.err(e)),
-        };
-        for entry in dir {
-            if !each(&entry.map_err(|e| self.err(e))?) {
-                break;
-            }
-        }
-        Ok(true)
-    }
-
-    /// Removes `rel` and, when it is a folder, everything below it. Files
-    /// are unlinked as their folder is read, on up to `command_connections`
-    /// connections at once; folders go once they are empty. Only "not
-    /// found" (removed meanwhile) is skipped; any other failure stops and
-    /// fails the delete. Entries a folder read did not show (written
-    /// meanwhile) are found by a second pass.
-    pub(super) fn delete_dir_all(&self, rel: &str) -> Result<DeleteSummary> {
-        let mut summary = DeleteSummary::default();
-        match self.stat(rel)? {
-            None => return Ok(summary),
-            Some(s) if !s.is_dir => {
-                if self.delete(rel)? {
-                    summary.files += 1;
-                }
-                return Ok(summary);
-            }
-            Some(_) => {}
-        }
-        const PASSES: usize = 3;
-        for _ in 0..PASSES {
-            let (files, mut folders) = self.delete_files_below(rel)?;
-            summary.files += files;
-            // Deepest first: a folder goes after the folders in it.
-            folders.sort_by_key(|f| std::cmp::Reverse(f.matches('/').count()));
-            let mut left = false;
-            for folder in &folders {
-                let removed = self.lock().rmdir(&self.su, &self.full(folder));
-                match removed {
-                    Ok(()) => summary.dirs += 1,
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) if e.is_not_empty() => left = true,
-                    Err(e) => return Err(self.err(e)),
-                }
-            }
-            if !left {
-                return Ok(summary);
-            }
-        }
-        Err(Error::storage(format!(
-            "cannot delete {} on {}: files keep appearing in it while it is deleted ({} passes); stop what writes there and delete again",
-            self.full(rel),
-            self.host,
-            PASSES
-        )))
-    }
-
-    /// Unlinks every file below folder `rel`; returns how many, and the
-    /// folders found (`rel` included).
-    fn delete_files_below(&self, rel: &str) -> Result<(u64, Vec<String>)> {
-        let files = std::sync::atomic::AtomicU64::new(0);
-        let folders = Mutex::new(Vec::new());
-        self.fan_out(Job::Folder(rel.to_string()), |sys, job, more| {
-            match job {
-                Job::Folder(folder) => {
-                    sys.read_dir_each(&folder, &mut |name| {
-                        more.add(Job::Entry(match folder.as_str() {
-                            "" => name.to_string(),
-                            _ => format!("{folder}/{name}"),
-                        }))
-                    })?;
-                    lock(&folders).push(folder);
-                }
-                Job::Entry(child) => {
-                    let unlinked = sys.lock().unlink(&sys.su, &sys.full(&child));
-                    match unlinked {
-                        Ok(()) => {
-                            files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        Err(e) if e.is_file_is_dir() => {
-                            more.add(Job::Folder(child));
-                        }
-                        Err(e) if e.is_not_found() => {}
-                        Err(e) => return Err(sys.err(e)),
-                    }
-                }
-            }
-            Ok(())
-        })?;
-        let folders = folders.into_inner().unwrap_or_else(|p| p.into_inner());
-        Ok((files.into_inner(), folders))
-    }
-
     /// Unlinks file `rel`: `Ok(false)` if it does not exist.
     pub(super) fn delete(&self, rel: &str) -> Result<bool> {
         let r = self.lock().unlink(&self.su, &self.full(rel));
@@ -572,34 +393,6 @@ impl System {
             Err(e) => Err(self.err(e)),
         }
     }
-}
-
-/// A sibling lent to one fan-out worker; back to the spares when it is done.
-struct Spare<'a> {
-    sys: Option<System>,
-    home: &'a Mutex<Vec<System>>,
-}
-
-impl std::ops::Deref for Spare<'_> {
-    type Target = System;
-    fn deref(&self) -> &System {
-        self.sys.as_ref().expect("lent until dropped")
-    }
-}
-
-impl Drop for Spare<'_> {
-    fn drop(&mut self) {
-        if let Some(sys) = self.sys.take() {
-            lock(self.home).push(sys);
-        }
-    }
-}
-
-/// A step of a listing or delete: read a folder, or look at (or remove)
-/// one of its entries.
-enum Job<P> {
-    Folder(P),
-    Entry(P),
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
