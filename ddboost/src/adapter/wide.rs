@@ -31,15 +31,15 @@ pub fn struct_buffer_len(declared: usize) -> usize {
         .unwrap_or(len / STRUCT_BUFFER_ALIGN * STRUCT_BUFFER_ALIGN)
 }
 
-/// One aligned piece of a [`Wide`] buffer.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Chunk([u8; STRUCT_BUFFER_ALIGN]);
-
 /// A zeroed, 64-byte aligned buffer of [`struct_buffer_len`] bytes standing in
-/// for one `T` that the SDK writes or reads; `T` sits at its start.
+/// for one `T` that the SDK writes or reads; `T` sits at its start. The
+/// buffer is taken from an ordinary allocation 64 bytes longer than it, at
+/// its first 64-byte boundary: an allocation with that alignment itself
+/// (`memalign`) is one glibc does not reuse well, and a listing of 200,000
+/// entries (a structure per entry) left 200 MiB of heap that way.
 pub(super) struct Wide<T> {
-    chunks: Vec<Chunk>,
+    bytes: Vec<u8>,
+    start: usize,
     _t: PhantomData<T>,
 }
 
@@ -48,10 +48,19 @@ impl<T: Copy> Wide<T> {
     pub(super) fn zeroed() -> Self {
         const { assert!(align_of::<T>() <= STRUCT_BUFFER_ALIGN) };
         let len = struct_buffer_len(size_of::<T>());
+        let bytes = vec![0u8; len + STRUCT_BUFFER_ALIGN];
+        let addr = bytes.as_ptr() as usize;
+        let start = (STRUCT_BUFFER_ALIGN - addr % STRUCT_BUFFER_ALIGN) % STRUCT_BUFFER_ALIGN;
         Wide {
-            chunks: vec![Chunk([0; STRUCT_BUFFER_ALIGN]); len / STRUCT_BUFFER_ALIGN],
+            bytes,
+            start,
             _t: PhantomData,
         }
+    }
+
+    /// The buffer: [`struct_buffer_len`] bytes from an aligned start.
+    fn buffer(&self) -> &[u8] {
+        &self.bytes[self.start..self.start + struct_buffer_len(size_of::<T>())]
     }
 
     /// A zeroed buffer holding `value` at its start (for structures the SDK
@@ -60,7 +69,7 @@ impl<T: Copy> Wide<T> {
         let mut w = Self::zeroed();
         // SAFETY: the buffer is at least `size_of::<T>()` bytes (`struct_buffer_len`
         // is at least 4 KiB and 4 times the size), its start is aligned for `T`
-        // (64-byte chunks, alignment checked in `zeroed`), and it is ours alone.
+        // (a 64-byte boundary, alignment checked in `zeroed`), and it is ours alone.
         unsafe { w.as_mut_ptr().write(value) };
         w
     }
@@ -68,7 +77,8 @@ impl<T: Copy> Wide<T> {
     /// The pointer to pass to the SDK: valid for reads and writes of the whole
     /// buffer while `self` lives and is not otherwise used.
     pub(super) fn as_mut_ptr(&mut self) -> *mut T {
-        self.chunks.as_mut_ptr().cast()
+        let end = self.start + struct_buffer_len(size_of::<T>());
+        self.bytes[self.start..end].as_mut_ptr().cast()
     }
 
     /// The `T` at the start of the buffer: the fields the header names.
@@ -80,7 +90,7 @@ impl<T: Copy> Wide<T> {
         // SAFETY: the buffer is initialised (zeroed, then written by us or the
         // SDK), large enough and aligned for `T` (see `holding`); any bytes are
         // a valid `T` by the caller's contract.
-        unsafe { self.chunks.as_ptr().cast::<T>().read() }
+        unsafe { self.buffer().as_ptr().cast::<T>().read() }
     }
 }
 
@@ -105,10 +115,10 @@ mod tests {
     #[test]
     fn wide_buffers_are_zeroed_aligned_and_hold_the_value_at_their_start() {
         let mut w = Wide::<raw::ddp_stat_t>::zeroed();
-        let len = w.chunks.len() * STRUCT_BUFFER_ALIGN;
+        let len = w.buffer().len();
         assert_eq!(len, struct_buffer_len(size_of::<raw::ddp_stat_t>()));
         assert_eq!(w.as_mut_ptr() as usize % STRUCT_BUFFER_ALIGN, 0);
-        assert!(w.chunks.iter().all(|c| c.0.iter().all(|&b| b == 0)));
+        assert!(w.buffer().iter().all(|&b| b == 0));
         // SAFETY: a structure of integers.
         assert_eq!(unsafe { w.get() }, raw::ddp_stat_t::default());
 
@@ -118,11 +128,7 @@ mod tests {
         let w = Wide::holding(st);
         // SAFETY: a structure of integers.
         assert_eq!(unsafe { w.get() }, st);
-        let tail = w
-            .chunks
-            .iter()
-            .flat_map(|c| c.0)
-            .skip(size_of::<raw::ddp_stat_t>());
-        assert!(tail.into_iter().all(|b| b == 0), "the rest stays zero");
+        let tail = &w.buffer()[size_of::<raw::ddp_stat_t>()..];
+        assert!(tail.iter().all(|&b| b == 0), "the rest stays zero");
     }
 }

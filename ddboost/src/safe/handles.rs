@@ -1,6 +1,6 @@
 //! RAII handles: one method per SDK call, closed on drop.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,12 @@ use super::types::{OpenMode, Stat, StatFs, StreamCounts};
 /// The largest read or write passed to the SDK in one call (1 MiB, the
 /// documented maximum I/O size). Larger buffers are split.
 pub const MAX_IO_SIZE: usize = 1 << 20;
+
+thread_local! {
+    /// Each thread's room for [`File::read_exact_size`]: up to
+    /// [`MAX_IO_SIZE`], allocated once per thread and kept.
+    static READ_ROOM: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Memory pool size passed to `ddp_instance_create` (GPDB's 64 MiB).
 pub const DEFAULT_POOL_SIZE: u32 = 64 << 20;
@@ -369,16 +375,20 @@ impl File {
     }
 
     /// Reads up to `want` bytes (at most [`MAX_IO_SIZE`]) from `offset` with
-    /// one `ddp_read`, into a buffer of exactly the bytes read: room the SDK
-    /// does not fill is never touched, so a small object's read costs no
-    /// more memory than the object. Fewer than `want` only at the end.
+    /// one `ddp_read`, into a buffer of exactly the bytes read. The read
+    /// lands in room the calling thread keeps for it ([`READ_ROOM`]) and
+    /// only the bytes read are copied out: room the SDK does not fill is
+    /// never touched, and no megabyte is allocated and freed per read, so a
+    /// small object's read costs no more memory than the object. Fewer than
+    /// `want` only at the end.
     pub fn read_exact_size(&self, want: usize, offset: u64) -> Result<Vec<u8>> {
         let want = want.min(MAX_IO_SIZE);
-        let mut buf = Vec::new();
-        self.call(|api, fd| adapter::read_append(api, fd, &mut buf, want, offset))
-            .map_err(|c| Error::from_code("ddp_read", self.path.clone(), c))?;
-        buf.shrink_to_fit();
-        Ok(buf)
+        READ_ROOM.with_borrow_mut(|room| {
+            room.clear();
+            self.call(|api, fd| adapter::read_append(api, fd, room, want, offset))
+                .map_err(|c| Error::from_code("ddp_read", self.path.clone(), c))?;
+            Ok(room.to_vec())
+        })
     }
 
     /// Writes `buf` at `offset` with `ddp_write`, at most [`MAX_IO_SIZE`] per
