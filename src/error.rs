@@ -22,6 +22,9 @@ pub enum ErrorKind {
     StreamLimit,
     /// Stored bytes do not match their checksum.
     Integrity,
+    /// `verify_backup`'s verdict: the backup is incomplete, or objects of it
+    /// are missing, failed their checksum or have none.
+    Unverified,
     /// The reader of standard output went away.
     BrokenPipe,
     /// Failure reading standard input or writing a local file.
@@ -69,6 +72,9 @@ pub enum Failure {
     StorageError,
     /// Stored bytes do not match their checksum.
     ChecksumMismatch,
+    /// `verify_backup` found the backup incomplete, or objects missing,
+    /// failed or unrecorded.
+    VerifyFailed,
     /// Reading standard input, writing standard output or a local file.
     LocalIo,
     /// A signal (or the broker's cancel of its client's request) stopped it.
@@ -81,7 +87,7 @@ pub enum Failure {
 
 impl Failure {
     /// Every code, in the README's order.
-    pub const ALL: [Failure; 16] = [
+    pub const ALL: [Failure; 17] = [
         Failure::Usage,
         Failure::Config,
         Failure::InvalidArgument,
@@ -94,6 +100,7 @@ impl Failure {
         Failure::PermissionDenied,
         Failure::StorageError,
         Failure::ChecksumMismatch,
+        Failure::VerifyFailed,
         Failure::LocalIo,
         Failure::Interrupted,
         Failure::BrokerGone,
@@ -115,6 +122,7 @@ impl Failure {
             Failure::PermissionDenied => ("DDB-206", "permission_denied"),
             Failure::StorageError => ("DDB-207", "storage_error"),
             Failure::ChecksumMismatch => ("DDB-208", "checksum_mismatch"),
+            Failure::VerifyFailed => ("DDB-209", "verify_failed"),
             Failure::LocalIo => ("DDB-301", "local_io"),
             Failure::Interrupted => ("DDB-302", "interrupted"),
             Failure::BrokerGone => ("DDB-303", "broker_gone"),
@@ -241,6 +249,9 @@ impl Error {
     pub fn integrity(m: impl Into<String>) -> Self {
         Self::new(ErrorKind::Integrity, m)
     }
+    pub fn unverified(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unverified, m)
+    }
     pub fn io(m: impl Into<String>) -> Self {
         Self::new(ErrorKind::Io, m)
     }
@@ -273,6 +284,7 @@ impl Error {
             ErrorKind::Storage => Failure::of_storage(self),
             ErrorKind::StreamLimit => Failure::StreamLimit,
             ErrorKind::Integrity => Failure::ChecksumMismatch,
+            ErrorKind::Unverified => Failure::VerifyFailed,
             // A reader that went away ends a command well; counted as I/O.
             ErrorKind::BrokenPipe | ErrorKind::Io => Failure::LocalIo,
             ErrorKind::Interrupted => Failure::Interrupted,

@@ -94,7 +94,8 @@ pub fn panic_outcome(name: &str) -> Outcome {
 pub fn note_panic(command: &str, info: &std::panic::PanicHookInfo<'_>) {
     Scope::current().note_panic();
     let msg = info.to_string().replace('\n', " ");
-    log::error!("{command}: internal error: {msg}");
+    let code = Failure::Internal.code();
+    log::error!("[{code}] {command}: internal error: {msg}");
 }
 
 /// " (log: <path>)" when there is a log file.
