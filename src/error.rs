@@ -1,5 +1,6 @@
 //! The plugin's error type. Every message is one line that says what failed,
-//! on which object, and what to do; `app::run` prints it once on stderr.
+//! on which object, and what to do; `app::run` prints it once on stderr,
+//! with its stable code ([`Failure`]).
 
 use std::fmt;
 

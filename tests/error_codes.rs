@@ -242,10 +242,42 @@ fn local_io() -> Seen {
     Seen::of(&env, cmd.stdin(folder).output().unwrap())
 }
 
-/// A restore waiting for the broker's only connection, which a paused
-/// write holds, is signalled: it exits 128 + 15 with no line (as a
-/// signalled plugin process does), and the broker logs the code.
+/// A backup working directly and a restore the broker runs are signalled:
+/// each exits 128 + 15 with no line, and the log has the code of each.
 fn interrupted() -> Seen {
+    let direct = signalled_backup();
+    let broker = signalled_restore();
+    let both = direct.status == broker.status && direct.stderr == broker.stderr;
+    let code = "[DDB-302] ";
+    let logged = direct.log.contains(&format!("{code}received SIGTERM"))
+        && broker
+            .log
+            .contains(&format!("{code}restore_data: interrupted"));
+    Seen {
+        status: direct.status.filter(|_| both && logged),
+        ..direct
+    }
+}
+
+/// An overwrite by a backup_data without a broker, signalled at a pause
+/// point before its commit.
+fn signalled_backup() -> Seen {
+    let env = local();
+    env.backup_data(TS, "obj", b"old");
+    let cmd = env.command(&["backup_data", env.cfg(), &env.key(TS, "obj")]);
+    let (child, _) = stopped_at(&env, cmd, "data-written", &bytes(3 << 20, 8));
+    kill(child.id() as i32, "TERM");
+    let (status, stderr) = stderr_of(child);
+    Seen {
+        status: status.code(),
+        stderr,
+        log: env.log_text(),
+    }
+}
+
+/// A restore waiting for the broker's only connection, which a paused
+/// write holds, is signalled: the broker logs the request it stopped.
+fn signalled_restore() -> Seen {
     let w = World::new("  broker_connections: 1\n  logger_verbosity: verbose\n");
     w.hook("setup_plugin_for_backup");
     // An overwrite stops before its commit, with its record staged.
