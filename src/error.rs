@@ -41,9 +41,10 @@ pub enum ErrorKind {
 }
 
 /// What a failure was, as a stable code: the stderr line shows it
-/// (`error[DDB-204]: ...`), the README's troubleshooting table gives each one's
-/// cause and remedy, and metrics count failures by its [`Failure::name`].
-/// Codes are never reused for another meaning.
+/// (`error[DDB-204]: ...`), the log too (`[DDB-204] ...`), and the README's
+/// troubleshooting table gives each one's cause and remedy. Its
+/// [`Failure::name`] is a lowercase label value for counting failures by
+/// kind. Codes are never reused for another meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Failure {
     /// Wrong command or argument count ([`ErrorKind::Usage`]).
@@ -108,7 +109,7 @@ impl Failure {
         Failure::Internal,
     ];
 
-    /// The code and the lowercase name a metric's label takes.
+    /// The code and its lowercase name.
     const fn parts(self) -> (&'static str, &'static str) {
         match self {
             Failure::Usage => ("DDB-101", "usage"),
