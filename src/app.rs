@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::about::{API_VERSION, PLUGIN_NAME};
+use crate::about::API_VERSION;
 use crate::broker;
 use crate::commands;
 use crate::error::{self, ErrorKind};
@@ -29,7 +29,7 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
     let parsed = match cli::parse(&argv) {
         Ok(p) => p,
         Err(e) if e.kind() == ErrorKind::Usage => {
-            eprintln!("{PLUGIN_NAME}: {e}");
+            eprintln!("{}", outcome::early_line(&e));
             return ExitCode::from(2);
         }
         Err(e) => {

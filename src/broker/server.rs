@@ -19,11 +19,11 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::request::{done, request, Requests, CANCEL_WAIT};
 use super::wire::{self, Message};
-use crate::about::PLUGIN_NAME;
 use crate::backends::PluginConfig;
 use crate::data::stream;
 use crate::error::{Error, Result};
 use crate::process::logging;
+use crate::process::outcome;
 use crate::process::private::open_append;
 use crate::process::signals;
 
@@ -304,7 +304,7 @@ fn serve(shared: &Shared, conn: UnixStream) {
         ))) => {
             if let Err(e) = request(&shared.requests, &conn, command, pid, pause) {
                 log::warn!("connection broker: request of process {pid} (in {cwd}) not run: {e}");
-                let line = format!("{PLUGIN_NAME}: error: connection broker: {e}");
+                let line = outcome::early_line(&e.context("connection broker"));
                 let _ = wire::send(&conn, &done(1, Some(line), false), None);
             }
         }

@@ -4,7 +4,7 @@
 //! a client (which exits as the broker's answer says).
 
 use crate::about::PLUGIN_NAME;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Failure, Result};
 
 use super::logging;
 use super::scope::Scope;
@@ -45,21 +45,33 @@ pub fn of(name: &str, result: std::thread::Result<Result<()>>) -> Outcome {
         }
         Ok(Err(e)) if !panicked => failed(name, &e),
         Ok(Err(e)) => {
-            log::error!("{name}: {e}");
+            log::error!("[{}] {name}: {e}", e.code());
             panic_outcome(name)
         }
         Err(_) => panic_outcome(name),
     }
 }
 
-/// The outcome of the command `name` that failed with `e`.
+/// The outcome of the command `name` that failed with `e`: its line
+/// carries the error's code, `... backup_data: error[DDB-204]: ...`, and so
+/// does the log's.
 pub fn failed(name: &str, e: &Error) -> Outcome {
-    log::error!("{name}: {e}");
+    let code = e.code();
+    log::error!("[{code}] {name}: {e}");
     Outcome {
         code: 1,
-        line: Some(format!("{PLUGIN_NAME} {name}: error: {e}{}", log_hint())),
+        line: Some(format!(
+            "{PLUGIN_NAME} {name}: error[{code}]: {e}{}",
+            log_hint()
+        )),
         reusable: e.kind() != ErrorKind::Storage,
     }
+}
+
+/// The one line of a failure before any command ran (a wrong command or
+/// argument count, a broker that refused a request): `error[DDB-101]: ...`.
+pub fn early_line(e: &Error) -> String {
+    format!("{PLUGIN_NAME}: error[{}]: {e}", e.code())
 }
 
 /// The outcome of the command `name` that panicked: the panic's message
@@ -68,7 +80,8 @@ pub fn panic_outcome(name: &str) -> Outcome {
     Outcome {
         code: 1,
         line: Some(format!(
-            "{PLUGIN_NAME} {name}: internal error{}; please report this",
+            "{PLUGIN_NAME} {name}: internal error[{}]{}; please report this",
+            Failure::Internal.code(),
             log_hint()
         )),
         reusable: false,
@@ -81,7 +94,8 @@ pub fn panic_outcome(name: &str) -> Outcome {
 pub fn note_panic(command: &str, info: &std::panic::PanicHookInfo<'_>) {
     Scope::current().note_panic();
     let msg = info.to_string().replace('\n', " ");
-    log::error!("{command}: internal error: {msg}");
+    let code = Failure::Internal.code();
+    log::error!("[{code}] {command}: internal error: {msg}");
 }
 
 /// " (log: <path>)" when there is a log file.
@@ -108,12 +122,12 @@ mod tests {
         let storage = of("restore_data", Ok(Err(Error::storage("lost"))));
         assert_eq!((storage.code, storage.reusable), (1, false));
         let line = storage.line.unwrap();
-        assert!(line.starts_with("gpbackup_ddboost_plugin restore_data: error: lost"));
+        assert!(line.starts_with("gpbackup_ddboost_plugin restore_data: error[DDB-207]: lost"));
         let cancelled = of("restore_data", Ok(Err(Error::interrupted("stopped"))));
         assert_eq!((cancelled.code, cancelled.reusable), (1, true));
         let panicked = of("restore_data", Err(Box::new("boom")));
         assert_eq!(panicked, panic_outcome("restore_data"));
-        assert!(panicked.line.unwrap().contains("internal error"));
+        assert!(panicked.line.unwrap().contains("internal error[DDB-399]"));
         // A thread of the command panicked: its failure is told as a panic.
         request.note_panic();
         let after = of("restore_data", Ok(Err(Error::internal("a step stopped"))));

@@ -197,7 +197,8 @@ pub fn install() {
                     continue;
                 }
                 log::warn!(
-                    "received {name}; removing {} unfinished object(s) and exiting",
+                    "[{}] received {name}; removing {} unfinished object(s) and exiting",
+                    crate::error::Failure::Interrupted.code(),
                     reg.len()
                 );
                 for (_, action) in reg.drain(..) {

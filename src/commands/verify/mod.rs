@@ -465,7 +465,7 @@ fn outcome(
     allow_unrecorded: bool,
 ) -> Result<()> {
     if let Some(v) = report.own().filter(|_| bad) {
-        return Err(Error::integrity(format!(
+        return Err(Error::unverified(format!(
             "backup {ts} is {}: {} (see the BACKUP{} lines on standard output)",
             v.verdict.word(),
             v.reasons.join("; "),
@@ -484,18 +484,18 @@ fn outcome(
     };
     let (failed, unrecorded, named) = (report.failed, report.unrecorded, report.named);
     if report.missing > 0 {
-        return Err(Error::integrity(format!(
+        return Err(Error::unverified(format!(
             "backup {ts}: {} objects are missing: their checksum records are stored but the objects are not (see the MISSING lines on standard output){note}",
             report.missing
         )));
     }
     if failed > 0 {
-        return Err(Error::integrity(format!(
+        return Err(Error::unverified(format!(
             "backup {ts}: {failed} of {named} objects failed verification (see the FAILED lines on standard output){note}"
         )));
     }
     if unrecorded > 0 && !allow_unrecorded {
-        return Err(Error::integrity(format!(
+        return Err(Error::unverified(format!(
             "backup {ts}: {unrecorded} of {named} objects have no checksum record and cannot be verified (see the UNRECORDED lines; written by another tool? --allow-unrecorded accepts them){note}"
         )));
     }

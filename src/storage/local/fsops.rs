@@ -28,7 +28,7 @@ pub(super) fn io_err(op: &str, path: &Path, e: io::Error) -> Error {
     } else {
         ErrorKind::Storage
     };
-    Error::new(kind, format!("{op} {}: {e}", path.display()))
+    Error::new(kind, format!("{op} {}: {e}", path.display())).with_source(e)
 }
 
 pub(super) fn sync_dir(dir: &Path) -> Result<()> {
