@@ -32,6 +32,7 @@ pub mod config;
 pub mod crypto;
 pub mod data;
 pub mod error;
+pub mod observe;
 pub mod path;
 pub mod process;
 pub mod protocol;

@@ -10,6 +10,7 @@ pub mod fanout;
 pub mod journal;
 pub mod logging;
 pub mod malloc;
+pub mod metrics;
 pub mod outcome;
 pub mod pause;
 pub mod private;
