@@ -270,3 +270,66 @@ fn same_series(line: &str, series: &str) -> bool {
     let (served, _) = line.rsplit_once(' ').unwrap();
     served.split('{').next() == series.split('{').next() && labels(served) == labels(series)
 }
+
+#[test]
+fn list_backups_gives_the_storage_side_metrics() {
+    let env = Env::new(Backend::Local);
+    let ts = "20250102030405";
+    let mut total = 0;
+    for i in 0..3 {
+        let data = bytes(500 * (i + 1), i as u64);
+        env.backup_data(ts, &format!("gpbackup_0_{ts}_{i}"), &data);
+        total += data.len();
+    }
+    let key = env.key(ts, &format!("gpbackup_{ts}_config.yaml"));
+    let config = PathBuf::from(&key);
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, "status: Success\nsingledatafile: false\n").unwrap();
+    ok(&env.run(&["backup_file", env.cfg(), key.as_str()]));
+    let list = || {
+        let out = env.run(&["list_backups", env.cfg(), "--format", "openmetrics"]);
+        ok(&out);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let before = list();
+    let label = format!("backup=\"{ts}\"");
+    assert_eq!(
+        value(&before, "gpbackup_ddboost_backup_objects", &label),
+        4.0
+    );
+    let config_len = std::fs::metadata(&config).unwrap().len() as f64;
+    assert_eq!(
+        value(&before, "gpbackup_ddboost_backup_size_bytes", &label),
+        total as f64 + config_len
+    );
+    assert_eq!(
+        value(&before, "gpbackup_ddboost_backup_complete", &label),
+        1.0
+    );
+    assert!(
+        !before.contains("gpbackup_ddboost_backup_last_verify_ok{"),
+        "{before}"
+    );
+    let verified = env.run(&["verify_backup", env.cfg(), ts, "--allow-unrecorded"]);
+    let after = list();
+    let passed = if verified.status.success() { 1.0 } else { 0.0 };
+    assert_eq!(
+        value(&after, "gpbackup_ddboost_backup_last_verify_ok", &label),
+        passed
+    );
+    let at = value(
+        &after,
+        "gpbackup_ddboost_backup_last_verify_timestamp_seconds",
+        &label,
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - at).abs() < 120.0, "{after}");
+    if let Some(promtool) = tool("promtool", "prometheus") {
+        let file = env.tmp.path().join("storage.prom");
+        std::fs::write(&file, &after).unwrap();
+        promtool_accepts(&promtool, &file);
+    }
+}

@@ -243,13 +243,17 @@ pub fn execute_with(name: &'static str, cmd: Command, io: Io) -> Result<()> {
             sizes,
             replica,
             json,
+            format,
         } => with(config, &|c| {
+            let format = format.as_deref();
+            let openmetrics = format == Some("openmetrics");
             list_backups::run(
                 c,
                 list_backups::Flags {
-                    sizes: *sizes,
+                    sizes: *sizes || openmetrics,
                     replica: *replica,
-                    json: *json,
+                    json: *json || format == Some("json"),
+                    openmetrics,
                 },
             )
         }),

@@ -12,6 +12,7 @@
 pub mod host;
 pub mod record;
 pub mod textfile;
+pub mod verified;
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
