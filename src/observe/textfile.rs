@@ -176,3 +176,87 @@ pub fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), String
         format!("cannot write {name} in {shown}: {e}")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::record::{Facts, OK};
+    use crate::process::metrics::{Counts, Split};
+
+    fn summary_of(objects: u64) -> Summary {
+        let mut s = Summary::default();
+        for i in 0..objects {
+            let kind = match i % 50 {
+                7 => "storage",
+                9 => "stream_limit",
+                _ => OK,
+            };
+            s.add(Facts {
+                start_ms: 1_000 + i,
+                split: Split {
+                    wall_ns: 1_000_000 + i,
+                    storage_ns: 1_000_000,
+                    own_ns: i,
+                    ..Split::default()
+                },
+                bytes: i,
+                counts: Counts {
+                    calls: 3,
+                    ..Counts::default()
+                },
+                kind: kind.to_string(),
+                name: format!("gpbackup_0_20250101120000_{i}"),
+            });
+        }
+        s
+    }
+
+    /// The series written: each sample's name and labels, without its value.
+    fn series(text: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.rsplit_once(' ').unwrap().0.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn as_many_series_at_100_000_objects_as_at_100() {
+        let few = render(&summary_of(100), "h1", "20250101120000", "backup");
+        let many = render(&summary_of(100_000), "h1", "20250101120000", "backup");
+        assert_eq!(series(&few), series(&many));
+        assert_eq!(series(&few).len(), 25);
+        assert!(!many.contains("gpbackup_0_"), "no object is a label");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(labels(&[("a", "x\"y\\z\n")]), "{a=\"x\\\"y\\\\z\\n\"}");
+    }
+
+    #[test]
+    fn a_link_in_the_folders_place_is_refused_and_the_file_is_0644() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = write_atomically(&link, "m.prom", "x 1\n").unwrap_err();
+        assert!(e.contains("not a folder"), "{e}");
+        assert!(write_atomically(&tmp.path().join("none"), "m.prom", "x 1\n").is_err());
+        // A link at the file's name is replaced, not written through.
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, real.join("m.prom")).unwrap();
+        write_atomically(&real, "m.prom", "x 1\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        let meta = std::fs::symlink_metadata(real.join("m.prom")).unwrap();
+        assert!(meta.is_file());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            std::fs::read_dir(&real).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
+}
