@@ -333,3 +333,72 @@ fn list_backups_gives_the_storage_side_metrics() {
         promtool_accepts(&promtool, &file);
     }
 }
+
+/// Every PromQL expression of the Grafana dashboard, with its variables
+/// given values.
+fn dashboard_exprs() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("packaging/grafana/gpbackup_ddboost_plugin.json");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut exprs = Vec::new();
+    for panel in doc["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let e = target["expr"].as_str().unwrap();
+            exprs.push(e.replace("$host", ".*"));
+        }
+    }
+    assert!(exprs.len() >= 8);
+    exprs
+}
+
+#[test]
+fn the_dashboards_expressions_pass_promtool_and_name_written_metrics() {
+    // The names the plugin writes: the hook's and list_backups'.
+    let env = Env::new(Backend::Local);
+    env.backup_data(TS, &format!("gpbackup_0_{TS}_1"), b"x");
+    let out = env.run(&["list_backups", env.cfg(), "--format", "openmetrics"]);
+    ok(&out);
+    let mut written = String::from_utf8(out.stdout).unwrap();
+    let mut summary = gpbackup_ddboost_plugin::observe::host::Summary::default();
+    summary.failures.insert("storage".into(), 1);
+    written.push_str(&gpbackup_ddboost_plugin::observe::textfile::render(
+        &summary, "h", TS, "backup",
+    ));
+    let exprs = dashboard_exprs();
+    for e in &exprs {
+        for name in e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if name.starts_with("gpbackup_ddboost_") {
+                assert!(
+                    written
+                        .lines()
+                        .any(|l| l.starts_with(name) || l.starts_with(&format!("# TYPE {name} "))),
+                    "the dashboard's {name} is not written"
+                );
+            }
+        }
+    }
+    let Some(promtool) = tool("promtool", "prometheus") else {
+        return;
+    };
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, e) in exprs.iter().enumerate() {
+        let quoted = serde_json::to_string(e).unwrap();
+        rules.push_str(&format!(
+            "      - record: dashboard:expr{i}\n        expr: {quoted}\n"
+        ));
+    }
+    let file = env.tmp.path().join("dashboard.rules.yml");
+    std::fs::write(&file, rules).unwrap();
+    let out = Command::new(promtool)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
