@@ -17,6 +17,7 @@ pub mod private;
 pub mod progress;
 pub mod scope;
 pub mod signals;
+pub mod tally;
 pub mod temp;
 
 /// Whether process `pid` is running on this host (under any user). A

@@ -44,7 +44,7 @@ pub struct Scope {
     /// its client's).
     pub(crate) log_as: Option<(u32, String)>,
     /// Where the command's time went so far.
-    pub(crate) tally: super::metrics::Tally,
+    pub(crate) tally: super::tally::Tally,
 }
 
 /// The pause point this process was asked for
