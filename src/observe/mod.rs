@@ -72,6 +72,7 @@ pub struct ObjectEnd<'a> {
     pub timestamp: &'a str,
     /// The object's path on the storage.
     pub object: &'a str,
+    /// When the command started (its time counts from its process's start).
     pub started: Instant,
 }
 
@@ -82,7 +83,10 @@ fn unix_ms(at: SystemTime) -> u64 {
 
 impl ObjectEnd<'_> {
     fn facts(&self, bytes: u64, kind: &str) -> record::Facts {
-        let wall = self.started.elapsed();
+        // From the start of the process that asked (its own, or the
+        // connection broker's client): its start and handoff are the
+        // plugin's own work.
+        let wall = metrics::began(self.started).elapsed();
         let counts = metrics::current();
         let start = SystemTime::now().checked_sub(wall).unwrap_or(UNIX_EPOCH);
         let name = Path::new(self.object)

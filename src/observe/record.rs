@@ -10,7 +10,7 @@
 //! it), reads it line by line and removes it.
 //!
 //! A line: `f1 <start ms> <wall us> <io us> <storage us> <stream wait us>
-//! <plugin us> <bytes> <storage calls> <stream waits> <retries> <kind>
+//! <plugin us> <storage calls' us added up> <bytes> <storage calls> <stream waits> <retries> <kind>
 //! <bucket counts...> <object name>`, numbers zero-padded and the name padded
 //! to a fixed width (a longer one is cut), `kind` `ok` or the failure's kind.
 
@@ -95,13 +95,14 @@ pub fn encode(f: &Facts) -> String {
     let us = |ns: u64| ns / 1000;
     let s = &f.split;
     let mut line = format!(
-        "f1 {:013} {:013} {:013} {:013} {:013} {:013} {:020} {:010} {:08} {:08} {}",
+        "f1 {:013} {:013} {:013} {:013} {:013} {:013} {:013} {:020} {:010} {:08} {:08} {}",
         f.start_ms,
         us(s.wall_ns),
         us(s.io_ns),
         us(s.storage_ns),
         us(s.wait_ns),
         us(s.own_ns),
+        us(f.counts.storage_ns),
         f.bytes,
         f.counts.calls,
         f.counts.waits,
@@ -134,6 +135,7 @@ pub fn decode(line: &str) -> Option<Facts> {
         wait_ns: ns(n()?),
         own_ns: ns(n()?),
     };
+    let calls_ns = ns(n()?);
     let bytes = n()?;
     let (calls, waits, retries) = (n()?, n()?, n()?);
     let kind = fields.next()?.to_string();
@@ -144,7 +146,8 @@ pub fn decode(line: &str) -> Option<Facts> {
     let name = fields.next().unwrap_or_default().to_string();
     let counts = Counts {
         io_ns: split.io_ns,
-        storage_ns: split.storage_ns,
+        storage_ns: calls_ns,
+        busy_ns: split.storage_ns,
         wait_ns: split.wait_ns,
         calls,
         waits,
@@ -181,7 +184,8 @@ mod tests {
             bytes: 4096,
             counts: Counts {
                 io_ns: split.io_ns,
-                storage_ns: split.storage_ns,
+                storage_ns: 11_000_000,
+                busy_ns: split.storage_ns,
                 wait_ns: 0,
                 calls: 3,
                 waits: 0,

@@ -9,15 +9,51 @@
 //! command does the work. Counting is a few atomic additions.
 
 use std::io::{self, Read, Write};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use super::scope::Scope;
 pub use super::tally::{Counts, Split, Tally, BUCKETS, BUCKET_COUNT};
 
-/// One storage call of the calling thread's command took `d` (the DD Boost
-/// SDK's call observer).
-pub fn storage_call(d: Duration) {
-    Scope::current().tally.storage_call(d);
+/// When this process started, as an instant and as Unix time (ms); taken
+/// first thing in `app::run`.
+static PROCESS_START: LazyLock<(Instant, u64)> = LazyLock::new(|| {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    (Instant::now(), unix)
+});
+
+/// Notes when this process started.
+pub fn note_process_start() {
+    LazyLock::force(&PROCESS_START);
+}
+
+/// When this process started (Unix time, ms).
+pub fn process_start_unix_ms() -> u64 {
+    PROCESS_START.1
+}
+
+/// When the calling thread's command began for its caller: a plugin
+/// process's start; in the connection broker, its client's start (when
+/// the client said); else `started`.
+pub fn began(started: Instant) -> Instant {
+    let scope = Scope::current();
+    let began = match scope.is_process() {
+        true => Some(PROCESS_START.0),
+        false => scope.tally.began(),
+    };
+    began.filter(|b| *b <= started).unwrap_or(started)
+}
+
+/// A storage call of the calling thread's command begins (`None`) or ended
+/// after `d` (the DD Boost SDK's call observer).
+pub fn storage_call(d: Option<Duration>) {
+    let scope = Scope::current();
+    match d {
+        None => scope.tally.call_began(),
+        Some(d) => scope.tally.storage_call(d),
+    }
 }
 
 /// The calling thread's command waited `d` for its input or output.
@@ -76,9 +112,14 @@ mod tests {
     fn calls_fall_into_their_buckets() {
         let request = Scope::request(5, "backup_data", None);
         let _in = request.enter();
-        storage_call(Duration::from_micros(500));
-        storage_call(Duration::from_millis(5));
-        storage_call(Duration::from_secs(9));
+        for d in [
+            Duration::from_micros(500),
+            Duration::from_millis(5),
+            Duration::from_secs(9),
+        ] {
+            storage_call(None);
+            storage_call(Some(d));
+        }
         stream_wait(Duration::from_millis(50));
         let mut out = Timed(Vec::new());
         out.write_all(b"x").unwrap();

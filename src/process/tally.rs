@@ -2,7 +2,8 @@
 //! atomic, so that any thread of the command adds to them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Upper bounds, in seconds, of the storage call latency histogram's
 /// buckets (the last bucket, +Inf, follows them).
@@ -16,18 +17,28 @@ pub const BUCKET_COUNT: usize = BUCKETS.len() + 1;
 pub struct Tally {
     io_ns: AtomicU64,
     storage_ns: AtomicU64,
+    busy_ns: AtomicU64,
+    /// Storage calls in flight, and since when one has been.
+    busy: Mutex<(u64, Option<Instant>)>,
     wait_ns: AtomicU64,
     calls: AtomicU64,
     waits: AtomicU64,
     retries: AtomicU64,
     buckets: [AtomicU64; BUCKET_COUNT],
+    /// When the process the command serves began, when known (in the
+    /// connection broker, its client).
+    began: Mutex<Option<Instant>>,
 }
 
 /// A snapshot of a [`Tally`], or the sum of many.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     pub io_ns: u64,
+    /// The storage calls' durations added up.
     pub storage_ns: u64,
+    /// The time at least one storage call was in flight (calls on several
+    /// connections at once count once).
+    pub busy_ns: u64,
     pub wait_ns: u64,
     pub calls: u64,
     pub waits: u64,
@@ -40,8 +51,25 @@ fn nanos(d: Duration) -> u64 {
 }
 
 impl Tally {
-    /// One storage call took `d`.
+    /// A storage call begins.
+    pub fn call_began(&self) {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        busy.0 += 1;
+        busy.1.get_or_insert_with(Instant::now);
+    }
+
+    /// A storage call that began ([`Tally::call_began`]) took `d`.
     pub fn storage_call(&self, d: Duration) {
+        {
+            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            busy.0 = busy.0.saturating_sub(1);
+            if busy.0 == 0 {
+                if let Some(since) = busy.1.take() {
+                    self.busy_ns
+                        .fetch_add(nanos(since.elapsed()), Ordering::Relaxed);
+                }
+            }
+        }
         self.storage_ns.fetch_add(nanos(d), Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
         let secs = d.as_secs_f64();
@@ -65,12 +93,27 @@ impl Tally {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The process the command serves began at `ms` (Unix time).
+    pub fn began_at_unix_ms(&self, ms: u64) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let ago = Duration::from_millis(now.saturating_sub(ms));
+        *self.began.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now().checked_sub(ago);
+    }
+
+    /// When the process the command serves began, if known.
+    pub fn began(&self) -> Option<Instant> {
+        *self.began.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// What was counted so far.
     pub fn snapshot(&self) -> Counts {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Counts {
             io_ns: get(&self.io_ns),
             storage_ns: get(&self.storage_ns),
+            busy_ns: get(&self.busy_ns),
             wait_ns: get(&self.wait_ns),
             calls: get(&self.calls),
             waits: get(&self.waits),
@@ -85,6 +128,7 @@ impl Counts {
     pub fn add(&mut self, other: &Counts) {
         self.io_ns += other.io_ns;
         self.storage_ns += other.storage_ns;
+        self.busy_ns += other.busy_ns;
         self.wait_ns += other.wait_ns;
         self.calls += other.calls;
         self.waits += other.waits;
@@ -96,7 +140,7 @@ impl Counts {
 
     /// How `wall` splits between the parts (see [`Split`]).
     pub fn split(&self, wall: Duration) -> Split {
-        Split::of(nanos(wall), [self.io_ns, self.storage_ns, self.wait_ns])
+        Split::of(nanos(wall), [self.io_ns, self.busy_ns, self.wait_ns])
     }
 }
 

@@ -4,10 +4,10 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// Receives the duration of every SDK call, the wait for the instance's call
-/// lock included, on the thread that made it. It must not call back into
-/// the SDK.
-pub type CallObserver = fn(Duration);
+/// Told of every SDK call on the thread that makes it: `None` as it begins,
+/// then its duration (the wait for the instance's call lock included) as it
+/// ends. It must not call back into the SDK.
+pub type CallObserver = fn(Option<Duration>);
 
 static OBSERVER: OnceLock<CallObserver> = OnceLock::new();
 
@@ -22,9 +22,10 @@ pub(crate) fn timed<R>(f: impl FnOnce() -> R) -> R {
     match OBSERVER.get() {
         None => f(),
         Some(observer) => {
+            observer(None);
             let started = Instant::now();
             let r = f();
-            observer(started.elapsed());
+            observer(Some(started.elapsed()));
             r
         }
     }
