@@ -402,3 +402,28 @@ fn the_dashboards_expressions_pass_promtool_and_name_written_metrics() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_failed_restore_is_counted_by_its_kind() {
+    let w = world("");
+    back_up(&w, 2);
+    w.hook("cleanup_plugin_for_backup");
+    ok(&w.restore(&format!("gpbackup_0_{TS}_0")));
+    let missing = w.restore("gpbackup_0_missing");
+    fails(&missing);
+    w.hook("cleanup_plugin_for_restore");
+    let text =
+        std::fs::read_to_string(metrics_dir(&w).join("gpbackup_ddboost_plugin_restore.prom"))
+            .unwrap();
+    assert_eq!(value(&text, "gpbackup_ddboost_objects_total", TS), 1.0);
+    assert_eq!(
+        value(
+            &text,
+            "gpbackup_ddboost_failures_total",
+            "kind=\"not_found\""
+        ),
+        1.0
+    );
+    let log = w.env.log_text();
+    assert!(log.contains("failures by kind: not_found 1"), "{log}");
+}
