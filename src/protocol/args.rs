@@ -262,7 +262,7 @@ pub enum Command {
     /// List the backups below option directory, from their gpbackup configs.
     #[command(
         name = "list_backups",
-        override_usage = "gpbackup_ddboost_plugin list_backups <CONFIG> [--sizes] [--replica] [--json]"
+        override_usage = "gpbackup_ddboost_plugin list_backups <CONFIG> [--sizes] [--replica] [--json | --format text|json|openmetrics]"
     )]
     ListBackups {
         #[command(flatten)]
