@@ -38,7 +38,8 @@ impl Summary {
     /// Adds one object's facts.
     pub fn add(&mut self, f: Facts) {
         let end = f.start_ms + f.split.wall_ns / 1_000_000;
-        if self.objects == 0 && self.failures.is_empty() || f.start_ms < self.first_ms {
+        let first = self.objects == 0 && self.failures.is_empty();
+        if first || f.start_ms < self.first_ms {
             self.first_ms = f.start_ms;
         }
         self.last_ms = self.last_ms.max(end);

@@ -3,7 +3,7 @@
 //! Each object a command stores or reads ends with one summary line in the
 //! log, its wall time split into waiting for input/output, the storage's
 //! calls, waiting for streams and the plugin's own work
-//! (`process::metrics`), and one fixed-size line appended to the backup's
+//! (`process::metrics`), and one line of bounded size appended to the backup's
 //! facts file on this host ([`record`]). The cleanup hook reads that file as
 //! a stream, logs the host's summary of the backup ([`host`]), writes it as
 //! metrics into a node_exporter textfile folder when option

@@ -1,4 +1,4 @@
-//! The facts file of a backup on this host: one fixed-size line per object a
+//! The facts file of a backup on this host: one line of bounded size per object a
 //! command stored or read, for the cleanup hook's summary.
 //!
 //! `facts-<operation>-<timestamp>-<storage id>` in the user's private folder
@@ -11,8 +11,8 @@
 //!
 //! A line: `f1 <start ms> <wall us> <io us> <storage us> <stream wait us>
 //! <plugin us> <storage calls' us added up> <bytes> <storage calls> <stream waits> <retries> <kind>
-//! <bucket counts...> <object name>`, numbers zero-padded and the name padded
-//! to a fixed width (a longer one is cut), `kind` `ok` or the failure's kind.
+//! <bucket counts...> <object name>`, numbers zero-padded, the kind padded
+//! and the name cut to 64 bytes; `kind` is `ok` or the failure's kind.
 
 use std::io::Write;
 use std::path::PathBuf;
