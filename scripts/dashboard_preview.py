@@ -53,7 +53,16 @@ def draw(keep, out):
     fig.patch.set_facecolor(BG)
     fig.suptitle("gpbackup DD Boost plugin (mock Data Domain, 5 ms per call, connection broker)",
                  color=FG, fontsize=11, x=0.01, ha="left")
-    ax = axes[0][0]
+    top_row(axes[0], m)
+    bottom_row(axes[1], m, storage)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90, facecolor=BG)
+    print(f"wrote {out}")
+
+
+def top_row(axes, m):
+    """Throughput, where the time went, stream waits and retries, failures."""
+    ax = axes[0]
     style(ax, "Throughput per host (MB/s)")
     for i, op in enumerate(("backup", "restore")):
         b = labelled(m[op], "gpbackup_ddboost_bytes_total", "host")
@@ -61,7 +70,7 @@ def draw(keep, out):
         for j, h in enumerate(sorted(b)):
             ax.bar(i + j * 0.4, b[h] / max(e.get(h, 0), 1e-9) / 1e6, 0.4, color=COLORS[i], label=f"{op} {h}")
     ax.set_xticks([0, 1], ["backup", "restore"])
-    ax = axes[0][1]
+    ax = axes[1]
     style(ax, "Where the time went (share of object time)")
     for i, op in enumerate(("backup", "restore")):
         parts = labelled(m[op], "gpbackup_ddboost_object_seconds_total", "part")
@@ -73,13 +82,13 @@ def draw(keep, out):
             bottom += share
     ax.set_xticks([0, 1], ["backup", "restore"])
     ax.legend(fontsize=7, facecolor=BG, labelcolor=FG)
-    ax = axes[0][2]
+    ax = axes[2]
     style(ax, "Stream waits and retries")
     vals = [bm.pick(m[op], n) for op in ("backup", "restore")
             for n in ("gpbackup_ddboost_stream_waits_total", "gpbackup_ddboost_retries_total")]
     ax.bar(range(4), vals, color=[COLORS[2], COLORS[3]] * 2)
     ax.set_xticks(range(4), ["backup\nwaits", "backup\nretries", "restore\nwaits", "restore\nretries"])
-    ax = axes[0][3]
+    ax = axes[3]
     style(ax, "Failures by kind")
     kinds = {}
     for op in ("backup", "restore"):
@@ -91,7 +100,11 @@ def draw(keep, out):
     else:
         ax.text(0.5, 0.5, "0", color=COLORS[0], fontsize=40, ha="center", va="center", transform=ax.transAxes)
         ax.set_xticks([])
-    ax = axes[1][0]
+
+
+def bottom_row(axes, m, storage):
+    """Storage call latency, backup sizes, age of the last good verify, incomplete backups."""
+    ax = axes[0]
     style(ax, "Storage call latency (calls per bucket)")
     for i, op in enumerate(("backup", "restore")):
         buckets = sorted(((float(k.replace("+Inf", "inf")), v) for k, v in
@@ -102,12 +115,12 @@ def draw(keep, out):
         ax.set_xticks(range(len(buckets)), [f"≤{b * 1000:g}ms" if b != float("inf") else "+Inf"
                                             for b, _ in buckets], rotation=60)
     ax.legend(fontsize=7, facecolor=BG, labelcolor=FG)
-    ax = axes[1][1]
+    ax = axes[1]
     style(ax, "Backup sizes on the storage (KB)")
     sizes = labelled(storage, "gpbackup_ddboost_backup_size_bytes", "backup")
     ax.bar(range(len(sizes)), [v / 1e3 for v in sizes.values()], color=COLORS[2])
     ax.set_xticks(range(len(sizes)), list(sizes), fontsize=7)
-    ax = axes[1][2]
+    ax = axes[2]
     style(ax, "Age of the last good verify_backup (s)")
     at = labelled(storage, "gpbackup_ddboost_backup_last_verify_timestamp_seconds", "backup")
     good = labelled(storage, "gpbackup_ddboost_backup_last_verify_ok", "backup")
@@ -118,16 +131,13 @@ def draw(keep, out):
     else:
         ax.text(0.5, 0.5, "no good verify", color=COLORS[5], fontsize=14, ha="center", va="center",
                 transform=ax.transAxes)
-    ax = axes[1][3]
+    ax = axes[3]
     style(ax, "Backups not complete on the storage")
     incomplete = sum(1 for v in labelled(storage, "gpbackup_ddboost_backup_complete", "backup").values() if v == 0)
     ax.text(0.5, 0.5, str(incomplete), color=COLORS[0] if incomplete == 0 else COLORS[5], fontsize=40,
             ha="center", va="center", transform=ax.transAxes)
     ax.set_xticks([])
     ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(out, dpi=90, facecolor=BG)
-    print(f"wrote {out}")
 
 
 def main():
