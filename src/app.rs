@@ -26,6 +26,7 @@ fn print_stdout(text: &str) -> ExitCode {
 /// success, 2 for a wrong command or argument count, 1 for anything else,
 /// always with exactly one line on stderr when it fails.
 pub fn run(argv: Vec<OsString>) -> ExitCode {
+    crate::process::metrics::note_process_start();
     let parsed = match cli::parse(&argv) {
         Ok(p) => p,
         Err(e) if e.kind() == ErrorKind::Usage => {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::config::options::{Opt, Options};
 use crate::config::{
     yaml, KeySources, Secret, BACKEND, COMMON_OPTIONS, ENCRYPTION_KEY, INJECTED_OPTIONS,
-    LOGGER_VERBOSITY, READ_AHEAD, RESTORE_SUBSET,
+    LOGGER_VERBOSITY, METRICS_TEXTFILE_DIR, READ_AHEAD, RESTORE_SUBSET,
 };
 use crate::error::{Error, Result};
 use crate::process::logging::Verbosity;
@@ -57,6 +57,9 @@ pub struct PluginConfig {
     pub verbosity: Verbosity,
     /// Reads in flight in a restore (option `read_ahead`).
     pub read_ahead: usize,
+    /// The node_exporter textfile folder for metrics (option
+    /// `metrics_textfile_dir`), if any.
+    pub metrics_dir: Option<PathBuf>,
     /// Non-fatal findings (unknown keys, ignored options) for the log.
     pub warnings: Vec<String>,
     /// Every option as given, secrets redacted, for the debug log.
@@ -144,6 +147,9 @@ impl PluginConfig {
         // Read by gpbackup_helper, not by the plugin: only checked.
         opts.on_off(&RESTORE_SUBSET);
         let read_ahead = opts.number(&READ_AHEAD) as usize;
+        let metrics_dir = Some(opts.text(&METRICS_TEXTFILE_DIR))
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from);
         let settings = backend_settings(&mut opts, &mut warnings);
         let mut problems = opts.into_problems();
         if problems.is_empty() {
@@ -157,6 +163,7 @@ impl PluginConfig {
                 backend,
                 verbosity,
                 read_ahead,
+                metrics_dir,
                 warnings,
                 redacted_options: redacted(&map),
                 key_sources: KeySources {

@@ -8,7 +8,8 @@
 //! 2. `broker`: the per-host connection broker (its process, its clients,
 //!    its connection pool) and its start and stop around the hooks;
 //! 3. `commands`: what each command does, against the `storage::Storage` trait;
-//! 4. `backups`: the backups as gpbackup describes them (its config and TOCs);
+//! 4. `backups`, `observe`: the backups as gpbackup describes them (its config
+//!    and TOCs); where the time went (the hosts' summaries, metrics files);
 //! 5. `backends`: the backend registry and the plugin config assembled from it;
 //! 6. `data`: the repository (`data::repo`: a whole write through its commit
 //!    point, verified reads), moving bytes with bounded memory, checksum records;
@@ -32,6 +33,7 @@ pub mod config;
 pub mod crypto;
 pub mod data;
 pub mod error;
+pub mod observe;
 pub mod path;
 pub mod process;
 pub mod protocol;

@@ -66,15 +66,28 @@ pub(super) fn done(code: u8, line: Option<String>, cancelled: bool) -> Message {
     }
 }
 
-/// Takes the request of process `pid` to run `cmd`, receives its
+/// The client process of a request.
+pub(super) struct Client {
+    pub(super) pid: u32,
+    /// Its test pause point (test builds).
+    pub(super) pause: Option<String>,
+    /// When it started (Unix time, ms).
+    pub(super) started_ms: Option<u64>,
+}
+
+/// Takes the request of the process `client` to run `cmd`, receives its
 /// descriptor and runs it; an error is a request that was not run.
 pub(super) fn request(
     shared: &Requests,
     conn: &UnixStream,
     mut cmd: Command,
-    pid: u32,
-    pause: Option<String>,
+    client: Client,
 ) -> Result<()> {
+    let Client {
+        pid,
+        pause,
+        started_ms,
+    } = client;
     let served = super::served(&mut cmd)
         .ok_or_else(|| Error::invalid("the connection broker does not serve this command"))?;
     let (name, stream) = (served.name, served.stream);
@@ -94,6 +107,9 @@ pub(super) fn request(
     };
     let _ = conn.set_read_timeout(None);
     let scope = Scope::request(pid, name, pause.filter(|_| cfg!(feature = "test-support")));
+    if let Some(ms) = started_ms {
+        scope.tally.began_at_unix_ms(ms);
+    }
     let running = Running::start(shared, conn, scope, name)?;
     running.run(cmd, stream, fd);
     Ok(())

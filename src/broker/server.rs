@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{Flock, FlockArg};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::request::{done, request, Requests, CANCEL_WAIT};
+use super::request::{done, request, Client, Requests, CANCEL_WAIT};
 use super::wire::{self, Message};
 use crate::backends::PluginConfig;
 use crate::data::stream;
@@ -299,10 +299,16 @@ fn serve(shared: &Shared, conn: UnixStream) {
                 cwd,
                 pid,
                 pause,
+                started_ms,
             },
             _,
         ))) => {
-            if let Err(e) = request(&shared.requests, &conn, command, pid, pause) {
+            let client = Client {
+                pid,
+                pause,
+                started_ms,
+            };
+            if let Err(e) = request(&shared.requests, &conn, command, client) {
                 log::warn!("connection broker: request of process {pid} (in {cwd}) not run: {e}");
                 let line = outcome::early_line(&e.context("connection broker"));
                 let _ = wire::send(&conn, &done(1, Some(line), false), None);

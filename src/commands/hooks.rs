@@ -7,6 +7,7 @@
 //! safe to run concurrently with itself.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::observe::{HostReport, Operation};
 use crate::process::journal::{self, Found};
 use crate::protocol::args::{HookArgs, Scope};
 use crate::protocol::keys::{timestamp_of_dir, Timestamp};
@@ -67,14 +68,32 @@ pub fn run(ctx: &Context, hook: Hook, args: &HookArgs) -> Result<()> {
         Hook::CleanupBackup => match &ts {
             Some(ts) => {
                 let removed = remove_stale_temporaries(ctx, ts)?;
+                report(ctx, name, ts, Operation::Backup);
                 log::info!("{name}: done ({removed} stale temporaries of {ts} removed)");
             }
             None => log::info!("{name}: done (no backup folder named)"),
         },
         // The config was still checked when the context was loaded.
-        Hook::CleanupRestore => log::info!("{name}: done"),
+        Hook::CleanupRestore => {
+            if let Some(ts) = &ts {
+                report(ctx, name, ts, Operation::Restore);
+            }
+            log::info!("{name}: done")
+        }
     }
     Ok(())
+}
+
+/// The host's summary of `op` of backup `ts`, and its metrics.
+fn report(ctx: &Context, who: &str, ts: &Timestamp, operation: Operation) {
+    HostReport {
+        who,
+        options: &ctx.config.redacted_options,
+        timestamp: ts.as_str(),
+        operation,
+        metrics_dir: ctx.config.metrics_dir.as_deref(),
+    }
+    .run();
 }
 
 /// Removes the temporaries of `ts` whose writer ran on this host and is gone

@@ -26,6 +26,8 @@ pub struct Flags {
     pub sizes: bool,
     pub replica: bool,
     pub json: bool,
+    /// Metrics for node_exporter's textfile collector.
+    pub openmetrics: bool,
 }
 
 /// What is stored of one backup.
@@ -210,7 +212,9 @@ pub fn run(ctx: &Context, flags: Flags) -> Result<()> {
         rows.len(),
         storage.describe()
     );
-    let text = if flags.json {
+    let text = if flags.openmetrics {
+        metrics(ctx, &rows)
+    } else if flags.json {
         let doc = json!({
             "storage": storage.describe(),
             "backups": rows.iter().map(Row::json).collect::<Vec<_>>(),
@@ -225,6 +229,61 @@ pub fn run(ctx: &Context, flags: Flags) -> Result<()> {
         Err(e) => Err(Error::io(format!("cannot write to standard output: {e}"))),
         Ok(()) => Ok(()),
     }
+}
+
+/// Per backup: stored bytes and objects, whether gpbackup's config (its
+/// manifest) is there and says it succeeded, and the last `verify_backup`
+/// on this host. Labels: the backup's timestamp only.
+fn metrics(ctx: &Context, rows: &[Row]) -> String {
+    use crate::observe::textfile::{labels, Text};
+    let checks = crate::observe::verified::last_checks(&ctx.config.redacted_options);
+    let mut t = Text::default();
+    type Value<'a> = dyn Fn(&Row) -> Option<f64> + 'a;
+    let families: [(&str, &str, &Value); 6] = [
+        (
+            "backup_size_bytes",
+            "Bytes stored in the backup's folder.",
+            &|r| r.stored.as_ref().map(|s| s.bytes as f64),
+        ),
+        (
+            "backup_objects",
+            "Objects stored in the backup's folder.",
+            &|r| r.stored.as_ref().map(|s| s.objects as f64),
+        ),
+        (
+            "backup_complete",
+            "1 when gpbackup's config (its manifest of the backup) is stored.",
+            &|r| Some(f64::from(u8::from(r.config.is_some()))),
+        ),
+        (
+            "backup_succeeded",
+            "1 when gpbackup's config says the backup succeeded.",
+            &|r| {
+                Some(f64::from(u8::from(
+                    r.config().is_some_and(|c| c.succeeded()),
+                )))
+            },
+        ),
+        (
+            "backup_last_verify_timestamp_seconds",
+            "When verify_backup last checked the backup on this host (Unix time).",
+            &|r| checks.get(r.ts.as_str()).map(|c| c.at as f64),
+        ),
+        (
+            "backup_last_verify_ok",
+            "1 when the last verify_backup of the backup on this host passed.",
+            &|r| checks.get(r.ts.as_str()).map(|c| f64::from(u8::from(c.ok))),
+        ),
+    ];
+    for (name, help, value) in families {
+        t.family(name, "gauge", help);
+        for row in rows {
+            if let Some(v) = value(row) {
+                t.sample(name, &labels(&[("backup", row.ts.as_str())]), v);
+            }
+        }
+    }
+    t.finish()
 }
 
 /// The config of each backup of `found`, in order, read on up to

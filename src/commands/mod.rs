@@ -17,8 +17,10 @@ use std::time::Instant;
 
 use crate::backends::{self, PluginConfig};
 use crate::error::{Error, Result};
+use crate::observe::ObjectEnd;
 use crate::process::logging;
 use crate::protocol::args::Command;
+use crate::protocol::keys::ObjectKey;
 use crate::storage::{Remote, Storage};
 use hooks::Hook;
 
@@ -26,6 +28,8 @@ use hooks::Hook;
 pub struct Context {
     pub config: Arc<PluginConfig>,
     pub command: &'static str,
+    /// When the command started (its config loaded).
+    pub started: Instant,
     io: Io,
 }
 
@@ -72,6 +76,7 @@ impl Context {
         Ok(Context {
             config,
             command,
+            started: Instant::now(),
             io,
         })
     }
@@ -185,6 +190,9 @@ pub fn execute_with(name: &'static str, cmd: Command, io: Io) -> Result<()> {
         let io = io.borrow_mut().take().unwrap_or_default();
         let ctx = Context::load_with(name, config, io)?;
         let result = run(&ctx);
+        if let (Err(e), Some(key)) = (&result, object_of(&cmd)) {
+            ctx.object_end(key).failed(e);
+        }
         log::debug!(
             "{name}: finished in {:.3} s",
             started.elapsed().as_secs_f64()
@@ -235,13 +243,17 @@ pub fn execute_with(name: &'static str, cmd: Command, io: Io) -> Result<()> {
             sizes,
             replica,
             json,
+            format,
         } => with(config, &|c| {
+            let format = format.as_deref();
+            let openmetrics = format == Some("openmetrics");
             list_backups::run(
                 c,
                 list_backups::Flags {
-                    sizes: *sizes,
+                    sizes: *sizes || openmetrics,
                     replica: *replica,
-                    json: *json,
+                    json: *json || format == Some("json"),
+                    openmetrics,
                 },
             )
         }),
@@ -251,6 +263,30 @@ pub fn execute_with(name: &'static str, cmd: Command, io: Io) -> Result<()> {
         Command::Broker { .. } => Err(crate::error::Error::usage(
             "the connection broker is not a command of its own here",
         )),
+    }
+}
+
+/// The object a command stores or reads, if it moves one.
+fn object_of(cmd: &Command) -> Option<&ObjectKey> {
+    match cmd {
+        Command::BackupFile { file, .. } | Command::RestoreFile { file, .. } => Some(&file.key),
+        Command::BackupData { key, .. }
+        | Command::RestoreData { key, .. }
+        | Command::RestoreDataSubset { key, .. } => Some(key),
+        _ => None,
+    }
+}
+
+impl Context {
+    /// How the command moving the object `key` reports its end.
+    pub fn object_end<'a>(&'a self, key: &'a ObjectKey) -> ObjectEnd<'a> {
+        ObjectEnd {
+            command: self.command,
+            options: &self.config.redacted_options,
+            timestamp: key.timestamp.as_str(),
+            object: key.path().as_str(),
+            started: self.started,
+        }
     }
 }
 

@@ -4,24 +4,23 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use crate::data::repo::{self, Part};
 use crate::data::stream;
 use crate::error::{Error, Result};
+use crate::process::metrics::Timed;
 use crate::process::signals::CleanupGuard;
 use crate::protocol::args::LocalFile;
 use crate::protocol::keys::ObjectKey;
 use crate::protocol::offsets;
 use crate::storage::{is_stale_temp, temp_name, temp_owner, Storage};
 
-use super::{log_summary, Context};
+use super::Context;
 
 /// Stores `input` as the object `key` (see [`repo::store`]).
 fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &str) -> Result<()> {
     let storage = ctx.storage_for_changes()?;
     let path = key.path();
-    let started = Instant::now();
     let write = repo::WriteInfo {
         command: ctx.command,
         source,
@@ -31,7 +30,7 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
     let more = ctx.more_storage_for_changes(WRITE_LANES - 1);
     let (stored, deferred) =
         repo::store_with_lanes(&lanes(storage.as_ref(), &more), path, input, &write)?;
-    log_summary(ctx.command, path, stored.size, started);
+    ctx.object_end(key).done(stored.size);
     ctx.answer_success();
     deferred.finish();
     Ok(())
@@ -54,14 +53,19 @@ pub fn backup_file(ctx: &Context, file: &LocalFile) -> Result<()> {
     let path = &file.path;
     let f = File::open(path)
         .map_err(|e| Error::io(format!("backup_file: cannot read local file {path}: {e}")))?;
-    store(ctx, &file.key, Box::new(f), path)
+    store(ctx, &file.key, Box::new(Timed(f)), path)
 }
 
 pub fn backup_data(ctx: &Context, key: &ObjectKey) -> Result<()> {
     let stdin = ctx.stdin()?;
     stream::enlarge_pipe(stdin.as_fd());
     // A stalled producer does not hold up a cancelled request.
-    store(ctx, key, Box::new(stream::Input(stdin)), "standard input")
+    store(
+        ctx,
+        key,
+        Box::new(Timed(stream::Input(stdin))),
+        "standard input",
+    )
 }
 
 fn stdout_file(ctx: &Context) -> Result<File> {
@@ -80,7 +84,6 @@ fn restore_to(ctx: &Context, key: &ObjectKey, part: Part) -> Result<()> {
     let storage = ctx.storage()?;
     let more = ctx.more_storage(READ_LANES - 1);
     let lanes = lanes(storage.as_ref(), &more);
-    let started = Instant::now();
     let out = stdout_file(ctx)?;
     let (n, deferred) = repo::restore_with_lanes(
         &lanes,
@@ -90,7 +93,7 @@ fn restore_to(ctx: &Context, key: &ObjectKey, part: Part) -> Result<()> {
         out,
         ctx.config.read_ahead,
     )?;
-    log_summary(ctx.command, key.path(), n, started);
+    ctx.object_end(key).done(n);
     ctx.answer_success();
     deferred.finish();
     Ok(())
@@ -150,8 +153,6 @@ pub fn restore_file(ctx: &Context, file: &LocalFile) -> Result<()> {
             ))
         })?;
     let guard = CleanupGuard::remove_file(temp.clone());
-    let started = Instant::now();
-    let path = object.path().to_string();
     let n = object.copy_to(ctx.command, out, ctx.config.read_ahead)?;
     guard.disarm_with(|| {
         std::fs::rename(&temp, &target).map_err(|e| {
@@ -161,7 +162,7 @@ pub fn restore_file(ctx: &Context, file: &LocalFile) -> Result<()> {
             ))
         })
     })?;
-    log_summary(ctx.command, &path, n, started);
+    ctx.object_end(&file.key).done(n);
     Ok(())
 }
 

@@ -44,6 +44,9 @@ crate::declare_options! { COMMON_OPTIONS:
     RESTORE_SUBSET = on_off("restore_subset", true);
     /// Reads in flight in a restore (`data::stream` keeps the same bounds).
     READ_AHEAD = number("read_ahead", 8, 1, 32);
+    /// A node_exporter textfile-collector folder the cleanup hooks write
+    /// their metrics into (empty: none).
+    METRICS_TEXTFILE_DIR = text("metrics_textfile_dir", "");
 }
 
 // Options gpbackup and gprestore inject into the per-host copy.

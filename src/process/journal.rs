@@ -50,17 +50,20 @@ pub type Options<'a> = &'a [(String, String)];
 /// The journal file of backup `timestamp` on the storage `options` name, or
 /// None when there is no usable private folder.
 fn journal_path(options: Options, timestamp: &str) -> Option<PathBuf> {
+    let dir = run_dir()?;
+    Some(dir.join(format!("journal-{timestamp}-{}", storage_id(options))))
+}
+
+/// What tells the files of two storages apart in the private folder: a
+/// hash of the options that name the storage.
+pub fn storage_id(options: Options) -> String {
     let mut id = String::new();
     for (k, v) in options {
         if STORAGE_OPTIONS.contains(&k.as_str()) {
             id.push_str(&format!("{k}={v}\n"));
         }
     }
-    let dir = run_dir()?;
-    Some(dir.join(format!(
-        "journal-{timestamp}-{:016x}",
-        xxh3_64(id.as_bytes())
-    )))
+    format!("{:016x}", xxh3_64(id.as_bytes()))
 }
 
 fn journal_error(path: &std::path::Path, e: impl std::fmt::Display) -> Error {

@@ -190,7 +190,7 @@ pub fn log_summary(command: &str, object: &str, bytes: u64, started: std::time::
     );
 }
 
-fn summary_text(command: &str, object: &str, bytes: u64, secs: f64) -> String {
+pub fn summary_text(command: &str, object: &str, bytes: u64, secs: f64) -> String {
     const RATE_FROM: u64 = 16 << 20;
     if bytes < RATE_FROM {
         return format!(

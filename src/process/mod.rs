@@ -10,12 +10,14 @@ pub mod fanout;
 pub mod journal;
 pub mod logging;
 pub mod malloc;
+pub mod metrics;
 pub mod outcome;
 pub mod pause;
 pub mod private;
 pub mod progress;
 pub mod scope;
 pub mod signals;
+pub mod tally;
 pub mod temp;
 
 /// Whether process `pid` is running on this host (under any user). A

@@ -43,6 +43,8 @@ pub struct Scope {
     /// The process id and command shown in log lines (a broker's request:
     /// its client's).
     pub(crate) log_as: Option<(u32, String)>,
+    /// Where the command's time went so far.
+    pub(crate) tally: super::tally::Tally,
 }
 
 /// The pause point this process was asked for
@@ -84,6 +86,7 @@ impl Scope {
             pause,
             paused: AtomicU64::new(0),
             log_as,
+            tally: Default::default(),
         }
     }
 

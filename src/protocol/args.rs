@@ -262,7 +262,7 @@ pub enum Command {
     /// List the backups below option directory, from their gpbackup configs.
     #[command(
         name = "list_backups",
-        override_usage = "gpbackup_ddboost_plugin list_backups <CONFIG> [--sizes] [--replica] [--json]"
+        override_usage = "gpbackup_ddboost_plugin list_backups <CONFIG> [--sizes] [--replica] [--json | --format text|json|openmetrics]"
     )]
     ListBackups {
         #[command(flatten)]
@@ -274,8 +274,12 @@ pub enum Command {
         #[arg(long = "replica")]
         replica: bool,
         /// Print one JSON document instead of lines.
-        #[arg(long = "json")]
+        #[arg(long = "json", conflicts_with = "format")]
         json: bool,
+        /// `openmetrics`: print metrics for node_exporter's textfile collector
+        /// (per backup: stored bytes and objects, complete, last verify_backup).
+        #[arg(long = "format", value_name = "FORMAT", value_parser = ["text", "json", "openmetrics"])]
+        format: Option<String>,
     },
     /// Print the hex of a password (read from stdin or asked for) for password_encryption: on.
     #[command(

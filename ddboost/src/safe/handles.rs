@@ -50,8 +50,10 @@ pub(crate) struct InstanceInner {
 impl InstanceInner {
     /// Runs one SDK call under the instance's call lock.
     fn call<R>(&self, f: impl FnOnce(&Api) -> R) -> R {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        f(&self.lib.inner.api)
+        super::observe::timed(|| {
+            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            f(&self.lib.inner.api)
+        })
     }
 }
 

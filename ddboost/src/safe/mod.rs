@@ -18,6 +18,7 @@ mod error;
 mod handles;
 mod library;
 pub mod log;
+mod observe;
 pub(crate) mod types;
 
 pub use ddboost_sys::{BindingsOrigin, BINDINGS_ORIGIN};
@@ -27,4 +28,5 @@ pub use handles::{
 };
 pub use library::{Attempt, Library, LoadError, LIBRARY_FILE_NAME};
 pub use log::{set_log_sink, LogSink};
+pub use observe::{set_call_observer, CallObserver};
 pub use types::{OpenMode, Severity, Stat, StatFs, StreamCounts, StreamLimits, StreamsInUse};

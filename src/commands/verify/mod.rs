@@ -132,7 +132,9 @@ pub fn verify_backup(
     if run.stdout_gone.load(Ordering::Relaxed) {
         return Err(Error::broken_pipe());
     }
-    outcome(ts, &plan, &report, bad, allow_unrecorded)
+    let result = outcome(ts, &plan, &report, bad, allow_unrecorded);
+    crate::observe::verified::note(&ctx.config.redacted_options, ts.as_str(), result.is_ok());
+    result
 }
 
 /// The backup's stored objects (none is an error of kind `NotFound`) and

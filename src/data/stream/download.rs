@@ -80,6 +80,8 @@ pub fn download_ahead(
     object: &str,
     read_ahead: usize,
 ) -> Result<u64> {
+    // Writes to the output count as waiting for it.
+    let sink = crate::process::metrics::Timed(sink);
     let verified = matches!(verify, Verify::Entries(_));
     let read_size = reader.block_size().clamp(4096, BLOCK);
     let block = if verified { DIGEST_BLOCK } else { read_size };

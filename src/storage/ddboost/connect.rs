@@ -51,6 +51,7 @@ fn retrying<T>(
         .sleep(std::thread::sleep)
         .when(|e: &ddboost::Error| transient(e))
         .notify(|e, delay| {
+            crate::process::metrics::retry();
             log::warn!(
                 "{what} failed ({e}); retrying in {:.1} s",
                 delay.as_secs_f64()

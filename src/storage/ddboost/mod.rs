@@ -101,6 +101,7 @@ impl DdBoostStorage {
             |l| format!("loaded from {}", l.origin()),
         )?;
         let _ = ddboost::set_log_sink(sdk_log);
+        let _ = ddboost::set_call_observer(crate::process::metrics::storage_call);
         let info = format!("{PLUGIN_NAME} version {}", env!("CARGO_PKG_VERSION"));
         let instance = Finding::step(
             report,

@@ -95,6 +95,7 @@ impl DdReplica {
                             wait.as_secs()
                         );
                     }
+                    crate::process::metrics::stream_wait(pause);
                     std::thread::sleep(pause);
                 }
                 Err(e) => return Err(e),

@@ -133,7 +133,10 @@ impl System {
         let waited = std::cell::Cell::new(false);
         let result = attempt
             .retry(stream_backoff(wait))
-            .sleep(std::thread::sleep)
+            .sleep(|d| {
+                crate::process::metrics::stream_wait(d);
+                std::thread::sleep(d)
+            })
             .when(|e: &ddboost::Error| e.is(ddboost::DdErr::StreamLimit))
             .notify(|_, _| {
                 if !waited.replace(true) {

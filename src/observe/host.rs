@@ -1,0 +1,201 @@
+//! The host's summary of a backup or restore: the facts file read as a
+//! stream into totals (memory does not grow with the objects: the slowest
+//! few are kept, failures by kind, of which there are few).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::process::metrics::{Counts, Split};
+use crate::process::private::open_existing;
+
+use super::record::{self, Facts, OK};
+
+/// How many of the slowest objects the summary names.
+pub const SLOWEST: usize = 5;
+
+/// The totals of a backup's objects on this host.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub objects: u64,
+    pub bytes: u64,
+    /// The objects' times by part (their sum is the objects' wall time).
+    pub split: Split,
+    pub counts: Counts,
+    /// Failed objects by kind.
+    pub failures: BTreeMap<String, u64>,
+    /// The slowest objects: wall time (ns) and name, slowest first.
+    pub slowest: Vec<(u64, String)>,
+    /// From the first object's start to the last one's end (Unix ms).
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// Lines that were not facts (cut short).
+    pub unreadable: u64,
+}
+
+impl Summary {
+    /// Adds one object's facts.
+    pub fn add(&mut self, f: Facts) {
+        let end = f.start_ms + f.split.wall_ns / 1_000_000;
+        let first = self.objects == 0 && self.failures.is_empty();
+        if first || f.start_ms < self.first_ms {
+            self.first_ms = f.start_ms;
+        }
+        self.last_ms = self.last_ms.max(end);
+        self.counts.add(&f.counts);
+        if f.kind != OK {
+            *self.failures.entry(f.kind).or_default() += 1;
+            return;
+        }
+        self.objects += 1;
+        self.bytes += f.bytes;
+        self.split.add(&f.split);
+        let wall = f.split.wall_ns;
+        if self.slowest.len() < SLOWEST || self.slowest.last().is_some_and(|s| s.0 < wall) {
+            let at = self.slowest.partition_point(|s| s.0 >= wall);
+            self.slowest.insert(at, (wall, f.name));
+            self.slowest.truncate(SLOWEST);
+        }
+    }
+
+    /// The summary of the lines `reader` gives.
+    pub fn read(reader: impl BufRead) -> std::io::Result<Summary> {
+        let mut s = Summary::default();
+        for line in reader.lines() {
+            match record::decode(&line?) {
+                Some(f) => s.add(f),
+                None => s.unreadable += 1,
+            }
+        }
+        Ok(s)
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.failures.values().sum()
+    }
+
+    /// Seconds from the first object's start to the last one's end.
+    pub fn elapsed_secs(&self) -> f64 {
+        self.last_ms.saturating_sub(self.first_ms) as f64 / 1000.0
+    }
+
+    /// The summary as log lines.
+    pub fn describe(&self, what: &str) -> Vec<String> {
+        let secs = |ns: u64| Duration::from_nanos(ns).as_secs_f64();
+        let pct = |ns: u64| {
+            if self.split.wall_ns == 0 {
+                0.0
+            } else {
+                ns as f64 * 100.0 / self.split.wall_ns as f64
+            }
+        };
+        let parts: Vec<String> = self
+            .split
+            .parts()
+            .iter()
+            .map(|(name, ns)| format!("{name} {:.1} s ({:.0}%)", secs(*ns), pct(*ns)))
+            .collect();
+        let mut lines = vec![format!(
+            "{what}: {} objects, {} bytes over {:.1} s; object time {:.1} s: {}; {} storage calls, {} stream waits, {} retries, {} failed",
+            self.objects,
+            self.bytes,
+            self.elapsed_secs(),
+            secs(self.split.wall_ns),
+            parts.join(", "),
+            self.counts.calls,
+            self.counts.waits,
+            self.counts.retries,
+            self.failed()
+        )];
+        if !self.failures.is_empty() {
+            let kinds: Vec<String> = self
+                .failures
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            lines.push(format!("{what}: failures by kind: {}", kinds.join(", ")));
+        }
+        if !self.slowest.is_empty() {
+            let slow: Vec<String> = self
+                .slowest
+                .iter()
+                .map(|(ns, name)| format!("{name} {:.3} s", secs(*ns)))
+                .collect();
+            lines.push(format!("{what}: slowest objects: {}", slow.join(", ")));
+        }
+        lines
+    }
+}
+
+/// Takes the facts file at `path` (renamed, so that one hook of the many
+/// that run at once on this host gets it), reads it and removes it. None
+/// when there is none (another hook took it, or nothing was written).
+pub fn take(path: &std::path::Path) -> std::io::Result<Option<Summary>> {
+    let taken = PathBuf::from(format!("{}.taken-{}", path.display(), std::process::id()));
+    match std::fs::rename(path, &taken) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let result = open_existing(&taken).and_then(|f| Summary::read(BufReader::new(f)));
+    let _ = std::fs::remove_file(&taken);
+    result.map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::metrics::BUCKET_COUNT;
+
+    fn facts(i: u64, kind: &str) -> Facts {
+        let wall = (i % 97 + 1) * 1_000_000;
+        let mut buckets = [0; BUCKET_COUNT];
+        buckets[1] = 2;
+        Facts {
+            start_ms: 1_000 + i,
+            split: Split {
+                wall_ns: wall,
+                io_ns: wall / 4,
+                storage_ns: wall / 2,
+                wait_ns: 0,
+                own_ns: wall - wall / 4 - wall / 2,
+            },
+            bytes: 10,
+            counts: Counts {
+                calls: 2,
+                buckets,
+                ..Counts::default()
+            },
+            kind: kind.to_string(),
+            name: format!("obj{i}"),
+        }
+    }
+
+    #[test]
+    fn totals_of_a_stream_of_lines() {
+        let mut text = String::new();
+        for i in 0..1000 {
+            text.push_str(&record::encode(&facts(
+                i,
+                if i % 100 == 7 { "storage" } else { OK },
+            )));
+        }
+        text.push_str("f1 cut");
+        let s = Summary::read(text.as_bytes()).unwrap();
+        assert_eq!(
+            (s.objects, s.bytes, s.failed(), s.unreadable),
+            (990, 9900, 10, 1)
+        );
+        assert_eq!(s.counts.calls, 2000);
+        assert_eq!(s.counts.buckets[1], 2000);
+        let parts: u64 = s.split.parts().iter().map(|p| p.1).sum();
+        assert_eq!(parts, s.split.wall_ns);
+        assert_eq!(s.slowest.len(), SLOWEST);
+        assert_eq!(s.slowest[0].0, 97_000_000);
+        assert!(s.slowest.windows(2).all(|w| w[0].0 >= w[1].0));
+        assert_eq!((s.first_ms, s.failures["storage"]), (1_000, 10));
+        let lines = s.describe("cleanup_plugin_for_backup");
+        assert!(lines[0].contains("990 objects") && lines[1].contains("storage 10"));
+    }
+}

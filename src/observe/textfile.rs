@@ -1,0 +1,262 @@
+//! Metrics in the Prometheus text format, as node_exporter's textfile
+//! collector reads them (`*.prom` files in the folder named by its
+//! `--collector.textfile.directory`), and the file written into that folder:
+//! a temporary first, then renamed over the old one, mode 0644, never
+//! through a link.
+//!
+//! Labels are few and bounded: `host`, `backup` (the timestamp), `operation`
+//! (backup, restore), `part` (four), `kind` (the failure kinds), `le` (the
+//! histogram's buckets); never an object.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use crate::process::metrics::BUCKETS;
+
+use super::host::Summary;
+
+/// Metric names' common prefix.
+pub const PREFIX: &str = "gpbackup_ddboost";
+
+/// Text of metrics: families, each with its HELP and TYPE once.
+#[derive(Default)]
+pub struct Text {
+    out: String,
+}
+
+/// `name="value"` pairs, values escaped as the format wants.
+pub fn labels(pairs: &[(&str, &str)]) -> String {
+    let inner: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{k}=\"{v}\"")
+        })
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+impl Text {
+    /// Starts the family `name` (with the prefix) of `kind` (counter,
+    /// gauge, histogram).
+    pub fn family(&mut self, name: &str, kind: &str, help: &str) -> &mut Self {
+        let _ = writeln!(self.out, "# HELP {PREFIX}_{name} {help}");
+        let _ = writeln!(self.out, "# TYPE {PREFIX}_{name} {kind}");
+        self
+    }
+
+    /// One sample of the family `name` (a histogram's: with its suffix).
+    pub fn sample(&mut self, name: &str, labels: &str, value: f64) -> &mut Self {
+        let _ = writeln!(self.out, "{PREFIX}_{name}{labels} {value}");
+        self
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+/// The metrics of a host's summary of a backup (or restore).
+pub fn render(s: &Summary, host: &str, backup: &str, operation: &str) -> String {
+    let base = [("host", host), ("backup", backup), ("operation", operation)];
+    let l = labels(&base);
+    let with = |k: &str, v: &str| {
+        let mut all = base.to_vec();
+        all.push((k, v));
+        labels(&all)
+    };
+    let secs = |ns: u64| ns as f64 / 1e9;
+    let mut t = Text::default();
+    t.family(
+        "objects_total",
+        "counter",
+        "Objects stored or read on this host.",
+    )
+    .sample("objects_total", &l, s.objects as f64);
+    t.family(
+        "bytes_total",
+        "counter",
+        "Bytes of the objects stored or read.",
+    )
+    .sample("bytes_total", &l, s.bytes as f64);
+    t.family(
+        "object_seconds_total",
+        "counter",
+        "The objects' wall time by part: io (waiting for gpbackup or gprestore), storage (its calls), stream_wait, plugin (the rest).",
+    );
+    for (part, ns) in s.split.parts() {
+        t.sample("object_seconds_total", &with("part", part), secs(ns));
+    }
+    t.family(
+        "elapsed_seconds",
+        "gauge",
+        "From the first object's start to the last one's end on this host.",
+    )
+    .sample("elapsed_seconds", &l, s.elapsed_secs());
+    t.family(
+        "end_time_seconds",
+        "gauge",
+        "When the last object ended (Unix time).",
+    )
+    .sample("end_time_seconds", &l, s.last_ms as f64 / 1000.0);
+    t.family(
+        "stream_waits_total",
+        "counter",
+        "Pauses waiting for a storage stream.",
+    )
+    .sample("stream_waits_total", &l, s.counts.waits as f64);
+    t.family("retries_total", "counter", "Storage calls tried again.")
+        .sample("retries_total", &l, s.counts.retries as f64);
+    t.family(
+        "failures_total",
+        "counter",
+        "Objects whose command failed, by kind of failure.",
+    );
+    for (kind, n) in &s.failures {
+        t.sample("failures_total", &with("kind", kind), *n as f64);
+    }
+    t.family(
+        "storage_call_seconds",
+        "histogram",
+        "Latency of storage (DD Boost SDK) calls.",
+    );
+    let mut cumulative = 0;
+    for (i, n) in s.counts.buckets.iter().enumerate() {
+        cumulative += n;
+        let le = BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+        t.sample(
+            "storage_call_seconds_bucket",
+            &with("le", &le),
+            cumulative as f64,
+        );
+    }
+    t.sample("storage_call_seconds_sum", &l, secs(s.counts.storage_ns))
+        .sample("storage_call_seconds_count", &l, s.counts.calls as f64);
+    t.finish()
+}
+
+/// Writes `text` as `name` in the folder `dir`: to a temporary in it, then
+/// renamed into place, mode 0644. A link in the folder's place is refused,
+/// the temporary is created new (never through a link), and the rename
+/// replaces whatever had the name, a link included, without following it.
+pub fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), String> {
+    let shown = dir.display();
+    let folder = std::fs::File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+        .open(dir)
+        .map_err(|e| match e.raw_os_error() {
+            Some(nix::libc::ELOOP) | Some(nix::libc::ENOTDIR) => {
+                format!("{shown} is not a folder (a link is not followed)")
+            }
+            _ => format!("cannot open folder {shown}: {e}"),
+        })?;
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    let written = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(&temp)
+        .and_then(|mut file| {
+            file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            file.write_all(text.as_bytes())?;
+            file.sync_data()
+        })
+        .and_then(|()| std::fs::rename(&temp, dir.join(name)))
+        .and_then(|()| folder.sync_all());
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        format!("cannot write {name} in {shown}: {e}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::record::{Facts, OK};
+    use crate::process::metrics::{Counts, Split};
+
+    fn summary_of(objects: u64) -> Summary {
+        let mut s = Summary::default();
+        for i in 0..objects {
+            let kind = match i % 50 {
+                7 => "storage",
+                9 => "stream_limit",
+                _ => OK,
+            };
+            s.add(Facts {
+                start_ms: 1_000 + i,
+                split: Split {
+                    wall_ns: 1_000_000 + i,
+                    storage_ns: 1_000_000,
+                    own_ns: i,
+                    ..Split::default()
+                },
+                bytes: i,
+                counts: Counts {
+                    calls: 3,
+                    ..Counts::default()
+                },
+                kind: kind.to_string(),
+                name: format!("gpbackup_0_20250101120000_{i}"),
+            });
+        }
+        s
+    }
+
+    /// The series written: each sample's name and labels, without its value.
+    fn series(text: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.rsplit_once(' ').unwrap().0.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn as_many_series_at_100_000_objects_as_at_100() {
+        let few = render(&summary_of(100), "h1", "20250101120000", "backup");
+        let many = render(&summary_of(100_000), "h1", "20250101120000", "backup");
+        assert_eq!(series(&few), series(&many));
+        assert_eq!(series(&few).len(), 25);
+        assert!(!many.contains("gpbackup_0_"), "no object is a label");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(labels(&[("a", "x\"y\\z\n")]), "{a=\"x\\\"y\\\\z\\n\"}");
+    }
+
+    #[test]
+    fn a_link_in_the_folders_place_is_refused_and_the_file_is_0644() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = write_atomically(&link, "m.prom", "x 1\n").unwrap_err();
+        assert!(e.contains("not a folder"), "{e}");
+        assert!(write_atomically(&tmp.path().join("none"), "m.prom", "x 1\n").is_err());
+        // A link at the file's name is replaced, not written through.
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, real.join("m.prom")).unwrap();
+        write_atomically(&real, "m.prom", "x 1\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        let meta = std::fs::symlink_metadata(real.join("m.prom")).unwrap();
+        assert!(meta.is_file());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            std::fs::read_dir(&real).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
+}

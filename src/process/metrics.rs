@@ -1,0 +1,132 @@
+//! Where a command's time goes: its time waiting for its input or output
+//! (gpbackup or gprestore), in the storage's calls, waiting for a stream,
+//! and the rest (the plugin's own work: hashing, verifying), with how many
+//! storage calls it made and how long each took (a histogram of fixed
+//! buckets).
+//!
+//! Each command counts into its [`Scope`]'s tally (a plugin process's own,
+//! or in the connection broker its request's), from whichever thread of the
+//! command does the work. Counting is a few atomic additions.
+
+use std::io::{self, Read, Write};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use super::scope::Scope;
+pub use super::tally::{Counts, Split, Tally, BUCKETS, BUCKET_COUNT};
+
+/// When this process started, as an instant and as Unix time (ms); taken
+/// first thing in `app::run`.
+static PROCESS_START: LazyLock<(Instant, u64)> = LazyLock::new(|| {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    (Instant::now(), unix)
+});
+
+/// Notes when this process started.
+pub fn note_process_start() {
+    LazyLock::force(&PROCESS_START);
+}
+
+/// When this process started (Unix time, ms).
+pub fn process_start_unix_ms() -> u64 {
+    PROCESS_START.1
+}
+
+/// When the calling thread's command began for its caller: a plugin
+/// process's start; in the connection broker, its client's start (when
+/// the client said); else `started`.
+pub fn began(started: Instant) -> Instant {
+    let scope = Scope::current();
+    let began = match scope.is_process() {
+        true => Some(PROCESS_START.0),
+        false => scope.tally.began(),
+    };
+    began.filter(|b| *b <= started).unwrap_or(started)
+}
+
+/// A storage call of the calling thread's command begins (`None`) or ended
+/// after `d` (the DD Boost SDK's call observer).
+pub fn storage_call(d: Option<Duration>) {
+    let scope = Scope::current();
+    match d {
+        None => scope.tally.call_began(),
+        Some(d) => scope.tally.storage_call(d),
+    }
+}
+
+/// The calling thread's command waited `d` for its input or output.
+pub fn io_wait(d: Duration) {
+    Scope::current().tally.io_wait(d);
+}
+
+/// The calling thread's command paused `d` waiting for a storage stream.
+pub fn stream_wait(d: Duration) {
+    Scope::current().tally.stream_wait(d);
+}
+
+/// The calling thread's command retried a storage call.
+pub fn retry() {
+    Scope::current().tally.retry();
+}
+
+/// What the calling thread's command counted so far.
+pub fn current() -> Counts {
+    Scope::current().tally.snapshot()
+}
+
+/// A reader or writer whose calls count as waiting for input or output.
+pub struct Timed<T>(pub T);
+
+fn timed<R>(f: impl FnOnce() -> R) -> R {
+    let started = Instant::now();
+    let r = f();
+    io_wait(started.elapsed());
+    r
+}
+
+impl<T: Read> Read for Timed<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        timed(|| self.0.read(buf))
+    }
+}
+
+impl<T: Write> Write for Timed<T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        timed(|| self.0.write(buf))
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        timed(|| self.0.write_all(buf))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        timed(|| self.0.flush())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_fall_into_their_buckets() {
+        let request = Scope::request(5, "backup_data", None);
+        let _in = request.enter();
+        for d in [
+            Duration::from_micros(500),
+            Duration::from_millis(5),
+            Duration::from_secs(9),
+        ] {
+            storage_call(None);
+            storage_call(Some(d));
+        }
+        stream_wait(Duration::from_millis(50));
+        let mut out = Timed(Vec::new());
+        out.write_all(b"x").unwrap();
+        let c = current();
+        assert_eq!((c.calls, c.waits, c.buckets[0], c.buckets[2]), (3, 1, 1, 1));
+        assert_eq!(c.buckets[BUCKETS.len()], 1);
+        assert!(c.io_ns > 0 && c.wait_ns >= 50_000_000);
+        assert_eq!(Scope::process().tally.snapshot().waits, 0);
+    }
+}
