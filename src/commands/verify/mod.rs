@@ -105,7 +105,7 @@ pub fn verify_backup(
         run.record(line);
     }
     let appeared = appeared.into_inner();
-    let lines = run.lines();
+    let lines = run.take_lines();
     let report = Report::new(
         ts,
         &plan,
@@ -175,15 +175,15 @@ fn read_backup(
 /// on a storage connection of its own (and one read stream at a time), after
 /// recording its missing objects, and runs `last` once every target is
 /// taken (beside the last reads); returns the run and the seconds it took.
-fn check_all(
+fn check_all<'p>(
     ctx: &Context,
     storage: &dyn Storage,
     ts: &Timestamp,
-    plan: &Plan,
+    plan: &'p Plan,
     has_manifest: bool,
     json: bool,
     last: &(dyn Fn(&dyn Storage, &Run) + Sync),
-) -> Result<(Run, f64)> {
+) -> Result<(Run<'p>, f64)> {
     let targets = &plan.targets;
     let total: u64 = targets.iter().map(|t| t.listed).sum();
     let readers = ctx

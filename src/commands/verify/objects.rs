@@ -94,18 +94,18 @@ impl Line {
 }
 
 /// The shared state of one run: the objects, the results, the output.
-pub(super) struct Run {
-    pub(super) targets: Vec<Target>,
+pub(super) struct Run<'t> {
+    pub(super) targets: &'t [Target],
     pub(super) stdout_gone: AtomicBool,
     pub(super) json: bool,
     pub(super) lines: Mutex<Vec<Line>>,
     pub(super) progress: Progress,
 }
 
-impl Run {
-    pub(super) fn new(targets: &[Target], json: bool, progress: Progress) -> Run {
+impl<'t> Run<'t> {
+    pub(super) fn new(targets: &'t [Target], json: bool, progress: Progress) -> Run<'t> {
         Run {
-            targets: targets.to_vec(),
+            targets,
             stdout_gone: AtomicBool::new(false),
             json,
             lines: Mutex::new(Vec::new()),
@@ -191,8 +191,12 @@ impl Run {
         }
     }
 
-    pub(super) fn lines(&self) -> Vec<Line> {
-        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    /// The lines recorded so far, taken out (the run keeps none).
+    pub(super) fn take_lines(&self) -> Vec<Line> {
+        self.lines
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
     }
 
     /// One line on standard output, flushed so progress shows in a pipe.
