@@ -52,7 +52,9 @@
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::storage::{commit_closed, ClosedObject, ObjectReader, Storage, StoragePath};
+use crate::storage::{
+    commit_closed, ClosedObject, CreateOptions, ObjectReader, OpenOptions, Storage, StoragePath,
+};
 
 const MAGIC_V1: &str = "gpbackup_ddboost_plugin checksum v1";
 const MAGIC_V2: &str = "gpbackup_ddboost_plugin checksum v2";
@@ -266,11 +268,26 @@ pub fn staged_path(path: &StoragePath) -> Result<StoragePath> {
 /// How a file is opened: as every open (waiting for a stream while the
 /// system has none free), or at once (a step running beside others that
 /// hold streams, which fails with `ErrorKind::StreamLimit` instead; see
-/// [`Storage::open_now`]).
+/// [`OpenOptions::wait`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Open {
     Waiting,
     Now,
+}
+
+impl Open {
+    fn open(self) -> OpenOptions {
+        OpenOptions {
+            first_read: 0,
+            wait: self == Open::Waiting,
+        }
+    }
+
+    fn create(self) -> CreateOptions {
+        CreateOptions {
+            wait: self == Open::Waiting,
+        }
+    }
 }
 
 /// Writes `bytes` to a new temporary of the object `path` and closes it
@@ -281,10 +298,7 @@ pub fn write_closed(
     bytes: &[u8],
     open: Open,
 ) -> Result<Box<dyn ClosedObject>> {
-    let mut w = match open {
-        Open::Waiting => storage.create(path)?,
-        Open::Now => storage.create_now(path)?,
-    };
+    let mut w = storage.create(path, &open.create())?;
     let block = w.block_size().max(4096);
     for chunk in bytes.chunks(block) {
         w.write(chunk)?;
@@ -420,11 +434,7 @@ pub fn entries_for(
 
 /// Reads and decodes the record at `rec` (see [`Record`]).
 fn read_record(storage: &dyn Storage, rec: &StoragePath, open: Open) -> Result<Record> {
-    let opened = match open {
-        Open::Waiting => storage.open(rec),
-        Open::Now => storage.open_now(rec, 0),
-    };
-    let mut r = match opened {
+    let mut r = match storage.open(rec, &open.open()) {
         Ok(r) => r,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             return Ok(Record {

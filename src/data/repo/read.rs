@@ -8,7 +8,7 @@ use crate::data::integrity::{self, Entry, Open, DIGEST_BLOCK};
 use crate::data::stream::{self, Verify};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::offsets;
-use crate::storage::{ObjectReader, Storage, StoragePath};
+use crate::storage::{ObjectReader, OpenOptions, Storage, StoragePath};
 
 /// Which bytes of an object a read wants.
 pub enum Part<'a> {
@@ -140,7 +140,9 @@ pub fn open_recorded_with_lanes<'s>(
         .map_err(Opening::Records)?
         .entries;
     if may_be_read_whole(published.as_deref(), first_read) {
-        let reader = storage.open_at(path, first_read).map_err(Opening::Object)?;
+        let reader = storage
+            .open(path, &OpenOptions::at(first_read))
+            .map_err(Opening::Object)?;
         match in_memory_if_described(reader, published.as_deref(), path) {
             Ok(recorded) => return Ok(recorded.on(storage, published.unwrap_or_default())),
             // Closed before the staged record is opened.
@@ -161,7 +163,9 @@ fn with_staged<'s>(
     let mut entries = published.unwrap_or_default();
     let staged = integrity::read_staged(storage, path, Open::Waiting).map_err(Opening::Records)?;
     entries.extend(staged.entries.unwrap_or_default());
-    let reader = storage.open_at(path, first_read).map_err(Opening::Object)?;
+    let reader = storage
+        .open(path, &OpenOptions::at(first_read))
+        .map_err(Opening::Object)?;
     Ok(Recorded {
         storage,
         reader,
@@ -200,7 +204,9 @@ fn open_at_once<'s>(
             let staged = integrity::read_staged(lanes[0], path, Open::Now)?;
             Ok((published, Some(staged)))
         });
-        let object = spawn_step(s, || lanes[1].open_now(path, first_read));
+        let object = spawn_step(s, || {
+            lanes[1].open(path, &OpenOptions::at(first_read).now())
+        });
         (join_step(records), join_step(object))
     });
     let busy = |e: &Error| e.kind() == ErrorKind::StreamLimit;

@@ -8,7 +8,7 @@ use crate::data::stream::{self};
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::signals;
 use crate::process::{journal, pause};
-use crate::storage::{commit_closed, ClosedObject, Storage, StoragePath};
+use crate::storage::{commit_closed, ClosedObject, CreateOptions, Storage, StoragePath};
 
 /// What a write is: for its messages and the journal of its temporaries.
 pub struct WriteInfo<'a> {
@@ -117,7 +117,9 @@ fn store_sequential<'a>(
     journal: journal::Writing,
 ) -> Result<(Stored, Deferred<'a>)> {
     let fail = |e: Error| write_failed(write, path, storage, e);
-    let mut writer = storage.create(path).map_err(fail)?;
+    let mut writer = storage
+        .create(path, &CreateOptions::default())
+        .map_err(fail)?;
     let entry = stream::upload(input, writer.as_mut(), write.source).map_err(fail)?;
     let size = entry.sum.size;
     // The input may have ended because a signal stopped its producer.
