@@ -53,7 +53,7 @@ use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::{
-    commit_closed, ClosedObject, CreateOptions, ObjectReader, OpenOptions, Storage, StoragePath,
+    ClosedObject, CreateOptions, ObjectReader, OpenOptions, Storage, StoragePath,
 };
 
 const MAGIC_V1: &str = "gpbackup_ddboost_plugin checksum v1";
@@ -276,14 +276,16 @@ pub enum Open {
 }
 
 impl Open {
-    fn open(self) -> OpenOptions {
+    /// The options of an open for a first read at `first_read`.
+    pub fn at(self, first_read: u64) -> OpenOptions {
         OpenOptions {
-            first_read: 0,
+            first_read,
             wait: self == Open::Waiting,
         }
     }
 
-    fn create(self) -> CreateOptions {
+    /// The options of a create.
+    pub fn create(self) -> CreateOptions {
         CreateOptions {
             wait: self == Open::Waiting,
         }
@@ -318,7 +320,7 @@ pub fn carried_over(earlier: Option<Vec<Entry>>) -> Vec<Entry> {
 
 /// The temporary of a new staged record of `path`, closed: `entry` and the
 /// entries `carried` over from an earlier one. Renamed into place
-/// ([`commit_closed`]), it is step 1 of a commit.
+/// ([`crate::storage::commit_closed`]), it is step 1 of a commit.
 pub fn staged_temp(
     storage: &dyn Storage,
     path: &StoragePath,
@@ -334,15 +336,6 @@ pub fn staged_temp(
         encode(&entries).as_bytes(),
         open,
     )
-}
-
-/// Step 1 of a commit: stages `entry` as the record of `path`, keeping the
-/// entries an interrupted earlier write staged (one of them may describe the
-/// data in place).
-pub fn stage(storage: &dyn Storage, path: &StoragePath, entry: Entry) -> Result<()> {
-    let earlier = read_staged(storage, path, Open::Waiting)?.entries;
-    let temp = staged_temp(storage, path, &entry, &carried_over(earlier), Open::Waiting)?;
-    commit_closed(temp)
 }
 
 /// Step 3 of a commit: the staged record becomes the record.
@@ -434,7 +427,7 @@ pub fn entries_for(
 
 /// Reads and decodes the record at `rec` (see [`Record`]).
 fn read_record(storage: &dyn Storage, rec: &StoragePath, open: Open) -> Result<Record> {
-    let mut r = match storage.open(rec, &open.open()) {
+    let mut r = match storage.open(rec, &open.at(0)) {
         Ok(r) => r,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             return Ok(Record {
