@@ -43,6 +43,11 @@ impl<'l, 's> Lanes<'l, 's> {
         }
     }
 
+    /// Whether there are several lanes.
+    pub fn several(&self) -> bool {
+        self.all.len() > 1
+    }
+
     /// Whether the steps run beside others (which may hold streams).
     pub fn at_once(&self) -> bool {
         self.at_once
@@ -65,7 +70,7 @@ impl<'l, 's> Lanes<'l, 's> {
         path: &StoragePath,
         steps: impl Fn(&Lanes<'_, 's>) -> Result<T>,
     ) -> Result<T> {
-        if self.all.len() < 2 {
+        if !self.several() {
             return steps(self);
         }
         let at_once = Lanes {
@@ -90,7 +95,7 @@ impl<'l, 's> Lanes<'l, 's> {
         a: impl FnOnce(&Lanes<'_, 's>) -> Result<A> + Send,
         b: impl FnOnce(&Lanes<'_, 's>, Option<&A>) -> Result<B> + Send,
     ) -> Result<(A, B)> {
-        if self.all.len() < 2 {
+        if !self.several() {
             let a = a(self)?;
             let b = b(self, Some(&a))?;
             return Ok((a, b));

@@ -9,7 +9,7 @@ use crate::data::stream::{self};
 use crate::error::{Error, Result};
 use crate::process::signals;
 use crate::process::{journal, pause};
-use crate::storage::{commit_closed, ClosedObject, CreateOptions, Storage, StoragePath};
+use crate::storage::{commit_closed, ClosedObject, Storage, StoragePath};
 
 /// What a write is: for its messages and the journal of its temporaries.
 pub struct WriteInfo<'a> {
@@ -50,12 +50,13 @@ pub fn store(
 }
 
 /// [`store`] over `lanes`, independent connections to one storage (the
-/// first is the one every step but the concurrent ones uses). An object
-/// that fits one block (the input is read up to a block and a byte first
-/// to know) is written by `write_small`: with several lanes, its data's
-/// temporary, the lookup of what is at its path, and its record's
-/// temporary are written at once, each on its own lane (see `lanes.rs`).
-/// A larger object is streamed, its steps one after another.
+/// first is the one every step but the concurrent ones uses). With one
+/// lane the input is streamed to the temporary as it comes, the steps one
+/// after another. With more, an object that fits one block (the input is
+/// read up to a block and a byte first to know) is written by
+/// `write_small`: its data's temporary, the lookup of what is at its path,
+/// and its record's temporary are written at once, each on its own lane
+/// (see `lanes.rs`); a larger one is streamed as with one lane.
 ///
 /// Then, over an existing object, the record is staged and the data
 /// committed as in [`store`]. Where nothing was (a first write, as every
@@ -72,11 +73,14 @@ pub fn store_with_lanes<'a>(
     let storage = lanes.first();
     let fail = |e: Error| write_failed(write, path, storage, e);
     let journal = journal::begin(write.options, write.timestamp).map_err(fail)?;
+    if !lanes.several() {
+        return store_sequential(&lanes, path, input, write, journal);
+    }
     let mut input = input;
     let head = stream::read_head(input.as_mut(), DIGEST_BLOCK + 1, write.source).map_err(fail)?;
     if head.len() > DIGEST_BLOCK {
         let all = Box::new(std::io::Cursor::new(head).chain(input));
-        return store_sequential(&lanes.single(), path, all, write, journal);
+        return store_sequential(&lanes, path, all, write, journal);
     }
     // The input may have ended because a signal stopped its producer.
     signals::check().map_err(fail)?;
@@ -100,26 +104,28 @@ fn write_failed(write: &WriteInfo, path: &StoragePath, storage: &dyn Storage, e:
 }
 
 /// The steps of [`store`] for an object of any size, one after another on
-/// one lane: the data streamed to its temporary, its record staged.
+/// one lane: the data streamed to its temporary, then its record staged
+/// with the entry the data gave.
 fn store_sequential<'a>(
-    lane: &Lanes<'_, 'a>,
+    lanes: &Lanes<'_, 'a>,
     path: &StoragePath,
     input: Box<dyn Read + Send>,
     write: &WriteInfo,
     journal: journal::Writing,
 ) -> Result<(Stored, Deferred<'a>)> {
-    let storage = lane.first();
+    let storage = lanes.first();
     let fail = |e: Error| write_failed(write, path, storage, e);
-    let mut writer = storage
-        .create(path, &CreateOptions::default())
+    let ((closed, size), (_, record, _)) = lanes
+        .single()
+        .join(
+            |l| stream_data(l, path, input, write.source),
+            |l, data| match data {
+                Some((_, entry)) => record_temp(l, path, entry),
+                None => Err(Error::internal("a record staged before its data")),
+            },
+        )
+        .map(|((closed, entry), record)| ((closed, entry.sum.size), record))
         .map_err(fail)?;
-    let entry = stream::upload(input, writer.as_mut(), write.source).map_err(fail)?;
-    let size = entry.sum.size;
-    // The input may have ended because a signal stopped its producer.
-    signals::check().map_err(fail)?;
-    pause::pause("data-written");
-    let closed = writer.close().map_err(fail)?;
-    let (_, record, _) = record_temp(lane, path, &entry).map_err(fail)?;
     commit_closed(record).map_err(fail)?;
     pause::pause("record-staged");
     commit(storage, path, closed, journal, size, write)
@@ -139,7 +145,8 @@ struct Small {
 /// is at its path (and, where an object is, the staged record an
 /// interrupted write left beside it) and writes the new record's
 /// temporary: at once, each on its own lane, with three lanes; the data on
-/// one and the others in order on the second with two; in order with one.
+/// one and the others in order on the second with two; in order on the
+/// first after a stream limit.
 fn write_small(lanes: &Lanes, path: &StoragePath, data: &[u8]) -> Result<Small> {
     let mut hasher = integrity::Hasher::new();
     hasher.update(data);
@@ -168,6 +175,21 @@ fn write_small(lanes: &Lanes, path: &StoragePath, data: &[u8]) -> Result<Small> 
         record,
         first,
     })
+}
+
+/// The input streamed to a temporary of `path`, closed; and its entry.
+fn stream_data(
+    lane: &Lanes,
+    path: &StoragePath,
+    input: Box<dyn Read + Send>,
+    source: &str,
+) -> Result<(Box<dyn ClosedObject>, integrity::Entry)> {
+    let mut writer = lane.first().create(path, &lane.open().create())?;
+    let entry = stream::upload(input, writer.as_mut(), source)?;
+    // The input may have ended because a signal stopped its producer.
+    signals::check()?;
+    pause::pause("data-written");
+    Ok((writer.close()?, entry))
 }
 
 /// The small object `data` written to a temporary of `path` and closed.
