@@ -467,7 +467,9 @@ fn a_record_left_staged_is_read_when_the_record_does_not_match() {
         );
         store(&refs(&faulty), "s/obj", &new).unwrap().finish();
         assert!(
-            plain.open(&sp("s/.obj.checksum.next")).is_ok(),
+            plain
+                .open(&sp("s/.obj.checksum.next"), &Default::default())
+                .is_ok(),
             "left staged"
         );
         for n in 1..=3 {
@@ -492,7 +494,7 @@ fn data_that_does_not_match_its_record_is_refused() {
     for (size, other) in [(5000, 5000), (5000, 4000), (MIB + 3, MIB + 3)] {
         let plain = MemoryStorage::new();
         store(&[&plain], "s/obj", &bytes(size, 9)).unwrap().finish();
-        let mut w = plain.create(&sp("s/obj")).unwrap();
+        let mut w = plain.create(&sp("s/obj"), &Default::default()).unwrap();
         w.write(&bytes(other, 10)).unwrap();
         w.commit().unwrap();
         for n in 1..=3 {

@@ -77,7 +77,7 @@ fn a_lane_refused_a_stream_lets_go_and_the_request_waits_holding_none() {
     let data = bytes(50_000, 1);
 
     // Another writer holds the only write stream.
-    let held = other.create(&sp("s/other")).unwrap();
+    let held = other.create(&sp("s/other"), &Default::default()).unwrap();
     let stored = while_the_stream_is_taken(held, || {
         let input = Box::new(std::io::Cursor::new(data.clone()));
         repo::store_with_lanes(&lanes, &sp("s/obj"), input, &write).map(|(s, d)| {
@@ -88,7 +88,7 @@ fn a_lane_refused_a_stream_lets_go_and_the_request_waits_holding_none() {
     assert_eq!(stored.unwrap(), data.len() as u64);
 
     // Another reader holds the only read stream.
-    let held = other.open(&sp("s/obj")).unwrap();
+    let held = other.open(&sp("s/obj"), &Default::default()).unwrap();
     let mut out = tempfile::tempfile().unwrap();
     let restored = while_the_stream_is_taken(held, || {
         let sink = out.try_clone().unwrap();

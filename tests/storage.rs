@@ -22,7 +22,7 @@ fn p(text: &str) -> StoragePath {
 }
 
 fn write(s: &dyn Storage, path: &str, data: &[u8]) {
-    let mut w = s.create(&p(path)).unwrap();
+    let mut w = s.create(&p(path), &Default::default()).unwrap();
     assert!(w.block_size() >= 4096);
     for c in data.chunks(w.block_size()) {
         w.write(c).unwrap();
@@ -31,7 +31,7 @@ fn write(s: &dyn Storage, path: &str, data: &[u8]) {
 }
 
 fn read(s: &dyn Storage, path: &str) -> Vec<u8> {
-    let mut r = s.open(&p(path)).unwrap();
+    let mut r = s.open(&p(path), &Default::default()).unwrap();
     let mut out = vec![0u8; r.size() as usize];
     let mut got = 0;
     while got < out.len() {
@@ -50,7 +50,7 @@ fn read(s: &dyn Storage, path: &str) -> Vec<u8> {
 
 /// The kind of error opening `path` gives (it must fail).
 fn open_error(s: &dyn Storage, path: &str) -> ErrorKind {
-    match s.open(&p(path)) {
+    match s.open(&p(path), &Default::default()) {
         Ok(_) => panic!("{path} opened"),
         Err(e) => e.kind(),
     }
@@ -64,7 +64,7 @@ fn paths(list: Vec<gpbackup_ddboost_plugin::storage::ObjectInfo>) -> Vec<String>
 
 fn commit_makes_an_object_visible(s: &dyn Storage) {
     let data = bytes(300_000, 1);
-    let mut w = s.create(&p("a/b/obj")).unwrap();
+    let mut w = s.create(&p("a/b/obj"), &Default::default()).unwrap();
     w.write(&data).unwrap();
     assert_eq!(open_error(s, "a/b/obj"), ErrorKind::NotFound);
     assert!(s.list(&p("a")).unwrap().is_empty(), "visible before commit");
@@ -77,7 +77,7 @@ fn commit_makes_an_object_visible(s: &dyn Storage) {
 
 fn dropped_writer_leaves_nothing(s: &dyn Storage) {
     write(s, "d/obj", b"old");
-    let mut w = s.create(&p("d/obj")).unwrap();
+    let mut w = s.create(&p("d/obj"), &Default::default()).unwrap();
     w.write(b"new and longer").unwrap();
     drop(w);
     assert_eq!(read(s, "d/obj"), b"old");
@@ -99,7 +99,7 @@ fn overwrite_replaces(s: &dyn Storage) {
 fn reads_at_any_offset(s: &dyn Storage) {
     let data = bytes(2 * (1 << 20) + 3, 3);
     write(s, "r/obj", &data);
-    let mut r = s.open(&p("r/obj")).unwrap();
+    let mut r = s.open(&p("r/obj"), &Default::default()).unwrap();
     assert_eq!(r.size(), data.len() as u64);
     for off in [0usize, 1, 65_535, 1 << 20, data.len() - 1] {
         let mut buf = vec![0u8; 1000];
@@ -241,7 +241,7 @@ fn injected_faults_fail_the_named_call_only() {
         Box::new(MemoryStorage::new()),
         Faults::parse("write:nth=2:err=io;open:path=gone:err=notfound").unwrap(),
     );
-    let mut w = s.create(&p("f/obj")).unwrap();
+    let mut w = s.create(&p("f/obj"), &Default::default()).unwrap();
     w.write(b"1").unwrap();
     assert_eq!(w.write(b"2").unwrap_err().kind(), ErrorKind::Storage);
     drop(w);

@@ -55,7 +55,9 @@ mod tests {
             "backups/2025x101/20250101130000/a",
             "other/20250101/20250101140000/a",
         ] {
-            let mut w = s.create(&StoragePath::parse(p).unwrap()).unwrap();
+            let mut w = s
+                .create(&StoragePath::parse(p).unwrap(), &Default::default())
+                .unwrap();
             w.write(b"x").unwrap();
             w.commit().unwrap();
         }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::keys::Timestamp;
-use crate::storage::{Storage, StoragePath};
+use crate::storage::{OpenOptions, Storage, StoragePath};
 
 /// The largest manifest file read (a TOC of a database with very many tables).
 const MAX_MANIFEST_BYTES: u64 = 1 << 30;
@@ -267,7 +267,7 @@ pub fn read_object(storage: &dyn Storage, path: &StoragePath) -> Result<Vec<u8>>
     // Opened for a first read at 0, which on DD Boost also tells a small
     // object's size (a short first read is its end): no stat.
     let mut reader = storage
-        .open_at(path, 0)
+        .open(path, &OpenOptions::at(0))
         .map_err(|e| e.context(format!("cannot read {path} in {}", storage.describe())))?;
     let size = reader.size();
     if size > MAX_MANIFEST_BYTES {

@@ -533,7 +533,9 @@ mod tests {
     fn store(files: &[(&str, &str)]) -> (crate::storage::memory::MemoryStorage, Vec<ObjectInfo>) {
         let s = crate::storage::memory::MemoryStorage::new();
         for (p, text) in files {
-            let mut w = s.create(&StoragePath::parse(p).unwrap()).unwrap();
+            let mut w = s
+                .create(&StoragePath::parse(p).unwrap(), &Default::default())
+                .unwrap();
             w.write(text.as_bytes()).unwrap();
             w.commit().unwrap();
         }

@@ -39,7 +39,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::backends::PluginConfig;
 use crate::error::Result;
 use crate::process::private::{open_existing, run_dir};
-use crate::protocol::args::{Command, HookArgs, Scope};
+use crate::protocol::args::{Command, HookArgs, HookScope};
 
 /// How long a setup hook waits for the broker it started to take requests.
 const START_WAIT: Duration = Duration::from_secs(2);
@@ -123,7 +123,7 @@ fn wanted(path: &Path) -> Option<(Vec<u8>, Place)> {
     let bytes = std::fs::read(path).ok()?;
     let text = std::str::from_utf8(&bytes).ok()?;
     let config = PluginConfig::parse(text, path).ok()?;
-    config.backend.broker_idle()?;
+    config.backend.broker()?;
     let place = place(path, &bytes)?;
     Some((bytes, place))
 }
@@ -133,7 +133,7 @@ fn wanted(path: &Path) -> Option<(Vec<u8>, Place)> {
 /// setup hook succeeded, and stops before a cleanup hook's own work (whose
 /// sweep of stale temporaries then sees the broker gone).
 pub fn around_hook(cmd: &Command, run: impl FnOnce() -> Result<()>) -> Result<()> {
-    let on_host = |h: &HookArgs| h.scope == Scope::SegmentHost;
+    let on_host = |h: &HookArgs| h.scope == HookScope::SegmentHost;
     match cmd {
         Command::SetupBackup(h) | Command::SetupRestore(h) if on_host(h) => {
             run()?;

@@ -10,11 +10,8 @@ use std::time::Duration;
 use crate::backends::{self, PluginConfig};
 use crate::commands::Lender;
 use crate::error::{Error, Result};
-use crate::path::StoragePath;
 use crate::process::signals;
-use crate::storage::{
-    DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Remote, Replica, Storage,
-};
+use crate::storage::{Remote, Storage};
 
 /// The pool. It holds at most `broker_connections` connections (32 by
 /// default: 3 for each of the 8 plugin processes of a host with 2 segments
@@ -43,7 +40,7 @@ impl Pool {
     /// An empty pool of connections to the storage `config` names.
     pub fn new(config: Arc<PluginConfig>) -> Pool {
         Pool {
-            max: config.backend.broker_connections().max(1),
+            max: config.backend.broker().map_or(1, |b| b.connections).max(1),
             config,
             state: Mutex::new(State {
                 idle: Vec::new(),
@@ -184,14 +181,15 @@ impl Loan {
 }
 
 impl Loan {
-    /// Records `storage` as lent and gives the command its view of it.
+    /// Records `storage` as lent and gives the command its view of it: the
+    /// storage itself, shared with the loan.
     fn keep(&self, remote: Remote, storage: Box<dyn Storage>) -> Box<dyn Storage> {
         let storage = Arc::new(storage);
         self.taken
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((remote, Arc::clone(&storage)));
-        Box::new(Lent(storage))
+        Box::new(storage)
     }
 }
 
@@ -216,63 +214,6 @@ impl Lender for Loan {
             .map_while(|i| self.pool.try_take(remote, if i == 0 { 0 } else { 2 }))
             .map(|s| self.keep(remote, s))
             .collect()
-    }
-}
-
-/// A pooled connection as the command sees it: the storage itself.
-struct Lent(Shared);
-
-impl Storage for Lent {
-    fn describe(&self) -> String {
-        self.0.describe()
-    }
-    fn create_dir_all(&self, dir: &StoragePath) -> Result<()> {
-        self.0.create_dir_all(dir)
-    }
-    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
-        self.0.create(path)
-    }
-    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
-        self.0.open(path)
-    }
-    fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
-        self.0.open_at(path, first_read)
-    }
-    fn create_now(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
-        self.0.create_now(path)
-    }
-    fn open_now(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
-        self.0.open_now(path, first_read)
-    }
-    fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
-        self.0.list(dir)
-    }
-    fn list_all(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
-        self.0.list_all(dir)
-    }
-    fn list_names(&self, dir: &StoragePath, hidden: bool) -> Result<Vec<String>> {
-        self.0.list_names(dir, hidden)
-    }
-    fn delete_dir_all(&self, dir: &StoragePath) -> Result<DeleteSummary> {
-        self.0.delete_dir_all(dir)
-    }
-    fn delete(&self, path: &StoragePath) -> Result<bool> {
-        self.0.delete(path)
-    }
-    fn exists(&self, path: &StoragePath) -> Result<bool> {
-        self.0.exists(path)
-    }
-    fn remove_dir_if_empty(&self, dir: &StoragePath) -> Result<bool> {
-        self.0.remove_dir_if_empty(dir)
-    }
-    fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()> {
-        self.0.rename(from, to)
-    }
-    fn replica(&self) -> Option<&dyn Replica> {
-        self.0.replica()
-    }
-    fn facts(&self, write: bool) -> Vec<Finding> {
-        self.0.facts(write)
     }
 }
 

@@ -19,7 +19,7 @@ use super::wire::{self, Message};
 use super::workers::Workers;
 use super::Stream;
 use crate::backends::PluginConfig;
-use crate::commands::{self, Io};
+use crate::commands::{self, Caller};
 use crate::error::{Error, Result};
 use crate::process::outcome;
 use crate::process::pause;
@@ -193,7 +193,7 @@ impl<'a> Running<'a> {
                 }
             }
         };
-        let io = Io {
+        let caller = Caller {
             input: input.into(),
             output: output.into(),
             storage: Some(self.loan.clone()),
@@ -202,7 +202,7 @@ impl<'a> Running<'a> {
         };
         let _in = self.scope.enter();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            commands::execute_with(self.name, cmd, io)
+            commands::execute_with(self.name, cmd, caller)
         }));
         let told = outcome::of(self.name, result);
         self.finished.store(true, Ordering::SeqCst);

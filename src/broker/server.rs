@@ -51,7 +51,7 @@ pub fn run(path: &Path) -> Result<()> {
         .map_err(|e| Error::config(format!("cannot read plugin config {}: {e}", path.display())))?;
     let config = PluginConfig::load(path)?;
     logging::set_verbosity(config.verbosity);
-    let Some(idle) = config.backend.broker_idle() else {
+    let Some(idle) = config.backend.broker().map(|b| b.idle) else {
         return Err(Error::config(format!(
             "plugin config {}: the connection broker is off (option broker) or not used with this backend",
             path.display()

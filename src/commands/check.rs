@@ -15,7 +15,9 @@ use crate::about::PLUGIN_NAME;
 use crate::backends::PluginConfig;
 use crate::error::{Error, Result};
 use crate::process::logging;
-use crate::storage::{read_to_end, timed, Finding, Outcome, Storage, StoragePath};
+use crate::storage::{
+    read_to_end, timed, CreateOptions, Finding, OpenOptions, Outcome, Storage, StoragePath,
+};
 
 /// Prints findings as they come and remembers the failures.
 struct Report {
@@ -132,7 +134,7 @@ fn probe(storage: &dyn Storage, prefix: &str, report: &mut Report) {
         Finding::step(&mut |f| report.add(f), &name, (r, secs), String::clone).is_ok()
     };
     let (written, secs) = timed(|| -> Result<String> {
-        let mut w = storage.create(&path)?;
+        let mut w = storage.create(&path, &CreateOptions::default())?;
         for c in data.chunks(w.block_size()) {
             w.write(c)?;
         }
@@ -156,7 +158,7 @@ fn probe(storage: &dyn Storage, prefix: &str, report: &mut Report) {
         });
         step("list", listed, secs);
         let (read, secs) = timed(|| -> Result<String> {
-            let mut r = storage.open(&path)?;
+            let mut r = storage.open(&path, &OpenOptions::default())?;
             if r.size() != size {
                 return Err(layout(format!(
                     "the storage reports {} bytes for a {size}-byte probe",

@@ -9,9 +9,9 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::observe::{HostReport, Operation};
 use crate::process::journal::{self, Found};
-use crate::protocol::args::{HookArgs, Scope};
+use crate::protocol::args::{HookArgs, HookScope};
 use crate::protocol::keys::{timestamp_of_dir, Timestamp};
-use crate::storage::{sweep_stale_temporaries, Storage, StoragePath};
+use crate::storage::{sweep_stale_temporaries, OpenOptions, Storage, StoragePath};
 
 use super::Context;
 
@@ -48,11 +48,11 @@ pub fn run(ctx: &Context, hook: Hook, args: &HookArgs) -> Result<()> {
         }
         Hook::SetupRestore => {
             let storage = ctx.storage()?;
-            if let (Some(ts), Scope::Coordinator) = (&ts, scope) {
+            if let (Some(ts), HookScope::Coordinator) = (&ts, scope) {
                 // One open, however large the backup: gpbackup stores the
                 // config of every backup, and gprestore needs it first.
                 let config = ts.prefix().child(&format!("gpbackup_{ts}_config.yaml"))?;
-                match storage.open(&config) {
+                match storage.open(&config, &OpenOptions::default()) {
                     Ok(_) => {}
                     Err(e) if e.kind() == ErrorKind::NotFound => log::warn!(
                         "{name}: backup {ts} not found in {}: it has no {config}",

@@ -14,8 +14,8 @@ use crate::process::{fanout, pause};
 use crate::protocol::args::Folder;
 use crate::protocol::keys::Timestamp;
 use crate::storage::{
-    commit_closed, read_to_end, sweep_stale_temporaries, temp_owner, ObjectInfo, Storage,
-    StoragePath,
+    commit_closed, read_to_end, sweep_stale_temporaries, temp_owner, ObjectInfo, OpenOptions,
+    Storage, StoragePath,
 };
 
 use super::Context;
@@ -230,7 +230,7 @@ fn differs(ts: &Timestamp, path: &str, replica: &str, why: &str) -> Error {
 
 /// The bytes of the small file `path` (a checksum record).
 fn read_all(storage: &dyn Storage, path: &StoragePath) -> Result<Vec<u8>> {
-    read_to_end(storage.open(path)?.as_mut())
+    read_to_end(storage.open(path, &OpenOptions::default())?.as_mut())
 }
 
 /// Removes the temporaries of `files` (on the replica) whose copier, on this

@@ -30,14 +30,16 @@ pub struct Context {
     pub command: &'static str,
     /// When the command started (its config loaded).
     pub started: Instant,
-    io: Io,
+    caller: Caller,
 }
 
-/// Where a command's standard input and output and its storage come from:
-/// by default the process's own, and storage it opens; in the connection
-/// broker, the client's descriptors and connections lent by the broker.
+/// Who runs a command, and what it hands the command: standard input and
+/// output, storage, the config and a way to answer early. By default the
+/// process itself (its own descriptors, storage it opens, the config it
+/// loads); in the connection broker, the client's descriptors, connections
+/// lent by the broker and the config the broker serves.
 #[derive(Default)]
-pub struct Io {
+pub struct Caller {
     /// Standard input and output, taken by the command that uses them (so
     /// that no other copy stays open once it is done with them).
     pub input: Mutex<Option<OwnedFd>>,
@@ -64,12 +66,16 @@ pub trait Lender: Send + Sync {
 impl Context {
     /// Loads the config and applies its log settings.
     pub fn load(command: &'static str, path: &std::path::Path) -> Result<Context> {
-        Self::load_with(command, path, Io::default())
+        Self::load_with(command, path, Caller::default())
     }
 
-    /// [`Context::load`] with standard input, output and storage from `io`.
-    pub fn load_with(command: &'static str, path: &std::path::Path, io: Io) -> Result<Context> {
-        let config = match &io.config {
+    /// [`Context::load`] with standard input, output and storage from `caller`.
+    pub fn load_with(
+        command: &'static str,
+        path: &std::path::Path,
+        caller: Caller,
+    ) -> Result<Context> {
+        let config = match &caller.config {
             Some(loaded) => Arc::clone(loaded),
             None => Arc::new(Self::read_config(path)?),
         };
@@ -77,7 +83,7 @@ impl Context {
             config,
             command,
             started: Instant::now(),
-            io,
+            caller,
         })
     }
 
@@ -97,7 +103,7 @@ impl Context {
     }
 
     fn open(&self, remote: Remote) -> Result<Box<dyn Storage>> {
-        match &self.io.storage {
+        match &self.caller.storage {
             Some(lender) => lender.lend(remote),
             None => backends::open(&self.config, remote),
         }
@@ -127,7 +133,7 @@ impl Context {
     }
 
     fn more(&self, remote: Remote, n: usize) -> Vec<Box<dyn Storage>> {
-        match &self.io.storage {
+        match &self.caller.storage {
             Some(lender) => lender.lend_more(remote, n),
             None => Vec::new(),
         }
@@ -140,19 +146,19 @@ impl Context {
 
     /// The command's standard input, as a file of its own.
     pub fn stdin(&self) -> Result<File> {
-        given_or_own(&self.io.input, std::io::stdin().as_fd(), "input")
+        given_or_own(&self.caller.input, std::io::stdin().as_fd(), "input")
     }
 
     /// The command's standard output, as a file of its own.
     pub fn stdout(&self) -> Result<File> {
-        given_or_own(&self.io.output, std::io::stdout().as_fd(), "output")
+        given_or_own(&self.caller.output, std::io::stdout().as_fd(), "output")
     }
 
     /// The command has succeeded: its caller may be told so now, before the
     /// work that need not delay the answer (in the connection broker, the
     /// client exits 0 at once; in a plugin process, its exit is the answer).
     pub fn answer_success(&self) {
-        if let Some(answer) = &self.io.answer {
+        if let Some(answer) = &self.caller.answer {
             answer();
         }
     }
@@ -178,17 +184,17 @@ fn given_or_own(
 /// command to its implementation (the version answers are printed by the
 /// caller).
 pub fn execute(name: &'static str, cmd: Command) -> Result<()> {
-    execute_with(name, cmd, Io::default())
+    execute_with(name, cmd, Caller::default())
 }
 
-/// [`execute`] with standard input, output and storage from `io`.
-pub fn execute_with(name: &'static str, cmd: Command, io: Io) -> Result<()> {
+/// [`execute`] with standard input, output and storage from `caller`.
+pub fn execute_with(name: &'static str, cmd: Command, caller: Caller) -> Result<()> {
     let started = Instant::now();
     log::debug!("{name}: starting: {cmd:?}");
-    let io = RefCell::new(Some(io));
+    let caller = RefCell::new(Some(caller));
     let with = |config: &Path, run: &dyn Fn(&Context) -> Result<()>| -> Result<()> {
-        let io = io.borrow_mut().take().unwrap_or_default();
-        let ctx = Context::load_with(name, config, io)?;
+        let caller = caller.borrow_mut().take().unwrap_or_default();
+        let ctx = Context::load_with(name, config, caller)?;
         let result = run(&ctx);
         if let (Err(e), Some(key)) = (&result, object_of(&cmd)) {
             ctx.object_end(key).failed(e);

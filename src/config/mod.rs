@@ -25,6 +25,17 @@ use std::path::PathBuf;
 
 pub use secret::Secret;
 
+/// The per-host connection broker's settings (options `broker`,
+/// `broker_idle_seconds`, `broker_connections`), for backends whose logins
+/// are worth sharing between processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerSettings {
+    /// How long the broker waits for a request before it stops.
+    pub idle: std::time::Duration,
+    /// How many connections it holds at most.
+    pub connections: usize,
+}
+
 /// Where the key of an encrypted password may come from.
 #[derive(Debug, Clone, Default)]
 pub struct KeySources {

@@ -52,7 +52,9 @@
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::storage::{commit_closed, ClosedObject, ObjectReader, Storage, StoragePath};
+use crate::storage::{
+    ClosedObject, CreateOptions, ObjectReader, OpenOptions, Storage, StoragePath,
+};
 
 const MAGIC_V1: &str = "gpbackup_ddboost_plugin checksum v1";
 const MAGIC_V2: &str = "gpbackup_ddboost_plugin checksum v2";
@@ -266,11 +268,28 @@ pub fn staged_path(path: &StoragePath) -> Result<StoragePath> {
 /// How a file is opened: as every open (waiting for a stream while the
 /// system has none free), or at once (a step running beside others that
 /// hold streams, which fails with `ErrorKind::StreamLimit` instead; see
-/// [`Storage::open_now`]).
+/// [`OpenOptions::wait`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Open {
     Waiting,
     Now,
+}
+
+impl Open {
+    /// The options of an open for a first read at `first_read`.
+    pub fn at(self, first_read: u64) -> OpenOptions {
+        OpenOptions {
+            first_read,
+            wait: self == Open::Waiting,
+        }
+    }
+
+    /// The options of a create.
+    pub fn create(self) -> CreateOptions {
+        CreateOptions {
+            wait: self == Open::Waiting,
+        }
+    }
 }
 
 /// Writes `bytes` to a new temporary of the object `path` and closes it
@@ -281,10 +300,7 @@ pub fn write_closed(
     bytes: &[u8],
     open: Open,
 ) -> Result<Box<dyn ClosedObject>> {
-    let mut w = match open {
-        Open::Waiting => storage.create(path)?,
-        Open::Now => storage.create_now(path)?,
-    };
+    let mut w = storage.create(path, &open.create())?;
     let block = w.block_size().max(4096);
     for chunk in bytes.chunks(block) {
         w.write(chunk)?;
@@ -304,7 +320,7 @@ pub fn carried_over(earlier: Option<Vec<Entry>>) -> Vec<Entry> {
 
 /// The temporary of a new staged record of `path`, closed: `entry` and the
 /// entries `carried` over from an earlier one. Renamed into place
-/// ([`commit_closed`]), it is step 1 of a commit.
+/// ([`crate::storage::commit_closed`]), it is step 1 of a commit.
 pub fn staged_temp(
     storage: &dyn Storage,
     path: &StoragePath,
@@ -320,15 +336,6 @@ pub fn staged_temp(
         encode(&entries).as_bytes(),
         open,
     )
-}
-
-/// Step 1 of a commit: stages `entry` as the record of `path`, keeping the
-/// entries an interrupted earlier write staged (one of them may describe the
-/// data in place).
-pub fn stage(storage: &dyn Storage, path: &StoragePath, entry: Entry) -> Result<()> {
-    let earlier = read_staged(storage, path, Open::Waiting)?.entries;
-    let temp = staged_temp(storage, path, &entry, &carried_over(earlier), Open::Waiting)?;
-    commit_closed(temp)
 }
 
 /// Step 3 of a commit: the staged record becomes the record.
@@ -420,11 +427,7 @@ pub fn entries_for(
 
 /// Reads and decodes the record at `rec` (see [`Record`]).
 fn read_record(storage: &dyn Storage, rec: &StoragePath, open: Open) -> Result<Record> {
-    let opened = match open {
-        Open::Waiting => storage.open(rec),
-        Open::Now => storage.open_now(rec, 0),
-    };
-    let mut r = match opened {
+    let mut r = match storage.open(rec, &open.at(0)) {
         Ok(r) => r,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             return Ok(Record {

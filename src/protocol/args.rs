@@ -20,18 +20,18 @@ use crate::protocol::keys::{ObjectKey, Timestamp};
 /// A hook's scope. gpbackup sends `master` even on GPDB 7; the test bench and
 /// the docs say `coordinator`: both mean the coordinator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Scope {
+pub enum HookScope {
     Coordinator,
     SegmentHost,
     Segment,
 }
 
-impl Scope {
-    fn parse(s: &str) -> Result<Scope> {
+impl HookScope {
+    fn parse(s: &str) -> Result<HookScope> {
         match s {
-            "master" | "coordinator" => Ok(Scope::Coordinator),
-            "segment_host" => Ok(Scope::SegmentHost),
-            "segment" => Ok(Scope::Segment),
+            "master" | "coordinator" => Ok(HookScope::Coordinator),
+            "segment_host" => Ok(HookScope::SegmentHost),
+            "segment" => Ok(HookScope::Segment),
             other => Err(Error::usage(format!(
                 "unknown scope \"{}\"; expected master, coordinator, segment_host or segment",
                 other.escape_debug()
@@ -40,12 +40,12 @@ impl Scope {
     }
 }
 
-impl fmt::Display for Scope {
+impl fmt::Display for HookScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Scope::Coordinator => "coordinator",
-            Scope::SegmentHost => "segment_host",
-            Scope::Segment => "segment",
+            HookScope::Coordinator => "coordinator",
+            HookScope::SegmentHost => "segment_host",
+            HookScope::Segment => "segment",
         })
     }
 }
@@ -127,8 +127,8 @@ pub struct HookArgs {
     #[arg(value_name = "LOCAL_BACKUP_DIR", allow_hyphen_values = true)]
     pub local_dir: String,
     /// master (or coordinator), segment_host or segment.
-    #[arg(value_name = "SCOPE", value_parser = parser(Scope::parse), allow_hyphen_values = true)]
-    pub scope: Scope,
+    #[arg(value_name = "SCOPE", value_parser = parser(HookScope::parse), allow_hyphen_values = true)]
+    pub scope: HookScope,
     /// The segment's content id; `-1` (or `"-1"`) is the coordinator.
     #[arg(value_name = "CONTENT_ID", value_parser = parser(content_id), allow_hyphen_values = true)]
     pub content: Option<i32>,
@@ -477,7 +477,7 @@ mod tests {
             other => panic!("not a hook: {other:?}"),
         };
         let c = p(&["setup_plugin_for_backup", "/c", "/d", "master", "\"-1\""]).unwrap();
-        assert_eq!(hook(c), (Scope::Coordinator, Some(-1)));
+        assert_eq!(hook(c), (HookScope::Coordinator, Some(-1)));
         let c = p(&[
             "cleanup_plugin_for_restore",
             "/c",
@@ -486,11 +486,11 @@ mod tests {
             "-1",
         ])
         .unwrap();
-        assert_eq!(hook(c), (Scope::Coordinator, Some(-1)));
+        assert_eq!(hook(c), (HookScope::Coordinator, Some(-1)));
         let c = p(&["setup_plugin_for_restore", "/c", "/d", "segment_host"]).unwrap();
-        assert_eq!(hook(c), (Scope::SegmentHost, None));
+        assert_eq!(hook(c), (HookScope::SegmentHost, None));
         let c = p(&["setup_plugin_for_backup", "/c", "/d", "segment", "\"12\""]).unwrap();
-        assert_eq!(hook(c), (Scope::Segment, Some(12)));
+        assert_eq!(hook(c), (HookScope::Segment, Some(12)));
     }
 
     #[test]

@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::{
-    ClosedObject, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, ReaderFactory,
-    Replica, Storage, StoragePath,
+    ClosedObject, CreateOptions, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter,
+    OpenOptions, ReaderFactory, Replica, Storage, StoragePath,
 };
 
 pub const VAR: &str = "GPBACKUP_DDBOOST_PLUGIN_FAULTS";
@@ -189,32 +189,16 @@ impl Storage for FaultyStorage {
         self.faults.check("mkdir", dir)?;
         self.inner.create_dir_all(dir)
     }
-    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
+    fn create(&self, path: &StoragePath, opts: &CreateOptions) -> Result<Box<dyn ObjectWriter>> {
         let inner = self
             .faults
-            .run("create", path, || self.inner.create(path))?;
+            .run("create", path, || self.inner.create(path, opts))?;
         Ok(self.writer(path, inner))
     }
-    fn create_now(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
-        let inner = self
-            .faults
-            .run("create", path, || self.inner.create_now(path))?;
-        Ok(self.writer(path, inner))
-    }
-    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
+    fn open(&self, path: &StoragePath, opts: &OpenOptions) -> Result<Box<dyn ObjectReader>> {
         self.faults.check("stat", path)?;
         self.faults.check("open", path)?;
-        Ok(self.reader(path, self.inner.open(path)?))
-    }
-    fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
-        self.faults.check("stat", path)?;
-        self.faults.check("open", path)?;
-        Ok(self.reader(path, self.inner.open_at(path, first_read)?))
-    }
-    fn open_now(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
-        self.faults.check("stat", path)?;
-        self.faults.check("open", path)?;
-        Ok(self.reader(path, self.inner.open_now(path, first_read)?))
+        Ok(self.reader(path, self.inner.open(path, opts)?))
     }
     fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
         self.faults.check("list", dir)?;

@@ -15,14 +15,77 @@
 pub mod ddboost;
 #[cfg(feature = "test-support")]
 pub mod faulty;
+mod forward;
 pub mod local;
 #[cfg(any(test, feature = "test-support"))]
 pub mod memory;
+mod report;
 
-use crate::config::KeySources;
+use crate::config::{BrokerSettings, KeySources};
 use crate::error::{Error, Result};
 pub use crate::path::StoragePath;
 pub use crate::process::temp::{host_tag, is_stale_temp, temp_name, temp_owner};
+pub use report::{timed, Finding, Outcome};
+
+/// How [`Storage::open`] opens an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Where the first read will be, which the backend may make right away
+    /// (DD Boost: it tells the size of a small object, saving a round trip).
+    pub first_read: u64,
+    /// Whether to wait for a stream when the system has none free; without,
+    /// the open fails at once with `ErrorKind::StreamLimit`, so that a caller
+    /// holding other streams can let them go before it waits. Backends
+    /// without stream limits open as usual.
+    pub wait: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> OpenOptions {
+        OpenOptions {
+            first_read: 0,
+            wait: true,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Opening for a first read at `first_read`.
+    pub fn at(first_read: u64) -> OpenOptions {
+        OpenOptions {
+            first_read,
+            ..OpenOptions::default()
+        }
+    }
+
+    /// The same, not waiting for a stream.
+    pub fn now(self) -> OpenOptions {
+        OpenOptions {
+            wait: false,
+            ..self
+        }
+    }
+}
+
+/// How [`Storage::create`] starts an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// Whether to wait for a stream (see [`OpenOptions::wait`]).
+    pub wait: bool,
+}
+
+impl Default for CreateOptions {
+    fn default() -> CreateOptions {
+        CreateOptions { wait: true }
+    }
+}
+
+impl CreateOptions {
+    /// Creating without waiting for a stream.
+    pub fn now() -> CreateOptions {
+        CreateOptions { wait: false }
+    }
+}
 
 /// A stored object and its size, from a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,33 +112,11 @@ pub trait Storage: Send + Sync {
 
     /// Starts a new object at `path`. It becomes visible on commit, replacing
     /// any object of that name.
-    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>>;
+    fn create(&self, path: &StoragePath, opts: &CreateOptions) -> Result<Box<dyn ObjectWriter>>;
 
     /// Opens an object for reading; only a definite "no such object" is
     /// `ErrorKind::NotFound`.
-    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>>;
-
-    /// [`Storage::open`] for a reader whose first read is at `first_read`,
-    /// which the backend may make right away (DD Boost: it tells the size of
-    /// a small object, saving a round trip).
-    fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
-        let _ = first_read;
-        self.open(path)
-    }
-
-    /// [`Storage::create`] that does not wait for a stream: when the system
-    /// has none free it fails at once with `ErrorKind::StreamLimit`, so that
-    /// a caller holding other streams can let them go before it waits.
-    /// Backends without stream limits create as usual.
-    fn create_now(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
-        self.create(path)
-    }
-
-    /// [`Storage::open_at`] that does not wait for a stream (see
-    /// [`Storage::create_now`]).
-    fn open_now(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
-        self.open_at(path, first_read)
-    }
+    fn open(&self, path: &StoragePath, opts: &OpenOptions) -> Result<Box<dyn ObjectReader>>;
 
     /// Every object below the folder `dir` (recursive), skipping the plugin's
     /// own '.' names. A missing folder lists as empty.
@@ -141,71 +182,6 @@ pub trait Storage: Send + Sync {
         let _ = write;
         Vec::new()
     }
-}
-
-/// One line of `check`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Finding {
-    pub step: String,
-    pub outcome: Outcome,
-    pub detail: String,
-    pub secs: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Pass,
-    Warn,
-    Fail,
-}
-
-impl Finding {
-    pub fn pass(step: impl Into<String>, detail: impl Into<String>, secs: f64) -> Finding {
-        Self::new(step, Outcome::Pass, detail, secs)
-    }
-    pub fn warn(step: impl Into<String>, detail: impl Into<String>, secs: f64) -> Finding {
-        Self::new(step, Outcome::Warn, detail, secs)
-    }
-    pub fn fail(step: impl Into<String>, detail: impl Into<String>, secs: f64) -> Finding {
-        Self::new(step, Outcome::Fail, detail, secs)
-    }
-    fn new(
-        step: impl Into<String>,
-        outcome: Outcome,
-        detail: impl Into<String>,
-        secs: f64,
-    ) -> Finding {
-        Finding {
-            step: step.into(),
-            outcome,
-            detail: detail.into(),
-            secs,
-        }
-    }
-}
-
-impl Finding {
-    /// Reports one timed step (its detail on success, else its error) and
-    /// passes its result on.
-    pub fn step<T>(
-        report: &mut dyn FnMut(Finding),
-        name: &str,
-        (result, secs): (Result<T>, f64),
-        detail: impl FnOnce(&T) -> String,
-    ) -> Result<T> {
-        match &result {
-            Ok(v) => report(Finding::pass(name, detail(v), secs)),
-            Err(e) => report(Finding::fail(name, e.to_string(), secs)),
-        }
-        result
-    }
-}
-
-/// Runs `f` and returns its result and the seconds it took.
-pub fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
-    let started = std::time::Instant::now();
-    let r = f();
-    (r, started.elapsed().as_secs_f64())
 }
 
 /// A replica system (DD Boost managed file replication).
@@ -388,15 +364,10 @@ pub trait BackendConfig: std::fmt::Debug + Send + Sync {
     /// Opens the storage; `remote` says whether the command needs a replica.
     fn open(&self, remote: Remote) -> Result<Box<dyn Storage>>;
 
-    /// With a per-host connection broker (logins worth sharing between
-    /// processes): how long it waits for a request before it stops.
-    fn broker_idle(&self) -> Option<std::time::Duration> {
+    /// The per-host connection broker's settings, when the backend has one
+    /// (logins worth sharing between processes).
+    fn broker(&self) -> Option<BrokerSettings> {
         None
-    }
-
-    /// How many connections such a broker holds at most.
-    fn broker_connections(&self) -> usize {
-        1
     }
 
     /// How many connections a command that works through many files

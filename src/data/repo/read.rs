@@ -3,12 +3,13 @@
 use std::fs::File;
 use std::ops::Range;
 
-use super::{first_lane, join_step, spawn_step, Deferred};
+use super::lanes::Lanes;
+use super::Deferred;
 use crate::data::integrity::{self, Entry, Open, DIGEST_BLOCK};
 use crate::data::stream::{self, Verify};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::offsets;
-use crate::storage::{ObjectReader, Storage, StoragePath};
+use crate::storage::{ObjectReader, OpenOptions, Storage, StoragePath};
 
 /// Which bytes of an object a read wants.
 pub enum Part<'a> {
@@ -69,7 +70,7 @@ fn open_verified_with_lanes<'s>(
     path: &StoragePath,
     part: Part,
 ) -> Result<Verified<'s>> {
-    let storage = first_lane(lanes)?;
+    let storage = Lanes::new(lanes)?.first();
     let first_read = match &part {
         Part::Whole => 0,
         Part::Ranges { ranges, .. } => offsets::merge(ranges).first().map_or(0, |r| r.start),
@@ -115,39 +116,45 @@ pub fn open_recorded<'s>(
     open_recorded_with_lanes(&[storage], path, first_read)
 }
 
-/// [`open_recorded`] over `lanes`, independent connections to one storage.
-/// With one lane the steps run one after another, each file closed before
-/// the next is opened. With two or more (two are used), the record and the
-/// object (its first block read) are opened at once, each on its own lane
-/// and only if a stream is free right then; their files stay open until the
-/// read is done. A stream limit lets go of everything and takes the
-/// sequential path, which waits holding nothing.
+/// [`open_recorded`] over `lanes`, independent connections to one storage
+/// (see `lanes.rs`). With one lane the steps run one after another, each
+/// file closed before the next is opened: the record; the staged record if
+/// the record cannot describe an object read whole at its opening; the
+/// object. With two or more (two are used), the records on one lane and the
+/// object (its first block read) on another at once; their files stay
+/// open until the read is done. Either way, the staged record is read
+/// after all (everything closed first) when the record does not describe
+/// the object.
 pub fn open_recorded_with_lanes<'s>(
     lanes: &[&'s dyn Storage],
     path: &StoragePath,
     first_read: u64,
 ) -> std::result::Result<Recorded<'s>, Opening> {
-    let storage = first_lane(lanes).map_err(Opening::Records)?;
-    if lanes.len() >= 2 {
-        match open_at_once(lanes, path, first_read) {
-            Some(opened) => return opened,
-            None => {
-                log::debug!("{path}: a stream limit reached; reading it one step after another")
-            }
-        }
+    let lanes = Lanes::new(lanes).map_err(Opening::Records)?;
+    let opened = lanes.run(path, |l| {
+        let (records, object) = l.join(
+            |l| read_records(l, path, first_read),
+            |l, _| l.kept(l.first().open(path, &l.open().at(first_read))),
+        )?;
+        Ok(recorded(l.first(), path, first_read, records, object))
+    });
+    opened.unwrap_or_else(|e| Err(Opening::Records(e)))
+}
+
+/// The records of `path`: the record, and the staged record too when the
+/// record cannot describe an object that the opening read at `first_read`
+/// reads whole.
+fn read_records(
+    lane: &Lanes,
+    path: &StoragePath,
+    first_read: u64,
+) -> Result<(integrity::Record, Option<integrity::Record>)> {
+    let published = integrity::read_published(lane.first(), path, lane.open())?;
+    if may_be_read_whole(published.entries.as_deref(), first_read) {
+        return Ok((published, None));
     }
-    let published = integrity::read_published(storage, path, Open::Waiting)
-        .map_err(Opening::Records)?
-        .entries;
-    if may_be_read_whole(published.as_deref(), first_read) {
-        let reader = storage.open_at(path, first_read).map_err(Opening::Object)?;
-        match in_memory_if_described(reader, published.as_deref(), path) {
-            Ok(recorded) => return Ok(recorded.on(storage, published.unwrap_or_default())),
-            // Closed before the staged record is opened.
-            Err(reader) => drop(reader),
-        }
-    }
-    with_staged(storage, path, first_read, published)
+    let staged = integrity::read_staged(lane.first(), path, lane.open())?;
+    Ok((published, Some(staged)))
 }
 
 /// The rest of [`open_recorded_with_lanes`] when the record does not
@@ -161,7 +168,9 @@ fn with_staged<'s>(
     let mut entries = published.unwrap_or_default();
     let staged = integrity::read_staged(storage, path, Open::Waiting).map_err(Opening::Records)?;
     entries.extend(staged.entries.unwrap_or_default());
-    let reader = storage.open_at(path, first_read).map_err(Opening::Object)?;
+    let reader = storage
+        .open(path, &OpenOptions::at(first_read))
+        .map_err(Opening::Object)?;
     Ok(Recorded {
         storage,
         reader,
@@ -181,46 +190,15 @@ fn may_be_read_whole(entries: Option<&[Entry]>, first_read: u64) -> bool {
             .any(|e| e.sum.size <= DIGEST_BLOCK as u64)
 }
 
-/// The records and the object opened at once (see
-/// [`open_recorded_with_lanes`]): on one lane the record, then the staged
-/// record if the record cannot describe an object read whole at its
-/// opening; on the other the object, its first block read. None when a lane
-/// found every stream taken (everything let go).
-fn open_at_once<'s>(
-    lanes: &[&'s dyn Storage],
-    path: &StoragePath,
-    first_read: u64,
-) -> Option<std::result::Result<Recorded<'s>, Opening>> {
-    let (records, object) = std::thread::scope(|s| {
-        let records = spawn_step(s, || {
-            let published = integrity::read_published(lanes[0], path, Open::Now)?;
-            if may_be_read_whole(published.entries.as_deref(), first_read) {
-                return Ok((published, None));
-            }
-            let staged = integrity::read_staged(lanes[0], path, Open::Now)?;
-            Ok((published, Some(staged)))
-        });
-        let object = spawn_step(s, || lanes[1].open_now(path, first_read));
-        (join_step(records), join_step(object))
-    });
-    let busy = |e: &Error| e.kind() == ErrorKind::StreamLimit;
-    if records.as_ref().err().is_some_and(busy) || object.as_ref().err().is_some_and(busy) {
-        return None;
-    }
-    Some(recorded_at_once(
-        lanes[0], path, first_read, records, object,
-    ))
-}
-
-/// [`open_at_once`] with its steps done.
-fn recorded_at_once<'s>(
+/// [`open_recorded_with_lanes`] with its steps done: the records read and
+/// the object opened.
+fn recorded<'s>(
     storage: &'s dyn Storage,
     path: &StoragePath,
     first_read: u64,
-    records: Result<(integrity::Record, Option<integrity::Record>)>,
+    (published, staged): (integrity::Record, Option<integrity::Record>),
     object: Result<Box<dyn ObjectReader>>,
 ) -> std::result::Result<Recorded<'s>, Opening> {
-    let (published, staged) = records.map_err(Opening::Records)?;
     let reader = object.map_err(Opening::Object)?;
     let mut held: Vec<Box<dyn ObjectReader>> = published.reader.into_iter().collect();
     let Some(staged) = staged else {

@@ -2,10 +2,11 @@
 
 use std::io::Read;
 
-use super::{first_lane, join_step, spawn_in_command, spawn_step, Deferred};
+use super::lanes::{join_step, spawn_in_command, Lanes};
+use super::Deferred;
 use crate::data::integrity::{self, Open, DIGEST_BLOCK};
 use crate::data::stream::{self};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::process::signals;
 use crate::process::{journal, pause};
 use crate::storage::{commit_closed, ClosedObject, Storage, StoragePath};
@@ -49,14 +50,13 @@ pub fn store(
 }
 
 /// [`store`] over `lanes`, independent connections to one storage (the
-/// first is the one every step but the concurrent ones uses). With one lane
-/// it is [`store`]'s sequential path. With more, an object that fits one
-/// block (the input is read up to a block and a byte first to know) is
-/// written in fewer round trips one after another: its data's temporary,
-/// the lookup of what is at its path, and its record's temporary are
-/// written at once, each on its own lane, opened only if a stream is free
-/// right then; a stream limit lets go of everything and takes the
-/// sequential path, which waits holding nothing.
+/// first is the one every step but the concurrent ones uses). With one
+/// lane the input is streamed to the temporary as it comes, the steps one
+/// after another. With more, an object that fits one block (the input is
+/// read up to a block and a byte first to know) is written by
+/// `write_small`: its data's temporary, the lookup of what is at its path,
+/// and its record's temporary are written at once, each on its own lane
+/// (see `lanes.rs`); a larger one is streamed as with one lane.
 ///
 /// Then, over an existing object, the record is staged and the data
 /// committed as in [`store`]. Where nothing was (a first write, as every
@@ -69,34 +69,29 @@ pub fn store_with_lanes<'a>(
     input: Box<dyn Read + Send>,
     write: &WriteInfo,
 ) -> Result<(Stored, Deferred<'a>)> {
-    let storage = first_lane(lanes)?;
+    let lanes = Lanes::new(lanes)?;
+    let storage = lanes.first();
     let fail = |e: Error| write_failed(write, path, storage, e);
     let journal = journal::begin(write.options, write.timestamp).map_err(fail)?;
-    if lanes.len() < 2 {
-        return store_sequential(storage, path, input, write, journal);
+    if !lanes.several() {
+        return store_sequential(&lanes, path, input, write, journal);
     }
     let mut input = input;
     let head = stream::read_head(input.as_mut(), DIGEST_BLOCK + 1, write.source).map_err(fail)?;
     if head.len() > DIGEST_BLOCK {
         let all = Box::new(std::io::Cursor::new(head).chain(input));
-        return store_sequential(storage, path, all, write, journal);
+        return store_sequential(&lanes, path, all, write, journal);
     }
     // The input may have ended because a signal stopped its producer.
     signals::check().map_err(fail)?;
     let size = head.len() as u64;
-    match write_small(lanes, path, &head).map_err(fail)? {
-        Some(small) if small.first => commit_first(storage, path, small, journal, size, write),
-        Some(small) => {
-            commit_closed(small.record).map_err(fail)?;
-            pause::pause("record-staged");
-            commit(storage, path, small.data, journal, size, write)
-        }
-        None => {
-            log::debug!("{path}: a stream limit reached; writing it one step after another");
-            let all = Box::new(std::io::Cursor::new(head));
-            store_sequential(storage, path, all, write, journal)
-        }
+    let small = write_small(&lanes, path, &head).map_err(fail)?;
+    if small.first {
+        return commit_first(storage, path, small, journal, size, write);
     }
+    commit_closed(small.record).map_err(fail)?;
+    pause::pause("record-staged");
+    commit(storage, path, small.data, journal, size, write)
 }
 
 /// A write's failure, named with its command, object and storage.
@@ -108,23 +103,30 @@ fn write_failed(write: &WriteInfo, path: &StoragePath, storage: &dyn Storage, e:
     ))
 }
 
-/// The steps of [`store`], one after another.
+/// The steps of [`store`] for an object of any size, one after another on
+/// one lane: the data streamed to its temporary, then its record staged
+/// with the entry the data gave.
 fn store_sequential<'a>(
-    storage: &'a dyn Storage,
+    lanes: &Lanes<'_, 'a>,
     path: &StoragePath,
     input: Box<dyn Read + Send>,
     write: &WriteInfo,
     journal: journal::Writing,
 ) -> Result<(Stored, Deferred<'a>)> {
+    let storage = lanes.first();
     let fail = |e: Error| write_failed(write, path, storage, e);
-    let mut writer = storage.create(path).map_err(fail)?;
-    let entry = stream::upload(input, writer.as_mut(), write.source).map_err(fail)?;
-    let size = entry.sum.size;
-    // The input may have ended because a signal stopped its producer.
-    signals::check().map_err(fail)?;
-    pause::pause("data-written");
-    let closed = writer.close().map_err(fail)?;
-    integrity::stage(storage, path, entry).map_err(fail)?;
+    let ((closed, size), (_, record, _)) = lanes
+        .single()
+        .join(
+            |l| stream_data(l, path, input, write.source),
+            |l, data| match data {
+                Some((_, entry)) => record_temp(l, path, entry),
+                None => Err(Error::internal("a record staged before its data")),
+            },
+        )
+        .map(|((closed, entry), record)| ((closed, entry.sum.size), record))
+        .map_err(fail)?;
+    commit_closed(record).map_err(fail)?;
     pause::pause("record-staged");
     commit(storage, path, closed, journal, size, write)
 }
@@ -142,76 +144,111 @@ struct Small {
 /// Writes the small object `data` of `path` to its temporary, looks up what
 /// is at its path (and, where an object is, the staged record an
 /// interrupted write left beside it) and writes the new record's
-/// temporary, each on its own lane at once (see [`store_with_lanes`]).
-/// None when a lane found every stream taken (everything let go).
-fn write_small(lanes: &[&dyn Storage], path: &StoragePath, data: &[u8]) -> Result<Option<Small>> {
+/// temporary: at once, each on its own lane, with three lanes; the data on
+/// one and the others in order on the second with two; in order on the
+/// first after a stream limit.
+fn write_small(lanes: &Lanes, path: &StoragePath, data: &[u8]) -> Result<Small> {
     let mut hasher = integrity::Hasher::new();
     hasher.update(data);
     let entry = hasher.finish();
     let entry = &entry;
-    let record_lane = lanes[lanes.len().min(3) - 1];
-    let (data_temp, record) = std::thread::scope(|s| {
-        let data_temp = spawn_step(s, || {
-            integrity::write_closed(lanes[0], path, data, Open::Now)
-        });
-        let record = if lanes.len() >= 3 {
-            // The record written as if there were no earlier one (as usual).
-            let found = spawn_step(s, || probe(lanes[1], path));
-            let temp = spawn_step(s, || {
-                integrity::staged_temp(record_lane, path, entry, &[], Open::Now)
-            });
-            match (join_step(found), join_step(temp)) {
-                (Ok(found), Ok(temp)) => Ok((found, temp, Vec::new())),
-                (Err(e), _) | (_, Err(e)) => Err(e),
-            }
-        } else {
-            join_step(spawn_step(s, || {
-                let found = probe(record_lane, path)?;
-                let carried = carried(&found);
-                let temp = integrity::staged_temp(record_lane, path, entry, &carried, Open::Now)?;
-                Ok((found, temp, carried))
-            }))
-        };
-        (join_step(data_temp), record)
-    });
-    let busy = |e: &Error| e.kind() == ErrorKind::StreamLimit;
-    if data_temp.as_ref().err().is_some_and(busy) || record.as_ref().err().is_some_and(busy) {
-        return Ok(None);
-    }
-    let data_temp = data_temp?;
-    let (found, mut record_temp, written_with) = record?;
+    let (data, (found, record, written_with)) = lanes.run(path, |l| {
+        l.join(
+            |l| write_data(l, path, data),
+            |l, _| record_temp(l, path, entry),
+        )
+    })?;
     let carried = carried(&found);
     let first = found.is_none();
     drop(found);
     signals::check()?;
-    if carried != written_with {
+    let record = if carried == written_with {
+        record
+    } else {
         // An interrupted write left entries to keep: the record is written
         // again with them (holding no stream).
-        drop(record_temp);
-        record_temp = integrity::staged_temp(lanes[0], path, entry, &carried, Open::Waiting)?;
-    }
-    Ok(Some(Small {
-        data: data_temp,
-        record: record_temp,
+        drop(record);
+        integrity::staged_temp(lanes.first(), path, entry, &carried, Open::Waiting)?
+    };
+    Ok(Small {
+        data,
+        record,
         first,
-    }))
+    })
 }
-/// What is at the object `path`: None for nothing (a definite "no such
-/// object"); else the staged record beside it, if any. A lookup that fails
-/// counts as an object there (the careful steps follow).
-fn probe(storage: &dyn Storage, path: &StoragePath) -> Result<Option<integrity::Record>> {
-    match storage.exists(path) {
-        Ok(false) => return Ok(None),
-        Ok(true) => {}
-        Err(e) => {
-            log::debug!("{path}: cannot tell whether it exists ({e}); writing it as an overwrite")
+
+/// The input streamed to a temporary of `path`, closed; and its entry.
+fn stream_data(
+    lane: &Lanes,
+    path: &StoragePath,
+    input: Box<dyn Read + Send>,
+    source: &str,
+) -> Result<(Box<dyn ClosedObject>, integrity::Entry)> {
+    let mut writer = lane.first().create(path, &lane.open().create())?;
+    let entry = stream::upload(input, writer.as_mut(), source)?;
+    // The input may have ended because a signal stopped its producer.
+    signals::check()?;
+    pause::pause("data-written");
+    Ok((writer.close()?, entry))
+}
+
+/// The small object `data` written to a temporary of `path` and closed.
+fn write_data(lane: &Lanes, path: &StoragePath, data: &[u8]) -> Result<Box<dyn ClosedObject>> {
+    let mut w = lane.first().create(path, &lane.open().create())?;
+    for chunk in data.chunks(w.block_size().max(4096)) {
+        w.write(chunk)?;
+    }
+    if !lane.at_once() {
+        pause::pause("data-written");
+    }
+    w.close()
+}
+
+/// Looks up what is at `path` and writes the temporary of its staged
+/// record: `entry`, with the entries to keep of a staged record an
+/// interrupted write left (when the lookup ran first; at once, none, and
+/// the caller writes it again if there were some). Returns what the lookup
+/// found, the temporary and the entries it was written with.
+fn record_temp(
+    lanes: &Lanes,
+    path: &StoragePath,
+    entry: &integrity::Entry,
+) -> Result<(Found, Box<dyn ClosedObject>, Vec<integrity::Entry>)> {
+    let (found, (temp, carried)) = lanes.join(
+        |l| probe(l, path),
+        |l, found| {
+            let carried = found.map(carried).unwrap_or_default();
+            let temp = integrity::staged_temp(l.first(), path, entry, &carried, l.open())?;
+            Ok((temp, carried))
+        },
+    )?;
+    Ok((found, temp, carried))
+}
+
+/// What is at an object's path: None for nothing; else the staged record
+/// beside it, if any.
+type Found = Option<integrity::Record>;
+
+/// What is at the object `path` (see [`Found`]). Only steps at once look
+/// whether anything is there (for a first write's renames at once); one
+/// after another, the write is an overwrite. A lookup that fails counts
+/// as an object there (the careful steps follow).
+fn probe(lane: &Lanes, path: &StoragePath) -> Result<Found> {
+    let storage = lane.first();
+    if lane.at_once() {
+        match storage.exists(path) {
+            Ok(false) => return Ok(None),
+            Ok(true) => {}
+            Err(e) => log::debug!(
+                "{path}: cannot tell whether it exists ({e}); writing it as an overwrite"
+            ),
         }
     }
-    integrity::read_staged(storage, path, Open::Now).map(Some)
+    integrity::read_staged(storage, path, lane.open()).map(Some)
 }
 
 /// The entries of an earlier staged record that a new one keeps.
-fn carried(found: &Option<integrity::Record>) -> Vec<integrity::Entry> {
+fn carried(found: &Found) -> Vec<integrity::Entry> {
     let earlier = found.as_ref().and_then(|r| r.entries.clone());
     integrity::carried_over(earlier)
 }

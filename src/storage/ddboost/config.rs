@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::config::options::{Opt, Options};
-use crate::config::{KeySources, Secret, DIRECTORY};
+use crate::config::{BrokerSettings, KeySources, Secret, DIRECTORY};
 use crate::crypto::keyfile;
 use crate::error::Result;
 use crate::storage::{BackendConfig, Finding, Remote, Storage, StoragePath};
@@ -111,11 +111,8 @@ pub struct DdBoostConfig {
     pub command_connections: usize,
     /// How connecting to a Data Domain is retried.
     pub retry: RetryPolicy,
-    /// `broker: on`: how long the per-host connection broker waits for a
-    /// request before it stops (option `broker_idle_seconds`).
-    pub broker: Option<std::time::Duration>,
-    /// The most connections a broker holds (option `broker_connections`).
-    pub broker_connections: usize,
+    /// `broker: on`: the per-host connection broker's settings.
+    pub broker: Option<BrokerSettings>,
 }
 
 impl DdBoostConfig {
@@ -142,12 +139,8 @@ impl BackendConfig for DdBoostConfig {
         Ok(Box::new(super::DdBoostStorage::open(self, remote)?))
     }
 
-    fn broker_idle(&self) -> Option<std::time::Duration> {
+    fn broker(&self) -> Option<BrokerSettings> {
         self.broker
-    }
-
-    fn broker_connections(&self) -> usize {
-        self.broker_connections
     }
 
     fn command_connections(&self) -> usize {
@@ -334,9 +327,11 @@ pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
             opts.problem(format!("{p} (replication is on)"));
         }
     }
-    let idle = std::time::Duration::from_secs(opts.number(&BROKER_IDLE_SECONDS));
-    let broker = opts.on_off(&BROKER).then_some(idle);
-    let broker_connections = opts.number(&BROKER_CONNECTIONS) as usize;
+    let broker = BrokerSettings {
+        idle: std::time::Duration::from_secs(opts.number(&BROKER_IDLE_SECONDS)),
+        connections: opts.number(&BROKER_CONNECTIONS) as usize,
+    };
+    let broker = opts.on_off(&BROKER).then_some(broker);
     let command_connections = opts.number(&COMMAND_CONNECTIONS) as usize;
     Some(Box::new(DdBoostConfig {
         target: target?,
@@ -348,7 +343,6 @@ pub fn parse(opts: &mut Options) -> Option<Box<dyn BackendConfig>> {
         command_connections,
         retry,
         broker,
-        broker_connections,
     }))
 }
 

@@ -22,11 +22,10 @@ mod system;
 mod write;
 
 use ddboost::{Instance, Library};
-use std::time::Duration;
 
 use super::{
-    timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Remote, Replica,
-    Storage, StoragePath,
+    timed, CreateOptions, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter,
+    OpenOptions, Remote, Replica, Storage, StoragePath,
 };
 use crate::about::PLUGIN_NAME;
 use crate::error::{Error, Result};
@@ -184,29 +183,13 @@ impl Storage for DdBoostStorage {
         self.mirrored(dir, |s| s.create_dir_all(dir))
     }
 
-    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
-        let writer = self.local.create(path)?;
+    fn create(&self, path: &StoragePath, opts: &CreateOptions) -> Result<Box<dyn ObjectWriter>> {
+        let writer = self.local.create(path, opts)?;
         Ok(self.mirrored_writer(path, writer))
     }
 
-    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
-        self.local.open(path)
-    }
-
-    fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
-        self.local.open_at(path, first_read)
-    }
-
-    fn create_now(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
-        let writer = self.local.create_writer_waiting(path, Duration::ZERO)?;
-        Ok(self.mirrored_writer(path, Box::new(writer)))
-    }
-
-    fn open_now(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
-        let r = self
-            .local
-            .open_reader_within(path, first_read, Duration::ZERO)?;
-        Ok(Box::new(r))
+    fn open(&self, path: &StoragePath, opts: &OpenOptions) -> Result<Box<dyn ObjectReader>> {
+        self.local.open(path, opts)
     }
 
     fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::storage::{ObjectReader, ReaderFactory};
 
 /// An object opened for reading. The block read at open (see
-/// [`super::system::System::open_reader`]) is served from memory once.
+/// [`super::system::System::open_reader_within`]) is served from memory once.
 pub(super) struct DdReader {
     pub(super) file: DdFile,
     pub(super) size: u64,

@@ -26,8 +26,8 @@ mod fsops;
 mod object;
 
 use super::{
-    listed_child, temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter,
-    Storage, StoragePath,
+    listed_child, temp_name, timed, CreateOptions, DeleteSummary, Finding, ObjectInfo,
+    ObjectReader, ObjectWriter, Storage, StoragePath,
 };
 
 use crate::error::{Error, Result};
@@ -262,7 +262,7 @@ impl Storage for LocalStorage {
         Ok(())
     }
 
-    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
+    fn create(&self, path: &StoragePath, _: &CreateOptions) -> Result<Box<dyn ObjectWriter>> {
         let Some(dir) = path.parent() else {
             return Err(Error::invalid(
                 "an object needs a name below option \"directory\"",
@@ -302,7 +302,7 @@ impl Storage for LocalStorage {
         }))
     }
 
-    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
+    fn open(&self, path: &StoragePath, _: &super::OpenOptions) -> Result<Box<dyn ObjectReader>> {
         let (p, meta) = self.resolve(path)?;
         match meta {
             None => {

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    temp_name, ClosedObject, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter, Storage,
-    StoragePath,
+    temp_name, ClosedObject, CreateOptions, DeleteSummary, ObjectInfo, ObjectReader, ObjectWriter,
+    OpenOptions, Storage, StoragePath,
 };
 use crate::error::{Error, Result};
 
@@ -56,7 +56,7 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
+    fn create(&self, path: &StoragePath, _: &CreateOptions) -> Result<Box<dyn ObjectWriter>> {
         self.create_dir_all(&path.parent().unwrap_or_default())?;
         let temp = path.sibling(&temp_name(path.file_name()))?;
         self.files().insert(temp.clone(), Arc::new(Vec::new()));
@@ -69,7 +69,7 @@ impl Storage for MemoryStorage {
         }))
     }
 
-    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
+    fn open(&self, path: &StoragePath, _: &OpenOptions) -> Result<Box<dyn ObjectReader>> {
         let data = self.files().get(path).cloned();
         let data = data.ok_or_else(|| Error::not_found(format!("{path} not found in memory")))?;
         Ok(Box::new(MemoryReader { data }))

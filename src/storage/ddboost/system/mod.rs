@@ -19,8 +19,8 @@ use crate::about::PLUGIN_NAME;
 use crate::error::{Error, ErrorKind, Result};
 use crate::process::signals::CleanupGuard;
 use crate::storage::{
-    temp_name, timed, DeleteSummary, Finding, ObjectInfo, ObjectReader, ObjectWriter, Storage,
-    StoragePath,
+    temp_name, timed, CreateOptions, DeleteSummary, Finding, ObjectInfo, ObjectReader,
+    ObjectWriter, OpenOptions, Storage, StoragePath,
 };
 
 /// One system: a connection and the place on it.
@@ -259,6 +259,16 @@ impl System {
         Ok(())
     }
 
+    /// How long an open waits for a stream: up to `stream_wait_seconds`, or
+    /// not at all.
+    fn stream_wait(&self, wait: bool) -> std::time::Duration {
+        if wait {
+            self.login.retry.stream_wait
+        } else {
+            std::time::Duration::ZERO
+        }
+    }
+
     /// Opens `path` for reading with no stat first: the open itself tells
     /// "not found", and the block at `first_read` (where the caller reads
     /// first) is read at once, its length giving the object's size when the
@@ -266,13 +276,8 @@ impl System {
     /// a larger one an open, its first read and a `ddp_fstat`. An open
     /// refused for the stream limit waits for a stream
     /// ([`System::wait_for_stream_up_to`]); a process that waited takes no
-    /// read-ahead readers.
-    pub(super) fn open_reader(&self, path: &str, first_read: u64) -> Result<DdReader> {
-        self.open_reader_within(path, first_read, self.login.retry.stream_wait)
-    }
-
-    /// [`System::open_reader`], waiting up to `wait` for a read stream
-    /// (zero: fails at once when none is free).
+    /// read-ahead readers. It waits up to `wait` for a read stream (zero:
+    /// fails at once when none is free).
     pub(super) fn open_reader_within(
         &self,
         path: &str,
@@ -317,12 +322,7 @@ impl System {
     /// A writer of `path` (through a temporary). The temporary is opened
     /// right away, without asking whether its folder exists: the backup hook
     /// made it, so one round trip usually does; only "not found" makes the
-    /// folders and opens again.
-    pub(super) fn create_writer(&self, path: &StoragePath) -> Result<DdWriter> {
-        self.create_writer_waiting(path, self.login.retry.stream_wait)
-    }
-
-    /// [`System::create_writer`], waiting up to `wait` for a write stream
+    /// folders and opens again. It waits up to `wait` for a write stream
     /// (zero: fails at once when none is free).
     pub(super) fn create_writer_waiting(
         &self,
@@ -412,16 +412,18 @@ impl Storage for System {
         self.mkdirs(dir)
     }
 
-    fn create(&self, path: &StoragePath) -> Result<Box<dyn ObjectWriter>> {
-        Ok(Box::new(self.create_writer(path)?))
+    fn create(&self, path: &StoragePath, opts: &CreateOptions) -> Result<Box<dyn ObjectWriter>> {
+        let wait = self.stream_wait(opts.wait);
+        Ok(Box::new(self.create_writer_waiting(path, wait)?))
     }
 
-    fn open(&self, path: &StoragePath) -> Result<Box<dyn ObjectReader>> {
-        Ok(Box::new(self.open_reader(path, 0)?))
-    }
-
-    fn open_at(&self, path: &StoragePath, first_read: u64) -> Result<Box<dyn ObjectReader>> {
-        Ok(Box::new(self.open_reader(path, first_read)?))
+    fn open(&self, path: &StoragePath, opts: &OpenOptions) -> Result<Box<dyn ObjectReader>> {
+        let wait = self.stream_wait(opts.wait);
+        Ok(Box::new(self.open_reader_within(
+            path,
+            opts.first_read,
+            wait,
+        )?))
     }
 
     fn list(&self, dir: &StoragePath) -> Result<Vec<ObjectInfo>> {
