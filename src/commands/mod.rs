@@ -250,25 +250,33 @@ pub fn execute_with(name: &'static str, cmd: Command, caller: Caller) -> Result<
             replica,
             json,
             format,
-        } => with(config, &|c| {
-            let format = format.as_deref();
-            let openmetrics = format == Some("openmetrics");
-            list_backups::run(
-                c,
-                list_backups::Flags {
-                    sizes: *sizes || openmetrics,
-                    replica: *replica,
-                    json: *json || format == Some("json"),
-                    openmetrics,
-                },
-            )
-        }),
+        } => {
+            let flags = list_backups_flags(*sizes, *replica, *json, format.as_deref());
+            with(config, &|c| list_backups::run(c, flags))
+        }
         // Takes no plugin config.
         Command::EncryptPassword { key_file } => password::run(key_file.as_deref()),
         // The program runs the broker itself (it is above the commands).
         Command::Broker { .. } => Err(crate::error::Error::usage(
             "the connection broker is not a command of its own here",
         )),
+    }
+}
+
+/// What `list_backups` shows: `--format openmetrics` lists sizes, and
+/// `--format json` is `--json`.
+fn list_backups_flags(
+    sizes: bool,
+    replica: bool,
+    json: bool,
+    format: Option<&str>,
+) -> list_backups::Flags {
+    let openmetrics = format == Some("openmetrics");
+    list_backups::Flags {
+        sizes: sizes || openmetrics,
+        replica,
+        json: json || format == Some("json"),
+        openmetrics,
     }
 }
 

@@ -310,20 +310,27 @@ pub(crate) fn close_file(api: &Api, fd: FileDesc) -> i32 {
     rc(unsafe { api.ddp_close_file(fd.0) })
 }
 
+/// One `ddp_read` of `len` bytes at most into `to`, which must be valid for
+/// writes of `len` bytes (uninitialised ones may be written through a raw
+/// pointer); the caller keeps it ≤ 1 MiB.
+unsafe fn read_to(
+    api: &Api,
+    fd: FileDesc,
+    to: *mut u8,
+    len: usize,
+    offset: u64,
+) -> Result<u64, i32> {
+    let mut done: raw::ddp_uint64_t = 0;
+    // SAFETY: `to` is valid for writes of `len` bytes (the caller's
+    // contract); `done` is valid for writes.
+    let code = unsafe { api.ddp_read(fd.0, to.cast(), len as _, offset as _, &mut done) };
+    ok_or(code, done as u64)
+}
+
 /// One `ddp_read` of at most `buf.len()` bytes; the caller keeps it ≤ 1 MiB.
 pub(crate) fn read(api: &Api, fd: FileDesc, buf: &mut [u8], offset: u64) -> Result<u64, i32> {
-    let mut done: raw::ddp_uint64_t = 0;
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes; `done` is valid.
-    let code = unsafe {
-        api.ddp_read(
-            fd.0,
-            buf.as_mut_ptr().cast(),
-            buf.len() as _,
-            offset as _,
-            &mut done,
-        )
-    };
-    ok_or(code, done as u64)
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    unsafe { read_to(api, fd, buf.as_mut_ptr(), buf.len(), offset) }
 }
 
 /// One `ddp_read` of up to `want` bytes (the caller keeps it ≤ 1 MiB) into
@@ -339,21 +346,9 @@ pub(crate) fn read_append(
     buf.reserve(want);
     let spare = buf.spare_capacity_mut();
     let len = want.min(spare.len());
-    let mut done: raw::ddp_uint64_t = 0;
-    // SAFETY: `spare` is valid for writes of `len` bytes (uninitialised bytes
-    // may be written through a raw pointer); `done` is valid for writes.
-    let code = unsafe {
-        api.ddp_read(
-            fd.0,
-            spare.as_mut_ptr().cast(),
-            len as _,
-            offset as _,
-            &mut done,
-        )
-    };
-    let n = usize::try_from(ok_or(code, done as u64)?)
-        .unwrap_or(usize::MAX)
-        .min(len);
+    // SAFETY: `spare` is valid for writes of `len` bytes.
+    let read = unsafe { read_to(api, fd, spare.as_mut_ptr().cast(), len, offset) };
+    let n = usize::try_from(read?).unwrap_or(usize::MAX).min(len);
     // SAFETY: `ddp_read` wrote the `n` bytes it reports read (at most `len`,
     // the room it was given) at the start of the spare capacity.
     unsafe { buf.set_len(buf.len() + n) };

@@ -29,6 +29,14 @@ pub(super) struct Checker {
 }
 
 impl Checker {
+    /// The checker of what `verify` asks for (none for nothing).
+    pub(super) fn of(verify: super::Verify) -> Option<Checker> {
+        match verify {
+            super::Verify::Entries(e) => Some(Checker::new(e)),
+            super::Verify::Nothing => None,
+        }
+    }
+
     pub(super) fn new(entries: Vec<Entry>) -> Checker {
         let (blocks, whole): (Vec<Entry>, Vec<Entry>) =
             entries.into_iter().partition(|e| e.blocks.is_some());

@@ -89,10 +89,7 @@ pub fn download_ahead(
     let plan = Plan::new(ranges, block as u64, reader_size);
     let reads = plan.clone().count();
     let (wanted, factory) = readers_for(&*reader, reads, read_ahead, verified);
-    let checker = match verify {
-        Verify::Entries(e) => Some(Checker::new(e)),
-        Verify::Nothing => None,
-    };
+    let checker = Checker::of(verify);
     let hash = checker.as_ref().is_some_and(|c| !c.blocks.is_empty());
     let shared = Shared {
         primary: Mutex::new(reader),
