@@ -767,3 +767,58 @@ fn interrupted_replicate_backup_resumes_and_a_differing_replica_is_refused() {
         "the replica's copy was left as it was"
     );
 }
+
+/// A delete removes a folder's objects before their checksum records (and
+/// temporaries): one that fails part way leaves every object it did not
+/// remove whole, with its record, and the record of each it removed.
+#[test]
+fn a_delete_removes_objects_before_their_records() {
+    let env = dd_env();
+    let names: Vec<String> = (0..12)
+        .map(|i| format!("gpbackup_0_{TS}_{}", 16384 + i))
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        env.backup_data(TS, name, &bytes(1000 + i, i as u64));
+    }
+    let trace = env.tmp.path().join("delete.trace");
+    let out = env
+        .command(&["delete_backup", env.cfg(), TS])
+        .env("DDBOOST_MOCK_TRACE", &trace)
+        .output()
+        .unwrap();
+    ok(&out);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let unlinked: Vec<bool> = text
+        .lines()
+        .filter(|l| l.starts_with("op=unlink ") && l.ends_with("result=0"))
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("path=")))
+        .map(|p| p.rsplit('/').next().unwrap().starts_with('.'))
+        .collect();
+    assert_eq!(unlinked.len(), 2 * names.len(), "{text}");
+    let first_record = unlinked.iter().position(|&hidden| hidden).unwrap();
+    assert!(
+        unlinked[first_record..].iter().all(|&hidden| hidden),
+        "an object was unlinked after a record: {unlinked:?}"
+    );
+
+    // The fifth unlink fails: the delete fails, and every object left
+    // restores as it was stored.
+    for (i, name) in names.iter().enumerate() {
+        env.backup_data(TS2, name, &bytes(1000 + i, i as u64));
+    }
+    let out = env.run_stdin_env(
+        &["delete_backup", env.cfg(), TS2],
+        b"",
+        &[("DDBOOST_MOCK_FAULTS", "unlink:nth=5:err=DD_ERR_IO")],
+    );
+    fails(&out);
+    let mut left = 0;
+    for (i, name) in names.iter().enumerate() {
+        let out = env.run(&["restore_data", env.cfg(), &env.key(TS2, name)]);
+        if out.status.success() {
+            assert_eq!(out.stdout, bytes(1000 + i, i as u64), "{name}");
+            left += 1;
+        }
+    }
+    assert!(left >= 1, "the failed delete left no object");
+}

@@ -33,7 +33,7 @@ impl System {
         }
         let place = self.describe();
         let out = Mutex::new(Vec::new());
-        self.fan_out(Job::Folder(dir.clone()), |sys, job, more| {
+        self.fan_out(vec![Job::Folder(dir.clone())], |sys, job, more| {
             match job {
                 Job::Folder(rel) => {
                     sys.read_dir_each(&rel, &mut |name| {
@@ -64,11 +64,11 @@ impl System {
         Ok(out)
     }
 
-    /// Runs `work` on `first` and the jobs it adds, on this connection and
-    /// up to `command_connections` in all (see [`fanout::run`]).
+    /// Runs `work` on the jobs `first` and those it adds, on this connection
+    /// and up to `command_connections` in all (see [`fanout::run`]).
     fn fan_out<P: Send>(
         &self,
-        first: Job<P>,
+        first: Vec<Job<P>>,
         work: impl Fn(&System, Job<P>, &fanout::Adder<'_, Job<P>>) -> Result<()> + Sync,
     ) -> Result<()> {
         let open = || {
@@ -82,7 +82,7 @@ impl System {
                 home: &self.spare,
             })
         };
-        fanout::run(self, self.fanout, open, vec![first], work)
+        fanout::run(self, self.fanout, open, first, work)
     }
 
     /// The entry names of folder `rel`; `Ok(None)` if it does not exist.
@@ -159,37 +159,56 @@ impl System {
     }
 
     /// Unlinks every file below folder `rel`; returns how many, and the
-    /// folders found (`rel` included).
+    /// folders found (`rel` included). Hidden entries (names starting with
+    /// a dot: checksum records, temporaries) go once every other file found
+    /// is gone, so a delete that fails part way leaves each object it did
+    /// not remove with its record, and a removed object's record still
+    /// tells it was there.
     fn delete_files_below(&self, rel: &str) -> Result<(u64, Vec<String>)> {
         let files = std::sync::atomic::AtomicU64::new(0);
         let folders = Mutex::new(Vec::new());
-        self.fan_out(Job::Folder(rel.to_string()), |sys, job, more| {
-            match job {
-                Job::Folder(folder) => {
-                    sys.read_dir_each(&folder, &mut |name| {
-                        more.add(Job::Entry(match folder.as_str() {
-                            "" => name.to_string(),
-                            _ => format!("{folder}/{name}"),
-                        }))
-                    })?;
-                    lock(&folders).push(folder);
-                }
-                Job::Entry(child) => {
-                    let unlinked = sys.lock().unlink(&sys.su, &sys.full(&child));
-                    match unlinked {
-                        Ok(()) => {
-                            files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let hidden = Mutex::new(Vec::new());
+        let work =
+            |sys: &System, job: Job<String>, more: &fanout::Adder<'_, Job<String>>, last: bool| {
+                match job {
+                    Job::Folder(folder) => {
+                        sys.read_dir_each(&folder, &mut |name| {
+                            let child = match folder.as_str() {
+                                "" => name.to_string(),
+                                _ => format!("{folder}/{name}"),
+                            };
+                            if name.starts_with('.') && !last {
+                                lock(&hidden).push(child);
+                                return true;
+                            }
+                            more.add(Job::Entry(child))
+                        })?;
+                        lock(&folders).push(folder);
+                    }
+                    Job::Entry(child) => {
+                        let unlinked = sys.lock().unlink(&sys.su, &sys.full(&child));
+                        match unlinked {
+                            Ok(()) => {
+                                files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Err(e) if e.is_file_is_dir() => {
+                                more.add(Job::Folder(child));
+                            }
+                            Err(e) if e.is_not_found() => {}
+                            Err(e) => return Err(sys.err(e)),
                         }
-                        Err(e) if e.is_file_is_dir() => {
-                            more.add(Job::Folder(child));
-                        }
-                        Err(e) if e.is_not_found() => {}
-                        Err(e) => return Err(sys.err(e)),
                     }
                 }
-            }
-            Ok(())
+                Ok(())
+            };
+        self.fan_out(vec![Job::Folder(rel.to_string())], |sys, job, more| {
+            work(sys, job, more, false)
         })?;
+        let hidden = std::mem::take(&mut *lock(&hidden));
+        if !hidden.is_empty() {
+            let jobs = hidden.into_iter().map(Job::Entry).collect();
+            self.fan_out(jobs, |sys, job, more| work(sys, job, more, true))?;
+        }
         let folders = folders.into_inner().unwrap_or_else(|p| p.into_inner());
         Ok((files.into_inner(), folders))
     }
