@@ -10,10 +10,20 @@ cd "$(dirname "$0")/.."
 # have_libclang
 source scripts/lib/libclang.sh
 
-if ! have_libclang && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-  echo "== installing libclang-dev (for the bindings check)"
-  apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null
+# What a fresh Debian machine lacks, installed when run as root: a C compiler
+# (the mock libDDBoost), libclang (the bindings check), and the real
+# Prometheus tools the metrics tests start (promtool, node_exporter).
+if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  missing=()
+  command -v gcc >/dev/null || missing+=(gcc)
+  have_libclang || missing+=(libclang-dev)
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
+  if ((${#missing[@]})); then
+    echo "== installing ${missing[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
 fi
 
 echo "== cargo fmt --check"
