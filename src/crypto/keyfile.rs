@@ -349,8 +349,6 @@ fn with_entry_added(text: &str, key: &str) -> Option<String> {
 /// to `path` only if absent. Returns false when `replace` is off and the
 /// file exists. Nothing is left behind on failure or signal.
 fn write_key_file(path: &Path, text: &str, replace: bool) -> crate::error::Result<bool> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dir = parent_of(path);
     let name = path
         .file_name()
@@ -364,19 +362,7 @@ fn write_key_file(path: &Path, text: &str, replace: bool) -> crate::error::Resul
             format!("cannot write it (temporary {}): {e}", temp.display()),
         )
     };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(&temp)
-        .map_err(write_error)?;
-    // The mode asked for at creation is reduced by the umask; set it exactly.
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(write_error)?;
-    f.write_all(text.as_bytes()).map_err(write_error)?;
-    f.sync_all().map_err(write_error)?;
-    drop(f);
+    crate::process::private::write_new_file(&temp, 0o600, text.as_bytes()).map_err(write_error)?;
     let placed = if replace {
         guard.disarm_with(|| {
             std::fs::rename(&temp, path)

@@ -9,9 +9,12 @@
 //! histogram's buckets); never an object.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+use crate::error::Error;
+use crate::process::private::write_new_file;
+use crate::process::signals::CleanupGuard;
 
 use crate::process::metrics::BUCKETS;
 
@@ -156,25 +159,17 @@ pub fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), String
             }
             _ => format!("cannot open folder {shown}: {e}"),
         })?;
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&temp);
-    let written = std::fs::File::options()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(&temp)
-        .and_then(|mut file| {
-            file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-            file.write_all(text.as_bytes())?;
-            file.sync_data()
+    let temp = dir.join(crate::process::temp::temp_name(name));
+    let guard = CleanupGuard::remove_file(temp.clone());
+    write_new_file(&temp, 0o644, text.as_bytes())
+        .map_err(|e| format!("cannot write {name} in {shown}: {e}"))?;
+    guard
+        .disarm_with(|| {
+            std::fs::rename(&temp, dir.join(name))
+                .and_then(|()| folder.sync_all())
+                .map_err(|e| Error::io(format!("cannot write {name} in {shown}: {e}")))
         })
-        .and_then(|()| std::fs::rename(&temp, dir.join(name)))
-        .and_then(|()| folder.sync_all());
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        format!("cannot write {name} in {shown}: {e}")
-    })
+        .map_err(|e| e.message().to_string())
 }
 
 #[cfg(test)]

@@ -92,3 +92,20 @@ fn open_private(path: &Path, create: bool) -> io::Result<File> {
         ))
     }
 }
+
+/// Creates `path` as a new file (never through a link, nor over anything
+/// already there) with exactly `mode` (the umask taken no bits), writes
+/// `bytes` and flushes them to disk: the temporary of a file that is then
+/// renamed into place.
+pub fn write_new_file(path: &Path, mode: u32, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)?;
+    f.set_permissions(Permissions::from_mode(mode))?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}

@@ -60,7 +60,7 @@ use super::Context;
 mod objects;
 mod verdict;
 
-use objects::{Line, Run, Status, Target};
+use objects::{stored_size, Line, Run, Status, Target};
 use verdict::{verdict_text, verdicts, BackupVerdict, Verdict};
 
 /// Verifies backup `ts` (all segments; with a manifest, every object a
@@ -96,8 +96,7 @@ pub fn verify_backup(
     )?;
     for mut line in plan.extra.iter().cloned() {
         // Its size, for the line (the listing read names only).
-        let stored = storage.list(&line.path).ok();
-        line.bytes = stored.and_then(|l| l.first().map(|o| o.size));
+        line.bytes = stored_size(storage.as_ref(), &line.path);
         log::info!(
             "verify_backup {}: not named by the manifest; not checked",
             line.path
@@ -307,18 +306,15 @@ fn appeared(
 /// (with its size); gone again, or unreadable, is fine: not checked either
 /// way.
 fn stored_new(storage: &dyn Storage, path: &StoragePath, backup: &str, run: &Run) -> bool {
-    let Some(o) = storage.list(path).ok().and_then(|l| l.into_iter().next()) else {
+    let Some(size) = stored_size(storage, path) else {
         return false;
     };
-    log::info!(
-        "verify_backup: {} appeared while verifying; not checked",
-        o.path
-    );
+    log::info!("verify_backup: {path} appeared while verifying; not checked");
     run.record(Line {
         status: Status::New,
-        path: o.path,
+        path: path.clone(),
         backup: backup.to_string(),
-        bytes: Some(o.size),
+        bytes: Some(size),
         reason: None,
     });
     true

@@ -135,14 +135,8 @@ impl<'t> Run<'t> {
         } = &self.targets[i];
         let started = Instant::now();
         // A size the manifest implies is compared before anything is read.
-        let stored = match size {
-            // Not to be had: the read below says why.
-            Some(_) => storage
-                .list(path)
-                .ok()
-                .and_then(|l| l.first().map(|o| o.size)),
-            None => None,
-        };
+        // Not to be had: the read below says why.
+        let stored = size.as_ref().and_then(|_| stored_size(storage, path));
         let checked = match (size, stored) {
             // It already has the wrong size: nothing to read.
             (Some((want, toc)), Some(listed)) if listed != *want => {
@@ -208,6 +202,12 @@ impl<'t> Run<'t> {
             }
         })
     }
+}
+
+/// The stored size of the object at `path`, by one lookup; None when it
+/// is not stored (or cannot be looked up: the caller's read says why).
+pub(super) fn stored_size(storage: &dyn Storage, path: &StoragePath) -> Option<u64> {
+    storage.list(path).ok()?.first().map(|o| o.size)
 }
 
 pub(super) fn size_reason(is: u64, want: u64, toc: &str) -> String {
