@@ -3,16 +3,22 @@
 connection broker on the mock Data Domain at 0 and at 5 ms per call, with
 option metrics_textfile_dir set.
 
+The lanes run as a segment runs them: a shell per lane, starting one plugin
+process per table (`sh -c` as COPY ... TO PROGRAM and gpbackup_helper do),
+all lanes at once. The same lanes with /bin/true in the plugin's place
+measure what starting a process costs the caller (its fork and wait), which
+is outside any plugin process.
+
 For each latency: the backup's and the restore's per-host summary as the
 cleanup hooks wrote them (gpbackup_ddboost_plugin_backup.prom and
 ..._restore.prom): the objects' time by part (ms per object), whether the
-parts add up to the objects' wall time, and that wall time against what the
-lanes took as gpbackup sees it (lanes x wall time of the phase). The storage
-share should follow the mock's latency; input/output and the plugin's own
-work should not.
+parts add up to the objects' wall time, and that time against what the
+lanes took (lanes x wall time of the phase), with and without the callers'
+cost of starting the processes. The storage share should follow the mock's
+latency; input/output and the plugin's own work should not.
 
   scripts/bench_metrics.py [--jobs 4] [--segments 2] [--objects 25]
-      [--latencies 0,5] [--out docs/bench] [--keep DIR] [--no-build]
+      [--latencies 0,5] [--runs 1] [--keep DIR] [--no-build]
 
 --keep DIR leaves the metrics files of the last latency there (for
 scripts/dashboard_preview.py).
@@ -20,10 +26,12 @@ scripts/dashboard_preview.py).
 import argparse
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
@@ -58,7 +66,7 @@ def pick(metrics, name, **want):
     return total
 
 
-def summarize(metrics, lanes, wall):
+def summarize(metrics, lanes, wall, start_wall):
     objects = pick(metrics, "gpbackup_ddboost_objects_total")
     parts = {p: pick(metrics, "gpbackup_ddboost_object_seconds_total", part=p) for p in PARTS}
     total = sum(parts.values())
@@ -68,8 +76,39 @@ def summarize(metrics, lanes, wall):
         "ms": {p: parts[p] * 1000 / max(objects, 1) for p in PARTS},
         "object s": total,
         "lanes s": lanes * wall,
+        "start s": lanes * start_wall,
         "calls/object": calls / max(objects, 1),
     }
+
+
+# Its own backup timestamp, so that other benchmarks' hooks on this host
+# never take its facts.
+pt.TS = "20250305120000"
+
+
+def key(w, seg, lane, i):
+    return f"{w.local_dir(seg)}/gpbackup_{seg}_{pt.TS}_{16384 + lane * 1000 + i}"
+
+
+def shell_lanes(lanes, env):
+    """Runs each lane's shell script at once; the wall time of them all."""
+    t = time.perf_counter()
+    procs = [subprocess.Popen(["sh", "-c", script], env=env) for script in lanes]
+    failed = [p for p in procs if p.wait() != 0]
+    if failed:
+        raise RuntimeError(f"{len(failed)} lane(s) failed")
+    return time.perf_counter() - t
+
+
+def lane_scripts(w, files, segments, line):
+    """A shell script per lane: `line(key, file)` for each of its objects."""
+    scripts = []
+    for lane, lane_files in enumerate(files):
+        seg = lane % segments
+        lines = [line(shlex.quote(key(w, seg, lane, i)), shlex.quote(f)) + " || exit 1"
+                 for i, f in enumerate(lane_files)]
+        scripts.append("\n".join(lines))
+    return scripts
 
 
 def run(args, latency, work, keep=None):
@@ -81,11 +120,41 @@ def run(args, latency, work, keep=None):
         f.write(f"  metrics_textfile_dir: {textfile}\n")
     lanes = args.jobs * args.segments
     data = pt.payloads(lanes, args.objects)
-    r = pt.run_lanes(w, data, args.jobs, args.segments, work)
+    inputs = os.path.join(base, "in")
+    outputs = os.path.join(base, "out")
+    os.makedirs(inputs)
+    os.makedirs(outputs)
+    files, restored = [], []
+    for lane, payloads in enumerate(data):
+        files.append([os.path.join(inputs, f"{lane}-{i}") for i in range(len(payloads))])
+        restored.append([os.path.join(outputs, f"{lane}-{i}") for i in range(len(payloads))])
+        for path, d in zip(files[-1], payloads):
+            with open(path, "wb") as f:
+                f.write(d)
+    env = w.env()
+    env["P"], env["C"] = bl.PLUGIN, w.cfg
+    for seg in range(args.segments):
+        os.makedirs(w.local_dir(seg), exist_ok=True)
+    wall = {}
+    # The callers' cost of starting a process per object, alone.
+    wall["start"] = shell_lanes(lane_scripts(w, files, args.segments, lambda k, f: f"/bin/true < {f}"), env)
+    pt.hook_phases(w, "setup_plugin_for_backup", args.segments, env)
+    wall["backup"] = shell_lanes(lane_scripts(
+        w, files, args.segments, lambda k, f: f'"$P" backup_data "$C" {k} < {f}'), env)
+    pt.hook_phases(w, "cleanup_plugin_for_backup", args.segments, env)
+    pt.hook_phases(w, "setup_plugin_for_restore", args.segments, env)
+    wall["restore"] = shell_lanes(lane_scripts(
+        w, restored, args.segments, lambda k, f: f'"$P" restore_data "$C" {k} > {f}'), env)
+    pt.hook_phases(w, "cleanup_plugin_for_restore", args.segments, env)
+    for lane, payloads in enumerate(data):
+        for path, d in zip(restored[lane], payloads):
+            with open(path, "rb") as f:
+                if f.read() != d:
+                    raise RuntimeError(f"restore_data {path}: restored bytes differ")
     out = {}
-    for op, phase in (("backup", "backup_data"), ("restore", "restore_data")):
+    for op in ("backup", "restore"):
         m = read_metrics(os.path.join(textfile, f"gpbackup_ddboost_plugin_{op}.prom"))
-        out[op] = summarize(m, lanes, r[phase])
+        out[op] = summarize(m, lanes, wall[op], wall["start"])
     if keep:
         os.makedirs(keep, exist_ok=True)
         for name in os.listdir(textfile):
@@ -104,18 +173,19 @@ def run(args, latency, work, keep=None):
 def table(results):
     lines = [
         "| latency | operation | objects | io ms/object | storage ms/object | stream wait ms/object "
-        "| plugin ms/object | calls/object | parts = object time | object time / (lanes x wall) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| plugin ms/object | calls/object | object time / (lanes x wall) "
+        "| callers' process starts / (lanes x wall) | both |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for latency, ops in results.items():
         for op, s in ops.items():
             ms = s["ms"]
-            parts_sum = sum(ms.values()) * s["objects"] / 1000
+            lanes = max(s["lanes s"], 1e-9)
             lines.append(
                 f"| {latency} ms | {op} | {s['objects']:.0f} | {ms['io']:.2f} | {ms['storage']:.2f} "
                 f"| {ms['stream_wait']:.2f} | {ms['plugin']:.2f} | {s['calls/object']:.1f} "
-                f"| {parts_sum / max(s['object s'], 1e-9) * 100:.1f}% "
-                f"| {s['object s'] / max(s['lanes s'], 1e-9) * 100:.1f}% |")
+                f"| {s['object s'] / lanes * 100:.1f}% | {s['start s'] / lanes * 100:.1f}% "
+                f"| {(s['object s'] + s['start s']) / lanes * 100:.1f}% |")
     return lines
 
 

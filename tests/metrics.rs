@@ -427,3 +427,39 @@ fn a_failed_restore_is_counted_by_its_kind() {
     let log = w.env.log_text();
     assert!(log.contains("failures by kind: not_found 1"), "{log}");
 }
+
+/// A plugin process (`broker: off`) counts in its object's line every call
+/// it makes to the storage, those after its data is in place (the record's
+/// publication, the logout) too: gpbackup waits for the process's exit, so
+/// the object's time runs to there.
+#[test]
+fn a_plugin_process_counts_its_calls_up_to_its_exit() {
+    let w = World::new("  broker: off\n");
+    ok(&w.backup(&format!("gpbackup_0_{TS}_1"), &bytes(5000, 1)));
+    let trace = std::fs::read_to_string(&w.trace).unwrap();
+    let local = [
+        "init",
+        "shutdown",
+        "instance_create",
+        "instance_destroy",
+        "log_init",
+    ];
+    let made: Vec<&str> = trace
+        .lines()
+        .filter_map(|l| l.strip_prefix("op=")?.split(' ').next())
+        .filter(|op| !local.contains(op))
+        .collect();
+    let log = w.env.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("backup_data backups/"))
+        .unwrap_or_else(|| panic!("no summary line in:\n{log}"));
+    let counted: usize = line
+        .rsplit("; ")
+        .next()
+        .and_then(|t| t.strip_suffix(" storage calls)"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no call count in {line}"));
+    assert_eq!(made.last(), Some(&"disconnect"), "{trace}");
+    assert_eq!(counted, made.len(), "{line}\n{made:?}");
+}

@@ -91,7 +91,7 @@ fn hand_over(
         cwd,
         pid: std::process::id(),
         pause,
-        started_ms: Some(crate::process::metrics::process_start_unix_ms()),
+        started_us: Some(crate::process::metrics::process_start_unix_us()),
     };
     let failed = |e: std::io::Error| format!("it did not take {name}: {e}");
     sock.set_read_timeout(Some(ACCEPT_WAIT)).map_err(failed)?;

@@ -71,8 +71,8 @@ pub(super) struct Client {
     pub(super) pid: u32,
     /// Its test pause point (test builds).
     pub(super) pause: Option<String>,
-    /// When it started (Unix time, ms).
-    pub(super) started_ms: Option<u64>,
+    /// When it started (Unix time, µs).
+    pub(super) started_us: Option<u64>,
 }
 
 /// Takes the request of the process `client` to run `cmd`, receives its
@@ -86,7 +86,7 @@ pub(super) fn request(
     let Client {
         pid,
         pause,
-        started_ms,
+        started_us,
     } = client;
     let served = super::served(&mut cmd)
         .ok_or_else(|| Error::invalid("the connection broker does not serve this command"))?;
@@ -107,8 +107,8 @@ pub(super) fn request(
     };
     let _ = conn.set_read_timeout(None);
     let scope = Scope::request(pid, name, pause.filter(|_| cfg!(feature = "test-support")));
-    if let Some(ms) = started_ms {
-        scope.tally.began_at_unix_ms(ms);
+    if let Some(us) = started_us {
+        scope.tally.began_at_unix_us(us);
     }
     let running = Running::start(shared, conn, scope, name)?;
     running.run(cmd, stream, fd);

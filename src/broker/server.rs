@@ -299,14 +299,14 @@ fn serve(shared: &Shared, conn: UnixStream) {
                 cwd,
                 pid,
                 pause,
-                started_ms,
+                started_us,
             },
             _,
         ))) => {
             let client = Client {
                 pid,
                 pause,
-                started_ms,
+                started_us,
             };
             if let Err(e) = request(&shared.requests, &conn, command, client) {
                 log::warn!("connection broker: request of process {pid} (in {cwd}) not run: {e}");

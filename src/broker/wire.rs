@@ -28,10 +28,10 @@ pub enum Message {
         pid: u32,
         /// The client's test pause point (test builds).
         pause: Option<String>,
-        /// When the client process started (Unix time, ms): a request's
+        /// When the client process started (Unix time, µs): a request's
         /// time counts from there.
         #[serde(default)]
-        started_ms: Option<u64>,
+        started_us: Option<u64>,
     },
     /// Client, once accepted: its standard input or output comes with this.
     Handover,
@@ -156,7 +156,7 @@ mod tests {
             cwd: "/".into(),
             pid: 7,
             pause: None,
-            started_ms: Some(1),
+            started_us: Some(1),
         };
         send(&a, &msg, Some(file.as_fd())).unwrap();
         send(&a, &Message::Cancel, None).unwrap();
@@ -188,7 +188,7 @@ mod tests {
                 cwd: "/".into(),
                 pid: 7,
                 pause: None,
-                started_ms: None,
+                started_us: None,
             };
             let text = String::from_utf8(frame(&msg).unwrap()[4..].to_vec()).unwrap();
             assert_eq!(serde_json::from_str::<Message>(&text).unwrap(), msg);

@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::backends::{self, PluginConfig};
@@ -31,6 +31,8 @@ pub struct Context {
     /// When the command started (its config loaded).
     pub started: Instant,
     caller: Caller,
+    /// The bytes of the object the command stored or read, once it has.
+    object_bytes: OnceLock<u64>,
 }
 
 /// Who runs a command, and what it hands the command: standard input and
@@ -84,6 +86,7 @@ impl Context {
             command,
             started: Instant::now(),
             caller,
+            object_bytes: OnceLock::new(),
         })
     }
 
@@ -154,12 +157,21 @@ impl Context {
         given_or_own(&self.caller.output, std::io::stdout().as_fd(), "output")
     }
 
-    /// The command has succeeded: its caller may be told so now, before the
-    /// work that need not delay the answer (in the connection broker, the
-    /// client exits 0 at once; in a plugin process, its exit is the answer).
-    pub fn answer_success(&self) {
-        if let Some(answer) = &self.caller.answer {
-            answer();
+    /// The object `key` is stored or read, `bytes` of it: the caller may be
+    /// told so now, before the work that need not delay the answer. Its time
+    /// ends when its caller can go on, and then its summary line and facts
+    /// are written: in the connection broker now (the client exits 0 at
+    /// once); in a plugin process when the command is over, after that work
+    /// and the logout (gpbackup and gprestore wait for the process's exit).
+    pub fn object_done(&self, key: &ObjectKey, bytes: u64) {
+        match &self.caller.answer {
+            Some(answer) => {
+                self.object_end(key).done(bytes);
+                answer();
+            }
+            None => {
+                let _ = self.object_bytes.set(bytes);
+            }
         }
     }
 }
@@ -196,8 +208,12 @@ pub fn execute_with(name: &'static str, cmd: Command, caller: Caller) -> Result<
         let caller = caller.borrow_mut().take().unwrap_or_default();
         let ctx = Context::load_with(name, config, caller)?;
         let result = run(&ctx);
-        if let (Err(e), Some(key)) = (&result, object_of(&cmd)) {
-            ctx.object_end(key).failed(e);
+        if let Some(key) = object_of(&cmd) {
+            match (&result, ctx.object_bytes.get()) {
+                (Err(e), _) => ctx.object_end(key).failed(e),
+                (Ok(()), Some(bytes)) => ctx.object_end(key).done(*bytes),
+                (Ok(()), None) => {}
+            }
         }
         log::debug!(
             "{name}: finished in {:.3} s",
@@ -293,7 +309,7 @@ fn object_of(cmd: &Command) -> Option<&ObjectKey> {
 
 impl Context {
     /// How the command moving the object `key` reports its end.
-    pub fn object_end<'a>(&'a self, key: &'a ObjectKey) -> ObjectEnd<'a> {
+    fn object_end<'a>(&'a self, key: &'a ObjectKey) -> ObjectEnd<'a> {
         ObjectEnd {
             command: self.command,
             options: &self.config.redacted_options,

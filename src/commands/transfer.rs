@@ -30,8 +30,7 @@ fn store(ctx: &Context, key: &ObjectKey, input: Box<dyn Read + Send>, source: &s
     let more = ctx.more_storage_for_changes(WRITE_LANES - 1);
     let (stored, deferred) =
         repo::store_with_lanes(&lanes(storage.as_ref(), &more), path, input, &write)?;
-    ctx.object_end(key).done(stored.size);
-    ctx.answer_success();
+    ctx.object_done(key, stored.size);
     deferred.finish();
     Ok(())
 }
@@ -93,8 +92,7 @@ fn restore_to(ctx: &Context, key: &ObjectKey, part: Part) -> Result<()> {
         out,
         ctx.config.read_ahead,
     )?;
-    ctx.object_end(key).done(n);
-    ctx.answer_success();
+    ctx.object_done(key, n);
     deferred.finish();
     Ok(())
 }
@@ -162,7 +160,7 @@ pub fn restore_file(ctx: &Context, file: &LocalFile) -> Result<()> {
             ))
         })
     })?;
-    ctx.object_end(&file.key).done(n);
+    ctx.object_done(&file.key, n);
     Ok(())
 }
 

@@ -80,6 +80,19 @@ impl Summary {
         self.last_ms.saturating_sub(self.first_ms) as f64 / 1000.0
     }
 
+    /// How many objects were in flight at once on average: their time over
+    /// the time from the first's start to the last's end. A DBA compares it
+    /// with the processes gpbackup runs at once on the host (its segments x
+    /// `--jobs`): the rest of that is time between objects, outside the
+    /// plugin (the database, gpbackup_helper, starting the next process).
+    pub fn in_flight(&self) -> f64 {
+        let elapsed_ns = self.last_ms.saturating_sub(self.first_ms) * 1_000_000;
+        if elapsed_ns == 0 {
+            return 0.0;
+        }
+        self.split.wall_ns as f64 / elapsed_ns as f64
+    }
+
     /// The summary as log lines.
     pub fn describe(&self, what: &str) -> Vec<String> {
         let secs = |ns: u64| Duration::from_nanos(ns).as_secs_f64();
@@ -97,11 +110,12 @@ impl Summary {
             .map(|(name, ns)| format!("{name} {:.1} s ({:.0}%)", secs(*ns), pct(*ns)))
             .collect();
         let mut lines = vec![format!(
-            "{what}: {} objects, {} bytes over {:.1} s; object time {:.1} s: {}; {} storage calls, {} stream waits, {} retries, {} failed",
+            "{what}: {} objects, {} bytes over {:.1} s; object time {:.1} s ({:.1} at once on average): {}; {} storage calls, {} stream waits, {} retries, {} failed",
             self.objects,
             self.bytes,
             self.elapsed_secs(),
             secs(self.split.wall_ns),
+            self.in_flight(),
             parts.join(", "),
             self.counts.calls,
             self.counts.waits,
@@ -173,6 +187,21 @@ mod tests {
     }
 
     #[test]
+    fn objects_in_flight_on_average() {
+        let mut s = Summary::default();
+        // Two objects at once for 1 s, then one alone for 1 s: 3 s of
+        // object time over 2 s.
+        for (i, start, wall_ms) in [(0, 1_000, 1_000), (1, 1_000, 1_000), (2, 2_000, 1_000)] {
+            let mut f = facts(i, OK);
+            f.start_ms = start;
+            f.split.wall_ns = wall_ms * 1_000_000;
+            s.add(f);
+        }
+        assert_eq!(s.in_flight(), 1.5);
+        assert_eq!(Summary::default().in_flight(), 0.0);
+    }
+
+    #[test]
     fn totals_of_a_stream_of_lines() {
         let mut text = String::new();
         for i in 0..1000 {
@@ -196,6 +225,7 @@ mod tests {
         assert!(s.slowest.windows(2).all(|w| w[0].0 >= w[1].0));
         assert_eq!((s.first_ms, s.failures["storage"]), (1_000, 10));
         let lines = s.describe("cleanup_plugin_for_backup");
+        assert!(lines[0].contains(&format!("({:.1} at once on average)", s.in_flight())));
         assert!(lines[0].contains("990 objects") && lines[1].contains("storage 10"));
     }
 }

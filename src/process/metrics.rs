@@ -15,22 +15,56 @@ use std::time::{Duration, Instant};
 use super::scope::Scope;
 pub use super::tally::{Counts, Split, Tally, BUCKETS, BUCKET_COUNT};
 
-/// When this process started, as an instant and as Unix time (ms); taken
-/// first thing in `app::run`.
+/// When this process started, as an instant and as Unix time (µs): noted
+/// first thing in `app::run`, less the time it took to get there since its
+/// caller created it (loading the program and its libraries).
 static PROCESS_START: LazyLock<(Instant, u64)> = LazyLock::new(|| {
-    let unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    (Instant::now(), unix)
+    let (now, unix) = (Instant::now(), std::time::SystemTime::now());
+    let before_main = time_before_main();
+    let unix = unix
+        .checked_sub(before_main)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    (now.checked_sub(before_main).unwrap_or(now), unix)
 });
+
+/// The most a process's start is moved back: a process is loaded in a few
+/// milliseconds; more is a clock the kernel kept otherwise.
+const MOST_BEFORE_MAIN: Duration = Duration::from_millis(100);
+
+/// How long this process has run (and, where the kernel keeps it, waited
+/// for a processor) since its caller created it, read before it starts a
+/// thread or waits on anything: its processor time (`getrusage`) or the
+/// first two fields of `/proc/self/schedstat` (ns run and waited), the
+/// larger.
+fn time_before_main() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let cpu = getrusage(UsageWho::RUSAGE_SELF).map_or(Duration::ZERO, |u| {
+        let us = |t: nix::sys::time::TimeVal| {
+            Duration::from_secs(t.tv_sec().max(0) as u64)
+                + Duration::from_micros(t.tv_usec().max(0) as u64)
+        };
+        us(u.user_time()) + us(u.system_time())
+    });
+    let scheduled = std::fs::read_to_string("/proc/self/schedstat")
+        .ok()
+        .and_then(|text| {
+            let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+            let run = fields.next().flatten()?;
+            let waited = fields.next().flatten()?;
+            Some(Duration::from_nanos(run.saturating_add(waited)))
+        })
+        .unwrap_or_default();
+    cpu.max(scheduled).min(MOST_BEFORE_MAIN)
+}
 
 /// Notes when this process started.
 pub fn note_process_start() {
     LazyLock::force(&PROCESS_START);
 }
 
-/// When this process started (Unix time, ms).
-pub fn process_start_unix_ms() -> u64 {
+/// When this process started (Unix time, µs).
+pub fn process_start_unix_us() -> u64 {
     PROCESS_START.1
 }
 

@@ -93,12 +93,12 @@ impl Tally {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The process the command serves began at `ms` (Unix time).
-    pub fn began_at_unix_ms(&self, ms: u64) {
+    /// The process the command serves began at `us` (Unix time, µs).
+    pub fn began_at_unix_us(&self, us: u64) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let ago = Duration::from_millis(now.saturating_sub(ms));
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let ago = Duration::from_micros(now.saturating_sub(us));
         *self.began.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now().checked_sub(ago);
     }
 

@@ -59,8 +59,10 @@ impl InstanceInner {
 
 impl Drop for InstanceInner {
     fn drop(&mut self) {
-        // Nothing can be done about a failure while dropping.
-        let _ = self.call(|api| adapter::instance_destroy(api, self.desc));
+        // Nothing can be done about a failure while dropping. A local call,
+        // not one to the storage: not observed.
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = adapter::instance_destroy(&self.lib.inner.api, self.desc);
     }
 }
 
