@@ -22,12 +22,24 @@ latency; input/output and the plugin's own work should not.
 
 --keep DIR leaves the metrics files of the last latency there (for
 scripts/dashboard_preview.py).
+
+  scripts/bench_metrics.py --cost OFF_BIN [--runs 5] [--size-mib 1024]
+
+What the summary and the facts cost: this build against OFF_BIN (a build
+without them), side by side, runs alternating: 400 backup_data of 1,000
+bytes one after another on the local backend (median wall and CPU time per
+process), the per-table lanes above on the local backend and on the mock at
+5 ms per call through the broker (best of --runs), and one --size-mib
+backup_data on the local backend with fsync off (best of --runs).
 """
 import argparse
 import os
+import random
 import re
+import resource
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -189,6 +201,106 @@ def table(results):
     return lines
 
 
+def alternate(builds, runs, fn):
+    """{build name: [fn(build) for each run]}, the builds taking turns."""
+    out = {name: [] for name in builds}
+    for _ in range(runs):
+        for name, plugin in builds.items():
+            out[name].append(fn(plugin))
+    return out
+
+
+def local_world(base, plugin):
+    w = pt.World(base, plugin, None)
+    with open(w.cfg, "a") as f:
+        f.write("  fsync: \"off\"\n")
+    return w
+
+
+def small_objects(plugin, work, n=400):
+    """Wall and CPU seconds of each of n backup_data of 1,000 bytes."""
+    base = tempfile.mkdtemp(dir=work)
+    w = local_world(base, plugin)
+    env = w.env()
+    data = random.Random(3).randbytes(1000)
+    walls, cpus = [], []
+    for i in range(n):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        w.run(["backup_data", w.cfg, key(w, 0, 0, i)], env, data)
+        walls.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    bl.remove(base)
+    return walls, cpus
+
+
+def lanes_wall(plugin, work, args, latency):
+    """Wall time of the per-table lanes' backup and restore."""
+    base = tempfile.mkdtemp(dir=work)
+    w = pt.World(base, plugin, latency, broker=latency is not None)
+    if latency is None:
+        w = local_world(base, plugin)
+    files = []
+    for lane, payloads in enumerate(pt.payloads(args.jobs * args.segments, args.objects)):
+        files.append([])
+        for i, d in enumerate(payloads):
+            path = os.path.join(base, f"in-{lane}-{i}")
+            with open(path, "wb") as f:
+                f.write(d)
+            files[-1].append(path)
+    env = w.env()
+    env["P"], env["C"] = plugin, w.cfg
+    for seg in range(args.segments):
+        os.makedirs(w.local_dir(seg), exist_ok=True)
+    pt.hook_phases(w, "setup_plugin_for_backup", args.segments, env)
+    wall = shell_lanes(lane_scripts(w, files, args.segments, lambda k, f: f'"$P" backup_data "$C" {k} < {f}'), env)
+    pt.hook_phases(w, "cleanup_plugin_for_backup", args.segments, env)
+    pt.hook_phases(w, "setup_plugin_for_restore", args.segments, env)
+    wall += shell_lanes(lane_scripts(w, files, args.segments, lambda k, f: f'"$P" restore_data "$C" {k} > /dev/null'), env)
+    pt.hook_phases(w, "cleanup_plugin_for_restore", args.segments, env)
+    bl.remove(base)
+    return wall
+
+
+def large_object(plugin, work, source):
+    base = tempfile.mkdtemp(dir=work)
+    w = local_world(base, plugin)
+    with open(source, "rb") as f:
+        t = time.perf_counter()
+        subprocess.run([plugin, "backup_data", w.cfg, key(w, 0, 0, 0)], stdin=f, env=w.env(), check=True)
+        wall = time.perf_counter() - t
+    bl.remove(base)
+    return wall
+
+
+def cost(args, work):
+    builds = {"this build": bl.PLUGIN, "without": os.path.abspath(args.cost)}
+    rows = ["| what | this build | without the summary and facts | ratio |", "|---|---:|---:|---:|"]
+
+    def row(what, unit, a, b):
+        rows.append(f"| {what} | {a:.3f} {unit} | {b:.3f} {unit} | {a / b:.3f}x |")
+    small = alternate(builds, args.runs, lambda p: small_objects(p, work))
+    for i, what in enumerate(("1,000-byte backup_data, median wall per process",
+                              "1,000-byte backup_data, median CPU per process")):
+        a, b = (statistics.median(x for run in small[n] for x in run[i]) * 1000 for n in builds)
+        row(what, "ms", a, b)
+    for label, latency in (("local", None), ("mock 5 ms, broker", 5)):
+        lanes = alternate(builds, args.runs, lambda p: lanes_wall(p, work, args, latency))
+        a, b = (min(lanes[n]) for n in builds)
+        row(f"per-table lanes ({args.jobs * args.segments} x {args.objects}), backup + restore, {label}, best", "s", a, b)
+    source = os.path.join(work, "large")
+    with open(source, "wb") as f:
+        chunk = random.Random(5).randbytes(1 << 20)
+        for _ in range(args.size_mib):
+            f.write(chunk)
+    large = alternate(builds, args.runs, lambda p: large_object(p, work, source))
+    a, b = (min(large[n]) for n in builds)
+    row(f"{args.size_mib} MiB backup_data, local, fsync off, best", "s", a, b)
+    os.remove(source)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=4)
@@ -198,11 +310,17 @@ def main():
     ap.add_argument("--dir", default=None)
     ap.add_argument("--keep", default=None)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--cost", default=None, metavar="OFF_BIN")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--size-mib", type=int, default=1024)
     args = ap.parse_args()
     if not args.no_build:
         bl.build()
     work = tempfile.mkdtemp(prefix="bench-metrics-", dir=args.dir)
     try:
+        if args.cost:
+            print("\n".join(cost(args, work)))
+            return
         latencies = [int(x) for x in args.latencies.split(",")]
         results = {}
         for i, latency in enumerate(latencies):
