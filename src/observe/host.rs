@@ -129,9 +129,7 @@ impl Summary {
         }
         lines
     }
-}
 
-impl Summary {
     /// What the objects that went through the connection broker met as they
     /// took their first connection; None when none did.
     fn describe_broker(&self) -> Option<String> {
