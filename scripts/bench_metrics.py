@@ -18,7 +18,11 @@ cost of starting the processes. The storage share should follow the mock's
 latency; input/output and the plugin's own work should not.
 
   scripts/bench_metrics.py [--jobs 4] [--segments 2] [--objects 25]
-      [--latencies 0,5] [--runs 1] [--keep DIR] [--no-build]
+      [--latencies 0,5] [--connections N] [--keep DIR] [--no-build]
+
+--connections N runs the broker with broker_connections N (0: the default):
+below the lanes' needs, requests wait for a connection (the connection_wait
+part, and the broker's connections in use and requests waiting).
 
 --keep DIR leaves the metrics files of the last latency there (for
 scripts/dashboard_preview.py).
@@ -49,7 +53,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
 import bench_per_table as pt  # noqa: E402
 
-PARTS = ("io", "storage", "stream_wait", "plugin")
+PARTS = ("io", "storage", "stream_wait", "connection_wait", "plugin")
 SAMPLE = re.compile(r'^(\w+)\{([^}]*)\} (\S+)$')
 
 
@@ -83,7 +87,10 @@ def summarize(metrics, lanes, wall, start_wall):
     parts = {p: pick(metrics, "gpbackup_ddboost_object_seconds_total", part=p) for p in PARTS}
     total = sum(parts.values())
     calls = pick(metrics, "gpbackup_ddboost_storage_call_seconds_count")
+    broker = {n: max((v for (m, _), v in metrics.items() if m == f"gpbackup_ddboost_broker_{n}"), default=0)
+              for n in ("connections_in_use_max", "requests_waiting_max")}
     return {
+        "broker": broker,
         "objects": objects,
         "ms": {p: parts[p] * 1000 / max(objects, 1) for p in PARTS},
         "object s": total,
@@ -125,7 +132,7 @@ def lane_scripts(w, files, segments, line):
 
 def run(args, latency, work, keep=None):
     base = os.path.join(work, f"metrics-{latency}")
-    w = pt.World(base, bl.PLUGIN, latency, broker=True)
+    w = pt.World(base, bl.PLUGIN, latency, broker=True, connections=args.connections)
     textfile = os.path.join(base, "textfile")
     os.makedirs(textfile, exist_ok=True)
     with open(w.cfg, "a") as f:
@@ -185,9 +192,10 @@ def run(args, latency, work, keep=None):
 def table(results):
     lines = [
         "| latency | operation | objects | io ms/object | storage ms/object | stream wait ms/object "
-        "| plugin ms/object | calls/object | object time / (lanes x wall) "
-        "| callers' process starts / (lanes x wall) | both |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| connection wait ms/object | plugin ms/object | calls/object "
+        "| object time / (lanes x wall) | callers' process starts / (lanes x wall) "
+        "| connections in use (most) | requests waiting (most) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for latency, ops in results.items():
         for op, s in ops.items():
@@ -195,9 +203,10 @@ def table(results):
             lanes = max(s["lanes s"], 1e-9)
             lines.append(
                 f"| {latency} ms | {op} | {s['objects']:.0f} | {ms['io']:.2f} | {ms['storage']:.2f} "
-                f"| {ms['stream_wait']:.2f} | {ms['plugin']:.2f} | {s['calls/object']:.1f} "
+                f"| {ms['stream_wait']:.2f} | {ms['connection_wait']:.2f} | {ms['plugin']:.2f} "
+                f"| {s['calls/object']:.1f} "
                 f"| {s['object s'] / lanes * 100:.1f}% | {s['start s'] / lanes * 100:.1f}% "
-                f"| {(s['object s'] + s['start s']) / lanes * 100:.1f}% |")
+                f"| {s['broker']['connections_in_use_max']:.0f} | {s['broker']['requests_waiting_max']:.0f} |")
     return lines
 
 
@@ -307,6 +316,7 @@ def main():
     ap.add_argument("--segments", type=int, default=2)
     ap.add_argument("--objects", type=int, default=25)
     ap.add_argument("--latencies", default="0,5")
+    ap.add_argument("--connections", type=int, default=0)
     ap.add_argument("--dir", default=None)
     ap.add_argument("--keep", default=None)
     ap.add_argument("--no-build", action="store_true")

@@ -40,6 +40,12 @@ fn metrics_dir(w: &World) -> PathBuf {
 
 /// A world whose metrics go to its `textfile` folder.
 fn world(extra: &str) -> World {
+    world_at(extra, None)
+}
+
+/// A world whose metrics go to its `textfile` folder, and whose broker's
+/// storage answers each call after `latency_ms`, when given.
+fn world_at(extra: &str, latency_ms: Option<&str>) -> World {
     let tmp_world = World::new(extra);
     let dir = metrics_dir(&tmp_world);
     let options = format!(
@@ -49,7 +55,16 @@ fn world(extra: &str) -> World {
     );
     tmp_world.env.write_config(&options);
     // Starts the connection broker: the objects go through it.
-    tmp_world.hook("setup_plugin_for_backup");
+    let mut setup = tmp_world.cmd(&[
+        "setup_plugin_for_backup",
+        tmp_world.env.cfg(),
+        &tmp_world.env.backup_dir(TS),
+        "segment_host",
+    ]);
+    if let Some(ms) = latency_ms {
+        setup.env("DDBOOST_MOCK_LATENCY_MS", ms);
+    }
+    ok(&setup.stdin(Stdio::null()).output().unwrap());
     tmp_world
 }
 
@@ -124,6 +139,79 @@ fn the_cleanup_hook_sums_up_the_backup_and_writes_metrics() {
     if let Some(promtool) = tool("promtool", "prometheus") {
         promtool_accepts(&promtool, &file);
     }
+}
+
+/// Per-table `backup_data` processes, more at once than the broker has
+/// connections, on a storage that answers each call after 30 ms: each
+/// object's request met the broker's one connection in use (its own), some
+/// met requests waiting and waited; the host's summary and the metrics say
+/// so. Without the broker there are no broker series and no connection
+/// waits.
+#[test]
+fn the_brokers_connections_in_use_and_requests_waiting() {
+    const AT_ONCE: usize = 6;
+    let w = world_at("  broker_connections: 1\n", Some("30"));
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..AT_ONCE)
+            .map(|i| {
+                let w = &w;
+                s.spawn(move || w.backup(&format!("gpbackup_0_{TS}_{i}"), &bytes(2000, i as u64)))
+            })
+            .collect();
+        for run in runs {
+            ok(&run.join().unwrap());
+        }
+    });
+    w.hook("cleanup_plugin_for_backup");
+    let log = w.env.log_text();
+    assert!(!log.contains("works directly"), "{log}");
+    let file = metrics_dir(&w).join(PROM);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let metric = |name: &str| value(&text, &format!("gpbackup_ddboost_{name}{{"), TS);
+    assert_eq!(metric("broker_requests_total"), AT_ONCE as f64, "{text}");
+    assert_eq!(metric("broker_connections_in_use_max"), 1.0, "{text}");
+    assert_eq!(metric("broker_connections_in_use_mean"), 1.0, "{text}");
+    let waiting = metric("broker_requests_waiting_max");
+    assert!((1.0..AT_ONCE as f64).contains(&waiting), "{text}");
+    assert!(metric("broker_requests_waiting_mean") > 0.0, "{text}");
+    let waited = value(
+        &text,
+        "gpbackup_ddboost_object_seconds_total",
+        "part=\"connection_wait\"",
+    );
+    // At least one call's latency: the one connection was busy with it.
+    assert!(waited >= 0.03, "{text}");
+    let summary = log
+        .lines()
+        .find(|l| l.contains("connection broker: 6 objects took a connection"))
+        .unwrap_or_else(|| panic!("no broker line in the host summary:\n{log}"));
+    assert!(
+        summary.contains("connections in use as they did: at most 1, 1.0 on average"),
+        "{summary}"
+    );
+    if let Some(promtool) = tool("promtool", "prometheus") {
+        promtool_accepts(&promtool, &file);
+    }
+
+    let off = world("  broker: off\n");
+    back_up(&off, 2);
+    off.hook("cleanup_plugin_for_backup");
+    let text = std::fs::read_to_string(metrics_dir(&off).join(PROM)).unwrap();
+    assert_eq!(value(&text, "gpbackup_ddboost_objects_total", TS), 2.0);
+    assert!(!text.contains("gpbackup_ddboost_broker_"), "{text}");
+    assert_eq!(
+        value(
+            &text,
+            "gpbackup_ddboost_object_seconds_total",
+            "part=\"connection_wait\""
+        ),
+        0.0
+    );
+    assert!(
+        !off.env.log_text().contains("connection broker: "),
+        "{}",
+        off.env.log_text()
+    );
 }
 
 fn promtool_accepts(promtool: &Path, file: &Path) {
@@ -362,6 +450,7 @@ fn the_dashboards_expressions_pass_promtool_and_name_written_metrics() {
     let mut written = String::from_utf8(out.stdout).unwrap();
     let mut summary = gpbackup_ddboost_plugin::observe::host::Summary::default();
     summary.failures.insert("storage".into(), 1);
+    summary.counts.broker = gpbackup_ddboost_plugin::process::metrics::BrokerSeen::one(1, 0);
     written.push_str(&gpbackup_ddboost_plugin::observe::textfile::render(
         &summary, "h", TS, "backup",
     ));

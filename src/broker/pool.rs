@@ -5,12 +5,12 @@
 //! cannot be told apart from one) is closed, not reused.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::backends::{self, PluginConfig};
 use crate::commands::Lender;
 use crate::error::{Error, Result};
-use crate::process::signals;
+use crate::process::{metrics, signals};
 use crate::storage::{Remote, Storage};
 
 /// The pool. It holds at most `broker_connections` connections (32 by
@@ -57,12 +57,22 @@ impl Pool {
 
     /// An idle connection for `remote`, or a new one while fewer than
     /// `max` are open; else waits for one (not after the
-    /// calling request was cancelled).
+    /// calling request was cancelled). The request's tally notes what it met
+    /// and how long it waited.
     fn take(&self, remote: Remote) -> Result<Box<dyn Storage>> {
+        let asked = Instant::now();
         let mut state = self.state();
+        // Requests waiting as it asked, and whether it waited too.
+        let (ahead, mut waited) = (state.waiting, false);
+        let met = |state: &State, waited: bool| {
+            let in_use = state.open - state.idle.len();
+            metrics::broker_connection(in_use, ahead + usize::from(waited), asked.elapsed());
+        };
         loop {
             if let Some(i) = state.idle.iter().position(|(r, _)| *r == remote) {
-                return Ok(state.idle.swap_remove(i).1);
+                let storage = state.idle.swap_remove(i).1;
+                met(&state, waited);
+                return Ok(storage);
             }
             if state.open >= self.max && !state.idle.is_empty() {
                 // A connection for the other use: closed to make room.
@@ -75,6 +85,7 @@ impl Pool {
             }
             if state.open < self.max {
                 state.open += 1;
+                met(&state, waited);
                 drop(state);
                 let opened = backends::open(&self.config, remote);
                 if opened.is_err() {
@@ -84,6 +95,7 @@ impl Pool {
                 return opened;
             }
             signals::check()?;
+            waited = true;
             state.waiting += 1;
             state = self
                 .returned

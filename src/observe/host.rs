@@ -122,6 +122,9 @@ impl Summary {
             self.counts.retries,
             self.failed()
         )];
+        if let Some(line) = self.describe_broker() {
+            lines.push(format!("{what}: {line}"));
+        }
         if !self.failures.is_empty() {
             let kinds: Vec<String> = self
                 .failures
@@ -139,6 +142,24 @@ impl Summary {
             lines.push(format!("{what}: slowest objects: {}", slow.join(", ")));
         }
         lines
+    }
+
+    /// What the objects that went through the connection broker met as they
+    /// took their first connection; None when none did.
+    fn describe_broker(&self) -> Option<String> {
+        let b = &self.counts.broker;
+        if b.requests == 0 {
+            return None;
+        }
+        Some(format!(
+            "connection broker: {} objects took a connection; connections in use as they did: at most {}, {:.1} on average; requests waiting: at most {}, {:.1} on average; {:.1} s waiting for a connection",
+            b.requests,
+            b.in_use_max,
+            b.in_use_mean(),
+            b.waiting_max,
+            b.waiting_mean(),
+            Duration::from_nanos(self.counts.conn_wait_ns).as_secs_f64()
+        ))
     }
 }
 
@@ -160,7 +181,7 @@ pub fn take(path: &std::path::Path) -> std::io::Result<Option<Summary>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::metrics::BUCKET_COUNT;
+    use crate::process::metrics::{BrokerSeen, BUCKET_COUNT};
 
     fn facts(i: u64, kind: &str) -> Facts {
         let wall = (i % 97 + 1) * 1_000_000;
@@ -173,6 +194,7 @@ mod tests {
                 io_ns: wall / 4,
                 storage_ns: wall / 2,
                 wait_ns: 0,
+                conn_wait_ns: 0,
                 own_ns: wall - wall / 4 - wall / 2,
             },
             bytes: 10,
@@ -227,5 +249,47 @@ mod tests {
         let lines = s.describe("cleanup_plugin_for_backup");
         assert!(lines[0].contains(&format!("({:.1} at once on average)", s.in_flight())));
         assert!(lines[0].contains("990 objects") && lines[1].contains("storage 10"));
+        assert!(!lines.iter().any(|l| l.contains("connection broker")));
+    }
+
+    #[test]
+    fn what_objects_through_the_broker_met() {
+        let mut text = String::new();
+        // (connections in use, requests waiting, ms waiting); the last one
+        // worked directly, the third failed.
+        let met = [(1, 0, 0), (2, 1, 40), (2, 3, 60), (1, 0, 0), (0, 0, 0)];
+        for (i, (in_use, waiting, ms)) in met.into_iter().enumerate() {
+            let mut f = facts(i as u64 + 50, if i == 2 { "storage" } else { OK });
+            let ns = ms * 1_000_000;
+            f.split.wall_ns += ns;
+            f.split.conn_wait_ns = ns;
+            f.counts.conn_wait_ns = ns;
+            if in_use > 0 {
+                f.counts.broker = BrokerSeen::one(in_use, waiting);
+            }
+            text.push_str(&record::encode(&f));
+        }
+        let s = Summary::read(text.as_bytes()).unwrap();
+        let b = s.counts.broker;
+        assert_eq!((b.requests, b.in_use_max, b.waiting_max), (4, 2, 3));
+        assert_eq!((b.in_use_mean(), b.waiting_mean()), (1.5, 1.0));
+        // Every object's wait; the part only the ones that succeeded.
+        assert_eq!(s.counts.conn_wait_ns, 100_000_000);
+        assert_eq!(s.split.conn_wait_ns, 40_000_000);
+        let parts: u64 = s.split.parts().iter().map(|p| p.1).sum();
+        assert_eq!(parts, s.split.wall_ns);
+        let lines = s.describe("hook");
+        let line = lines
+            .iter()
+            .find(|l| l.contains("connection broker"))
+            .unwrap();
+        assert!(
+            line.contains("4 objects took a connection")
+                && line.contains("connections in use as they did: at most 2, 1.5 on average")
+                && line.contains("requests waiting: at most 3, 1.0 on average")
+                && line.contains("0.1 s waiting"),
+            "{line}"
+        );
+        assert!(lines[0].contains("connection_wait 0.0 s"), "{}", lines[0]);
     }
 }

@@ -9,16 +9,23 @@
 //! hook takes the file by renaming it (one hook of the many on a host gets
 //! it), reads it line by line and removes it.
 //!
-//! A line: `f1 <start ms> <wall us> <io us> <storage us> <stream wait us>
-//! <plugin us> <storage calls' us added up> <bytes> <storage calls> <stream waits> <retries> <kind>
-//! <bucket counts...> <object name>`, numbers zero-padded, the kind padded
-//! and the name cut to 64 bytes; `kind` is `ok` or the failure's kind.
+//! A line: `f2 <start ms> <wall us> <io us> <storage us> <stream wait us>
+//! <connection wait us> <plugin us> <storage calls' us added up> <bytes>
+//! <storage calls> <stream waits> <retries> <broker connections in use>
+//! <broker requests waiting> <kind> <bucket counts...> <object name>`,
+//! numbers zero-padded, the kind padded and the name cut to 64 bytes; `kind`
+//! is `ok` or the failure's kind. The broker's connections in use are 0 for
+//! an object that did not go through the connection broker (one that did
+//! met at least its own). A line of the version before (`f1`, written by the
+//! plugin before an upgrade during the backup) has no connection wait and
+//! no broker fields, and reads as an object that did not go through the
+//! broker.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use crate::process::journal::{storage_id, Options};
-use crate::process::metrics::{Counts, Split, BUCKET_COUNT};
+use crate::process::metrics::{BrokerSeen, Counts, Split, BUCKET_COUNT};
 use crate::process::private::{open_append, run_dir};
 
 use super::Operation;
@@ -93,20 +100,28 @@ fn fixed(text: &str, width: usize) -> String {
 /// One line, ending with a newline.
 pub fn encode(f: &Facts) -> String {
     let us = |ns: u64| ns / 1000;
-    let s = &f.split;
+    let (s, b) = (&f.split, &f.counts.broker);
+    // One object's: its own sample, or none.
+    let (in_use, waiting) = match b.requests {
+        0 => (0, 0),
+        _ => (b.in_use_max, b.waiting_max),
+    };
     let mut line = format!(
-        "f1 {:013} {:013} {:013} {:013} {:013} {:013} {:013} {:020} {:010} {:08} {:08} {}",
+        "f2 {:013} {:013} {:013} {:013} {:013} {:013} {:013} {:013} {:020} {:010} {:08} {:08} {:05} {:06} {}",
         f.start_ms,
         us(s.wall_ns),
         us(s.io_ns),
         us(s.storage_ns),
         us(s.wait_ns),
+        us(s.conn_wait_ns),
         us(s.own_ns),
         us(f.counts.storage_ns),
         f.bytes,
         f.counts.calls,
         f.counts.waits,
         f.counts.retries,
+        in_use,
+        waiting,
         fixed(if f.kind.is_empty() { OK } else { &f.kind }, KIND_WIDTH),
     );
     for b in f.counts.buckets {
@@ -118,26 +133,32 @@ pub fn encode(f: &Facts) -> String {
     line
 }
 
-/// The facts of one line; None for a line that is not one (cut short by a
-/// full disk, say).
+/// The facts of one line (of this version or the one before); None for a
+/// line that is not one (cut short by a full disk, say).
 pub fn decode(line: &str) -> Option<Facts> {
     let mut fields = line.split_whitespace();
-    if fields.next()? != "f1" {
-        return None;
-    }
+    let v2 = match fields.next()? {
+        "f2" => true,
+        "f1" => false,
+        _ => return None,
+    };
     let mut n = || -> Option<u64> { fields.next()?.parse().ok() };
     let start_ms = n()?;
     let ns = |us: u64| us.saturating_mul(1000);
+    let (wall_ns, io_ns, storage_ns, wait_ns) = (ns(n()?), ns(n()?), ns(n()?), ns(n()?));
+    let conn_wait_ns = if v2 { ns(n()?) } else { 0 };
     let split = Split {
-        wall_ns: ns(n()?),
-        io_ns: ns(n()?),
-        storage_ns: ns(n()?),
-        wait_ns: ns(n()?),
+        wall_ns,
+        io_ns,
+        storage_ns,
+        wait_ns,
+        conn_wait_ns,
         own_ns: ns(n()?),
     };
     let calls_ns = ns(n()?);
     let bytes = n()?;
     let (calls, waits, retries) = (n()?, n()?, n()?);
+    let (in_use, waiting) = if v2 { (n()?, n()?) } else { (0, 0) };
     let kind = fields.next()?.to_string();
     let mut buckets = [0u64; BUCKET_COUNT];
     for b in buckets.iter_mut() {
@@ -153,6 +174,11 @@ pub fn decode(line: &str) -> Option<Facts> {
         waits,
         retries,
         buckets,
+        conn_wait_ns: split.conn_wait_ns,
+        broker: match in_use {
+            0 => BrokerSeen::default(),
+            _ => BrokerSeen::one(in_use, waiting),
+        },
     };
     Some(Facts {
         start_ms,
@@ -174,7 +200,8 @@ mod tests {
             io_ns: 1_000_000,
             storage_ns: 9_000_000,
             wait_ns: 0,
-            own_ns: 2_000_000,
+            conn_wait_ns: 500_000,
+            own_ns: 1_500_000,
         };
         let mut buckets = [0; BUCKET_COUNT];
         buckets[2] = 3;
@@ -191,6 +218,8 @@ mod tests {
                 waits: 0,
                 retries: 1,
                 buckets,
+                conn_wait_ns: split.conn_wait_ns,
+                broker: BrokerSeen::one(3, 2),
             },
             kind: kind.to_string(),
             name: name.to_string(),
@@ -211,6 +240,30 @@ mod tests {
         assert_eq!(decode(&failed).unwrap().kind, "stream_limit");
         assert_eq!(decode(&long).unwrap().name.len(), 64);
         assert_eq!(decode("f1 12 cut short"), None);
+        assert_eq!(decode("f2 12 cut short"), None);
+        assert_eq!(decode("f9 12"), None);
         assert_eq!(decode(""), None);
+    }
+
+    #[test]
+    fn a_line_of_the_version_before_reads_as_not_through_the_broker() {
+        let mut direct = sample("gpbackup_0_20250101120000_1", OK);
+        direct.split.own_ns += direct.split.conn_wait_ns;
+        direct.split.conn_wait_ns = 0;
+        direct.counts.conn_wait_ns = 0;
+        direct.counts.broker = BrokerSeen::default();
+        let line = encode(&direct);
+        assert!(line.starts_with("f2 "), "{line}");
+        assert_eq!(decode(&line), Some(direct.clone()));
+        // The same line as the version before wrote it: no connection wait,
+        // no broker fields.
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let mut old = vec!["f1"];
+        for (i, f) in fields.iter().enumerate().skip(1) {
+            if ![6, 13, 14].contains(&i) {
+                old.push(f);
+            }
+        }
+        assert_eq!(decode(&old.join(" ")), Some(direct));
     }
 }

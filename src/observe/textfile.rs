@@ -5,7 +5,7 @@
 //! through a link.
 //!
 //! Labels are few and bounded: `host`, `backup` (the timestamp), `operation`
-//! (backup, restore), `part` (four), `kind` (the failure kinds), `le` (the
+//! (backup, restore), `part` (five), `kind` (the failure kinds), `le` (the
 //! histogram's buckets); never an object.
 
 use std::fmt::Write as _;
@@ -90,7 +90,7 @@ pub fn render(s: &Summary, host: &str, backup: &str, operation: &str) -> String 
     t.family(
         "object_seconds_total",
         "counter",
-        "The objects' wall time by part: io (waiting for gpbackup or gprestore), storage (its calls), stream_wait, plugin (the rest).",
+        "The objects' wall time by part: io (waiting for gpbackup or gprestore), storage (its calls), stream_wait, connection_wait (for a connection of the connection broker), plugin (the rest).",
     );
     for (part, ns) in s.split.parts() {
         t.sample("object_seconds_total", &with("part", part), secs(ns));
@@ -140,7 +140,49 @@ pub fn render(s: &Summary, host: &str, backup: &str, operation: &str) -> String 
     }
     t.sample("storage_call_seconds_sum", &l, secs(s.counts.storage_ns))
         .sample("storage_call_seconds_count", &l, s.counts.calls as f64);
+    broker(&mut t, s, &l);
     t.finish()
+}
+
+/// What the objects that went through the connection broker met as they
+/// took their first connection; nothing when none did (the broker off, or
+/// not running: each process worked directly).
+fn broker(t: &mut Text, s: &Summary, l: &str) {
+    let b = &s.counts.broker;
+    if b.requests == 0 {
+        return;
+    }
+    t.family(
+        "broker_requests_total",
+        "counter",
+        "Objects that took a connection of the connection broker (what the broker gauges sample).",
+    )
+    .sample("broker_requests_total", l, b.requests as f64);
+    let gauges = [
+        (
+            "broker_connections_in_use_max",
+            "The most connections of the connection broker in use that an object met as it took its first (its own included).",
+            b.in_use_max as f64,
+        ),
+        (
+            "broker_connections_in_use_mean",
+            "The mean of the broker's connections in use that the objects met as they took their first (their own included).",
+            b.in_use_mean(),
+        ),
+        (
+            "broker_requests_waiting_max",
+            "The most requests waiting for a connection of the connection broker that an object met as it asked for its first (itself included when it waited).",
+            b.waiting_max as f64,
+        ),
+        (
+            "broker_requests_waiting_mean",
+            "The mean of the requests waiting for a broker connection that the objects met as they asked for their first (their own included when they waited).",
+            b.waiting_mean(),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        t.family(name, "gauge", help).sample(name, l, value);
+    }
 }
 
 /// Writes `text` as `name` in the folder `dir`: to a temporary in it, then
@@ -176,7 +218,7 @@ pub fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), String
 mod tests {
     use super::*;
     use crate::observe::record::{Facts, OK};
-    use crate::process::metrics::{Counts, Split};
+    use crate::process::metrics::{BrokerSeen, Counts, Split};
 
     fn summary_of(objects: u64) -> Summary {
         let mut s = Summary::default();
@@ -197,6 +239,10 @@ mod tests {
                 bytes: i,
                 counts: Counts {
                     calls: 3,
+                    broker: match i % 3 {
+                        0 => BrokerSeen::default(),
+                        n => BrokerSeen::one(n, i % 5),
+                    },
                     ..Counts::default()
                 },
                 kind: kind.to_string(),
@@ -219,8 +265,17 @@ mod tests {
         let few = render(&summary_of(100), "h1", "20250101120000", "backup");
         let many = render(&summary_of(100_000), "h1", "20250101120000", "backup");
         assert_eq!(series(&few), series(&many));
-        assert_eq!(series(&few).len(), 25);
+        assert_eq!(series(&few).len(), 31);
         assert!(!many.contains("gpbackup_0_"), "no object is a label");
+        assert!(
+            few.contains("\ngpbackup_ddboost_broker_requests_waiting_max{host=\"h1\",backup=\"20250101120000\",operation=\"backup\"} 4\n"),
+            "{few}"
+        );
+        // Without the broker: no broker series, the part at 0.
+        let direct = render(&Summary::default(), "h1", "20250101120000", "backup");
+        assert_eq!(series(&direct).len(), 24, "{direct}");
+        assert!(!direct.contains("broker_"), "{direct}");
+        assert!(direct.contains("part=\"connection_wait\"} 0\n"), "{direct}");
     }
 
     #[test]

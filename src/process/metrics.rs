@@ -1,8 +1,10 @@
 //! Where a command's time goes: its time waiting for its input or output
 //! (gpbackup or gprestore), in the storage's calls, waiting for a stream,
-//! and the rest (the plugin's own work: hashing, verifying), with how many
-//! storage calls it made and how long each took (a histogram of fixed
-//! buckets).
+//! waiting for a connection of the connection broker, and the rest (the
+//! plugin's own work: hashing, verifying), with how many storage calls it
+//! made and how long each took (a histogram of fixed buckets), and what its
+//! first broker connection met (the broker's connections in use, the
+//! requests waiting).
 //!
 //! Each command counts into its [`Scope`]'s tally (a plugin process's own,
 //! or in the connection broker its request's), from whichever thread of the
@@ -13,7 +15,7 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use super::scope::Scope;
-pub use super::tally::{Counts, Split, Tally, BUCKETS, BUCKET_COUNT};
+pub use super::tally::{BrokerSeen, Counts, Split, Tally, BUCKETS, BUCKET_COUNT};
 
 /// When this process started, as an instant and as Unix time (µs): noted
 /// first thing in `app::run`, less the time it took to get there since its
@@ -98,6 +100,16 @@ pub fn io_wait(d: Duration) {
 /// The calling thread's command paused `d` waiting for a storage stream.
 pub fn stream_wait(d: Duration) {
     Scope::current().tally.stream_wait(d);
+}
+
+/// The calling thread's command took a connection of the connection broker
+/// after waiting `waited`, meeting `in_use` connections in use (its own
+/// included) and `waiting` requests waiting (itself included when it waited).
+pub fn broker_connection(in_use: usize, waiting: usize, waited: Duration) {
+    let n = |x: usize| u64::try_from(x).unwrap_or(u64::MAX);
+    Scope::current()
+        .tally
+        .broker_connection(n(in_use), n(waiting), waited);
 }
 
 /// The calling thread's command retried a storage call.

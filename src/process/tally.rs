@@ -25,6 +25,11 @@ pub struct Tally {
     waits: AtomicU64,
     retries: AtomicU64,
     buckets: [AtomicU64; BUCKET_COUNT],
+    /// Time waiting for a connection broker's connection.
+    conn_wait_ns: AtomicU64,
+    /// What the command's first broker connection met: the broker's
+    /// connections in use and the requests waiting.
+    broker: Mutex<Option<(u64, u64)>>,
     /// When the process the command serves began, when known (in the
     /// connection broker, its client).
     began: Mutex<Option<Instant>>,
@@ -44,6 +49,65 @@ pub struct Counts {
     pub waits: u64,
     pub retries: u64,
     pub buckets: [u64; BUCKET_COUNT],
+    /// Time waiting for a connection broker's connection.
+    pub conn_wait_ns: u64,
+    pub broker: BrokerSeen,
+}
+
+/// What commands met as they took their first connection of the connection
+/// broker: its connections in use (their own included) and the requests
+/// waiting for a first connection (their own included when they waited).
+/// One command's, or many added up (sums and maxima); none for a command
+/// that did not go through the broker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BrokerSeen {
+    /// Commands that took a broker connection.
+    pub requests: u64,
+    pub in_use_sum: u64,
+    pub in_use_max: u64,
+    pub waiting_sum: u64,
+    pub waiting_max: u64,
+}
+
+impl BrokerSeen {
+    /// One command's: it met `in_use` connections in use and `waiting`
+    /// requests waiting.
+    pub fn one(in_use: u64, waiting: u64) -> BrokerSeen {
+        BrokerSeen {
+            requests: 1,
+            in_use_sum: in_use,
+            in_use_max: in_use,
+            waiting_sum: waiting,
+            waiting_max: waiting,
+        }
+    }
+
+    /// Adds `other` (its commands) into this.
+    pub fn add(&mut self, other: &BrokerSeen) {
+        self.requests += other.requests;
+        self.in_use_sum += other.in_use_sum;
+        self.in_use_max = self.in_use_max.max(other.in_use_max);
+        self.waiting_sum += other.waiting_sum;
+        self.waiting_max = self.waiting_max.max(other.waiting_max);
+    }
+
+    /// The mean connections in use the commands met (0 without any).
+    pub fn in_use_mean(&self) -> f64 {
+        mean(self.in_use_sum, self.requests)
+    }
+
+    /// The mean requests waiting the commands met (0 without any).
+    pub fn waiting_mean(&self) -> f64 {
+        mean(self.waiting_sum, self.requests)
+    }
+}
+
+fn mean(sum: u64, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        sum as f64 / n as f64
+    }
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -93,6 +157,19 @@ impl Tally {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The command took a connection of the connection broker after waiting
+    /// `waited` for it; as it did, `in_use` connections were in use (its own
+    /// included) and `waiting` requests waited for one (itself included when
+    /// it waited). A command's first connection is the one its facts keep.
+    pub fn broker_connection(&self, in_use: u64, waiting: u64, waited: Duration) {
+        self.conn_wait_ns
+            .fetch_add(nanos(waited), Ordering::Relaxed);
+        self.broker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert((in_use, waiting));
+    }
+
     /// The process the command serves began at `us` (Unix time, µs).
     pub fn began_at_unix_us(&self, us: u64) {
         let now = std::time::SystemTime::now()
@@ -119,6 +196,11 @@ impl Tally {
             waits: get(&self.waits),
             retries: get(&self.retries),
             buckets: std::array::from_fn(|i| get(&self.buckets[i])),
+            conn_wait_ns: get(&self.conn_wait_ns),
+            broker: match *self.broker.lock().unwrap_or_else(|p| p.into_inner()) {
+                Some((in_use, waiting)) => BrokerSeen::one(in_use, waiting),
+                None => BrokerSeen::default(),
+            },
         }
     }
 }
@@ -136,59 +218,70 @@ impl Counts {
         for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
             *a += b;
         }
+        self.conn_wait_ns += other.conn_wait_ns;
+        self.broker.add(&other.broker);
     }
 
     /// How `wall` splits between the parts (see [`Split`]).
     pub fn split(&self, wall: Duration) -> Split {
-        Split::of(nanos(wall), [self.io_ns, self.busy_ns, self.wait_ns])
+        Split::of(
+            nanos(wall),
+            [self.io_ns, self.busy_ns, self.wait_ns, self.conn_wait_ns],
+        )
     }
 }
 
 /// A command's wall time in parts that add up to it: input/output, storage
-/// calls, stream waits, and the plugin's own work (the rest). When measured
-/// parts overlap (a large object is read from its input while earlier blocks
-/// are stored, or several storage calls run at once) and add up to more than
-/// the wall time, each is its share of the wall time in proportion to what
-/// was measured, and the plugin's own work is none.
+/// calls, stream waits, waiting for a connection of the connection broker,
+/// and the plugin's own work (the rest). When measured parts overlap (a
+/// large object is read from its input while earlier blocks are stored, or
+/// several storage calls run at once) and add up to more than the wall time,
+/// each is its share of the wall time in proportion to what was measured,
+/// and the plugin's own work is none.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Split {
     pub wall_ns: u64,
     pub io_ns: u64,
     pub storage_ns: u64,
     pub wait_ns: u64,
+    /// Waiting for a connection broker's connection.
+    pub conn_wait_ns: u64,
     pub own_ns: u64,
 }
 
 impl Split {
-    fn of(wall_ns: u64, [io, storage, wait]: [u64; 3]) -> Split {
-        let sum = io as u128 + storage as u128 + wait as u128;
+    fn of(wall_ns: u64, [io, storage, wait, conn_wait]: [u64; 4]) -> Split {
+        let sum = io as u128 + storage as u128 + wait as u128 + conn_wait as u128;
         if sum <= wall_ns as u128 {
             return Split {
                 wall_ns,
                 io_ns: io,
                 storage_ns: storage,
                 wait_ns: wait,
+                conn_wait_ns: conn_wait,
                 own_ns: wall_ns - sum as u64,
             };
         }
         let share = |x: u64| (x as u128 * wall_ns as u128 / sum) as u64;
-        let (io_ns, wait_ns) = (share(io), share(wait));
+        let (io_ns, wait_ns, conn_wait_ns) = (share(io), share(wait), share(conn_wait));
         Split {
             wall_ns,
             io_ns,
             // What rounding left goes to the storage.
-            storage_ns: wall_ns - io_ns - wait_ns,
+            storage_ns: wall_ns - io_ns - wait_ns - conn_wait_ns,
             wait_ns,
+            conn_wait_ns,
             own_ns: 0,
         }
     }
 
-    /// The four parts with their names (as the metrics' `part` label has them).
-    pub fn parts(&self) -> [(&'static str, u64); 4] {
+    /// The five parts with their names (as the metrics' `part` label has them).
+    pub fn parts(&self) -> [(&'static str, u64); 5] {
         [
             ("io", self.io_ns),
             ("storage", self.storage_ns),
             ("stream_wait", self.wait_ns),
+            ("connection_wait", self.conn_wait_ns),
             ("plugin", self.own_ns),
         ]
     }
@@ -199,17 +292,20 @@ impl Split {
         self.io_ns += other.io_ns;
         self.storage_ns += other.storage_ns;
         self.wait_ns += other.wait_ns;
+        self.conn_wait_ns += other.conn_wait_ns;
         self.own_ns += other.own_ns;
     }
 
-    /// "input/output 1 ms, storage 10 ms, stream waits 0 ms, plugin 2 ms"
+    /// "input/output 1 ms, storage 10 ms, stream waits 0 ms, connection
+    /// waits 0 ms, plugin 2 ms"
     pub fn describe(&self) -> String {
         let ms = |ns: u64| ns as f64 / 1e6;
         format!(
-            "input/output {:.0} ms, storage {:.0} ms, stream waits {:.0} ms, plugin {:.0} ms",
+            "input/output {:.0} ms, storage {:.0} ms, stream waits {:.0} ms, connection waits {:.0} ms, plugin {:.0} ms",
             ms(self.io_ns),
             ms(self.storage_ns),
             ms(self.wait_ns),
+            ms(self.conn_wait_ns),
             ms(self.own_ns)
         )
     }
@@ -222,14 +318,42 @@ mod tests {
     #[test]
     fn parts_add_up_to_the_wall_time() {
         let ms = |n: u64| n * 1_000_000;
-        let s = Split::of(ms(10), [ms(2), ms(5), ms(1)]);
-        assert_eq!((s.own_ns, s.storage_ns), (ms(2), ms(5)));
-        let over = Split::of(ms(10), [ms(10), ms(10), 0]);
+        let s = Split::of(ms(10), [ms(2), ms(5), ms(1), ms(1)]);
+        assert_eq!(
+            (s.own_ns, s.storage_ns, s.conn_wait_ns),
+            (ms(1), ms(5), ms(1))
+        );
+        let over = Split::of(ms(10), [ms(10), ms(10), 0, 0]);
         assert_eq!(
             (over.io_ns, over.storage_ns, over.own_ns),
             (ms(5), ms(5), 0)
         );
-        let odd = Split::of(7, [3, 3, 3]);
-        assert_eq!(odd.io_ns + odd.storage_ns + odd.wait_ns + odd.own_ns, 7);
+        let odd = Split::of(7, [3, 3, 3, 3]);
+        let parts: u64 = odd.parts().iter().map(|p| p.1).sum();
+        assert_eq!(parts, 7);
+        assert_eq!(odd.wall_ns, 7);
+    }
+
+    #[test]
+    fn a_commands_first_broker_connection_is_what_it_met() {
+        let t = Tally::default();
+        assert_eq!(t.snapshot().broker, BrokerSeen::default());
+        t.broker_connection(2, 1, Duration::from_millis(3));
+        t.broker_connection(5, 4, Duration::from_millis(2));
+        let c = t.snapshot();
+        assert_eq!(c.broker, BrokerSeen::one(2, 1));
+        assert_eq!(c.conn_wait_ns, 5_000_000);
+        let mut all = Counts::default();
+        for (in_use, waiting) in [(1, 0), (3, 2), (2, 1)] {
+            all.add(&Counts {
+                broker: BrokerSeen::one(in_use, waiting),
+                ..Counts::default()
+            });
+        }
+        all.add(&Counts::default());
+        let b = all.broker;
+        assert_eq!((b.requests, b.in_use_max, b.waiting_max), (3, 3, 2));
+        assert_eq!((b.in_use_mean(), b.waiting_mean()), (2.0, 1.0));
+        assert_eq!(BrokerSeen::default().in_use_mean(), 0.0);
     }
 }
