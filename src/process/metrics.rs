@@ -30,34 +30,24 @@ static PROCESS_START: LazyLock<(Instant, u64)> = LazyLock::new(|| {
     (now.checked_sub(before_main).unwrap_or(now), unix)
 });
 
-/// The most a process's start is moved back: a process is loaded in a few
-/// milliseconds; more is a clock the kernel kept otherwise.
+/// The most a process's start is moved back (loading takes a few
+/// milliseconds).
 const MOST_BEFORE_MAIN: Duration = Duration::from_millis(100);
 
-/// How long this process has run (and, where the kernel keeps it, waited
-/// for a processor) since its caller created it, read before it starts a
-/// thread or waits on anything: its processor time (`getrusage`) or the
-/// first two fields of `/proc/self/schedstat` (ns run and waited), the
-/// larger.
+/// How long this process has run since its caller created it, read before
+/// it starts a thread or waits on anything: its processor time
+/// (`getrusage`), loading the program and its libraries. Time it waited
+/// for a processor meanwhile is not in it, so a start is never moved back
+/// too far.
 fn time_before_main() -> Duration {
     use nix::sys::resource::{getrusage, UsageWho};
-    let cpu = getrusage(UsageWho::RUSAGE_SELF).map_or(Duration::ZERO, |u| {
-        let us = |t: nix::sys::time::TimeVal| {
-            Duration::from_secs(t.tv_sec().max(0) as u64)
-                + Duration::from_micros(t.tv_usec().max(0) as u64)
-        };
-        us(u.user_time()) + us(u.system_time())
-    });
-    let scheduled = std::fs::read_to_string("/proc/self/schedstat")
-        .ok()
-        .and_then(|text| {
-            let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
-            let run = fields.next().flatten()?;
-            let waited = fields.next().flatten()?;
-            Some(Duration::from_nanos(run.saturating_add(waited)))
-        })
-        .unwrap_or_default();
-    cpu.max(scheduled).min(MOST_BEFORE_MAIN)
+    let us = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(u64::try_from(t.tv_sec()).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec()).unwrap_or(0))
+    };
+    getrusage(UsageWho::RUSAGE_SELF)
+        .map_or(Duration::ZERO, |u| us(u.user_time()) + us(u.system_time()))
+        .min(MOST_BEFORE_MAIN)
 }
 
 /// Notes when this process started.

@@ -14,6 +14,7 @@ use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::about::PLUGIN_NAME;
 
@@ -47,7 +48,10 @@ pub fn private_dir(parent: &Path) -> Option<PathBuf> {
 /// from `GPBACKUP_DDBOOST_PLUGIN_RUN_DIR` when set, so concurrent tests keep
 /// apart (other builds ignore it).
 pub fn run_dir() -> Option<PathBuf> {
-    private_dir(&run_dir_parent())
+    // Checked once a process (the journal, the facts and the broker's
+    // socket all live there): the folder is this user's, in a sticky /tmp.
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| private_dir(&run_dir_parent())).clone()
 }
 
 #[cfg(feature = "test-support")]
