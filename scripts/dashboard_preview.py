@@ -7,7 +7,8 @@ option metrics_textfile_dir set, then verify_backup and
 files as the dashboard's expressions read them, into docs/dashboard_preview.png.
 
   scripts/dashboard_preview.py [--jobs 2] [--segments 2] [--objects 15]
-      [--latency 5] [--out docs/dashboard_preview.png] [--no-build]
+      [--latency 5] [--connections 0] [--out docs/dashboard_preview.png]
+      [--no-build]
 """
 import argparse
 import os
@@ -49,12 +50,13 @@ def draw(keep, out):
         m[op] = bm.read_metrics(os.path.join(keep, f"gpbackup_ddboost_plugin_{op}.prom"))
     storage = bm.read_metrics(os.path.join(keep, "storage.prom"))
     p = plt()
-    fig, axes = p.subplots(2, 4, figsize=(16, 6.5))
+    fig, axes = p.subplots(2, 5, figsize=(19, 6.5))
     fig.patch.set_facecolor(BG)
     fig.suptitle("gpbackup DD Boost plugin (mock Data Domain, 5 ms per call, connection broker)",
                  color=FG, fontsize=11, x=0.01, ha="left")
     top_row(axes[0], m)
     bottom_row(axes[1], m, storage)
+    broker_panels(axes[0][4], axes[1][4], m)
     fig.tight_layout()
     fig.savefig(out, dpi=90, facecolor=BG)
     print(f"wrote {out}")
@@ -140,12 +142,30 @@ def bottom_row(axes, m, storage):
     ax.set_yticks([])
 
 
+def broker_panels(ax, below, m):
+    """The broker's connections in use and requests waiting; time waiting for a connection."""
+    style(ax, "Connection broker: in use, waiting")
+    names = [("connections_in_use_max", "in use\n(most)"), ("connections_in_use_mean", "in use\n(mean)"),
+             ("requests_waiting_max", "waiting\n(most)"), ("requests_waiting_mean", "waiting\n(mean)")]
+    for i, op in enumerate(("backup", "restore")):
+        vals = [bm.pick(m[op], f"gpbackup_ddboost_broker_{n}") for n, _ in names]
+        ax.bar([x + i * 0.4 for x in range(len(names))], vals, 0.4, color=COLORS[i], label=op)
+    ax.set_xticks(range(len(names)), [label for _, label in names])
+    ax.legend(fontsize=7, facecolor=BG, labelcolor=FG)
+    style(below, "Time waiting for a broker connection (s)")
+    waits = [bm.pick(m[op], "gpbackup_ddboost_object_seconds_total", part="connection_wait")
+             for op in ("backup", "restore")]
+    below.bar(range(2), waits, color=[COLORS[0], COLORS[1]])
+    below.set_xticks(range(2), ["backup", "restore"])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--segments", type=int, default=2)
     ap.add_argument("--objects", type=int, default=15)
     ap.add_argument("--latency", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=0, help="broker_connections (0: the default)")
     ap.add_argument("--out", default=os.path.join(bl.ROOT, "docs", "dashboard_preview.png"))
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
