@@ -145,25 +145,6 @@ per_backend!(
     ]
 );
 
-/// The calls that reach the system, from the mock's trace (the SDK's local
-/// calls left out); the trace is emptied.
-fn appliance_calls(trace: &Path) -> Vec<String> {
-    const LOCAL: [&str; 5] = [
-        "init",
-        "instance_create",
-        "instance_destroy",
-        "log_init",
-        "shutdown",
-    ];
-    let text = std::fs::read_to_string(trace).unwrap_or_default();
-    let _ = std::fs::remove_file(trace);
-    text.lines()
-        .filter_map(|l| l.strip_prefix("op="))
-        .map(|l| l.split(' ').next().unwrap_or("").to_string())
-        .filter(|op| !LOCAL.contains(&op.as_str()))
-        .collect()
-}
-
 /// Each hook in each scope, as gpbackup and gprestore run them, with the
 /// appliance calls it made.
 fn hook_calls(env: &Env, trace: &Path) -> Vec<(String, Vec<String>)> {
@@ -180,7 +161,7 @@ fn hook_calls(env: &Env, trace: &Path) -> Vec<(String, Vec<String>)> {
             let mut args = vec![hook, env.cfg(), &dir];
             args.extend_from_slice(scope);
             ok(&env.run_stdin_env(&args, b"", &vars));
-            out.push((format!("{hook} {scope:?}"), appliance_calls(trace)));
+            out.push((format!("{hook} {scope:?}"), taken_appliance_calls(trace)));
         }
     }
     out

@@ -525,19 +525,7 @@ fn a_failed_restore_is_counted_by_its_kind() {
 fn a_plugin_process_counts_its_calls_up_to_its_exit() {
     let w = World::new("  broker: off\n");
     ok(&w.backup(&format!("gpbackup_0_{TS}_1"), &bytes(5000, 1)));
-    let trace = std::fs::read_to_string(&w.trace).unwrap();
-    let local = [
-        "init",
-        "shutdown",
-        "instance_create",
-        "instance_destroy",
-        "log_init",
-    ];
-    let made: Vec<&str> = trace
-        .lines()
-        .filter_map(|l| l.strip_prefix("op=")?.split(' ').next())
-        .filter(|op| !local.contains(op))
-        .collect();
+    let made = taken_appliance_calls(&w.trace);
     let log = w.env.log_text();
     let line = log
         .lines()
@@ -549,6 +537,10 @@ fn a_plugin_process_counts_its_calls_up_to_its_exit() {
         .and_then(|t| t.strip_suffix(" storage calls)"))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no call count in {line}"));
-    assert_eq!(made.last(), Some(&"disconnect"), "{trace}");
+    assert_eq!(
+        made.last().map(String::as_str),
+        Some("disconnect"),
+        "{made:?}"
+    );
     assert_eq!(counted, made.len(), "{line}\n{made:?}");
 }

@@ -231,27 +231,6 @@ fn read_ahead_takes_fewer_reads_when_few_read_streams_are_free() {
     );
 }
 
-/// The calls of one command that reach the appliance, from the mock's trace
-/// (the SDK's local calls, init, instances and the log, left out).
-fn appliance_calls(trace: &std::path::Path) -> Vec<String> {
-    const LOCAL: [&str; 5] = [
-        "init",
-        "shutdown",
-        "instance_create",
-        "instance_destroy",
-        "log_init",
-    ];
-    let text = std::fs::read_to_string(trace).unwrap();
-    let calls: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("op="))
-        .map(|l| l.split(' ').next().unwrap().to_string())
-        .filter(|op| !LOCAL.contains(&op.as_str()))
-        .collect();
-    std::fs::remove_file(trace).unwrap();
-    calls
-}
-
 #[test]
 fn small_objects_take_the_fewest_appliance_calls() {
     let env = Env::new(Backend::DdBoostMock);
@@ -269,7 +248,7 @@ fn small_objects_take_the_fewest_appliance_calls() {
     let data = csv_rows(200, 4);
     let key = env.key(TS, NAME);
     ok(&env.run_stdin_env(&["backup_data", env.cfg(), &key], &data, &vars));
-    let backup = appliance_calls(&trace);
+    let backup = taken_appliance_calls(&trace);
     assert_eq!(
         backup,
         [
@@ -291,7 +270,7 @@ fn small_objects_take_the_fewest_appliance_calls() {
     let out = restore(&env, &["restore_data", env.cfg(), &key], &vars);
     ok(&out);
     assert!(out.stdout == data);
-    let restore_calls = appliance_calls(&trace);
+    let restore_calls = taken_appliance_calls(&trace);
     assert_eq!(
         restore_calls,
         [
@@ -308,5 +287,5 @@ fn small_objects_take_the_fewest_appliance_calls() {
     );
     // An overwrite and a restore of it cost the same.
     ok(&env.run_stdin_env(&["backup_data", env.cfg(), &key], &data, &vars));
-    assert_eq!(appliance_calls(&trace).len(), 12);
+    assert_eq!(taken_appliance_calls(&trace).len(), 12);
 }

@@ -394,23 +394,9 @@ fn sweep_rules(env: &Env, data: &[u8]) -> (&'static str, Vec<String>) {
             let trace = env.tmp.path().join("sweep-trace");
             let vars = [("DDBOOST_MOCK_TRACE", trace.to_str().unwrap())];
             ok(&env.run_stdin_env(&["backup_data", env.cfg(), &env.key(TS, NAME)], data, &vars));
-            let text = std::fs::read_to_string(&trace).unwrap();
-            std::fs::remove_file(&trace).unwrap();
-            let local = [
-                "init",
-                "shutdown",
-                "instance_create",
-                "instance_destroy",
-                "log_init",
-            ];
             let mut seen = std::collections::BTreeMap::new();
             let mut rules = Vec::new();
-            for op in text
-                .lines()
-                .filter_map(|l| l.strip_prefix("op="))
-                .map(|l| l.split(' ').next().unwrap().to_string())
-                .filter(|op| !local.contains(&op.as_str()))
-            {
+            for op in taken_appliance_calls(&trace) {
                 let n = seen.entry(op.clone()).or_insert(0);
                 *n += 1;
                 for err in ["DD_ERR_IO", "DD_ERR_CONN_LOST"] {

@@ -667,3 +667,23 @@ macro_rules! per_backend {
 }
 #[allow(unused_imports)]
 pub(crate) use per_backend;
+
+/// The calls in the mock's trace at `trace` that reach the system, in
+/// order (the SDK's local calls, init, instances and the log, left out);
+/// the trace is removed, so that the next command's calls start afresh.
+pub fn taken_appliance_calls(trace: &Path) -> Vec<String> {
+    const LOCAL: [&str; 5] = [
+        "init",
+        "shutdown",
+        "instance_create",
+        "instance_destroy",
+        "log_init",
+    ];
+    let text = std::fs::read_to_string(trace).unwrap_or_default();
+    let _ = std::fs::remove_file(trace);
+    text.lines()
+        .filter_map(|l| l.strip_prefix("op="))
+        .map(|l| l.split(' ').next().unwrap_or("").to_string())
+        .filter(|op| !LOCAL.contains(&op.as_str()))
+        .collect()
+}
