@@ -464,7 +464,13 @@ mod tests {
         assert_eq!(n, want.len() as u64);
         assert_eq!(out, want);
         // A range beyond the bytes is an error, not a short output.
-        let err = write_checked(&d, &[9000..10_001], &mut Vec::new(), "obj").unwrap_err();
+        let err = write_checked(
+            &d,
+            std::slice::from_ref(&(9000..10_001)),
+            &mut Vec::new(),
+            "obj",
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Internal);
     }
 }
