@@ -284,6 +284,13 @@ pub trait ObjectReader: Send {
     fn more_readers(&self) -> Option<ReaderFactory> {
         None
     }
+
+    /// The whole object, handed over without a copy when the reader holds
+    /// all of it (the block read at its opening); None otherwise. The
+    /// reader is not read from after it gave its bytes.
+    fn take_whole(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Removes the temporaries among `files` (a listing of `storage`) whose

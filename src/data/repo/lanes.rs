@@ -111,10 +111,12 @@ impl<'l, 's> Lanes<'l, 's> {
                 at_once: true,
             },
         );
+        // `b` on a thread of its own, `a` on this one (one thread started
+        // per join, not two).
         let (a, b) = std::thread::scope(|s| {
-            let a = spawn_step(s, || a(&first));
             let b = spawn_step(s, || b(&rest, None));
-            (join_step(a), join_step(b))
+            let a = run_step(|| a(&first));
+            (a, join_step(b))
         });
         match (a, b) {
             (Err(e), _) if e.kind() == ErrorKind::StreamLimit => Err(e),
@@ -142,6 +144,17 @@ fn spawn_step<'scope, T: Send + 'scope>(
     spawn_in_command(scope, move || {
         signals::check()?;
         step()
+    })
+}
+
+/// Runs `step` on the calling thread as [`spawn_step`] and [`join_step`]
+/// would on one of its own: not after a signal, a panic as an error.
+fn run_step<T>(step: impl FnOnce() -> Result<T>) -> Result<T> {
+    signals::check()?;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).unwrap_or_else(|_| {
+        Err(Error::internal(
+            "a step of the request stopped unexpectedly",
+        ))
     })
 }
 

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::lanes::Lanes;
 use super::Deferred;
@@ -33,6 +34,9 @@ pub struct Verified<'s> {
     path: StoragePath,
     ranges: Vec<Range<u64>>,
     verify: Verify,
+    /// The whole object, when it was read at its opening and an entry of
+    /// its records describes it (already checked).
+    checked: Option<Arc<Vec<u8>>>,
 }
 
 /// Opens the object `path` for reading `part` of it. Its record is read
@@ -104,6 +108,8 @@ pub struct Recorded<'s> {
     held: Vec<Box<dyn ObjectReader>>,
     path: StoragePath,
     entries: Vec<Entry>,
+    /// See [`Verified`].
+    checked: Option<Arc<Vec<u8>>>,
 }
 
 /// Reads the records of `path`, then opens it with its first read at
@@ -177,6 +183,7 @@ fn with_staged<'s>(
         held: Vec::new(),
         path: path.clone(),
         entries,
+        checked: None,
     })
 }
 
@@ -224,6 +231,7 @@ fn recorded<'s>(
         held,
         path: path.clone(),
         entries,
+        checked: None,
     })
 }
 
@@ -238,8 +246,9 @@ struct InMemory {
 
 impl InMemory {
     fn on(self, storage: &dyn Storage, entries: Vec<Entry>) -> Recorded<'_> {
+        let bytes = Arc::new(self.bytes);
         let reader = Box::new(Bytes {
-            bytes: self.bytes,
+            bytes: Arc::clone(&bytes),
             block: self.block,
         });
         Recorded {
@@ -248,6 +257,7 @@ impl InMemory {
             held: vec![self.opened],
             path: self.path,
             entries,
+            checked: Some(bytes),
         }
     }
 }
@@ -266,7 +276,11 @@ fn in_memory_if_described(
     if reader.size() > DIGEST_BLOCK as u64 {
         return Err(reader);
     }
-    match crate::storage::read_to_end(reader.as_mut()) {
+    let bytes = match reader.take_whole() {
+        Some(bytes) => Ok(bytes),
+        None => crate::storage::read_to_end(reader.as_mut()),
+    };
+    match bytes {
         Ok(bytes) if integrity::describes(entries, &bytes) => Ok(InMemory {
             bytes,
             block: reader.block_size(),
@@ -279,7 +293,7 @@ fn in_memory_if_described(
 
 /// An object's bytes in memory, read as the storage's object.
 struct Bytes {
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
     block: usize,
 }
 
@@ -321,6 +335,7 @@ impl<'s> Recorded<'s> {
             path: self.path,
             ranges,
             verify,
+            checked: self.checked,
         })
     }
 
@@ -347,6 +362,7 @@ impl<'s> Recorded<'s> {
             path: self.path,
             ranges: merged,
             verify,
+            checked: self.checked,
         })
     }
 }
@@ -444,6 +460,13 @@ impl<'s> Verified<'s> {
         sink: impl std::io::Write + Send + 'static,
         read_ahead: usize,
     ) -> (Result<u64>, Vec<Box<dyn ObjectReader>>) {
+        if let Some(bytes) = self.checked.take() {
+            // Checked whole at its opening: its ranges go out as they are,
+            // with no buffer, copy or digest of their own.
+            let n = stream::write_checked(&bytes, &self.ranges, sink, &self.path);
+            self.held.push(self.reader);
+            return (n, self.held);
+        }
         let n = stream::download_ahead(
             self.reader.as_mut(),
             &self.ranges,

@@ -17,7 +17,8 @@ use super::BLOCK;
 
 /// The most idle buffers kept: two downloads' worth at the most reads in
 /// flight by default (`read_ahead` 8: 16 each), or the buffers of a
-/// small object's write or read of 32 requests at once.
+/// small object's write of 32 requests at once (a small object's read,
+/// whole at its opening, takes none).
 const KEPT: usize = 32;
 
 static IDLE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());

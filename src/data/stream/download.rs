@@ -32,6 +32,37 @@ pub fn download(
     download_ahead(reader, ranges, sink, verify, object, 1)
 }
 
+/// Writes `ranges` of `bytes` (in order, within it) to `sink` and returns
+/// the bytes written: [`download`] of an object read whole and already
+/// checked against its record, so without a buffer, a copy or a digest.
+pub fn write_checked(
+    bytes: &[u8],
+    ranges: &[Range<u64>],
+    sink: impl Write,
+    object: &str,
+) -> Result<u64> {
+    let mut sink = crate::process::metrics::Timed(sink);
+    let mut total = 0u64;
+    for r in ranges {
+        let part = usize::try_from(r.start)
+            .ok()
+            .zip(usize::try_from(r.end).ok())
+            .and_then(|(start, end)| bytes.get(start..end))
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "{object}: bytes {}-{} wanted of {}",
+                    r.start,
+                    r.end,
+                    bytes.len()
+                ))
+            })?;
+        sink.write_all(part).map_err(|e| sink_error(e, object))?;
+        total += part.len() as u64;
+    }
+    sink.flush().map_err(|e| sink_error(e, object))?;
+    Ok(total)
+}
+
 /// How many reads to have in flight (`read_ahead`, at most one per read),
 /// and what opens the readers beyond `reader` when there are to be more:
 /// readers that open the object again only when blocks are verified (only

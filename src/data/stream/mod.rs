@@ -32,7 +32,7 @@ mod threads;
 mod upload;
 
 pub use buffers::release as release_buffers;
-pub use download::{download, download_ahead};
+pub use download::{download, download_ahead, write_checked};
 pub use input::Input;
 pub use upload::{read_head, upload};
 
@@ -453,5 +453,24 @@ mod tests {
         let (res, out) = run(&d, &[whole], Verify::Entries(vec![v1(b"something else")]));
         assert_eq!(res.unwrap_err().kind(), crate::error::ErrorKind::Integrity);
         assert!(out.len() < d.len());
+    }
+
+    #[test]
+    fn checked_bytes_go_out_range_by_range() {
+        let d: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let mut out = Vec::new();
+        let n = write_checked(&d, &[5..10, 100..4000, 9990..10_000], &mut out, "obj").unwrap();
+        let want: Vec<u8> = [&d[5..10], &d[100..4000], &d[9990..]].concat();
+        assert_eq!(n, want.len() as u64);
+        assert_eq!(out, want);
+        // A range beyond the bytes is an error, not a short output.
+        let err = write_checked(
+            &d,
+            std::slice::from_ref(&(9000..10_001)),
+            &mut Vec::new(),
+            "obj",
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Internal);
     }
 }

@@ -81,6 +81,15 @@ impl ObjectReader for DdReader {
             .map_err(|e| sdk_error(&self.host, e))
     }
 
+    fn take_whole(&mut self) -> Option<Vec<u8>> {
+        match &self.first {
+            Some((0, block)) if block.len() as u64 == self.size => {
+                self.first.take().map(|(_, block)| block)
+            }
+            _ => None,
+        }
+    }
+
     fn more_readers(&self) -> Option<ReaderFactory> {
         let reopen = Arc::clone(self.reopen.as_ref()?);
         let size = self.size;
