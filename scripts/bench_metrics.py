@@ -130,6 +130,38 @@ def lane_scripts(w, files, segments, line):
     return scripts
 
 
+def write_inputs(base, data):
+    """Each lane's payloads as files in `base`: a list of paths per lane."""
+    files = []
+    for lane, payloads in enumerate(data):
+        files.append([])
+        for i, d in enumerate(payloads):
+            path = os.path.join(base, f"in-{lane}-{i}")
+            with open(path, "wb") as f:
+                f.write(d)
+            files[-1].append(path)
+    return files
+
+
+def per_table(w, plugin, segments, files, outputs):
+    """The per-table backup of `files` and its restore into `outputs`, as
+    gpbackup and gprestore run them: the hooks, and the lanes as shell
+    loops; the wall time of each phase's lanes."""
+    env = w.env()
+    env["P"], env["C"] = plugin, w.cfg
+    for seg in range(segments):
+        os.makedirs(w.local_dir(seg), exist_ok=True)
+    pt.hook_phases(w, "setup_plugin_for_backup", segments, env)
+    wall = {"backup": shell_lanes(lane_scripts(
+        w, files, segments, lambda k, f: f'"$P" backup_data "$C" {k} < {f}'), env)}
+    pt.hook_phases(w, "cleanup_plugin_for_backup", segments, env)
+    pt.hook_phases(w, "setup_plugin_for_restore", segments, env)
+    wall["restore"] = shell_lanes(lane_scripts(
+        w, outputs, segments, lambda k, f: f'"$P" restore_data "$C" {k} > {f}'), env)
+    pt.hook_phases(w, "cleanup_plugin_for_restore", segments, env)
+    return wall
+
+
 def run(args, latency, work, keep=None):
     base = os.path.join(work, f"metrics-{latency}")
     w = pt.World(base, bl.PLUGIN, latency, broker=True, connections=args.connections)
@@ -139,32 +171,11 @@ def run(args, latency, work, keep=None):
         f.write(f"  metrics_textfile_dir: {textfile}\n")
     lanes = args.jobs * args.segments
     data = pt.payloads(lanes, args.objects)
-    inputs = os.path.join(base, "in")
-    outputs = os.path.join(base, "out")
-    os.makedirs(inputs)
-    os.makedirs(outputs)
-    files, restored = [], []
-    for lane, payloads in enumerate(data):
-        files.append([os.path.join(inputs, f"{lane}-{i}") for i in range(len(payloads))])
-        restored.append([os.path.join(outputs, f"{lane}-{i}") for i in range(len(payloads))])
-        for path, d in zip(files[-1], payloads):
-            with open(path, "wb") as f:
-                f.write(d)
-    env = w.env()
-    env["P"], env["C"] = bl.PLUGIN, w.cfg
-    for seg in range(args.segments):
-        os.makedirs(w.local_dir(seg), exist_ok=True)
-    wall = {}
+    files = write_inputs(base, data)
+    restored = [[f + ".restored" for f in lane] for lane in files]
     # The callers' cost of starting a process per object, alone.
-    wall["start"] = shell_lanes(lane_scripts(w, files, args.segments, lambda k, f: f"/bin/true < {f}"), env)
-    pt.hook_phases(w, "setup_plugin_for_backup", args.segments, env)
-    wall["backup"] = shell_lanes(lane_scripts(
-        w, files, args.segments, lambda k, f: f'"$P" backup_data "$C" {k} < {f}'), env)
-    pt.hook_phases(w, "cleanup_plugin_for_backup", args.segments, env)
-    pt.hook_phases(w, "setup_plugin_for_restore", args.segments, env)
-    wall["restore"] = shell_lanes(lane_scripts(
-        w, restored, args.segments, lambda k, f: f'"$P" restore_data "$C" {k} > {f}'), env)
-    pt.hook_phases(w, "cleanup_plugin_for_restore", args.segments, env)
+    start = shell_lanes(lane_scripts(w, files, args.segments, lambda k, f: f"/bin/true < {f}"), w.env())
+    wall = per_table(w, bl.PLUGIN, args.segments, files, restored)
     for lane, payloads in enumerate(data):
         for path, d in zip(restored[lane], payloads):
             with open(path, "rb") as f:
@@ -173,7 +184,7 @@ def run(args, latency, work, keep=None):
     out = {}
     for op in ("backup", "restore"):
         m = read_metrics(os.path.join(textfile, f"gpbackup_ddboost_plugin_{op}.prom"))
-        out[op] = summarize(m, lanes, wall[op], wall["start"])
+        out[op] = summarize(m, lanes, wall[op], start)
     if keep:
         os.makedirs(keep, exist_ok=True)
         for name in os.listdir(textfile):
@@ -247,29 +258,14 @@ def small_objects(plugin, work, n=400):
 def lanes_wall(plugin, work, args, latency):
     """Wall time of the per-table lanes' backup and restore."""
     base = tempfile.mkdtemp(dir=work)
-    w = pt.World(base, plugin, latency, broker=latency is not None)
     if latency is None:
         w = local_world(base, plugin)
-    files = []
-    for lane, payloads in enumerate(pt.payloads(args.jobs * args.segments, args.objects)):
-        files.append([])
-        for i, d in enumerate(payloads):
-            path = os.path.join(base, f"in-{lane}-{i}")
-            with open(path, "wb") as f:
-                f.write(d)
-            files[-1].append(path)
-    env = w.env()
-    env["P"], env["C"] = plugin, w.cfg
-    for seg in range(args.segments):
-        os.makedirs(w.local_dir(seg), exist_ok=True)
-    pt.hook_phases(w, "setup_plugin_for_backup", args.segments, env)
-    wall = shell_lanes(lane_scripts(w, files, args.segments, lambda k, f: f'"$P" backup_data "$C" {k} < {f}'), env)
-    pt.hook_phases(w, "cleanup_plugin_for_backup", args.segments, env)
-    pt.hook_phases(w, "setup_plugin_for_restore", args.segments, env)
-    wall += shell_lanes(lane_scripts(w, files, args.segments, lambda k, f: f'"$P" restore_data "$C" {k} > /dev/null'), env)
-    pt.hook_phases(w, "cleanup_plugin_for_restore", args.segments, env)
+    else:
+        w = pt.World(base, plugin, latency, broker=True)
+    files = write_inputs(base, pt.payloads(args.jobs * args.segments, args.objects))
+    wall = per_table(w, plugin, args.segments, files, [["/dev/null"] * len(lane) for lane in files])
     bl.remove(base)
-    return wall
+    return wall["backup"] + wall["restore"]
 
 
 def large_object(plugin, work, source):

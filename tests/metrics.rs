@@ -215,14 +215,22 @@ fn the_brokers_connections_in_use_and_requests_waiting() {
 }
 
 fn promtool_accepts(promtool: &Path, file: &Path) {
-    let out = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(file).unwrap())
-        .output()
-        .unwrap();
+    promtool_passes(promtool, "metrics", file);
+}
+
+/// `promtool check <what>` passes on `file` (metrics on standard input,
+/// rules as a file).
+fn promtool_passes(promtool: &Path, what: &str, file: &Path) {
+    let mut cmd = Command::new(promtool);
+    cmd.args(["check", what]);
+    match what {
+        "metrics" => cmd.stdin(std::fs::File::open(file).unwrap()),
+        _ => cmd.arg(file),
+    };
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "promtool check metrics: {}{}",
+        "promtool check {what}: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -479,17 +487,7 @@ fn the_dashboards_expressions_pass_promtool_and_name_written_metrics() {
     }
     let file = env.tmp.path().join("dashboard.rules.yml");
     std::fs::write(&file, rules).unwrap();
-    let out = Command::new(promtool)
-        .args(["check", "rules"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check rules: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_passes(&promtool, "rules", &file);
 }
 
 #[test]

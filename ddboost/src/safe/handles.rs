@@ -48,21 +48,24 @@ pub(crate) struct InstanceInner {
 }
 
 impl InstanceInner {
-    /// Runs one SDK call under the instance's call lock.
+    /// Runs one SDK call under the instance's call lock, observed as a
+    /// storage call.
     fn call<R>(&self, f: impl FnOnce(&Api) -> R) -> R {
-        super::observe::timed(|| {
-            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            f(&self.lib.inner.api)
-        })
+        super::observe::timed(|| self.call_local(f))
+    }
+
+    /// [`InstanceInner::call`] for a call that stays on this host: not
+    /// observed.
+    fn call_local<R>(&self, f: impl FnOnce(&Api) -> R) -> R {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        f(&self.lib.inner.api)
     }
 }
 
 impl Drop for InstanceInner {
     fn drop(&mut self) {
-        // Nothing can be done about a failure while dropping. A local call,
-        // not one to the storage: not observed.
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = adapter::instance_destroy(&self.lib.inner.api, self.desc);
+        // Nothing can be done about a failure while dropping.
+        let _ = self.call_local(|api| adapter::instance_destroy(api, self.desc));
     }
 }
 
