@@ -11,11 +11,14 @@ is outside any plugin process.
 
 For each latency: the backup's and the restore's per-host summary as the
 cleanup hooks wrote them (gpbackup_ddboost_plugin_backup.prom and
-..._restore.prom): the objects' time by part (ms per object), whether the
-parts add up to the objects' wall time, and that time against what the
-lanes took (lanes x wall time of the phase), with and without the callers'
-cost of starting the processes. The storage share should follow the mock's
-latency; input/output and the plugin's own work should not.
+..._restore.prom): the objects' time by part (ms per object), the lanes'
+time between objects, and the summary's lanes (the most objects in flight at
+once) against the lanes run. The split (objects' parts and time between
+them: the summary's lanes x its elapsed time) is set against what the lanes
+took (lanes x wall time of the phase), and so is the objects' time alone,
+with and without the callers' cost of starting the processes. The storage
+share should follow the mock's latency; input/output and the plugin's own
+work should not.
 
   scripts/bench_metrics.py [--jobs 4] [--segments 2] [--objects 25]
       [--latencies 0,5] [--connections N] [--keep DIR] [--no-build]
@@ -89,11 +92,14 @@ def summarize(metrics, lanes, wall, start_wall):
     calls = pick(metrics, "gpbackup_ddboost_storage_call_seconds_count")
     broker = {n: max((v for (m, _), v in metrics.items() if m == f"gpbackup_ddboost_broker_{n}"), default=0)
               for n in ("connections_in_use_max", "requests_waiting_max")}
+    between = pick(metrics, "gpbackup_ddboost_between_objects_seconds_total")
     return {
         "broker": broker,
         "objects": objects,
-        "ms": {p: parts[p] * 1000 / max(objects, 1) for p in PARTS},
+        "ms": {p: v * 1000 / max(objects, 1) for p, v in (parts | {"between": between}).items()},
         "object s": total,
+        "split s": total + between,
+        "summary lanes": pick(metrics, "gpbackup_ddboost_lanes"),
         "lanes s": lanes * wall,
         "start s": lanes * start_wall,
         "calls/object": calls / max(objects, 1),
@@ -204,9 +210,11 @@ def table(results):
     lines = [
         "| latency | operation | objects | io ms/object | storage ms/object | stream wait ms/object "
         "| connection wait ms/object | plugin ms/object | calls/object "
+        "| between objects ms/object | lanes (summary) "
+        "| split (objects + between) / (lanes x wall) "
         "| object time / (lanes x wall) | callers' process starts / (lanes x wall) "
         "| connections in use (most) | requests waiting (most) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for latency, ops in results.items():
         for op, s in ops.items():
@@ -215,7 +223,8 @@ def table(results):
             lines.append(
                 f"| {latency} ms | {op} | {s['objects']:.0f} | {ms['io']:.2f} | {ms['storage']:.2f} "
                 f"| {ms['stream_wait']:.2f} | {ms['connection_wait']:.2f} | {ms['plugin']:.2f} "
-                f"| {s['calls/object']:.1f} "
+                f"| {s['calls/object']:.1f} | {ms['between']:.2f} | {s['summary lanes']:.0f} "
+                f"| {s['split s'] / lanes * 100:.1f}% "
                 f"| {s['object s'] / lanes * 100:.1f}% | {s['start s'] / lanes * 100:.1f}% "
                 f"| {s['broker']['connections_in_use_max']:.0f} | {s['broker']['requests_waiting_max']:.0f} |")
     return lines

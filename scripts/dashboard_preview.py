@@ -73,12 +73,13 @@ def top_row(axes, m):
             ax.bar(i + j * 0.4, b[h] / max(e.get(h, 0), 1e-9) / 1e6, 0.4, color=COLORS[i], label=f"{op} {h}")
     ax.set_xticks([0, 1], ["backup", "restore"])
     ax = axes[1]
-    style(ax, "Where the time went (share of object time)")
+    style(ax, "Where the lanes' time went (share)")
     for i, op in enumerate(("backup", "restore")):
         parts = labelled(m[op], "gpbackup_ddboost_object_seconds_total", "part")
+        parts["between objects"] = bm.pick(m[op], "gpbackup_ddboost_between_objects_seconds_total")
         total = max(sum(parts.values()), 1e-9)
         bottom = 0
-        for k, part in enumerate(bm.PARTS):
+        for k, part in enumerate(bm.PARTS + ("between objects",)):
             share = parts.get(part, 0) / total
             ax.bar(i, share, bottom=bottom, color=COLORS[k], label=part if i == 0 else None)
             bottom += share

@@ -177,7 +177,7 @@ totals
 echo "== the host's summary of the backup (cleanup_plugin_for_backup, in the log)"
 grep -h "backup $ts1 on this host" "$HOME"/gpAdminLogs/*.log | sed 's/^.*-\[INFO\]:-/   /'
 echo "== its metrics, for node_exporter's textfile collector ($work/metrics)"
-grep -v '^#' "$work/metrics/gpbackup_ddboost_plugin_backup.prom" | grep -E 'objects_total|bytes_total|object_seconds_total' | sed 's/^/   /'
+grep -v '^#' "$work/metrics/gpbackup_ddboost_plugin_backup.prom" | grep -E 'objects_total|bytes_total|object_seconds_total|between_objects|_lanes\{' | sed 's/^/   /'
 sleep 1
 ts2=$(date +%Y%m%d%H%M%S)
 echo "== the same data backed up again ($ts2): deduplicated, it stores almost nothing new"

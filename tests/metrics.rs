@@ -133,6 +133,25 @@ fn the_cleanup_hook_sums_up_the_backup_and_writes_metrics() {
         ),
         calls
     );
+    // One object after another: one lane, whose time (from the first
+    // object's start to the last one's end) is the objects' parts and the
+    // time between them.
+    assert_eq!(value(&text, "gpbackup_ddboost_lanes{", TS), 1.0, "{text}");
+    assert!(summary.contains("on 1 lanes"), "{summary}");
+    let parts: f64 = ["io", "storage", "stream_wait", "connection_wait", "plugin"]
+        .iter()
+        .map(|p| {
+            value(
+                &text,
+                "gpbackup_ddboost_object_seconds_total",
+                &format!("part=\"{p}\""),
+            )
+        })
+        .sum();
+    let between = value(&text, "gpbackup_ddboost_between_objects_seconds_total", TS);
+    let elapsed = value(&text, "gpbackup_ddboost_elapsed_seconds", TS);
+    assert!(between > 0.0, "{text}");
+    assert!((parts + between - elapsed).abs() < 0.01, "{text}");
     // Taken: a second hook finds nothing and leaves the file as it was.
     w.hook("cleanup_plugin_for_backup");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
@@ -174,6 +193,8 @@ fn the_brokers_connections_in_use_and_requests_waiting() {
     let waiting = metric("broker_requests_waiting_max");
     assert!((1.0..AT_ONCE as f64).contains(&waiting), "{text}");
     assert!(metric("broker_requests_waiting_mean") > 0.0, "{text}");
+    // They waited for the one connection together.
+    assert!((2.0..=AT_ONCE as f64).contains(&metric("lanes")), "{text}");
     let waited = value(
         &text,
         "gpbackup_ddboost_object_seconds_total",

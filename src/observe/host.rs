@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::process::metrics::{Counts, Split};
 use crate::process::private::open_existing;
 
+use super::lanes::MostAtOnce;
 use super::record::{self, Facts, OK};
 
 /// How many of the slowest objects the summary names.
@@ -30,6 +31,8 @@ pub struct Summary {
     /// From the first object's start to the last one's end (Unix ms).
     pub first_ms: u64,
     pub last_ms: u64,
+    /// The most objects in flight at once (failed ones included).
+    pub at_once: MostAtOnce,
     /// Lines that were not facts (cut short).
     pub unreadable: u64,
 }
@@ -43,6 +46,7 @@ impl Summary {
             self.first_ms = f.start_ms;
         }
         self.last_ms = self.last_ms.max(end);
+        self.at_once.add(f.start_ms, end);
         self.counts.add(&f.counts);
         if f.kind != OK {
             *self.failures.entry(f.kind).or_default() += 1;
@@ -80,42 +84,49 @@ impl Summary {
         self.last_ms.saturating_sub(self.first_ms) as f64 / 1000.0
     }
 
-    /// How many objects were in flight at once on average: their time over
-    /// the time from the first's start to the last's end. A DBA compares it
-    /// with the processes gpbackup runs at once on the host (its segments x
-    /// `--jobs`): the rest of that is time between objects, outside the
-    /// plugin (the database, gpbackup_helper, starting the next process).
-    pub fn in_flight(&self) -> f64 {
+    /// The lanes the host's callers ran, as the objects show them: the most
+    /// objects in flight at once. gpbackup runs segments x `--jobs` at once
+    /// on a host (one when `--single-data-file`), gprestore likewise.
+    pub fn lanes(&self) -> u64 {
+        self.at_once.most()
+    }
+
+    /// The lanes' time between objects: lanes x elapsed less the objects'
+    /// time. That is outside the plugin: the database and gpbackup_helper
+    /// preparing the next table, and the caller starting its process (a
+    /// failed object's time is counted here too).
+    pub fn between_ns(&self) -> u64 {
         let elapsed_ns = self.last_ms.saturating_sub(self.first_ms) * 1_000_000;
-        if elapsed_ns == 0 {
-            return 0.0;
-        }
-        self.split.wall_ns as f64 / elapsed_ns as f64
+        (self.lanes() * elapsed_ns).saturating_sub(self.split.wall_ns)
     }
 
     /// The summary as log lines.
     pub fn describe(&self, what: &str) -> Vec<String> {
         let secs = |ns: u64| Duration::from_nanos(ns).as_secs_f64();
+        let between = self.between_ns();
+        let lanes_ns = self.split.wall_ns + between;
         let pct = |ns: u64| {
-            if self.split.wall_ns == 0 {
+            if lanes_ns == 0 {
                 0.0
             } else {
-                ns as f64 * 100.0 / self.split.wall_ns as f64
+                ns as f64 * 100.0 / lanes_ns as f64
             }
         };
         let parts: Vec<String> = self
             .split
             .parts()
             .iter()
+            .chain([&("between objects", between)])
             .map(|(name, ns)| format!("{name} {:.1} s ({:.0}%)", secs(*ns), pct(*ns)))
             .collect();
         let mut lines = vec![format!(
-            "{what}: {} objects, {} bytes over {:.1} s; object time {:.1} s ({:.1} at once on average): {}; {} storage calls, {} stream waits, {} retries, {} failed",
+            "{what}: {} objects, {} bytes over {:.1} s on {} lanes (the most objects at once): {:.1} s of lanes' time, {:.1} s of it in objects: {}; {} storage calls, {} stream waits, {} retries, {} failed",
             self.objects,
             self.bytes,
             self.elapsed_secs(),
+            self.lanes(),
+            secs(lanes_ns),
             secs(self.split.wall_ns),
-            self.in_flight(),
             parts.join(", "),
             self.counts.calls,
             self.counts.waits,
@@ -209,18 +220,30 @@ mod tests {
     }
 
     #[test]
-    fn objects_in_flight_on_average() {
+    fn the_lanes_time_between_objects() {
         let mut s = Summary::default();
-        // Two objects at once for 1 s, then one alone for 1 s: 3 s of
-        // object time over 2 s.
-        for (i, start, wall_ms) in [(0, 1_000, 1_000), (1, 1_000, 1_000), (2, 2_000, 1_000)] {
+        // Two lanes over 3 s: one object of 1 s and one of 2 s in the
+        // first, one of 1 s in the second; 2 s of the lanes' 6 s between
+        // objects.
+        for (i, start, wall_ms) in [(0, 1_000, 1_000), (1, 1_500, 1_000), (2, 2_000, 2_000)] {
             let mut f = facts(i, OK);
             f.start_ms = start;
             f.split.wall_ns = wall_ms * 1_000_000;
             s.add(f);
         }
-        assert_eq!(s.in_flight(), 1.5);
-        assert_eq!(Summary::default().in_flight(), 0.0);
+        assert_eq!((s.lanes(), s.elapsed_secs()), (2, 3.0));
+        assert_eq!(s.between_ns(), 2_000_000_000);
+        let line = &s.describe("backup")[0];
+        assert!(
+            line.contains("over 3.0 s on 2 lanes")
+                && line.contains("6.0 s of lanes' time, 4.0 s of it in objects")
+                && line.contains("between objects 2.0 s (33%)"),
+            "{line}"
+        );
+        assert_eq!(
+            (Summary::default().lanes(), Summary::default().between_ns()),
+            (0, 0)
+        );
     }
 
     #[test]
@@ -247,7 +270,7 @@ mod tests {
         assert!(s.slowest.windows(2).all(|w| w[0].0 >= w[1].0));
         assert_eq!((s.first_ms, s.failures["storage"]), (1_000, 10));
         let lines = s.describe("cleanup_plugin_for_backup");
-        assert!(lines[0].contains(&format!("({:.1} at once on average)", s.in_flight())));
+        assert!(lines[0].contains(&format!("on {} lanes", s.lanes())));
         assert!(lines[0].contains("990 objects") && lines[1].contains("storage 10"));
         assert!(!lines.iter().any(|l| l.contains("connection broker")));
     }

@@ -10,6 +10,7 @@
 //! `metrics_textfile_dir` names one ([`textfile`]), and removes it.
 
 pub mod host;
+pub mod lanes;
 pub mod record;
 pub mod textfile;
 pub mod verified;

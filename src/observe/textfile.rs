@@ -96,6 +96,18 @@ pub fn render(s: &Summary, host: &str, backup: &str, operation: &str) -> String 
         t.sample("object_seconds_total", &with("part", part), secs(ns));
     }
     t.family(
+        "between_objects_seconds_total",
+        "counter",
+        "The lanes' time between objects (lanes x elapsed less the objects' time): outside the plugin, in the database, gpbackup_helper and starting each process.",
+    )
+    .sample("between_objects_seconds_total", &l, secs(s.between_ns()));
+    t.family(
+        "lanes",
+        "gauge",
+        "The most objects in flight at once on this host: the lanes (segments x --jobs) its callers ran.",
+    )
+    .sample("lanes", &l, s.lanes() as f64);
+    t.family(
         "elapsed_seconds",
         "gauge",
         "From the first object's start to the last one's end on this host.",
@@ -265,7 +277,7 @@ mod tests {
         let few = render(&summary_of(100), "h1", "20250101120000", "backup");
         let many = render(&summary_of(100_000), "h1", "20250101120000", "backup");
         assert_eq!(series(&few), series(&many));
-        assert_eq!(series(&few).len(), 31);
+        assert_eq!(series(&few).len(), 33);
         assert!(!many.contains("gpbackup_0_"), "no object is a label");
         assert!(
             few.contains("\ngpbackup_ddboost_broker_requests_waiting_max{host=\"h1\",backup=\"20250101120000\",operation=\"backup\"} 4\n"),
@@ -273,7 +285,7 @@ mod tests {
         );
         // Without the broker: no broker series, the part at 0.
         let direct = render(&Summary::default(), "h1", "20250101120000", "backup");
-        assert_eq!(series(&direct).len(), 24, "{direct}");
+        assert_eq!(series(&direct).len(), 26, "{direct}");
         assert!(!direct.contains("broker_"), "{direct}");
         assert!(direct.contains("part=\"connection_wait\"} 0\n"), "{direct}");
     }
