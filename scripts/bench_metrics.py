@@ -18,7 +18,9 @@ them: the summary's lanes x its elapsed time) is set against what the lanes
 took (lanes x wall time of the phase), and so is the objects' time alone,
 with and without the callers' cost of starting the processes. The storage
 share should follow the mock's latency; input/output and the plugin's own
-work should not.
+work should not, as long as the cores are not all busy (the last column:
+the machine's cores busy over the lanes, any process); where they are, the
+plugin's part and the time between objects grow with the queue for a core.
 
   scripts/bench_metrics.py [--jobs 4] [--segments 2] [--objects 25]
       [--latencies 0,5] [--connections N] [--keep DIR] [--no-build]
@@ -85,7 +87,7 @@ def pick(metrics, name, **want):
     return total
 
 
-def summarize(metrics, lanes, wall, start_wall):
+def summarize(metrics, lanes, wall, busy, start_wall):
     objects = pick(metrics, "gpbackup_ddboost_objects_total")
     parts = {p: pick(metrics, "gpbackup_ddboost_object_seconds_total", part=p) for p in PARTS}
     total = sum(parts.values())
@@ -101,6 +103,7 @@ def summarize(metrics, lanes, wall, start_wall):
         "split s": total + between,
         "summary lanes": pick(metrics, "gpbackup_ddboost_lanes"),
         "lanes s": lanes * wall,
+        "busy": busy,
         "start s": lanes * start_wall,
         "calls/object": calls / max(objects, 1),
     }
@@ -116,13 +119,15 @@ def key(w, seg, lane, i):
 
 
 def shell_lanes(lanes, env):
-    """Runs each lane's shell script at once; the wall time of them all."""
-    t = time.perf_counter()
+    """Runs each lane's shell script at once: the wall time of them all, and
+    the share of the machine's cores busy meanwhile (any process)."""
+    t, c = time.perf_counter(), bl.busy_secs()
     procs = [subprocess.Popen(["sh", "-c", script], env=env) for script in lanes]
     failed = [p for p in procs if p.wait() != 0]
     if failed:
         raise RuntimeError(f"{len(failed)} lane(s) failed")
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    return wall, (bl.busy_secs() - c) / (wall * os.cpu_count())
 
 
 def lane_scripts(w, files, segments, line):
@@ -152,7 +157,7 @@ def write_inputs(base, data):
 def per_table(w, plugin, segments, files, outputs):
     """The per-table backup of `files` and its restore into `outputs`, as
     gpbackup and gprestore run them: the hooks, and the lanes as shell
-    loops; the wall time of each phase's lanes."""
+    loops; the wall time of each phase's lanes and the cores busy meanwhile."""
     env = w.env()
     env["P"], env["C"] = plugin, w.cfg
     for seg in range(segments):
@@ -180,7 +185,7 @@ def run(args, latency, work, keep=None):
     files = write_inputs(base, data)
     restored = [[f + ".restored" for f in lane] for lane in files]
     # The callers' cost of starting a process per object, alone.
-    start = shell_lanes(lane_scripts(w, files, args.segments, lambda k, f: f"/bin/true < {f}"), w.env())
+    start, _ = shell_lanes(lane_scripts(w, files, args.segments, lambda k, f: f"/bin/true < {f}"), w.env())
     wall = per_table(w, bl.PLUGIN, args.segments, files, restored)
     for lane, payloads in enumerate(data):
         for path, d in zip(restored[lane], payloads):
@@ -190,7 +195,7 @@ def run(args, latency, work, keep=None):
     out = {}
     for op in ("backup", "restore"):
         m = read_metrics(os.path.join(textfile, f"gpbackup_ddboost_plugin_{op}.prom"))
-        out[op] = summarize(m, lanes, wall[op], start)
+        out[op] = summarize(m, lanes, *wall[op], start)
     if keep:
         os.makedirs(keep, exist_ok=True)
         for name in os.listdir(textfile):
@@ -213,8 +218,8 @@ def table(results):
         "| between objects ms/object | lanes (summary) "
         "| split (objects + between) / (lanes x wall) "
         "| object time / (lanes x wall) | callers' process starts / (lanes x wall) "
-        "| connections in use (most) | requests waiting (most) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| connections in use (most) | requests waiting (most) | cores busy |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for latency, ops in results.items():
         for op, s in ops.items():
@@ -226,7 +231,8 @@ def table(results):
                 f"| {s['calls/object']:.1f} | {ms['between']:.2f} | {s['summary lanes']:.0f} "
                 f"| {s['split s'] / lanes * 100:.1f}% "
                 f"| {s['object s'] / lanes * 100:.1f}% | {s['start s'] / lanes * 100:.1f}% "
-                f"| {s['broker']['connections_in_use_max']:.0f} | {s['broker']['requests_waiting_max']:.0f} |")
+                f"| {s['broker']['connections_in_use_max']:.0f} | {s['broker']['requests_waiting_max']:.0f} "
+                f"| {s['busy'] * 100:.0f}% |")
     return lines
 
 
@@ -274,7 +280,7 @@ def lanes_wall(plugin, work, args, latency):
     files = write_inputs(base, pt.payloads(args.jobs * args.segments, args.objects))
     wall = per_table(w, plugin, args.segments, files, [["/dev/null"] * len(lane) for lane in files])
     bl.remove(base)
-    return wall["backup"] + wall["restore"]
+    return wall["backup"][0] + wall["restore"][0]
 
 
 def large_object(plugin, work, source):

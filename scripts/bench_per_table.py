@@ -125,6 +125,13 @@ def timed(fn):
     return time.perf_counter() - t
 
 
+def cpu_timed(fn):
+    """fn's wall time and the machine's busy CPU seconds meanwhile."""
+    c = bl.busy_secs()
+    wall = timed(fn)
+    return wall, bl.busy_secs() - c
+
+
 def parallel(jobs):
     """Runs the callables at once; returns when all are done."""
     with cf.ThreadPoolExecutor(max_workers=max(1, len(jobs))) as ex:
@@ -194,7 +201,8 @@ def run_lanes(w, data, jobs, segments, work):
     def backup_lane(seg, lane):
         e = w.env(trace)
         return lambda: [w.run(["backup_data", w.cfg, key(seg, lane, i)], e, d) for i, d in enumerate(data[lane])]
-    res["backup_data"] = timed(lambda: parallel([backup_lane(s, l) for s, l in lanes]))
+    res["backup_data"], res["backup_data cpu"] = cpu_timed(
+        lambda: parallel([backup_lane(s, l) for s, l in lanes]))
     res["backup_data calls"] = appliance_calls(trace)
     res["backup cleanup"] = sum(hook_phases(w, "cleanup_plugin_for_backup", segments, w.env(trace)))
     res["backup cleanup calls"] = appliance_calls(trace)
@@ -206,7 +214,8 @@ def run_lanes(w, data, jobs, segments, work):
     def restore_lane(seg, lane):
         e = w.env(trace)
         return lambda: [w.run(["restore_data", w.cfg, key(seg, lane, i)], e, want=d) for i, d in enumerate(data[lane])]
-    res["restore_data"] = timed(lambda: parallel([restore_lane(s, l) for s, l in lanes]))
+    res["restore_data"], res["restore_data cpu"] = cpu_timed(
+        lambda: parallel([restore_lane(s, l) for s, l in lanes]))
     res["restore_data calls"] = appliance_calls(trace)
     res["restore cleanup"] = sum(hook_phases(w, "cleanup_plugin_for_restore", segments, env))
     return res
@@ -247,7 +256,8 @@ def part_lanes(args, builds, work):
             local = this_run.get((bname, "local"))
             if local is not None and label != "local":
                 per_run.setdefault((bname, label), []).append(
-                    [(r[c] - local[c]) * 1000 / args.objects for c in ("backup_data", "restore_data")])
+                    [(r[c] - local[c]) * 1000 / args.objects for c in ("backup_data", "restore_data")]
+                    + [(r[f"{c} cpu"] - local[f"{c} cpu"]) * 1000 / objects for c in ("backup_data", "restore_data")])
             prev = results.get((bname, label))
             if prev is None or r["backup_data"] + r["restore_data"] < prev["backup_data"] + prev["restore_data"]:
                 results[(bname, label)] = r
@@ -277,14 +287,20 @@ def part_lanes(args, builds, work):
             f"| {bname} | {label} | {r['backup hooks']:.2f} | {r['backup_data']:.2f} | {show(added[0], '{:.1f}')} "
             f"| {show(calls[0], '{:.1f}')} | {r['backup cleanup']:.2f} | {r['restore hooks']:.2f} "
             f"| {r['restore_data']:.2f} | {show(added[1], '{:.1f}')} | {show(calls[1], '{:.1f}')} |")
-    lines += ["", "Added ms/object of each run against the local lanes of the same run: median (range).", "",
-              "| build | backend | backup_data added ms/object | restore_data added ms/object |", "|---|---|---:|---:|"]
+    lines += ["", "Added ms/object of each run against the local lanes of the same run: median (range). "
+              "Added CPU: the machine's busy CPU time over the lanes, per object, against the local lanes' "
+              f"(where the lanes keep all {os.cpu_count()} cores busy, the wall time added per object is "
+              f"about the CPU added x {lanes} lanes / {os.cpu_count()} cores).", "",
+              "| build | backend | backup_data added ms/object | restore_data added ms/object "
+              "| backup_data added CPU ms/object | restore_data added CPU ms/object |",
+              "|---|---|---:|---:|---:|---:|"]
     for (bname, label), runs in per_run.items():
         cells = []
-        for i in range(2):
+        for i in range(4):
             v = sorted(x[i] for x in runs)
-            cells.append(f"{v[len(v) // 2]:.1f} ({v[0]:.1f} to {v[-1]:.1f})")
-        lines.append(f"| {bname} | {label} | {cells[0]} | {cells[1]} |")
+            d = 1 if i < 2 else 2
+            cells.append(f"{v[len(v) // 2]:.{d}f} ({v[0]:.{d}f} to {v[-1]:.{d}f})")
+        lines.append(f"| {bname} | {label} | {' | '.join(cells)} |")
     print("\n".join(lines))
     p = plt()
     fig, ax = p.subplots(figsize=(9, 4.5))

@@ -162,6 +162,12 @@ def _cpu_times():
     return sum(v), idle
 
 
+def busy_secs():
+    """CPU seconds the machine has been busy (any process, all cores)."""
+    total, idle = _cpu_times()
+    return (total - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_busy(seconds=1.0):
     """Fraction of all CPUs busy (any process) over the next `seconds`."""
     t0, i0 = _cpu_times()
@@ -177,21 +183,16 @@ class OtherLoad:
     kernel threads doing our own writeback are counted too."""
 
     def start(self):
-        self.machine0 = self._busy_secs()
+        self.machine0 = busy_secs()
         self.own0 = self._own_secs()
         self.wall0 = time.perf_counter()
         return self
 
     def stop(self):
-        machine = self._busy_secs() - self.machine0
+        machine = busy_secs() - self.machine0
         own = self._own_secs() - self.own0
         wall = time.perf_counter() - self.wall0
         return max(0.0, machine - own) / max(wall, 1e-9)
-
-    @staticmethod
-    def _busy_secs():
-        total, idle = _cpu_times()
-        return (total - idle) / os.sysconf("SC_CLK_TCK")
 
     @staticmethod
     def _own_secs():
