@@ -40,7 +40,7 @@ pub struct Summary {
 impl Summary {
     /// Adds one object's facts.
     pub fn add(&mut self, f: Facts) {
-        let end = f.start_ms + f.split.wall_ns / 1_000_000;
+        let end = f.start_ms.saturating_add(f.split.wall_ns / 1_000_000);
         let first = self.objects == 0 && self.failures.is_empty();
         if first || f.start_ms < self.first_ms {
             self.first_ms = f.start_ms;
@@ -53,7 +53,7 @@ impl Summary {
             return;
         }
         self.objects += 1;
-        self.bytes += f.bytes;
+        self.bytes = self.bytes.saturating_add(f.bytes);
         self.split.add(&f.split);
         let wall = f.split.wall_ns;
         if self.slowest.len() < SLOWEST || self.slowest.last().is_some_and(|s| s.0 < wall) {
@@ -96,15 +96,20 @@ impl Summary {
     /// preparing the next table, and the caller starting its process (a
     /// failed object's time is counted here too).
     pub fn between_ns(&self) -> u64 {
-        let elapsed_ns = self.last_ms.saturating_sub(self.first_ms) * 1_000_000;
-        (self.lanes() * elapsed_ns).saturating_sub(self.split.wall_ns)
+        let elapsed_ns = self
+            .last_ms
+            .saturating_sub(self.first_ms)
+            .saturating_mul(1_000_000);
+        self.lanes()
+            .saturating_mul(elapsed_ns)
+            .saturating_sub(self.split.wall_ns)
     }
 
     /// The summary as log lines.
     pub fn describe(&self, what: &str) -> Vec<String> {
         let secs = |ns: u64| Duration::from_nanos(ns).as_secs_f64();
         let between = self.between_ns();
-        let lanes_ns = self.split.wall_ns + between;
+        let lanes_ns = self.split.wall_ns.saturating_add(between);
         let pct = |ns: u64| {
             if lanes_ns == 0 {
                 0.0
@@ -273,6 +278,30 @@ mod tests {
         assert!(lines[0].contains(&format!("on {} lanes", s.lanes())));
         assert!(lines[0].contains("990 objects") && lines[1].contains("storage 10"));
         assert!(!lines.iter().any(|l| l.contains("connection broker")));
+    }
+
+    #[test]
+    fn absurd_numbers_in_the_facts_file_do_not_stop_the_hook() {
+        let mut text = String::new();
+        for i in 0..3 {
+            let mut f = facts(i, OK);
+            f.start_ms = u64::MAX - i;
+            f.split.wall_ns = u64::MAX;
+            f.split.storage_ns = u64::MAX;
+            f.bytes = u64::MAX;
+            f.counts.calls = u64::MAX;
+            f.counts.buckets[0] = u64::MAX;
+            text.push_str(&record::encode(&f));
+        }
+        text.push_str(&record::encode(&facts(7, OK)));
+        let s = Summary::read(text.as_bytes()).unwrap();
+        assert_eq!(
+            (s.objects, s.bytes, s.counts.calls),
+            (4, u64::MAX, u64::MAX)
+        );
+        assert!(s.lanes() >= 1);
+        assert!(!s.describe("hook").is_empty());
+        assert!(!crate::observe::textfile::render(&s, "h", "20250101120000", "backup").is_empty());
     }
 
     #[test]

@@ -28,7 +28,7 @@ impl MostAtOnce {
                 break;
             }
             if *end <= end_ms {
-                *n += 1;
+                *n = n.saturating_add(1);
             }
         }
         self.recent.push_back((end_ms, 1));

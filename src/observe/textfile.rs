@@ -142,7 +142,7 @@ pub fn render(s: &Summary, host: &str, backup: &str, operation: &str) -> String 
     );
     let mut cumulative = 0;
     for (i, n) in s.counts.buckets.iter().enumerate() {
-        cumulative += n;
+        cumulative = n.saturating_add(cumulative);
         let le = BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
         t.sample(
             "storage_call_seconds_bucket",

@@ -84,10 +84,10 @@ impl BrokerSeen {
 
     /// Adds `other` (its commands) into this.
     pub fn add(&mut self, other: &BrokerSeen) {
-        self.requests += other.requests;
-        self.in_use_sum += other.in_use_sum;
+        self.requests = self.requests.saturating_add(other.requests);
+        self.in_use_sum = self.in_use_sum.saturating_add(other.in_use_sum);
         self.in_use_max = self.in_use_max.max(other.in_use_max);
-        self.waiting_sum += other.waiting_sum;
+        self.waiting_sum = self.waiting_sum.saturating_add(other.waiting_sum);
         self.waiting_max = self.waiting_max.max(other.waiting_max);
     }
 
@@ -208,17 +208,17 @@ impl Tally {
 impl Counts {
     /// Adds `other` into these counts.
     pub fn add(&mut self, other: &Counts) {
-        self.io_ns += other.io_ns;
-        self.storage_ns += other.storage_ns;
-        self.busy_ns += other.busy_ns;
-        self.wait_ns += other.wait_ns;
-        self.calls += other.calls;
-        self.waits += other.waits;
-        self.retries += other.retries;
+        self.io_ns = self.io_ns.saturating_add(other.io_ns);
+        self.storage_ns = self.storage_ns.saturating_add(other.storage_ns);
+        self.busy_ns = self.busy_ns.saturating_add(other.busy_ns);
+        self.wait_ns = self.wait_ns.saturating_add(other.wait_ns);
+        self.calls = self.calls.saturating_add(other.calls);
+        self.waits = self.waits.saturating_add(other.waits);
+        self.retries = self.retries.saturating_add(other.retries);
         for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
-            *a += b;
+            *a = a.saturating_add(b);
         }
-        self.conn_wait_ns += other.conn_wait_ns;
+        self.conn_wait_ns = self.conn_wait_ns.saturating_add(other.conn_wait_ns);
         self.broker.add(&other.broker);
     }
 
@@ -288,12 +288,12 @@ impl Split {
 
     /// Adds `other` into this split.
     pub fn add(&mut self, other: &Split) {
-        self.wall_ns += other.wall_ns;
-        self.io_ns += other.io_ns;
-        self.storage_ns += other.storage_ns;
-        self.wait_ns += other.wait_ns;
-        self.conn_wait_ns += other.conn_wait_ns;
-        self.own_ns += other.own_ns;
+        self.wall_ns = self.wall_ns.saturating_add(other.wall_ns);
+        self.io_ns = self.io_ns.saturating_add(other.io_ns);
+        self.storage_ns = self.storage_ns.saturating_add(other.storage_ns);
+        self.wait_ns = self.wait_ns.saturating_add(other.wait_ns);
+        self.conn_wait_ns = self.conn_wait_ns.saturating_add(other.conn_wait_ns);
+        self.own_ns = self.own_ns.saturating_add(other.own_ns);
     }
 
     /// "input/output 1 ms, storage 10 ms, stream waits 0 ms, connection
