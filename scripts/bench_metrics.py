@@ -121,13 +121,13 @@ def key(w, seg, lane, i):
 def shell_lanes(lanes, env):
     """Runs each lane's shell script at once: the wall time of them all, and
     the share of the machine's cores busy meanwhile (any process)."""
-    t, c = time.perf_counter(), bl.busy_secs()
-    procs = [subprocess.Popen(["sh", "-c", script], env=env) for script in lanes]
-    failed = [p for p in procs if p.wait() != 0]
-    if failed:
-        raise RuntimeError(f"{len(failed)} lane(s) failed")
-    wall = time.perf_counter() - t
-    return wall, (bl.busy_secs() - c) / (wall * os.cpu_count())
+    def run():
+        procs = [subprocess.Popen(["sh", "-c", script], env=env) for script in lanes]
+        failed = [p for p in procs if p.wait() != 0]
+        if failed:
+            raise RuntimeError(f"{len(failed)} lane(s) failed")
+    wall, cpu = pt.cpu_timed(run)
+    return wall, cpu / (wall * os.cpu_count())
 
 
 def lane_scripts(w, files, segments, line):

@@ -81,7 +81,13 @@ impl Summary {
 
     /// Seconds from the first object's start to the last one's end.
     pub fn elapsed_secs(&self) -> f64 {
-        self.last_ms.saturating_sub(self.first_ms) as f64 / 1000.0
+        self.elapsed_ns() as f64 / 1e9
+    }
+
+    fn elapsed_ns(&self) -> u64 {
+        self.last_ms
+            .saturating_sub(self.first_ms)
+            .saturating_mul(1_000_000)
     }
 
     /// The lanes the host's callers ran, as the objects show them: the most
@@ -96,12 +102,8 @@ impl Summary {
     /// preparing the next table, and the caller starting its process (a
     /// failed object's time is counted here too).
     pub fn between_ns(&self) -> u64 {
-        let elapsed_ns = self
-            .last_ms
-            .saturating_sub(self.first_ms)
-            .saturating_mul(1_000_000);
         self.lanes()
-            .saturating_mul(elapsed_ns)
+            .saturating_mul(self.elapsed_ns())
             .saturating_sub(self.split.wall_ns)
     }
 

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 /// How many recent object ends are kept. The most in flight at once is
 /// found just before some object's end; an end older than this many ends is
-/// settled (objects still in flight across that many ends are counted at
+/// dropped (objects still in flight across that many ends are counted at
 /// the newer ones).
 const RECENT: usize = 1 << 16;
 
@@ -16,7 +16,8 @@ const RECENT: usize = 1 << 16;
 pub struct MostAtOnce {
     /// Recent ends (ms) and the objects found in flight just before each.
     recent: VecDeque<(u64, u32)>,
-    settled: u32,
+    /// The most found just before any end so far.
+    most: u32,
 }
 
 impl MostAtOnce {
@@ -29,20 +30,19 @@ impl MostAtOnce {
             }
             if *end <= end_ms {
                 *n = n.saturating_add(1);
+                self.most = self.most.max(*n);
             }
         }
         self.recent.push_back((end_ms, 1));
+        self.most = self.most.max(1);
         if self.recent.len() > RECENT {
-            if let Some((_, n)) = self.recent.pop_front() {
-                self.settled = self.settled.max(n);
-            }
+            self.recent.pop_front();
         }
     }
 
     /// The most objects in flight at once so far.
     pub fn most(&self) -> u64 {
-        let recent = self.recent.iter().map(|r| r.1).max().unwrap_or(0);
-        u64::from(self.settled.max(recent))
+        u64::from(self.most)
     }
 }
 
