@@ -291,6 +291,13 @@ pub trait ObjectReader: Send {
     fn take_whole(&mut self) -> Option<Vec<u8>> {
         None
     }
+
+    /// The whole object, when the reader holds all of it in memory (an
+    /// object read whole at its opening): a download writes its ranges from
+    /// these bytes, with no read, buffer or copy of its own.
+    fn whole(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// Removes the temporaries among `files` (a listing of `storage`) whose

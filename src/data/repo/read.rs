@@ -33,10 +33,9 @@ pub struct Verified<'s> {
     held: Vec<Box<dyn ObjectReader>>,
     path: StoragePath,
     ranges: Vec<Range<u64>>,
+    /// What each block is checked against: nothing for an object read
+    /// whole at its opening and checked then (see [`Recorded`]).
     verify: Verify,
-    /// The whole object, when it was read at its opening and an entry of
-    /// its records describes it (already checked).
-    checked: Option<Arc<Vec<u8>>>,
 }
 
 /// Opens the object `path` for reading `part` of it. Its record is read
@@ -108,8 +107,9 @@ pub struct Recorded<'s> {
     held: Vec<Box<dyn ObjectReader>>,
     path: StoragePath,
     entries: Vec<Entry>,
-    /// See [`Verified`].
-    checked: Option<Arc<Vec<u8>>>,
+    /// The reader holds the whole object, read at its opening, and an
+    /// entry of its records describes it (already checked).
+    checked: bool,
 }
 
 /// Reads the records of `path`, then opens it with its first read at
@@ -183,7 +183,7 @@ fn with_staged<'s>(
         held: Vec::new(),
         path: path.clone(),
         entries,
-        checked: None,
+        checked: false,
     })
 }
 
@@ -231,7 +231,7 @@ fn recorded<'s>(
         held,
         path: path.clone(),
         entries,
-        checked: None,
+        checked: false,
     })
 }
 
@@ -246,9 +246,8 @@ struct InMemory {
 
 impl InMemory {
     fn on(self, storage: &dyn Storage, entries: Vec<Entry>) -> Recorded<'_> {
-        let bytes = Arc::new(self.bytes);
         let reader = Box::new(Bytes {
-            bytes: Arc::clone(&bytes),
+            bytes: Arc::new(self.bytes),
             block: self.block,
         });
         Recorded {
@@ -257,7 +256,7 @@ impl InMemory {
             held: vec![self.opened],
             path: self.path,
             entries,
-            checked: Some(bytes),
+            checked: true,
         }
     }
 }
@@ -314,6 +313,10 @@ impl ObjectReader for Bytes {
         buf[..n].copy_from_slice(&self.bytes[from..from + n]);
         Ok(n)
     }
+
+    fn whole(&self) -> Option<&[u8]> {
+        Some(&self.bytes)
+    }
 }
 
 impl<'s> Recorded<'s> {
@@ -326,7 +329,10 @@ impl<'s> Recorded<'s> {
 
     /// For reading the whole object.
     pub fn whole(mut self) -> Result<Verified<'s>> {
-        let verify = expected(self.entries, self.reader.as_mut(), &self.path)?;
+        let verify = match self.checked {
+            true => Verify::Nothing,
+            false => expected(self.entries, self.reader.as_mut(), &self.path)?,
+        };
         let ranges = std::iter::once(0..self.reader.size()).collect();
         Ok(Verified {
             storage: self.storage,
@@ -335,7 +341,6 @@ impl<'s> Recorded<'s> {
             path: self.path,
             ranges,
             verify,
-            checked: self.checked,
         })
     }
 
@@ -354,7 +359,10 @@ impl<'s> Recorded<'s> {
             ranges.len(),
             merged.len()
         );
-        let verify = subset_expected(self.entries, reader, path)?;
+        let verify = match self.checked {
+            true => Verify::Nothing,
+            false => subset_expected(self.entries, reader, path)?,
+        };
         Ok(Verified {
             storage: self.storage,
             reader: self.reader,
@@ -362,7 +370,6 @@ impl<'s> Recorded<'s> {
             path: self.path,
             ranges: merged,
             verify,
-            checked: self.checked,
         })
     }
 }
@@ -460,13 +467,6 @@ impl<'s> Verified<'s> {
         sink: impl std::io::Write + Send + 'static,
         read_ahead: usize,
     ) -> (Result<u64>, Vec<Box<dyn ObjectReader>>) {
-        if let Some(bytes) = self.checked.take() {
-            // Checked whole at its opening: its ranges go out as they are,
-            // with no buffer, copy or digest of their own.
-            let n = stream::write_checked(&bytes, &self.ranges, sink, &self.path);
-            self.held.push(self.reader);
-            return (n, self.held);
-        }
         let n = stream::download_ahead(
             self.reader.as_mut(),
             &self.ranges,

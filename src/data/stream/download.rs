@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::thread::{Scope, ScopedJoinHandle};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::data::integrity::DIGEST_BLOCK;
 use crate::error::{Error, Result};
@@ -30,37 +31,6 @@ pub fn download(
     object: &str,
 ) -> Result<u64> {
     download_ahead(reader, ranges, sink, verify, object, 1)
-}
-
-/// Writes `ranges` of `bytes` (in order, within it) to `sink` and returns
-/// the bytes written: [`download`] of an object read whole and already
-/// checked against its record, so without a buffer, a copy or a digest.
-pub fn write_checked(
-    bytes: &[u8],
-    ranges: &[Range<u64>],
-    sink: impl Write,
-    object: &str,
-) -> Result<u64> {
-    let mut sink = crate::process::metrics::Timed(sink);
-    let mut total = 0u64;
-    for r in ranges {
-        let part = usize::try_from(r.start)
-            .ok()
-            .zip(usize::try_from(r.end).ok())
-            .and_then(|(start, end)| bytes.get(start..end))
-            .ok_or_else(|| {
-                Error::internal(format!(
-                    "{object}: bytes {}-{} wanted of {}",
-                    r.start,
-                    r.end,
-                    bytes.len()
-                ))
-            })?;
-        sink.write_all(part).map_err(|e| sink_error(e, object))?;
-        total += part.len() as u64;
-    }
-    sink.flush().map_err(|e| sink_error(e, object))?;
-    Ok(total)
 }
 
 /// How many reads to have in flight (`read_ahead`, at most one per read),
@@ -115,8 +85,14 @@ pub fn download_ahead(
     let sink = crate::process::metrics::Timed(sink);
     let verified = matches!(verify, Verify::Entries(_));
     let read_size = reader.block_size().clamp(4096, BLOCK);
-    let block = if verified { DIGEST_BLOCK } else { read_size };
     let reader_size = reader.size();
+    let block = match reader.whole() {
+        // Checked against digests of whole blocks.
+        _ if verified => DIGEST_BLOCK,
+        // In memory: one read, of the bytes as they are.
+        Some(bytes) => bytes.len().max(1),
+        None => read_size,
+    };
     let plan = Plan::new(ranges, block as u64, reader_size);
     let reads = plan.clone().count();
     let (wanted, factory) = readers_for(&*reader, reads, read_ahead, verified);
@@ -184,7 +160,8 @@ pub fn download_ahead(
 }
 
 /// A download of at most one read (a small object's): read, checked and
-/// written out on the calling thread, without threads of its own.
+/// written out on the calling thread, without threads of its own. An object
+/// the reader holds in memory is not read: its bytes go out as they are.
 fn download_one(
     shared: &Shared<'_, '_>,
     mut plan: Plan<'_>,
@@ -195,25 +172,39 @@ fn download_one(
     let object = shared.object;
     let mut total = 0u64;
     if let Some((offset, len, slices)) = plan.next() {
-        let mut buf = Buffer::new(block);
-        let mut waited = std::time::Duration::ZERO;
-        let digest = shared.read_primary(&mut buf, offset, len, &mut waited)?;
+        let mut primary = shared.primary.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buf;
+        let (bytes, digest) = match in_memory(primary.whole(), offset, len) {
+            Some(bytes) => (bytes, shared.hash.then(|| xxh3_64(bytes))),
+            None => {
+                buf = Buffer::new(block);
+                let mut waited = std::time::Duration::ZERO;
+                let digest = shared.read(&mut **primary, &mut buf, offset, len, &mut waited)?;
+                (&buf[..len], digest)
+            }
+        };
         let verified = match checker.as_mut() {
             None => true,
-            Some(c) => c.check(offset, digest, &buf[..len], object)?,
+            Some(c) => c.check(offset, digest, bytes, object)?,
         };
         // Only v1 entries: the whole digest decides.
         if !verified && !checker.as_ref().is_some_and(|c| c.whole_matches()) {
             return Err(whole_mismatch(object));
         }
         for sl in slices {
-            sink.write_all(&buf[sl.clone()])
+            sink.write_all(&bytes[sl.clone()])
                 .map_err(|e| sink_error(e, object))?;
             total += sl.len() as u64;
         }
     }
     sink.flush().map_err(|e| sink_error(e, object))?;
     Ok(total)
+}
+
+/// The `len` bytes at `offset` of an object held `whole` in memory.
+fn in_memory(whole: Option<&[u8]>, offset: u64, len: usize) -> Option<&[u8]> {
+    let start = usize::try_from(offset).ok()?;
+    whole?.get(start..start.checked_add(len)?)
 }
 
 /// The download's result once the writer is done: the sink's failure

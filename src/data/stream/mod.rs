@@ -32,7 +32,7 @@ mod threads;
 mod upload;
 
 pub use buffers::release as release_buffers;
-pub use download::{download, download_ahead, write_checked};
+pub use download::{download, download_ahead};
 pub use input::Input;
 pub use upload::{read_head, upload};
 
@@ -455,22 +455,49 @@ mod tests {
         assert!(out.len() < d.len());
     }
 
+    /// An object held whole in memory, which fails any read.
+    struct InMemory(Vec<u8>);
+    impl ObjectReader for InMemory {
+        fn block_size(&self) -> usize {
+            64 * 1024
+        }
+        fn size(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read_at(&mut self, _: &mut [u8], _: u64) -> Result<usize> {
+            Err(crate::error::Error::storage(
+                "read of an object held in memory",
+            ))
+        }
+        fn whole(&self) -> Option<&[u8]> {
+            Some(&self.0)
+        }
+    }
+
     #[test]
-    fn checked_bytes_go_out_range_by_range() {
-        let d: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-        let mut out = Vec::new();
-        let n = write_checked(&d, &[5..10, 100..4000, 9990..10_000], &mut out, "obj").unwrap();
-        let want: Vec<u8> = [&d[5..10], &d[100..4000], &d[9990..]].concat();
-        assert_eq!(n, want.len() as u64);
-        assert_eq!(out, want);
-        // A range beyond the bytes is an error, not a short output.
-        let err = write_checked(
-            &d,
-            std::slice::from_ref(&(9000..10_001)),
-            &mut Vec::new(),
-            "obj",
+    fn an_object_held_in_memory_goes_out_range_by_range_without_a_read() {
+        // Larger than the reader's block: still one read, of the bytes held.
+        let d = data(300_000);
+        let ranges = [5..10, 100..4000, 299_990..300_000];
+        let want: Vec<u8> = [&d[5..10], &d[100..4000], &d[299_990..]].concat();
+        for verify in [Verify::Nothing, Verify::Entries(vec![entry(&d)])] {
+            let (f, p) = sink();
+            let n = download(&mut InMemory(d.clone()), &ranges, f, verify, "o").unwrap();
+            assert_eq!(n, want.len() as u64);
+            assert_eq!(std::fs::read(&p).unwrap(), want);
+        }
+        // Checked all the same: bytes no entry describes are not output.
+        let (f, p) = sink();
+        let whole = 0..d.len() as u64;
+        let err = download(
+            &mut InMemory(d.clone()),
+            std::slice::from_ref(&whole),
+            f,
+            Verify::Entries(vec![entry(b"other")]),
+            "o",
         )
         .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Internal);
+        assert_eq!(err.kind(), ErrorKind::Integrity);
+        assert!(std::fs::read(&p).unwrap().is_empty());
     }
 }
