@@ -248,6 +248,59 @@ fn lost_object_with_its_record_kept_is_missing(env: &Env) {
     assert!(with_status(&lines, "MISSING").is_empty(), "{lines:?}");
 }
 
+/// Without a manifest, what changed in the folder while verify read the
+/// objects is told at the end: an object committed meanwhile is NEW (with
+/// its size, not checked, not a failure); one deleted meanwhile while its
+/// record stayed is MISSING.
+fn objects_that_come_and_go_while_it_runs_are_told(env: &Env) {
+    let objects = make_backup(env);
+    let cmd = env.command(&["verify_backup", env.cfg(), TS]);
+    let (child, marker) = stopped_at(env, cmd, "verify-appeared", b"");
+    // The last reads run beside the pause: the change waits for them.
+    let started = Instant::now();
+    while !objects.iter().all(|(n, _)| {
+        env.log_text()
+            .contains(&format!("verify_backup {}: ", rel(n)))
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "reads not done"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let late = bytes(70_000, 71);
+    env.backup_data(TS, &seg(7), &late);
+    env.remove_raw(&rel(&seg(1)));
+    std::fs::remove_file(&marker).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = fails(&out);
+    assert!(err.contains("1 objects are missing"), "{err}");
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        with_status(&lines, "NEW"),
+        vec![format!("NEW {} {}", rel(&seg(7)), late.len())],
+        "{lines:?}"
+    );
+    let missing = with_status(&lines, "MISSING");
+    assert_eq!(missing.len(), 1, "{lines:?}");
+    assert!(missing[0].starts_with(&format!("MISSING {}: ", rel(&seg(1)))));
+    // Read before it went: OK then.
+    assert_eq!(with_status(&lines, "OK").len(), objects.len(), "{lines:?}");
+    assert!(summary(&lines).contains("1 NEW (not checked)"), "{lines:?}");
+    // The next run reads the new object like the others.
+    env.backup_data(TS, &seg(1), &bytes(MIB, 2));
+    let (out, lines) = verify(env, &[]);
+    ok_without_manifest(&out);
+    assert_eq!(
+        with_status(&lines, "OK").len(),
+        objects.len() + 1,
+        "{lines:?}"
+    );
+}
+
 fn unknown_timestamp_fails_clearly(env: &Env) {
     make_backup(env);
     let out = env.run(&["verify_backup", env.cfg(), "20250101120001"]);
@@ -284,6 +337,7 @@ macro_rules! all_cases {
                 missing_record_fails_unless_allowed,
                 backup_written_at_the_same_time_is_not_disturbed,
                 lost_object_with_its_record_kept_is_missing,
+                objects_that_come_and_go_while_it_runs_are_told,
                 unknown_timestamp_fails_clearly,
             ]
         );

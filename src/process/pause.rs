@@ -3,8 +3,9 @@
 //! `GPBACKUP_DDBOOST_PLUGIN_PAUSE=<point>[@N]=<marker file>`, the process stops at
 //! the named point (the Nth time it is reached, the first by default) of a commit,
 //! creates the marker file and sleeps until killed or signalled, so a test can kill
-//! it between any two steps. With `panic` for the marker file, it panics there
-//! instead (a bug at that point). (Injected storage faults are `storage::faulty`.)
+//! it between any two steps, or until the test removes the marker, so that it
+//! goes on after the test changed the storage there. With `panic` for the marker
+//! file, it panics there instead (a bug at that point). (Injected storage faults are `storage::faulty`.)
 
 /// Stops here, until the command is signalled or killed, if the pause point
 /// `point` was asked for.
@@ -44,11 +45,12 @@ pub fn pause(point: &str) {
     if marker == "panic" {
         panic!("test pause point {point} reached: panicking as asked");
     }
-    log::info!("test pause point {point} reached; waiting to be killed");
+    log::info!("test pause point {point} reached; waiting to be killed or for {marker} to go");
     let _ = std::fs::write(marker, point);
     // A signal ends the pause: before a commit point the signal thread exits
-    // meanwhile; after one, the command goes on as it would have.
-    while !scope.interrupted() {
+    // meanwhile; after one, the command goes on as it would have. So does
+    // the marker's removal.
+    while !scope.interrupted() && std::path::Path::new(marker).exists() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

@@ -251,6 +251,7 @@ fn appeared(
     plan: &Plan,
     run: &Run,
 ) -> usize {
+    crate::process::pause::pause("verify-appeared");
     if plan.warning.is_none() {
         return plan
             .missing
