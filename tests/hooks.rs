@@ -357,3 +357,82 @@ fn cleanup_hooks_of_every_scope_at_once_remove_each_temporary_once() {
         .count();
     assert_eq!(removed, 3, "{}", env.log_text());
 }
+
+/// What a killed gpbackup left in the private folder (its facts file and
+/// journal, a line per object) goes once nothing changed it for a week: the
+/// next backup's or restore's setup hook removes it. Anything newer, a
+/// journal a writer is beginning with (its lock held), other files, and
+/// links and folders of such names stay.
+#[test]
+fn setup_hooks_remove_what_killed_runs_left_a_week_ago() {
+    let env = Env::new(Backend::Local);
+    env.backup_data(TS, "whole", b"rows");
+    let dir = run_dir(&env);
+    let week_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7 * 86_400 + 600);
+    let aged = |name: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{name}\n")).unwrap();
+        let f = std::fs::File::options().append(true).open(&path).unwrap();
+        f.set_modified(week_ago).unwrap();
+        path
+    };
+    let old_facts = aged("facts-backup-20250101120000-00000000000000aa");
+    let old_restore = aged("facts-restore-20250101120000-00000000000000aa");
+    let old_journal = aged("journal-20250101120000-00000000000000aa");
+    let locked = aged("journal-20250102120000-00000000000000aa");
+    let other = aged("verified-00000000000000aa");
+    let fresh = dir.join("facts-backup-20250301120000-00000000000000aa");
+    std::fs::write(&fresh, "fresh\n").unwrap();
+    // A link to a file elsewhere, as old.
+    let target = env.tmp.path().join("precious");
+    std::fs::write(&target, "precious\n").unwrap();
+    std::fs::File::options()
+        .append(true)
+        .open(&target)
+        .unwrap()
+        .set_modified(week_ago)
+        .unwrap();
+    let link = dir.join("facts-backup-20250104120000-link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let folder = dir.join("journal-folder");
+    std::fs::create_dir(&folder).unwrap();
+    let held = nix::fcntl::Flock::lock(
+        std::fs::File::open(&locked).unwrap(),
+        nix::fcntl::FlockArg::LockShared,
+    )
+    .unwrap();
+
+    let backup_dir = env.backup_dir(TS);
+    ok(&env.run(&[
+        "setup_plugin_for_backup",
+        env.cfg(),
+        &backup_dir,
+        "coordinator",
+    ]));
+    for gone in [&old_facts, &old_restore, &old_journal] {
+        assert!(!gone.exists(), "{} left", gone.display());
+    }
+    for kept in [&locked, &other, &fresh, &folder, &target] {
+        assert!(kept.exists(), "{} removed", kept.display());
+    }
+    assert!(
+        link.symlink_metadata().is_ok(),
+        "a link is not this user's file: left"
+    );
+    let log = env.log_text();
+    assert!(
+        log.contains("removed 3 files of backups and restores whose cleanup hook never ran, unchanged for 7 days: facts-backup-20250101120000-00000000000000aa, facts-restore-20250101120000-00000000000000aa, journal-20250101120000-00000000000000aa"),
+        "{log}"
+    );
+    // Once its writer has begun, the restore's setup hook takes it.
+    drop(held);
+    ok(&env.run(&[
+        "setup_plugin_for_restore",
+        env.cfg(),
+        &backup_dir,
+        "segment",
+        "0",
+    ]));
+    assert!(!locked.exists());
+    assert!(target.exists() && other.exists() && fresh.exists());
+}

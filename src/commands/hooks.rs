@@ -9,6 +9,7 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::observe::{HostReport, Operation};
 use crate::process::journal::{self, Found};
+use crate::process::private;
 use crate::protocol::args::{HookArgs, HookScope};
 use crate::protocol::keys::{timestamp_of_dir, Timestamp};
 use crate::storage::{sweep_stale_temporaries, OpenOptions, Storage, StoragePath};
@@ -35,6 +36,9 @@ pub fn run(ctx: &Context, hook: Hook, args: &HookArgs) -> Result<()> {
     };
     let name = who.as_str();
     log::debug!("{name}: local dir {local_dir}");
+    if matches!(hook, Hook::SetupBackup | Hook::SetupRestore) {
+        remove_left_behind(name);
+    }
     match hook {
         Hook::SetupBackup => {
             // Connect (checks the config and the storage) and create the backup folder.
@@ -82,6 +86,28 @@ pub fn run(ctx: &Context, hook: Hook, args: &HookArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// How long a backup's facts file or journal of temporaries stays unchanged
+/// in the private folder before a setup hook takes it for left behind.
+const LEFT_BEHIND_AFTER: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Removes the facts files and journals of temporaries on this host that
+/// runs whose cleanup hook never came left (a killed gpbackup or gprestore:
+/// each holds a line per object, megabytes at the field's size), once
+/// nothing changed them for [`LEFT_BEHIND_AFTER`]. A backup killed longer
+/// ago can no longer have its cleanup hook run; what it left on the storage
+/// is `delete_backup`'s.
+fn remove_left_behind(who: &str) {
+    let removed = private::remove_unchanged(&["facts-", "journal-"], LEFT_BEHIND_AFTER);
+    if !removed.is_empty() {
+        log::info!(
+            "{who}: removed {} files of backups and restores whose cleanup hook never ran, unchanged for {} days: {}",
+            removed.len(),
+            LEFT_BEHIND_AFTER.as_secs() / 86_400,
+            removed.join(", ")
+        );
+    }
 }
 
 /// The host's summary of `op` of backup `ts`, and its metrics.

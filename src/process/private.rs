@@ -97,6 +97,52 @@ fn open_private(path: &Path, create: bool) -> io::Result<File> {
     }
 }
 
+/// Removes the files of the private folder whose name starts with one of
+/// `prefixes` and that nothing changed for `unchanged`: what runs whose
+/// cleanup hook never came (gpbackup or gprestore killed) left behind. Only
+/// regular files of this user go, each under an exclusive lock that no
+/// process holds (a journal's writer holds its shared one while it begins),
+/// and only when the name still is the file checked. Returns the names
+/// removed; a file that cannot be is left as it is.
+pub fn remove_unchanged(prefixes: &[&str], unchanged: std::time::Duration) -> Vec<String> {
+    let Some(dir) = run_dir() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let old = |meta: &std::fs::Metadata| {
+        meta.modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > unchanged)
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !prefixes.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = open_existing(&path) else {
+            continue;
+        };
+        let Ok(held) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        else {
+            continue;
+        };
+        let (Ok(ours), Ok(named)) = (held.metadata(), std::fs::symlink_metadata(&path)) else {
+            continue;
+        };
+        let same = ours.ino() == named.ino() && ours.dev() == named.dev();
+        if same && old(&ours) && std::fs::remove_file(&path).is_ok() {
+            removed.push(name);
+        }
+    }
+    removed.sort();
+    removed
+}
+
 /// Creates `path` as a new file (never through a link, nor over anything
 /// already there) with exactly `mode` (the umask taken no bits), writes
 /// `bytes` and flushes them to disk: the temporary of a file that is then
