@@ -24,7 +24,7 @@ use crate::data::stream;
 use crate::error::{Error, Result};
 use crate::process::logging;
 use crate::process::outcome;
-use crate::process::private::open_append;
+use crate::process::private::{open_append, still_names};
 use crate::process::signals;
 
 /// How long a request's client has to send its descriptor.
@@ -123,9 +123,7 @@ fn take_lock(lock: &Path) -> std::io::Result<Option<Flock<File>>> {
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
             Err((_, e)) => return Err(e.into()),
         };
-        let ours = held.metadata()?;
-        let named = std::fs::metadata(lock);
-        if named.is_ok_and(|m| m.ino() == ours.ino() && m.dev() == ours.dev()) {
+        if still_names(lock, &held)? {
             return Ok(Some(held));
         }
     }

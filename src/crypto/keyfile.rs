@@ -315,15 +315,8 @@ fn parent_of(path: &Path) -> PathBuf {
 
 /// Whether `path` still names the open `file` (same device and inode).
 fn still_named_by(file: &std::fs::File, path: &Path) -> crate::error::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let open = file
-        .metadata()
-        .map_err(|e| key_file_error(path, format!("cannot inspect it: {e}")))?;
-    match std::fs::symlink_metadata(path) {
-        Ok(now) => Ok(now.dev() == open.dev() && now.ino() == open.ino()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(key_file_error(path, format!("cannot inspect it: {e}"))),
-    }
+    crate::process::private::still_names(path, file)
+        .map_err(|e| key_file_error(path, format!("cannot inspect it: {e}")))
 }
 
 /// `text` with the line `gpbackup_ddboost_plugin: <key>` appended, if that

@@ -97,6 +97,18 @@ fn open_private(path: &Path, create: bool) -> io::Result<File> {
     }
 }
 
+/// Whether `path` still names the open `file` (the same device and inode;
+/// a link at `path` names something else): false once it was removed or
+/// replaced.
+pub fn still_names(path: &Path, file: &File) -> io::Result<bool> {
+    let open = file.metadata()?;
+    match std::fs::symlink_metadata(path) {
+        Ok(now) => Ok(now.dev() == open.dev() && now.ino() == open.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Removes the files of the private folder whose name starts with one of
 /// `prefixes` and that nothing changed for `unchanged`: what runs whose
 /// cleanup hook never came (gpbackup or gprestore killed) left behind. Only
@@ -131,11 +143,13 @@ pub fn remove_unchanged(prefixes: &[&str], unchanged: std::time::Duration) -> Ve
         else {
             continue;
         };
-        let (Ok(ours), Ok(named)) = (held.metadata(), std::fs::symlink_metadata(&path)) else {
+        let Ok(ours) = held.metadata() else {
             continue;
         };
-        let same = ours.ino() == named.ino() && ours.dev() == named.dev();
-        if same && old(&ours) && std::fs::remove_file(&path).is_ok() {
+        if still_names(&path, &held).unwrap_or(false)
+            && old(&ours)
+            && std::fs::remove_file(&path).is_ok()
+        {
             removed.push(name);
         }
     }
